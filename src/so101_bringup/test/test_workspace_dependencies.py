@@ -1,0 +1,63 @@
+"""Every import of a project package is declared in package.xml, and dependencies point one way (DESIGN.md):
+driver <- reward, driver <- actor <- learner, everything <- bringup."""
+
+import ast
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2]
+PYTHON_PACKAGES = ["so101_driver", "so101_reward", "so101_hilserl_actor", "so101_hilserl_learner", "so101_bringup"]
+PROJECT = {*PYTHON_PACKAGES, "so101_hilserl_interfaces", "so101_testing"}
+# What each package may import from the project (test code may also import so101_testing).
+ALLOWED = {
+    "so101_driver": {"so101_hilserl_interfaces"},
+    "so101_reward": {"so101_driver", "so101_hilserl_interfaces"},
+    "so101_hilserl_actor": {"so101_driver", "so101_hilserl_interfaces"},
+    "so101_hilserl_learner": {"so101_hilserl_actor", "so101_driver", "so101_hilserl_interfaces"},
+    "so101_bringup": PROJECT - {"so101_bringup", "so101_testing"},
+}
+
+
+def imported_project_packages(root: Path) -> dict[str, set[Path]]:
+    found: dict[str, set[Path]] = {}
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top in PROJECT:
+                    found.setdefault(top, set()).add(path)
+    return found
+
+
+def declared_dependencies(package: str) -> set[str]:
+    root = ET.parse(SRC / package / "package.xml").getroot()
+    tags = ("depend", "exec_depend", "build_depend", "test_depend")
+    return {element.text.strip() for tag in tags for element in root.findall(tag)}
+
+
+def test_every_package_is_in_the_workspace():
+    assert all((SRC / p / "package.xml").is_file() for p in PROJECT)
+
+
+def test_imports_are_declared_and_point_one_way():
+    problems = []
+    for package in PYTHON_PACKAGES:
+        declared = declared_dependencies(package)
+        code = imported_project_packages(SRC / package / package)
+        for dep, files in code.items():
+            if dep == package:
+                continue
+            where = ", ".join(sorted(str(f.relative_to(SRC)) for f in files))
+            if dep not in ALLOWED[package]:
+                problems.append(f"{package} must not import {dep} (in {where})")
+            elif dep not in declared:
+                problems.append(f"{package} imports {dep} without declaring it in package.xml (in {where})")
+        for dep in imported_project_packages(SRC / package / "test"):
+            if dep != package and dep not in declared:
+                problems.append(f"{package}'s tests import {dep} without a test_depend")
+    assert not problems, "\n".join(problems)

@@ -1,0 +1,82 @@
+"""Conversion between the project's Observation/Transition messages and numpy, with validation that names the field.
+
+The actor packs what it observed; the learner and the bag importer unpack it. Both sides use these two functions,
+so the byte layout (rgb8, HWC, uint8; 18 float32 state values) is defined once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from so101_hilserl_interfaces.msg import Observation, Transition
+
+from so101_hilserl_actor.state_vector import STATE_DIM
+
+ACTION_DIM = 4
+
+
+class MessageFormatError(ValueError):
+    """A message that cannot be turned into a correct observation; the text names the field and the problem."""
+
+
+def observation_to_msg(image: np.ndarray, state: np.ndarray, stamp: Time | None = None, frame_id: str = "") -> Observation:
+    """HxWx3 uint8 RGB image + 18 state values -> Observation."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise MessageFormatError(f"observation.image must be HxWx3 uint8, got {image.shape} {image.dtype}")
+    state = np.asarray(state, dtype=np.float32)
+    if state.shape != (STATE_DIM,):
+        raise MessageFormatError(f"observation.state must have {STATE_DIM} values, got shape {state.shape}")
+    msg = Observation()
+    if stamp is not None:
+        msg.image.header.stamp = stamp
+    msg.image.header.frame_id = frame_id
+    msg.image.height, msg.image.width = int(image.shape[0]), int(image.shape[1])
+    msg.image.encoding = "rgb8"
+    msg.image.step = int(image.shape[1]) * 3
+    msg.image.data = np.ascontiguousarray(image).tobytes()
+    msg.state = state
+    return msg
+
+
+def observation_from_msg(msg: Observation, expected_size: int | None = None, field: str = "observation"):
+    """Observation -> (image HxWx3 uint8 RGB, state float32[18]); raises MessageFormatError on any defect."""
+    img = msg.image
+    if img.encoding != "rgb8":
+        raise MessageFormatError(f"{field}.image.encoding is {img.encoding!r}; the project sends rgb8")
+    if expected_size is not None and (img.height, img.width) != (expected_size, expected_size):
+        raise MessageFormatError(
+            f"{field}.image is {img.width}x{img.height}, expected {expected_size}x{expected_size}: "
+            "the actor's preprocessing output_size differs from the learner's"
+        )
+    if img.step != img.width * 3 or len(img.data) != img.height * img.step:
+        raise MessageFormatError(
+            f"{field}.image.data has {len(img.data)} bytes, step {img.step}; "
+            f"{img.width}x{img.height} rgb8 needs {img.height * img.width * 3} bytes with step {img.width * 3}"
+        )
+    image = np.frombuffer(img.data, np.uint8).reshape(img.height, img.width, 3)  # zero copy: data is array('B')
+    state = np.asarray(msg.state, dtype=np.float32)
+    if state.shape != (STATE_DIM,):
+        raise MessageFormatError(f"{field}.state has {state.size} values, expected {STATE_DIM}")
+    if not np.isfinite(state).all():
+        bad = np.flatnonzero(~np.isfinite(state)).tolist()
+        raise MessageFormatError(f"{field}.state has non-finite values at indices {bad}")
+    return image, state
+
+
+def check_transition(msg: Transition) -> None:
+    """Field checks of one transition that need no history (order is checked by the learner's sequencer)."""
+    action = np.asarray(msg.action, dtype=np.float32)
+    if action.shape != (ACTION_DIM,) or not np.isfinite(action).all():
+        raise MessageFormatError(f"action must be {ACTION_DIM} finite values, got {list(msg.action)}")
+    if np.abs(action).max() > 1.0 + 1e-6:
+        raise MessageFormatError(f"action must lie in [-1, 1], got {action.tolist()}")
+    if not math.isfinite(msg.reward):
+        raise MessageFormatError(f"reward is not finite ({msg.reward})")
+    ends = msg.terminated or msg.truncated
+    if ends != (len(msg.next_observation) == 1):
+        raise MessageFormatError(
+            "next_observation must be present exactly on the last step of an episode "
+            f"(terminated={msg.terminated}, truncated={msg.truncated}, next_observation={len(msg.next_observation)})"
+        )

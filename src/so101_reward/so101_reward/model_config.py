@@ -1,0 +1,85 @@
+"""The JSON that travels with every reward model: architecture, preprocessing and decision threshold.
+
+A model is only valid with the preprocessing it was trained with. The reward node refuses a model whose
+preprocessing differs from the actor's (the seed system's classifier silently failed on exactly this).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from so101_driver.preprocessing import ImagePreprocessing, PreprocessingError
+
+FORMAT_VERSION = 1
+
+
+class RewardModelConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class RewardModelConfig:
+    architecture: str = "small_cnn"
+    preprocessing: ImagePreprocessing = field(default_factory=ImagePreprocessing)
+    threshold: float = 0.7
+    channels: tuple[int, ...] = (16, 32, 64)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise RewardModelConfigError(f"threshold must be in (0, 1), got {self.threshold}")
+
+    def to_dict(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "architecture": self.architecture,
+            "preprocessing": self.preprocessing.to_dict(),
+            "threshold": self.threshold,
+            "channels": list(self.channels),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> RewardModelConfig:
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise RewardModelConfigError(f"{source}: format_version {version!r} is not {FORMAT_VERSION}")
+        try:
+            preprocessing = ImagePreprocessing.from_dict(data["preprocessing"])
+            return cls(
+                architecture=str(data["architecture"]),
+                preprocessing=preprocessing,
+                threshold=float(data["threshold"]),
+                channels=tuple(int(c) for c in data.get("channels", cls.channels)),
+            )
+        except KeyError as err:
+            raise RewardModelConfigError(f"{source}: missing field {err.args[0]!r}") from err
+        except (PreprocessingError, TypeError, ValueError) as err:
+            raise RewardModelConfigError(f"{source}: {err}") from err
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> RewardModelConfig:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError as err:
+            raise RewardModelConfigError(f"{path}: no such model config") from err
+        except json.JSONDecodeError as err:
+            raise RewardModelConfigError(f"{path}: not valid JSON ({err})") from err
+        return cls.from_dict(data, source=str(path))
+
+
+def check_same_preprocessing(model: ImagePreprocessing, actor: ImagePreprocessing) -> None:
+    """Raise RewardModelConfigError naming every field in which the model's preprocessing differs from the actor's."""
+    model_fields, actor_fields = model.to_dict(), actor.to_dict()
+    diff = [f"{k}: model {model_fields[k]} vs actor {actor_fields[k]}" for k in model_fields if model_fields[k] != actor_fields[k]]
+    if diff:
+        raise RewardModelConfigError(
+            "the reward model was trained with a different image preprocessing than the actor uses ("
+            + "; ".join(diff)
+            + "). Retrain the classifier with the actor's preprocessing, or set the actor's preprocessing "
+            "parameters to the model's."
+        )
