@@ -1,6 +1,6 @@
 """A node that republishes every message it receives, after deserializing it: half of a DDS round trip test.
 
-    python -m so101_testing.echo so101_hilserl_interfaces/msg/Transition echo_in echo_out [--latched]
+python -m so101_testing.echo so101_hilserl_interfaces/msg/Transition echo_in echo_out [--latched]
 """
 
 from __future__ import annotations

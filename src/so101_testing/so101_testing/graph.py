@@ -84,7 +84,7 @@ class GraphProbe:
         try:
             while self.context.ok():
                 self.executor.spin_once(timeout_sec=0.05)
-        except Exception:  # noqa: BLE001 - shutdown races end the spin thread, nothing else to do
+        except Exception:
             pass
 
     def subscribe(self, msg_type: type, topic: str, qos: QoSProfile | int = 10, raw: bool = False) -> Recorder:
@@ -103,14 +103,12 @@ class GraphProbe:
         )
 
     def wait_for_publishers(self, topic: str, count: int = 1, timeout_s: float = 20.0) -> None:
-        wait_until(
-            lambda: self.node.count_publishers(topic) >= count, timeout_s, f"{count} publisher(s) on {topic}"
-        )
+        wait_until(lambda: self.node.count_publishers(topic) >= count, timeout_s, f"{count} publisher(s) on {topic}")
 
     def call(self, srv_type: type, name: str, request: Any, timeout_s: float = 20.0) -> Any:
         client = self.node.create_client(srv_type, name)
         try:
-            wait_until(lambda: client.service_is_ready(), timeout_s, f"service {name}")
+            wait_until(client.service_is_ready, timeout_s, f"service {name}")
             future = client.call_async(request)
             wait_until(future.done, timeout_s, f"the reply of {name}")
             return future.result()
@@ -120,7 +118,7 @@ class GraphProbe:
     def close(self) -> None:
         try:
             self.context.shutdown()
-        except Exception:  # noqa: BLE001 - already shut down
+        except Exception:
             pass
         self._thread.join(timeout=5.0)
         self.executor.shutdown(timeout_sec=1.0)

@@ -21,18 +21,24 @@ def test_plugin_isolated_this_process():
 def test_two_processes_never_get_the_same_domain(tmp_path):
     code = textwrap.dedent(
         """
-        import sys, time
-                print(claim_private_domain(), flush=True)
+        import time
+        from so101_testing.domain import claim_private_domain
+        print(claim_private_domain(), flush=True)
         time.sleep(3)
         """
     )
-    children = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    children = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
     try:
-        claimed = {int(child.stdout.readline()) for child in children}
+        lines = [child.stdout.readline().strip() for child in children]
     finally:
         for child in children:
             child.kill()
             child.wait(timeout=5)
+    assert all(lines), [child.stderr.read() for child in children]
+    claimed = {int(line) for line in lines}
     claimed.add(int(os.environ["ROS_DOMAIN_ID"]))
     assert len(claimed) == 4
 
@@ -63,7 +69,8 @@ def test_stop_kills_a_process_that_ignores_sigint_and_its_children(tmp_path):
             import signal, subprocess, sys, time
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            child = subprocess.Popen([sys.executable, "-c", "import signal,time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(600)"])
+            sleeper = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(600)"
+            child = subprocess.Popen([sys.executable, "-c", sleeper])
             print(child.pid, flush=True)
             time.sleep(600)
             """
