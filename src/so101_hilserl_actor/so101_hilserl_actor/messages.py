@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from so101_hilserl_interfaces.msg import Observation, Transition
 
 from so101_hilserl_actor.state_vector import STATE_DIM
+from so101_hilserl_interfaces.msg import Observation, Transition
 
 ACTION_DIM = 4
 
@@ -21,7 +21,9 @@ class MessageFormatError(ValueError):
     """A message that cannot be turned into a correct observation; the text names the field and the problem."""
 
 
-def observation_to_msg(image: np.ndarray, state: np.ndarray, stamp: Time | None = None, frame_id: str = "") -> Observation:
+def observation_to_msg(
+    image: np.ndarray, state: np.ndarray, stamp: Time | None = None, frame_id: str = ""
+) -> Observation:
     """HxWx3 uint8 RGB image + 18 state values -> Observation."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise MessageFormatError(f"observation.image must be HxWx3 uint8, got {image.shape} {image.dtype}")

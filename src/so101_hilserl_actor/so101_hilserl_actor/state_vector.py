@@ -1,9 +1,9 @@
 """Layout of the 18-value per-frame state vector (DESIGN.md). SI units throughout.
 
-    [0:6]   joint positions (rad)            JOINT_NAMES order
-    [6:12]  joint velocities (rad/s)         finite difference at the control period
-    [12:15] end-effector xyz (m)             gripper_frame_link in base_link
-    [15:18] end-effector euler ZYX (rad)     roll, pitch, yaw
+[0:6]   joint positions (rad)            JOINT_NAMES order
+[6:12]  joint velocities (rad/s)         finite difference at the control period
+[12:15] end-effector xyz (m)             gripper_frame_link in base_link
+[15:18] end-effector euler ZYX (rad)     roll, pitch, yaw
 """
 
 from so101_driver.joints import NUM_JOINTS

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from so101_hilserl_interfaces.msg import Observation, Transition
 
 from so101_hilserl_actor.messages import (
     MessageFormatError,
@@ -8,6 +7,7 @@ from so101_hilserl_actor.messages import (
     observation_from_msg,
     observation_to_msg,
 )
+from so101_hilserl_interfaces.msg import Observation, Transition
 
 
 def _image(size=84, seed=0):

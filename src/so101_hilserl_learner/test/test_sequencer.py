@@ -46,6 +46,7 @@ def test_episode_starting_late_and_stale_episodes():
 
 def test_actors_are_independent():
     seq = TransitionSequencer()
-    assert verdicts(seq, [("a", 1, 0, False), ("b", 1, 0, False), ("a", 1, 1, True), ("b", 1, 1, True)]) == [
-        Verdict.ACCEPT
-    ] * 4
+    assert (
+        verdicts(seq, [("a", 1, 0, False), ("b", 1, 0, False), ("a", 1, 1, True), ("b", 1, 1, True)])
+        == [Verdict.ACCEPT] * 4
+    )

@@ -75,7 +75,11 @@ class RewardModelConfig:
 def check_same_preprocessing(model: ImagePreprocessing, actor: ImagePreprocessing) -> None:
     """Raise RewardModelConfigError naming every field in which the model's preprocessing differs from the actor's."""
     model_fields, actor_fields = model.to_dict(), actor.to_dict()
-    diff = [f"{k}: model {model_fields[k]} vs actor {actor_fields[k]}" for k in model_fields if model_fields[k] != actor_fields[k]]
+    diff = [
+        f"{k}: model {model_fields[k]} vs actor {actor_fields[k]}"
+        for k in model_fields
+        if model_fields[k] != actor_fields[k]
+    ]
     if diff:
         raise RewardModelConfigError(
             "the reward model was trained with a different image preprocessing than the actor uses ("
