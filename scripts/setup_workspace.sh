@@ -37,8 +37,9 @@ fi
 say "ROS 2 Jazzy source: $ROS_SOURCE ($ROS_SOURCE_REASON)"
 
 pip_install() {
+  local progress=(); [ -t 1 ] || progress=(--progress-bar off)  # no bars in CI logs
   # pip's own progress stays visible; the local wheel index prints one warning per package it does not hold.
-  "$VENV/bin/python" -m pip install --disable-pip-version-check "$@" 2>&1 \
+  "$VENV/bin/python" -m pip install --disable-pip-version-check "${progress[@]}" "$@" 2>&1 \
     | grep -v "^WARNING: Location '.*' is ignored" || return "${PIPESTATUS[0]}"
   return "${PIPESTATUS[0]}"
 }
