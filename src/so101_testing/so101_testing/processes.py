@@ -47,7 +47,8 @@ class NodeProcess:
         return self.popen.poll() is None
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def _signal_group(self, sig: int) -> None:

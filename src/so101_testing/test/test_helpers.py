@@ -82,6 +82,7 @@ def test_stop_kills_a_process_that_ignores_sigint_and_its_children(tmp_path):
     proc.stop(grace_s=0.5)
     assert time.monotonic() - started < 10
     assert not proc.alive()
+    assert proc.output().strip() == str(grandchild)  # logs stay readable after the stop (printed on failures)
     with pytest.raises(ProcessLookupError):
         os.kill(grandchild, 0)
 
