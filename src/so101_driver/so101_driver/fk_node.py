@@ -1,0 +1,99 @@
+"""fk_node: the follower's TCP pose for rviz2 and recorders (follower/joint_states -> follower/ee_pose).
+
+A thin message converter: joints are matched by name, the pose comes from so101_driver.kinematics, and the pose
+keeps the joint state's stamp so it lines up with the camera and the transitions in a bag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+
+from so101_driver.joints import JOINT_NAMES
+from so101_driver.kinematics import Kinematics, quaternion_xyzw_from_matrix
+from so101_driver.qos import SENSOR_DATA
+
+WARN_THROTTLE_S = 5.0
+
+
+def positions_by_name(names: Sequence[str], positions: Sequence[float]) -> tuple[np.ndarray | None, list[str]]:
+    """JointState (name, position) in JOINT_NAMES order; (None, the missing names) if the message lacks any."""
+    if len(positions) != len(names):
+        return None, list(JOINT_NAMES)
+    index = {name: i for i, name in enumerate(names)}
+    missing = [name for name in JOINT_NAMES if name not in index]
+    if missing:
+        return None, missing
+    return np.array([positions[index[name]] for name in JOINT_NAMES], dtype=float), []
+
+
+class FkNode(Node):
+    def __init__(self):
+        super().__init__("fk_node")
+        urdf_path = self.declare_parameter(
+            "urdf_path",
+            "",
+            ParameterDescriptor(
+                type=ParameterType.PARAMETER_STRING,
+                description="SO-101 URDF file; empty = the so101.urdf installed with so101_driver",
+                read_only=True,
+            ),
+        ).value
+        self._frame_id = self.declare_parameter(
+            "frame_id",
+            "base_link",
+            ParameterDescriptor(
+                type=ParameterType.PARAMETER_STRING,
+                description="header.frame_id of the published pose (the URDF root the pose is expressed in)",
+                read_only=True,
+            ),
+        ).value
+        self._kinematics = Kinematics(urdf_path)
+        self._publisher = self.create_publisher(PoseStamped, "follower/ee_pose", 10)
+        self._subscription = self.create_subscription(
+            JointState, "follower/joint_states", self._on_joint_state, SENSOR_DATA
+        )
+        self.get_logger().info(f"fk_node: {self._kinematics.urdf_path}, TCP {self._kinematics.ee_frame}")
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        q, missing = positions_by_name(msg.name, msg.position)
+        if q is None:
+            self.get_logger().warning(
+                f"skipping a joint state without position(s) for {', '.join(missing)} (names: {list(msg.name)})",
+                throttle_duration_sec=WARN_THROTTLE_S,
+            )
+            return
+        position, rotation = self._kinematics.fk(q)
+        x, y, z, w = quaternion_xyzw_from_matrix(rotation)
+        pose = PoseStamped()
+        pose.header.stamp = msg.header.stamp
+        pose.header.frame_id = self._frame_id
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in position)
+        pose.pose.orientation.x, pose.pose.orientation.y = float(x), float(y)
+        pose.pose.orientation.z, pose.pose.orientation.w = float(z), float(w)
+        self._publisher.publish(pose)
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = FkNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
