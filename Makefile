@@ -9,7 +9,7 @@ IN_ENV := SO101_ACTIVATE_SKIP_INSTALL=1 source $(ROOT)/activate.sh &&
 IN_BUILT_ENV := source $(ROOT)/activate.sh &&
 COLCON_BUILD_ARGS ?=
 
-.PHONY: help setup build test lint format clean distclean
+.PHONY: help setup build test lint format clean distclean bench-sim
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ build: setup ## colcon build of every package (symlinked Python, so edits need n
 
 test: build ## build, colcon test of every package, workspace tests, ruff; ends with `N passed, N failed, N skipped`
 	@scripts/run_tests.sh
+
+bench-sim: build ## simulation: scripted demo grasp rate (50 episodes) and real-time factor with the camera at 10 Hz
+	@$(IN_BUILT_ENV) python -m so101_driver.sim.bench
 
 lint: setup ## ruff check and format check over all Python
 	@$(IN_ENV) ruff check . && ruff format --check .

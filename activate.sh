@@ -25,4 +25,6 @@ fi
 # Multicast discovery would leave this machine; on a robot network set ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET yourself.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
+# Large messages (camera images, policy weights) need a bigger shared-memory segment (see the file's comment).
+export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$_so101_root/src/so101_bringup/config/fastdds.xml}"
 unset _so101_root _so101_venv

@@ -1,3 +1,5 @@
+from glob import glob
+
 from setuptools import find_packages, setup
 
 package_name = "so101_driver"
@@ -9,6 +11,7 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml", "README.md"]),
+        ("share/" + package_name + "/urdf", glob("urdf/*.urdf")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -17,5 +20,10 @@ setup(
     description="SO-101 drivers, simulation, robot model, kinematics and camera preprocessing.",
     license="Apache-2.0",
     extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "sim_node = so101_driver.sim.sim_node:main",
+            "fk_node = so101_driver.fk_node:main",
+        ],
+    },
 )

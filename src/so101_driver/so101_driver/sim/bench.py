@@ -1,0 +1,171 @@
+"""Benchmarks of the simulation: scripted-demo grasp rate and real-time factor with the wrist camera.
+
+    python -m so101_driver.sim.bench                    # 50 episodes + 20 s of sim time
+    python -m so101_driver.sim.bench --episodes 10 --seconds 5 --min-rate 0.9
+
+(a) Demo grasp rate: randomised episodes in which the simulated operator in demo mode performs the whole episode
+    on the simulated leader arm, and the follower copies the leader's joints at the 10 Hz control rate, exactly as
+    the actor forwards a person's leader arm during an intervention (the operator's hand re-aims with ScriptedGrasp
+    and one ik_step from the leader's joints; leader and physics run at 100 Hz). An episode succeeds when the cube
+    is grasped and still held at the last step. Demonstrations from the simulated operator are only as good as this.
+(b) Real-time factor: physics in 0.1 s chunks with one 640x480 wrist render per chunk (the camera at 10 Hz);
+    RTF = sim seconds / wall seconds, >= 1 means the simulation keeps up with the real robot's clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from so101_driver.sim.grasp_controller import GraspConfig, ScriptedGrasp
+from so101_driver.sim.operator import LeaderArm, OperatorConfig, SimulatedOperator
+from so101_driver.sim.world import SimConfig, SimWorld
+
+CONTROL_PERIOD_S = 0.1  # the 10 Hz control rate of the policy and the operator
+LEADER_SUBSTEPS = 10  # the leader arm, the operator's hand and the physics run at 100 Hz, like the sim node
+
+
+@dataclass
+class EpisodeResult:
+    success: bool  # grasp_success at the last step: the cube was grasped and is still held
+    first_success_step: int | None  # first control step (1-based) after which grasp_success held, if any
+    phases: list[str]  # the controller's phase at each step
+
+
+def run_demo_episode(
+    world: SimWorld,
+    controller: ScriptedGrasp,
+    seed: int,
+    steps: int = 100,
+    control_period_s: float = CONTROL_PERIOD_S,
+) -> EpisodeResult:
+    """One demo episode from a fresh randomised reset, all ``steps`` control steps (no early stop)."""
+    world.reset(seed=seed)
+    operator = SimulatedOperator(world.kinematics, controller, OperatorConfig(mode="demo"), seed=seed)
+    leader = LeaderArm(world.kinematics, seed=seed)
+    leader.reset(world.joint_positions())
+    leader.set_torque(False)  # a person holds it for the whole episode: the intervention is on throughout
+    substep = control_period_s / LEADER_SUBSTEPS
+    phases: list[str] = []
+    first_success = None
+    success = False
+    for step in range(1, steps + 1):
+        world.set_joint_targets(leader.positions)  # the actor forwards the leader's joints to the follower
+        for _ in range(LEADER_SUBSTEPS):
+            hand = operator.update(
+                world.time,
+                substep,
+                world.joint_positions(),
+                world.cube_pose()[0],
+                world.grasp_success(),
+                leader_q=leader.positions,
+            )
+            leader.step(substep, hand)
+            world.step(substep)
+        phases.append(operator.last_phase or "")
+        success = world.grasp_success()
+        if success and first_success is None:
+            first_success = step
+    return EpisodeResult(success, first_success, phases)
+
+
+def demo_grasp_rate(
+    episodes: int,
+    *,
+    seed: int = 0,
+    max_steps: int = 100,
+    config: SimConfig | None = None,
+    grasp: GraspConfig | None = None,
+    progress: bool = True,
+) -> tuple[int, list[EpisodeResult]]:
+    """Successes and per-episode results of ``episodes`` scripted episodes, seeds seed .. seed+episodes-1."""
+    from tqdm import tqdm
+
+    world = SimWorld(config, seed=seed)
+    controller = ScriptedGrasp(grasp)
+    results = []
+    try:
+        bar = tqdm(range(episodes), desc="demo episodes", unit="ep", disable=not progress)
+        for i in bar:
+            results.append(run_demo_episode(world, controller, seed=seed + i, steps=max_steps))
+            bar.set_postfix(success=sum(r.success for r in results))
+    finally:
+        world.close()
+    return sum(r.success for r in results), results
+
+
+def real_time_factor(sim_seconds: float, *, config: SimConfig | None = None, seed: int = 0) -> tuple[float, float]:
+    """(sim seconds / wall seconds, mean render ms): physics in 0.1 s chunks, one wrist render per chunk."""
+    world = SimWorld(config, seed=seed)
+    try:
+        world.render_wrist()  # create the GL context outside the timing
+        q = world.joint_positions()
+        chunks = max(1, round(sim_seconds / CONTROL_PERIOD_S))
+        render_s = 0.0
+        start = time.perf_counter()
+        for i in range(chunks):
+            # A slow sway of the arm so the contact and the image change, as in an episode.
+            q_target = q.copy()
+            q_target[0] += 0.2 * np.sin(i * CONTROL_PERIOD_S)
+            world.set_joint_targets(q_target)
+            world.step(CONTROL_PERIOD_S)
+            t0 = time.perf_counter()
+            world.render_wrist()
+            render_s += time.perf_counter() - t0
+        wall = time.perf_counter() - start
+    finally:
+        world.close()
+    return chunks * CONTROL_PERIOD_S / wall, 1000.0 * render_s / chunks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m so101_driver.sim.bench",
+        description="Simulation benchmarks: scripted-demo grasp rate and real-time factor with the wrist camera.",
+    )
+    parser.add_argument("--episodes", type=int, default=50, help="scripted grasp episodes (default 50; 0 skips)")
+    parser.add_argument("--max-steps", type=int, default=100, help="control steps per episode at 10 Hz (default 100)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
+    parser.add_argument(
+        "--min-rate", type=float, default=0.9, help="exit with status 1 if the grasp rate is below this (default 0.9)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="sim seconds for the real-time factor (default 20; 0 skips)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.episodes < 0 or args.max_steps < 1 or args.seconds < 0:
+        parser.error("--episodes and --seconds must be >= 0 and --max-steps >= 1")
+
+    status = 0
+    if args.episodes:
+        successes, results = demo_grasp_rate(
+            args.episodes, seed=args.seed, max_steps=args.max_steps, progress=not args.no_progress
+        )
+        rate = successes / args.episodes
+        steps = [r.first_success_step for r in results if r.success]
+        print(f"operator demo grasp success: {successes}/{args.episodes} = {100 * rate:.1f}%")
+        if steps:
+            print(f"  steps to the first grasp: median {int(np.median(steps))}, max {max(steps)} (of {args.max_steps})")
+        failed = [args.seed + i for i, r in enumerate(results) if not r.success]
+        if failed:
+            print(f"  failed seeds: {failed}")
+        if rate < args.min_rate:
+            print(f"  FAIL: below --min-rate {args.min_rate:.2f}")
+            status = 1
+    if args.seconds:
+        rtf, render_ms = real_time_factor(args.seconds, seed=args.seed)
+        size = f"{SimConfig().camera_width}x{SimConfig().camera_height}"
+        print(
+            f"real-time factor: {rtf:.2f} (sim s / wall s; {args.seconds:g} s of physics in 0.1 s chunks, "
+            f"one {size} wrist render per chunk, {render_ms:.1f} ms each)"
+        )
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The simulation node in a real graph: its topics at their rates, commands with the driver's safety, services."""
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_srvs.srv import SetBool
+
+from so101_driver import qos
+from so101_driver.joints import JOINT_NAMES
+from so101_driver.kinematics import Kinematics
+from so101_hilserl_interfaces.srv import ResetEpisode
+from so101_testing.graph import wait_until
+from so101_testing.processes import ProcessGroup
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    """One simulation process for the module (start-up costs seconds); operator off so nothing moves by itself."""
+    with ProcessGroup(tmp_path_factory.mktemp("sim_logs")) as group:
+        process = group.start_module(
+            "so101_driver.sim.sim_node", "--ros-args", "-p", "operator_mode:=none", "-p", "seed:=3", name="sim"
+        )
+        yield process
+        if not process.alive():
+            print(group.logs())
+
+
+def latest_positions(recorder) -> np.ndarray:
+    msg = recorder.messages[-1]
+    index = {name: i for i, name in enumerate(msg.name)}
+    return np.array([msg.position[index[name]] for name in JOINT_NAMES])
+
+
+def test_topics_at_their_rates(sim, probe):
+    follower = probe.subscribe(JointState, "follower/joint_states", qos.SENSOR_DATA)
+    leader = probe.subscribe(JointState, "leader/joint_states", qos.SENSOR_DATA)
+    images = probe.subscribe(Image, "wrist_camera/image_raw", qos.SENSOR_DATA)
+    infos = probe.subscribe(CameraInfo, "wrist_camera/camera_info", qos.SENSOR_DATA)
+    images.wait_for(3, timeout_s=60, what="wrist images")
+    start_f, start_l, start_i = len(follower), len(leader), len(images)
+    wait_until(lambda: len(images) >= start_i + 30, 10, "30 more images (>= 10 Hz for 3 s)")
+    assert follower.rate_hz(skip=start_f) >= 50
+    assert leader.rate_hz(skip=start_l) >= 50
+    assert images.rate_hz(skip=start_i) >= 9.5  # nominal 10 Hz
+
+    image, info = images.messages[-1], infos.messages[-1]
+    assert (image.width, image.height, image.encoding) == (640, 480, "rgb8")
+    assert image.header.frame_id == info.header.frame_id == "wrist_camera_optical_frame"
+    assert info.k[2] == pytest.approx(319.5) and info.k[5] == pytest.approx(239.5)  # pixel-centre convention
+    assert list(follower.messages[-1].name) == list(JOINT_NAMES) and len(follower.messages[-1].velocity) == 6
+
+
+def test_commands_are_limited_like_the_real_driver(sim, probe):
+    kinematics = Kinematics()
+    follower = probe.subscribe(JointState, "follower/joint_states", qos.SENSOR_DATA)
+    commands = probe.publisher(JointState, "follower/joint_commands", qos.COMMAND)
+    probe.wait_for_subscribers(commands, timeout_s=30)
+    follower.wait_for(5, timeout_s=30, what="follower states")
+    start = latest_positions(follower)
+
+    far = start.copy()
+    far[0] = start[0] + 2.0  # far beyond the per-command step limit (0.3 rad)
+    commands.publish(JointState(name=list(JOINT_NAMES), position=[float(v) for v in far]))
+    count = len(follower)
+    follower.wait_for(count + 80, timeout_s=10, what="states after the command")  # ~0.8 s to get there
+    moved = latest_positions(follower)
+    assert moved[0] - start[0] < 0.3 + 0.05  # one step of at most max_joint_step, never the whole 2 rad
+    assert moved[0] - start[0] > 0.1  # but it did move towards the target
+
+    beyond = moved.copy()
+    beyond[2] = kinematics.upper[2] + 1.0
+    for _ in range(8):  # several commands: each may advance 0.3 rad, the limit still caps it
+        commands.publish(JointState(name=list(JOINT_NAMES), position=[float(v) for v in beyond]))
+        count = len(follower)
+        follower.wait_for(count + 20, timeout_s=10, what="states")
+    assert latest_positions(follower)[2] <= kinematics.upper[2] + 0.02
+
+
+def test_reset_service_randomises_within_bounds(sim, probe):
+    first = probe.call(ResetEpisode, "sim/reset", ResetEpisode.Request(seed=11, randomize=True), timeout_s=30)
+    again = probe.call(ResetEpisode, "sim/reset", ResetEpisode.Request(seed=11, randomize=True), timeout_s=30)
+    other = probe.call(ResetEpisode, "sim/reset", ResetEpisode.Request(seed=12, randomize=True), timeout_s=30)
+    assert first.success and again.success and other.success
+    np.testing.assert_allclose(first.joint_positions, again.joint_positions, atol=1e-9)
+    assert (first.cube_position.x, first.cube_position.y) == (again.cube_position.x, again.cube_position.y)
+    assert (first.cube_position.x, first.cube_position.y) != (other.cube_position.x, other.cube_position.y)
+    kinematics = Kinematics()
+    tcp, _ = kinematics.fk(np.array(first.joint_positions))
+    assert np.abs(tcp - np.array([0.25, 0.0, 0.07])).max() < 0.012 + 0.005  # home +- 1 cm noise, IK tolerance
+    assert 0.0 < first.cube_position.z < 0.03
+
+
+def test_torque_services_answer(sim, probe):
+    for name in ("follower/enable_torque", "leader/enable_torque"):
+        off = probe.call(SetBool, name, SetBool.Request(data=False), timeout_s=30)
+        on = probe.call(SetBool, name, SetBool.Request(data=True), timeout_s=30)
+        assert off.success and on.success and "on" in on.message
