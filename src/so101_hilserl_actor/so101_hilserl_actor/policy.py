@@ -1,0 +1,202 @@
+"""The DrQ-v2 networks as RoboBase builds them (the source of the sim-pretrained checkpoints of devlog 022).
+
+One definition, used by the actor for inference and imported by the learner for training. Module names mirror
+RoboBase's state-dict keys (encoder.convs_per_cam.0.{0,3,6,9}, *.input_preprocess_modules.{fused_view_feats,
+low_dim_obs}, main_mlp, out_mlp, critic.qs.{0,1}), so importing a RoboBase snapshot is a key check, not a rewrite.
+
+    pixels uint8 (B, 3*frames, 84, 84) --Encoder--> features (B, 39200)       # x/255 - 0.5 happens here only
+    features, state (B, 18*frames) --Actor--> mean action in [-1, 1]^4        # separate bottlenecks per modality
+    features, state, action --Critic--> two Q values                         # each head with its own bottlenecks
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Network sizes. Defaults are RoboBase's DrQ-v2 as used for the SO-101 sim checkpoints."""
+
+    frame_stack: int = 3
+    image_size: int = 84
+    image_channels: int = 3  # per frame (RGB)
+    state_dim: int = 18  # per frame; 0 = pixels only (the original facebookresearch/drqv2)
+    action_dim: int = 4
+    encoder_channels: int = 32
+    encoder_convs: int = 4  # one stride-2 conv, then stride-1 convs, all 3x3, no padding
+    bottleneck: int = 50
+    hidden: tuple[int, ...] = field(default=(256, 256))
+
+    def __post_init__(self) -> None:
+        if self.image_size < 2 * self.encoder_convs + 4:
+            raise ValueError(f"image_size {self.image_size} is too small for {self.encoder_convs} convolutions")
+        for name in ("frame_stack", "image_channels", "action_dim", "encoder_channels", "encoder_convs", "bottleneck"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"PolicyConfig.{name} must be positive, got {getattr(self, name)}")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+
+    @property
+    def pixel_channels(self) -> int:
+        return self.image_channels * self.frame_stack
+
+    @property
+    def stacked_state_dim(self) -> int:
+        return self.state_dim * self.frame_stack
+
+    @property
+    def feature_map_size(self) -> int:
+        size = (self.image_size - 3) // 2 + 1  # stride-2 conv
+        return size - 2 * (self.encoder_convs - 1)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.encoder_channels * self.feature_map_size**2
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PolicyConfig:
+        data = json.loads(text)
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown PolicyConfig field(s): {sorted(unknown)}")
+        return cls(**data)
+
+
+def _init_weights(module: nn.Module) -> None:
+    """RoboBase/DrQ-v2 initialisation: orthogonal linear layers, orthogonal convs with ReLU gain, zero biases."""
+    if isinstance(module, nn.Linear):
+        nn.init.orthogonal_(module.weight.data)
+        if module.bias is not None:
+            module.bias.data.fill_(0.0)
+    elif isinstance(module, nn.Conv2d):
+        nn.init.orthogonal_(module.weight.data, nn.init.calculate_gain("relu"))
+        if module.bias is not None:
+            module.bias.data.fill_(0.0)
+    elif isinstance(module, nn.LayerNorm):
+        module.weight.data.fill_(1.0)
+        module.bias.data.fill_(0.0)
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: PolicyConfig):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_channels = config.pixel_channels
+        for index in range(config.encoder_convs):
+            stride = 2 if index == 0 else 1
+            # Conv, norm (Identity, as RoboBase's default), activation: keeps RoboBase's key indices 0, 3, 6, 9.
+            layers += [nn.Conv2d(in_channels, config.encoder_channels, 3, stride=stride), nn.Identity(), nn.ReLU()]
+            in_channels = config.encoder_channels
+        self.convs_per_cam = nn.ModuleList([nn.Sequential(*layers)])
+        self.apply(_init_weights)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 or float pixels in 0..255, (B, C, H, W) -> (B, feature_dim)."""
+        x = pixels.float() / 255.0 - 0.5
+        return self.convs_per_cam[0](x).flatten(1)
+
+
+def _bottleneck(in_dim: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, out_dim), nn.LayerNorm(out_dim), nn.Tanh())
+
+
+class BottleneckMLP(nn.Module):
+    """Per-modality bottlenecks (Linear, LayerNorm, Tanh), concatenated (+ extra inputs such as the action), then
+    an MLP of Linear, Identity, ReLU layers (no LayerNorm there: devlog 024 found it saturates the actions)."""
+
+    def __init__(self, config: PolicyConfig, extra_dim: int, out_dim: int):
+        super().__init__()
+        modules = {"fused_view_feats": _bottleneck(config.feature_dim, config.bottleneck)}
+        if config.state_dim > 0:
+            modules["low_dim_obs"] = _bottleneck(config.stacked_state_dim, config.bottleneck)
+        self.input_preprocess_modules = nn.ModuleDict(modules)
+        layers: list[nn.Module] = []
+        width = config.bottleneck * len(modules) + extra_dim
+        for hidden in config.hidden:
+            layers += [nn.Linear(width, hidden), nn.Identity(), nn.ReLU()]
+            width = hidden
+        self.main_mlp = nn.Sequential(*layers)
+        self.out_mlp = nn.Sequential(nn.Linear(width, out_dim))
+
+    def forward(self, features: torch.Tensor, state: torch.Tensor | None, extra: torch.Tensor | None = None):
+        parts = [self.input_preprocess_modules["fused_view_feats"](features)]
+        if "low_dim_obs" in self.input_preprocess_modules:
+            parts.append(self.input_preprocess_modules["low_dim_obs"](state))
+        if extra is not None:
+            parts.append(extra)
+        return self.out_mlp(self.main_mlp(torch.cat(parts, dim=-1)))
+
+
+class Actor(nn.Module):
+    def __init__(self, config: PolicyConfig):
+        super().__init__()
+        self.actor_model = BottleneckMLP(config, extra_dim=0, out_dim=config.action_dim)
+        self.apply(_init_weights)
+
+    def forward(self, features: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+        """The mean action, tanh-squashed into [-1, 1]."""
+        return torch.tanh(self.actor_model(features, state))
+
+
+class Critic(nn.Module):
+    def __init__(self, config: PolicyConfig, num_critics: int = 2):
+        super().__init__()
+        self.qs = nn.ModuleList(
+            [BottleneckMLP(config, extra_dim=config.action_dim, out_dim=1) for _ in range(num_critics)]
+        )
+        self.apply(_init_weights)
+
+    def forward(self, features: torch.Tensor, state: torch.Tensor | None, action: torch.Tensor) -> torch.Tensor:
+        """(num_critics, B, 1) Q values."""
+        return torch.stack([q(features, state, action) for q in self.qs])
+
+
+def sample_exploration(mean: torch.Tensor, std: float, clip: float | None, generator=None) -> torch.Tensor:
+    """DrQ-v2's exploration: mean + clipped Gaussian noise, then into [-1, 1] (TruncatedNormal's sample)."""
+    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype) * std
+    if clip is not None:
+        noise = noise.clamp(-clip, clip)
+    return (mean + noise).clamp(-1.0, 1.0)
+
+
+def linear_schedule(spec: str, step: int) -> float:
+    """RoboBase/DrQ-v2 schedule strings: a number, or 'linear(start,end,duration)'."""
+    spec = spec.strip()
+    try:
+        return float(spec)
+    except ValueError:
+        pass
+    if spec.startswith("linear(") and spec.endswith(")"):
+        try:
+            start, end, duration = (float(v) for v in spec[len("linear(") : -1].split(","))
+        except ValueError as err:
+            raise ValueError(f"bad schedule {spec!r}: expected linear(start,end,duration)") from err
+        mix = min(max(step / duration, 0.0), 1.0) if duration > 0 else 1.0
+        return (1.0 - mix) * start + mix * end
+    raise ValueError(f"bad schedule {spec!r}: expected a number or linear(start,end,duration)")
+
+
+class Policy(nn.Module):
+    """What the actor runs: encoder + actor. Its state dict is what the learner publishes."""
+
+    def __init__(self, config: PolicyConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.actor = Actor(config)
+
+    @torch.no_grad()
+    def act(self, pixels: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+        return self.actor(self.encoder(pixels), state if self.config.state_dim > 0 else None)
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(math.prod(p.shape) for p in module.parameters())

@@ -1,0 +1,254 @@
+"""The one on-disk and on-the-wire format for policy weights (encoder + actor), and its strict validation.
+
+Why one format: the actor loads its initial weights from a file and later replaces them with weights the learner
+publishes; both paths go through policy_from_bytes, so a truncated transfer, a config mix-up (frame stack 2 vs 3)
+or a diverged learner (NaN weights) is refused with a message that names the problem instead of reaching the robot.
+
+    file/message = safetensors bytes: encoder.* + actor.actor_model.* (float32)
+                   metadata {"format": POLICY_FORMAT, "policy_config": PolicyConfig.to_json()}
+
+The learner's full agent files (AGENT_FORMAT: the same plus critic.* and critic_target.*) load here too; only their
+encoder.*/actor.* subset is taken. safetensors only: never torch.load or pickle, so loading runs no code from a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import safetensors.torch
+import torch
+
+from so101_hilserl_actor.policy import Critic, Policy, PolicyConfig
+
+POLICY_FORMAT = "so101-hilserl-policy/1"
+AGENT_FORMAT = "so101-hilserl-agent/1"  # written by so101_hilserl_learner.checkpoint_import; defined here so both agree
+POLICY_PREFIXES = ("encoder.", "actor.")
+CRITIC_PREFIXES = ("critic.", "critic_target.")
+
+_MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
+_MAX_LISTED = 8  # how many keys an error message lists before it says "and N more"
+
+
+class PolicyFormatError(ValueError):
+    """Weights that are not what the reader expects; the message says what and where."""
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temporary file next to path, fsync, rename: readers see the old file or the new one, never half."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable; not every platform can open a directory
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def parse_safetensors_header(data: bytes) -> tuple[dict[str, dict], dict[str, str]]:
+    """(tensor entries {name: {dtype, shape, data_offsets}}, metadata) from the start of a safetensors file.
+
+    Only needs the header bytes, so tools can describe a large file without reading its tensors."""
+    if len(data) < 8:
+        raise PolicyFormatError(f"not a safetensors file: {len(data)} bytes, shorter than the 8-byte header length")
+    (header_len,) = struct.unpack("<Q", data[:8])
+    if header_len > _MAX_HEADER_BYTES:
+        raise PolicyFormatError(f"not a safetensors file: header length {header_len} is implausible")
+    if 8 + header_len > len(data):
+        raise PolicyFormatError(
+            f"truncated safetensors file: the header needs {8 + header_len} bytes, only {len(data)} present"
+        )
+    try:
+        header = json.loads(data[8 : 8 + header_len].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PolicyFormatError(f"not a safetensors file: the header is not JSON ({err})") from None
+    if not isinstance(header, dict):
+        raise PolicyFormatError("not a safetensors file: the header is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise PolicyFormatError("bad safetensors metadata: expected a JSON object of strings")
+    return header, metadata
+
+
+def read_safetensors(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors (CPU) and the metadata of safetensors bytes; any damage becomes a PolicyFormatError."""
+    header, metadata = parse_safetensors_header(data)
+    body = len(data) - 8 - struct.unpack("<Q", data[:8])[0]
+    for name, entry in header.items():
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            raise PolicyFormatError(f"bad safetensors entry for {name!r}: {entry!r}")
+        if offsets[1] > body:
+            raise PolicyFormatError(
+                f"truncated safetensors file: tensor {name!r} ends at byte {offsets[1]} of the data section, "
+                f"which holds only {body} bytes"
+            )
+    try:
+        tensors = safetensors.torch.load(data)
+    except Exception as err:  # the Rust reader raises its own error type
+        raise PolicyFormatError(f"unreadable safetensors data: {err}") from None
+    return tensors, metadata
+
+
+def _shapes(module: torch.nn.Module, prefix: str = "") -> dict[str, tuple[int, ...]]:
+    return {prefix + key: tuple(value.shape) for key, value in module.state_dict().items()}
+
+
+def expected_policy_shapes(config: PolicyConfig) -> dict[str, tuple[int, ...]]:
+    """Every key of Policy(config).state_dict() with its shape (built on the meta device: no memory, no init)."""
+    with torch.device("meta"):
+        return _shapes(Policy(config))
+
+
+def expected_critic_shapes(config: PolicyConfig, num_critics: int, prefix: str) -> dict[str, tuple[int, ...]]:
+    with torch.device("meta"):
+        return _shapes(Critic(config, num_critics=num_critics), prefix)
+
+
+def _listing(keys: list[str]) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:_MAX_LISTED])
+    return shown + (f" and {len(keys) - _MAX_LISTED} more" if len(keys) > _MAX_LISTED else "")
+
+
+def check_tensors(
+    tensors: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], what: str = "weights"
+) -> None:
+    """Exactly the expected keys, each with the expected shape, float32 and finite; else one error naming all."""
+    problems = []
+    missing = [key for key in expected if key not in tensors]
+    unexpected = [key for key in tensors if key not in expected]
+    if missing:
+        problems.append(f"missing keys ({len(missing)}): {_listing(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys ({len(unexpected)}): {_listing(unexpected)}")
+    for key in sorted(set(expected) & set(tensors)):
+        tensor = tensors[key]
+        if not isinstance(tensor, torch.Tensor):
+            problems.append(f"{key}: expected a tensor, found {type(tensor).__name__}")
+            continue
+        if tuple(tensor.shape) != tuple(expected[key]):
+            problems.append(f"shape mismatch for {key}: expected {tuple(expected[key])}, found {tuple(tensor.shape)}")
+        elif tensor.dtype != torch.float32:
+            problems.append(f"{key}: dtype {tensor.dtype}, expected torch.float32")
+        else:
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                problems.append(f"{key}: {bad} non-finite value(s) (NaN or inf)")
+    if problems:
+        raise PolicyFormatError(f"{what}: " + "; ".join(problems))
+
+
+def config_differences(found: PolicyConfig, expected: PolicyConfig) -> list[str]:
+    """'field: file has X, expected Y' for every field that differs."""
+    return [
+        f"{f.name}: file has {getattr(found, f.name)!r}, expected {getattr(expected, f.name)!r}"
+        for f in dataclasses.fields(PolicyConfig)
+        if getattr(found, f.name) != getattr(expected, f.name)
+    ]
+
+
+def config_from_metadata(metadata: dict[str, str], accepted_formats: tuple[str, ...]) -> PolicyConfig:
+    """Check metadata["format"] and parse metadata["policy_config"]."""
+    fmt = metadata.get("format")
+    if fmt is None:
+        raise PolicyFormatError(f"metadata has no 'format' (expected one of {list(accepted_formats)})")
+    if fmt not in accepted_formats:
+        raise PolicyFormatError(f"format is {fmt!r}, expected one of {list(accepted_formats)}")
+    text = metadata.get("policy_config")
+    if text is None:
+        raise PolicyFormatError("metadata has no 'policy_config'")
+    try:
+        return PolicyConfig.from_json(text)
+    except (ValueError, TypeError) as err:
+        raise PolicyFormatError(f"bad policy_config in metadata: {err}") from None
+
+
+def policy_tensors(policy: Policy) -> dict[str, torch.Tensor]:
+    """The policy's weights as float32, contiguous CPU tensors that share no memory with the live module."""
+    return {
+        key: value.detach().to(device="cpu", dtype=torch.float32).contiguous().clone()
+        for key, value in policy.state_dict().items()
+    }
+
+
+def policy_to_bytes(policy: Policy) -> bytes:
+    """safetensors bytes of encoder.* + actor.* with format and config metadata. Refuses non-finite weights."""
+    tensors = policy_tensors(policy)
+    check_tensors(tensors, expected_policy_shapes(policy.config), "policy weights")
+    metadata = {"format": POLICY_FORMAT, "policy_config": policy.config.to_json()}
+    return safetensors.torch.save(tensors, metadata=metadata)
+
+
+def policy_from_bytes(
+    data: bytes, expected: PolicyConfig | None = None
+) -> tuple[dict[str, torch.Tensor], PolicyConfig]:
+    """Validated (encoder.* + actor.* tensors, config) from a policy or agent file's bytes.
+
+    If expected is given, the file's config must equal it (every differing field is named)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise PolicyFormatError(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    tensors, metadata = read_safetensors(data)
+    fmt = metadata.get("format")
+    config = config_from_metadata(metadata, (POLICY_FORMAT, AGENT_FORMAT))
+    if expected is not None and config != expected:
+        raise PolicyFormatError(
+            "policy_config differs from the expected one: " + "; ".join(config_differences(config, expected))
+        )
+    if fmt == AGENT_FORMAT:  # take the policy part; the learner's loader validates the critics
+        tensors = {key: value for key, value in tensors.items() if not key.startswith(CRITIC_PREFIXES)}
+    check_tensors(tensors, expected_policy_shapes(config), f"{fmt} weights")
+    return tensors, config
+
+
+def policy_from_tensors(tensors: dict[str, torch.Tensor], config: PolicyConfig) -> Policy:
+    """A Policy holding exactly these (already validated) tensors, loaded strictly, in eval mode."""
+    with torch.device("meta"):
+        policy = Policy(config)
+    policy.load_state_dict(tensors, strict=True, assign=True)
+    return policy.eval()
+
+
+def save_policy(path: str | os.PathLike, policy: Policy) -> str:
+    """Atomically write the policy file; returns the sha256 of the bytes written."""
+    data = policy_to_bytes(policy)
+    atomic_write_bytes(path, data)
+    return sha256_hex(data)
+
+
+def load_policy(path: str | os.PathLike, expected: PolicyConfig | None = None) -> Policy:
+    """Load a policy (or agent) file into a Policy; PolicyFormatError messages start with the path."""
+    data = Path(path).read_bytes()
+    try:
+        tensors, config = policy_from_bytes(data, expected)
+    except PolicyFormatError as err:
+        raise PolicyFormatError(f"{path}: {err}") from None
+    return policy_from_tensors(tensors, config)
