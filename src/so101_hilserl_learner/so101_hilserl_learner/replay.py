@@ -1,0 +1,537 @@
+"""Image replay buffer for HIL-SERL: each frame stored once as uint8, stacks and n-step targets rebuilt by index.
+
+Why not LeRobot's buffer (reference/peer-systems.md 2.4): it stores float32 images (4x the bytes), bootstraps a
+time-limit step from the *next episode's* first observation, and glues intervention steps of different segments
+together. Here:
+
+* Every frame (and its state vector) is written once into a frame ring. A transition holds the frame numbers
+  ("serials") of its stacked observation and of its stacked bootstrap observation, computed when its target becomes
+  known. ``sample()`` is then a handful of vectorised gathers into output arrays; no Python loop over the batch.
+* Frames are kept channel-first (C, H, W) inside the store. They arrive HWC (as the camera pipeline makes them) and
+  are transposed once at ``add`` time, so a sampled stack is a plain contiguous copy into the (B, S*C, H, W) output
+  the encoder wants. Same bytes as HWC; the transpose at sample time would cost 4x the gather.
+* Data arrives as *sequences* (an episode; for the demonstration buffer an intervention segment). Stacks never reach
+  across a sequence start: there the earliest frame is repeated, as the actor fills its stack, unless the caller
+  passes the frames that preceded the segment (``context_frames``) so the stacks equal what the actor saw.
+* n-step windows stop at the end of the sequence and where the intervention flag changes (the human's and the
+  policy's actions are never mixed in one target). A window that reaches a terminal end gets discount 0; one that
+  reaches a time-limit end bootstraps from the stored final observation with gamma^k.
+* Capacity counts transitions. When full, the oldest transition is dropped; the frame ring keeps every frame any
+  stored transition still references and grows (rarely; e.g. for many short demonstration segments) rather than
+  overwrite one, so the frame store never limits the transition count and no sample reads an overwritten frame.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from dataclasses import dataclass, fields
+from typing import Any, NamedTuple
+
+import numpy as np
+
+STATE_DICT_VERSION = 1
+
+
+@dataclass
+class Batch:
+    """One training batch. Pixels are uint8, channels = frames oldest..newest, each frame's channels (RGB) in order."""
+
+    pixels: Any  # (B, S*C, H, W) uint8
+    state: Any  # (B, S*state_dim) float32, frames oldest..newest
+    action: Any  # (B, action_dim) float32
+    reward: Any  # (B,) float32, n-step discounted return sum_{i<k} gamma^i r_{t+i}
+    discount: Any  # (B,) float32, gamma^k, 0 when the sequence terminated inside the window
+    next_pixels: Any  # (B, S*C, H, W) uint8, the stacked bootstrap observation o_{t+k}
+    next_state: Any  # (B, S*state_dim) float32
+    intervention: Any  # (B,) bool, the action was the human's
+
+    def __len__(self) -> int:
+        return len(self.reward)
+
+    def to_torch(self, device: Any = None, non_blocking: bool = False) -> Batch:
+        """The same batch as torch tensors (pixels stay uint8; the encoder scales them).
+
+        On CPU the tensors share memory with the numpy arrays: do not refill this batch (``sample(out=...)``)
+        while the tensors are still in use.
+        """
+        import torch
+
+        def conv(array: np.ndarray) -> Any:
+            tensor = torch.from_numpy(array)
+            return tensor if device is None else tensor.to(device, non_blocking=non_blocking)
+
+        return Batch(**{f.name: conv(getattr(self, f.name)) for f in fields(self)})
+
+
+def empty_batch(
+    batch_size: int, frame_shape=(84, 84, 3), state_dim: int = 18, action_dim: int = 4, frame_stack: int = 3
+) -> Batch:
+    """Preallocated output arrays for ``ReplayBuffer.sample(..., out=...)`` (frame_shape is HWC)."""
+    height, width, channels = frame_shape
+    pix = (batch_size, frame_stack * channels, height, width)
+    return Batch(
+        pixels=np.empty(pix, np.uint8),
+        state=np.empty((batch_size, frame_stack * state_dim), np.float32),
+        action=np.empty((batch_size, action_dim), np.float32),
+        reward=np.empty(batch_size, np.float32),
+        discount=np.empty(batch_size, np.float32),
+        next_pixels=np.empty(pix, np.uint8),
+        next_state=np.empty((batch_size, frame_stack * state_dim), np.float32),
+        intervention=np.empty(batch_size, np.bool_),
+    )
+
+
+class _Step(NamedTuple):
+    t: int  # step index inside the sequence (o_t is frame obs0 + t)
+    action: np.ndarray
+    reward: float
+    intervention: bool
+
+
+class ReplayBuffer:
+    """Ring buffer of transitions over a ring of uint8 frames; see the module docstring.
+
+    Streaming use, one call per incoming transition, in order::
+
+        buf.begin_sequence()                       # or begin_sequence(context_frames, context_states)
+        buf.add(frame_t, state_t, action_t, reward_t, intervention_t)   # o_t, a_t, r_t  (repeat)
+        buf.end_sequence(frame_T, state_T, terminated)                  # or abort_sequence()
+
+    A transition becomes sampleable once its n-step window is complete. Thread-safe: adds and samples may come
+    from different threads.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        frame_shape=(84, 84, 3),
+        state_dim: int = 18,
+        action_dim: int = 4,
+        frame_stack: int = 3,
+        nstep: int = 3,
+        discount: float = 0.99,
+        seed: int = 0,
+        frame_capacity: int | None = None,
+    ):
+        if int(capacity) < 1:
+            raise ValueError(f"capacity must be >= 1 transition, got {capacity}")
+        if len(frame_shape) != 3 or min(frame_shape) < 1:
+            raise ValueError(f"frame_shape must be (height, width, channels), got {frame_shape}")
+        if frame_stack < 1 or nstep < 1 or state_dim < 0 or action_dim < 1:
+            raise ValueError(
+                f"need frame_stack >= 1, nstep >= 1, state_dim >= 0, action_dim >= 1; got frame_stack={frame_stack}, "
+                f"nstep={nstep}, state_dim={state_dim}, action_dim={action_dim}"
+            )
+        if not 0.0 < discount <= 1.0:
+            raise ValueError(f"discount must be in (0, 1], got {discount}")
+        self.capacity = int(capacity)
+        self.frame_shape = tuple(int(v) for v in frame_shape)
+        self.state_dim = int(state_dim)
+        self.action_dim = int(action_dim)
+        self.frame_stack = int(frame_stack)
+        self.nstep = int(nstep)
+        self.discount = float(discount)
+        self._lock = threading.RLock()
+        self._rng = np.random.default_rng(seed)
+        # Offsets of the stack relative to its newest frame, oldest first: [S-1, ..., 1, 0].
+        self._offsets = np.arange(self.frame_stack - 1, -1, -1, dtype=np.int64)
+        self._gamma_pow = self.discount ** np.arange(self.nstep + 1, dtype=np.float64)
+
+        # Frame ring. 100-step episodes need 1.01 frames per transition; the margin covers the open sequence.
+        if frame_capacity is None:
+            frame_capacity = math.ceil(1.02 * self.capacity) + 2 * (self.frame_stack + self.nstep + 1)
+        height, width, channels = self.frame_shape
+        self._frames = np.zeros((int(frame_capacity), channels, height, width), np.uint8)
+        self._states = np.zeros((int(frame_capacity), self.state_dim), np.float32)
+        self._next_serial = 0  # serial number of the next frame written; frame s lives at s % frame_capacity
+
+        # Transition ring: transition serials [tail, head) are stored, at position serial % capacity.
+        cap, stack = self.capacity, self.frame_stack
+        self._obs_idx = np.zeros((cap, stack), np.int64)  # frame serials of the stacked o_t, oldest first
+        self._next_idx = np.zeros((cap, stack), np.int64)  # frame serials of the stacked o_{t+k}
+        self._action = np.zeros((cap, self.action_dim), np.float32)
+        self._reward = np.zeros(cap, np.float32)  # n-step return
+        self._disc = np.zeros(cap, np.float32)  # gamma^k or 0
+        self._intervention = np.zeros(cap, np.bool_)
+        self._k = np.zeros(cap, np.uint8)  # window length, for diagnostics
+        self._tail = 0
+        self._head = 0
+
+        # The open sequence.
+        self._open = False
+        self._seq_first = 0  # serial of its first frame (context or o_0)
+        self._obs0 = 0  # serial of o_0
+        self._n_added = 0
+        self._pending: deque[_Step] = deque()  # steps whose n-step window is not complete yet
+
+    # ------------------------------------------------------------------ sizes
+    def __len__(self) -> int:
+        return self._head - self._tail
+
+    @property
+    def frame_capacity(self) -> int:
+        return len(self._frames)
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self._frames, self._states, self._obs_idx, self._next_idx, self._action, self._reward)
+        arrays += (self._disc, self._intervention, self._k)
+        return int(sum(a.nbytes for a in arrays))
+
+    @property
+    def sequence_open(self) -> bool:
+        return self._open
+
+    # ------------------------------------------------------------------ streaming
+    def begin_sequence(self, context_frames=(), context_states=()) -> None:
+        """Start a sequence. ``context_*``: frames/states that precede its first observation (only the newest
+        frame_stack-1 matter and are kept), so stacks near the start are exactly what the actor saw."""
+        with self._lock:
+            if self._open:
+                raise RuntimeError(
+                    "begin_sequence: a sequence is still open; call end_sequence or abort_sequence first"
+                )
+            if len(context_frames) != len(context_states):
+                raise ValueError(
+                    f"begin_sequence: {len(context_frames)} context_frames but {len(context_states)} context_states; "
+                    "pass one state per frame"
+                )
+            keep = self.frame_stack - 1
+            context = (
+                list(zip(context_frames, context_states, strict=True))[len(context_frames) - keep :] if keep else []
+            )
+            self._open = True
+            self._seq_first = self._next_serial
+            self._obs0 = self._next_serial + len(context)
+            self._n_added = 0
+            self._pending.clear()
+            for frame, state in context:
+                self._write_frame(frame, state)
+
+    def add(self, frame, state, action, reward, intervention: bool) -> None:
+        """Observation o_t, the action a_t taken from it and the reward r_t that followed."""
+        with self._lock:
+            if not self._open:
+                raise RuntimeError("add: no open sequence; call begin_sequence first")
+            action = np.asarray(action, np.float32)
+            if action.shape != (self.action_dim,):
+                raise ValueError(f"add: action must have shape ({self.action_dim},), got {action.shape}")
+            if not (np.all(np.isfinite(action)) and math.isfinite(float(reward))):
+                raise ValueError(f"add: action and reward must be finite, got action={action}, reward={reward}")
+            self._write_frame(frame, state)
+            self._pending.append(_Step(self._n_added, action.copy(), float(reward), bool(intervention)))
+            self._n_added += 1
+            self._finalize(end=None, terminated=False)
+
+    def end_sequence(self, next_frame, next_state, terminated: bool) -> None:
+        """Close the sequence with the observation after its last step.
+
+        terminated=True: the task ended (success); no bootstrapping from it. False: time limit, or the end of an
+        intervention segment: targets bootstrap from it.
+        """
+        with self._lock:
+            if not self._open:
+                raise RuntimeError("end_sequence: no open sequence; call begin_sequence first")
+            if self._n_added == 0:
+                self._rollback()
+                return
+            self._write_frame(next_frame, next_state)
+            self._finalize(end=self._n_added, terminated=bool(terminated))
+            self._open = False
+
+    def abort_sequence(self) -> None:
+        """The stream broke: close the open sequence without a next observation (no-op if none is open).
+
+        The last step lacks o_{T+1} and is discarded; its frame becomes the final observation of the others, whose
+        windows are cut there (valid, shorter n-step targets bootstrapping from it).
+        """
+        with self._lock:
+            if not self._open:
+                return
+            if self._n_added <= 1:
+                self._rollback()
+                return
+            self._pending.pop()
+            self._finalize(end=self._n_added - 1, terminated=False)
+            self._open = False
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, batch_size: int, out: Batch | None = None) -> Batch:
+        """Uniformly drawn transitions. ``out`` (from ``empty_batch`` or a previous call) is filled in place."""
+        with self._lock:
+            out = self.empty_batch(batch_size) if out is None else self._check_out(out, batch_size)
+            self._sample_into(out, 0, batch_size)
+            return out
+
+    def empty_batch(self, batch_size: int) -> Batch:
+        return empty_batch(batch_size, self.frame_shape, self.state_dim, self.action_dim, self.frame_stack)
+
+    def _check_out(self, out: Batch, batch_size: int) -> Batch:
+        """Samples are written through reshaped views: ``out`` must be contiguous numpy arrays of the right layout."""
+        template = empty_batch(0, self.frame_shape, self.state_dim, self.action_dim, self.frame_stack)
+        for f in fields(Batch):
+            got, want = getattr(out, f.name), getattr(template, f.name)
+            if not (
+                isinstance(got, np.ndarray)
+                and got.flags.c_contiguous
+                and got.dtype == want.dtype
+                and got.shape == (batch_size, *want.shape[1:])
+            ):
+                raise ValueError(
+                    f"sample: out.{f.name} must be a C-contiguous numpy {want.dtype} array of shape "
+                    f"{(batch_size, *want.shape[1:])}; make it with empty_batch({batch_size})"
+                )
+        return out
+
+    def _sample_into(self, out: Batch, start: int, count: int) -> None:
+        with self._lock:
+            if count == 0:
+                return
+            if len(self) == 0:
+                raise ValueError("sample: the buffer holds no complete transition yet; check len(buffer) first")
+            height, width, channels = self.frame_shape
+            stop, stack, dim = start + count, self.frame_stack, self.state_dim
+            pos = (self._tail + self._rng.integers(0, len(self), size=count)) % self.capacity
+            fcap = len(self._frames)
+            for idx_table, pix, st in (
+                (self._obs_idx, out.pixels, out.state),
+                (self._next_idx, out.next_pixels, out.next_state),
+            ):
+                frame_idx = (idx_table[pos] % fcap).ravel()
+                # mode="wrap" (indices are in range anyway) avoids numpy's buffered copy for out= with mode="raise".
+                np.take(
+                    self._frames,
+                    frame_idx,
+                    axis=0,
+                    out=pix[start:stop].reshape(count * stack, channels, height, width),
+                    mode="wrap",
+                )
+                np.take(self._states, frame_idx, axis=0, out=st[start:stop].reshape(count * stack, dim), mode="wrap")
+            np.take(self._action, pos, axis=0, out=out.action[start:stop], mode="wrap")
+            np.take(self._reward, pos, out=out.reward[start:stop], mode="wrap")
+            np.take(self._disc, pos, out=out.discount[start:stop], mode="wrap")
+            np.take(self._intervention, pos, out=out.intervention[start:stop], mode="wrap")
+
+    # ------------------------------------------------------------------ internals
+    def _write_frame(self, frame, state) -> int:
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.shape != self.frame_shape:
+            raise ValueError(
+                f"frame must be uint8 with shape {self.frame_shape} (HWC), got {frame.dtype} {frame.shape}; "
+                "store camera pixels as they come, the encoder scales them"
+            )
+        state = np.asarray(state, np.float32)
+        if state.shape != (self.state_dim,) or not np.all(np.isfinite(state)):
+            raise ValueError(f"state must be {self.state_dim} finite floats, got shape {state.shape}: {state}")
+        serial = self._next_serial
+        if serial - self._oldest_live_frame() >= len(self._frames):
+            self._grow_frames()
+        slot = serial % len(self._frames)
+        self._frames[slot] = frame.transpose(2, 0, 1)
+        self._states[slot] = state
+        self._next_serial = serial + 1
+        return serial
+
+    def _oldest_live_frame(self) -> int:
+        """Serial of the oldest frame that a stored transition or the open sequence may still reference."""
+        oldest = self._next_serial
+        if len(self):
+            oldest = int(self._obs_idx[self._tail % self.capacity, 0])
+        if self._open:
+            first_open_step = self._pending[0].t if self._pending else self._n_added
+            oldest = min(oldest, max(self._seq_first, self._obs0 + first_open_step - (self.frame_stack - 1)))
+        return oldest
+
+    def _grow_frames(self) -> None:
+        """Enlarge the frame ring, keeping every live frame (a rare event: sequences much shorter than usual)."""
+        oldest = self._oldest_live_frame()
+        old_cap = len(self._frames)
+        new_cap = max(old_cap + old_cap // 4, self._next_serial - oldest + 1) + self.frame_stack + self.nstep + 1
+        serials = np.arange(oldest, self._next_serial, dtype=np.int64)
+        frames = np.zeros((new_cap, *self._frames.shape[1:]), np.uint8)
+        states = np.zeros((new_cap, self.state_dim), np.float32)
+        frames[serials % new_cap] = self._frames[serials % old_cap]
+        states[serials % new_cap] = self._states[serials % old_cap]
+        self._frames, self._states = frames, states
+
+    def _rollback(self) -> None:
+        """Close a sequence that produced no transition and free its frames (nothing references them)."""
+        self._next_serial = self._seq_first
+        self._pending.clear()
+        self._open = False
+
+    def _finalize(self, end: int | None, terminated: bool) -> None:
+        """Store every pending step whose n-step window is now known. ``end``: sequence length T when closed."""
+        pending = self._pending
+        while pending:
+            first = pending[0]
+            known = len(pending)  # steps first.t .. first.t + known - 1 have been added
+            k, cut = 0, False
+            while k < self.nstep and k < known:
+                if pending[k].intervention != first.intervention:
+                    cut = True  # the window stops where control changes hands
+                    break
+                k += 1
+            # Complete when cut, when the sequence ended, or when o_{t+n} has arrived (step t+n added).
+            if not (cut or end is not None or (k == self.nstep and k < known)):
+                return
+            ret = sum(self._gamma_pow[i] * pending[i].reward for i in range(k))
+            boot = first.t + k
+            disc = 0.0 if (terminated and end is not None and boot == end) else self._gamma_pow[k]
+            self._store_transition(first, boot, ret, disc, k)
+            pending.popleft()
+
+    def _store_transition(self, step: _Step, boot: int, ret: float, disc: float, k: int) -> None:
+        if len(self) == self.capacity:
+            self._tail += 1  # drop the oldest; its frames become free once nothing newer references them
+        pos = self._head % self.capacity
+        self._obs_idx[pos] = np.maximum(self._obs0 + step.t - self._offsets, self._seq_first)
+        self._next_idx[pos] = np.maximum(self._obs0 + boot - self._offsets, self._seq_first)
+        self._action[pos] = step.action
+        self._reward[pos] = ret
+        self._disc[pos] = disc
+        self._intervention[pos] = step.intervention
+        self._k[pos] = k
+        self._head += 1
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Stored transitions, the frames they reference and the sampling RNG, as numpy arrays and ints.
+
+        An open sequence's not yet complete steps are not included; after loading no sequence is open.
+        Frames are channel-first (C, H, W) as held inside the store.
+        """
+        with self._lock:
+            count = len(self)
+            pos = (self._tail + np.arange(count)) % self.capacity
+            if count:
+                first = int(self._obs_idx[self._tail % self.capacity, 0])
+                last = int(self._next_idx[(self._head - 1) % self.capacity].max()) + 1
+            else:
+                first = last = self._next_serial
+            serials = np.arange(first, last, dtype=np.int64) % len(self._frames)
+            return {
+                "version": STATE_DICT_VERSION,
+                "frame_shape": np.asarray(self.frame_shape, np.int64),
+                "state_dim": self.state_dim,
+                "action_dim": self.action_dim,
+                "frame_stack": self.frame_stack,
+                "nstep": self.nstep,
+                "discount": np.asarray(self.discount, np.float64),
+                "frame_base": first,
+                "frames": self._frames[serials],
+                "states": self._states[serials],
+                "tail": self._tail,
+                "obs_idx": self._obs_idx[pos],
+                "next_idx": self._next_idx[pos],
+                "action": self._action[pos],
+                "reward": self._reward[pos],
+                "discount_k": self._disc[pos],
+                "intervention": self._intervention[pos],
+                "k": self._k[pos],
+                "rng": _rng_to_array(self._rng),
+            }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replace the contents with a ``state_dict()``; the configuration must match (capacity may be larger)."""
+        with self._lock:
+            if int(state["version"]) != STATE_DICT_VERSION:
+                raise ValueError(f"replay state version {int(state['version'])}, this code reads {STATE_DICT_VERSION}")
+            saved = {
+                "frame_shape": tuple(int(v) for v in np.asarray(state["frame_shape"])),
+                "state_dim": int(state["state_dim"]),
+                "action_dim": int(state["action_dim"]),
+                "frame_stack": int(state["frame_stack"]),
+                "nstep": int(state["nstep"]),
+                "discount": float(state["discount"]),
+            }
+            for name, value in saved.items():
+                if value != getattr(self, name):
+                    raise ValueError(
+                        f"load_state_dict: saved {name}={value} but this buffer has {getattr(self, name)}; "
+                        "construct the buffer with the saved configuration (stored n-step targets depend on it)"
+                    )
+            count = len(state["reward"])
+            if count > self.capacity:
+                raise ValueError(f"load_state_dict: {count} saved transitions exceed capacity {self.capacity}")
+            n_frames = len(state["frames"])
+            base = int(state["frame_base"])
+            if n_frames + 1 > len(self._frames):
+                new_cap = n_frames + 2 * (self.frame_stack + self.nstep + 1)
+                self._frames = np.zeros((new_cap, *self._frames.shape[1:]), np.uint8)
+                self._states = np.zeros((new_cap, self.state_dim), np.float32)
+            slots = np.arange(base, base + n_frames, dtype=np.int64) % len(self._frames)
+            self._frames[slots] = state["frames"]
+            self._states[slots] = state["states"]
+            self._next_serial = base + n_frames
+            self._tail = int(state["tail"])
+            self._head = self._tail + count
+            pos = (self._tail + np.arange(count)) % self.capacity
+            self._obs_idx[pos] = state["obs_idx"]
+            self._next_idx[pos] = state["next_idx"]
+            self._action[pos] = state["action"]
+            self._reward[pos] = state["reward"]
+            self._disc[pos] = state["discount_k"]
+            self._intervention[pos] = state["intervention"]
+            self._k[pos] = state["k"]
+            self._open = False
+            self._pending.clear()
+            self._rng = _rng_from_array(np.asarray(state["rng"]))
+
+
+class MixedSampler:
+    """The HIL-SERL (RLPD) draw: a fixed share of every batch from the demonstration buffer, the rest online.
+
+    Online rows first, then demonstration rows. If either buffer is empty, the whole batch comes from the other.
+    """
+
+    def __init__(self, online: ReplayBuffer, demo: ReplayBuffer, demo_fraction: float = 0.5):
+        if not 0.0 <= demo_fraction <= 1.0:
+            raise ValueError(f"demo_fraction must be in [0, 1], got {demo_fraction}")
+        for name in ("frame_shape", "state_dim", "action_dim", "frame_stack"):
+            if getattr(online, name) != getattr(demo, name):
+                raise ValueError(
+                    f"MixedSampler: online {name}={getattr(online, name)} differs from demo {getattr(demo, name)}"
+                )
+        self.online, self.demo, self.demo_fraction = online, demo, float(demo_fraction)
+
+    def split(self, batch_size: int) -> tuple[int, int]:
+        """(online rows, demo rows) for the current buffer contents."""
+        if len(self.demo) == 0:
+            return batch_size, 0
+        if len(self.online) == 0:
+            return 0, batch_size
+        n_demo = round(batch_size * self.demo_fraction)
+        return batch_size - n_demo, n_demo
+
+    def sample(self, batch_size: int, out: Batch | None = None) -> Batch:
+        out = self.online.empty_batch(batch_size) if out is None else self.online._check_out(out, batch_size)
+        n_online, n_demo = self.split(batch_size)
+        self.online._sample_into(out, 0, n_online)
+        self.demo._sample_into(out, n_online, n_demo)
+        return out
+
+
+def _rng_to_array(rng: np.random.Generator) -> np.ndarray:
+    """PCG64 state as uint64 words (no pickle): state hi, lo, inc hi, lo, has_uint32, uinteger."""
+    st = rng.bit_generator.state
+    if st["bit_generator"] != "PCG64":
+        raise ValueError(f"only PCG64 generators are saved, got {st['bit_generator']}")
+    mask = (1 << 64) - 1
+    s, inc = st["state"]["state"], st["state"]["inc"]
+    words = [s >> 64, s & mask, inc >> 64, inc & mask, st["has_uint32"], st["uinteger"]]
+    return np.asarray(words, np.uint64)
+
+
+def _rng_from_array(words: np.ndarray) -> np.random.Generator:
+    w = [int(v) for v in words]
+    bit_gen = np.random.PCG64()
+    bit_gen.state = {
+        "bit_generator": "PCG64",
+        "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
+        "has_uint32": w[4],
+        "uinteger": w[5],
+    }
+    return np.random.Generator(bit_gen)
