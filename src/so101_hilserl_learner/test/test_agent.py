@@ -1,0 +1,177 @@
+"""DrQ-v2 agent: the augmentation, gradient routing, target update, TD target, checkpoints and acting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from so101_hilserl_actor.policy import PolicyConfig
+from so101_hilserl_learner.agent import (
+    AgentConfig,
+    DrQV2Agent,
+    random_shifts,
+    shift_pixels,
+    to_unit_float,
+    truncated_normal_sample,
+)
+from so101_hilserl_learner.bench_learner import random_batch, reference_random_shift
+
+TINY = PolicyConfig(image_size=20, state_dim=2, action_dim=2, encoder_channels=8, bottleneck=8, hidden=(32, 32))
+
+
+def make_agent(**overrides) -> DrQV2Agent:
+    return DrQV2Agent(TINY, AgentConfig(**{"num_explore_steps": 0, **overrides}))
+
+
+def test_integer_shift_equals_grid_sample_formulation():
+    gen = torch.Generator().manual_seed(3)
+    pixels = torch.randint(0, 256, (16, 9, 20, 20), generator=gen, dtype=torch.uint8)
+    shifts = random_shifts(16, 4, gen, "cpu")
+    shifts[0], shifts[1], shifts[2] = torch.tensor([0, 8]), torch.tensor([8, 0]), torch.tensor([1, 6])
+    ours = shift_pixels(pixels, shifts, 4).float()
+    reference = reference_random_shift(pixels.float(), 4, shifts)
+    assert ours.shape == reference.shape
+    assert (ours - reference).abs().max() < 0.01  # grid_sample lands on pixel centres up to float rounding
+    # Not trivially equal: the shifts move the image, x and y are not swapped, edges replicate.
+    assert not torch.equal(ours[2], pixels[2].float())
+    assert (ours[2] - shift_pixels(pixels, shifts.flip(1), 4).float()[2]).abs().max() > 10
+    rows = (torch.arange(20) + 4).clamp(max=19)  # shift (x 0, y 8): rows move up by 4, columns right by 4
+    assert torch.equal(ours[0, :, :, :5], pixels[0, :, rows, :1].expand(-1, -1, 5).float())
+    assert torch.equal(ours[0, :, :, 4:], pixels[0, :, rows, :16].float())
+
+
+def test_to_unit_float_matches_encoder_scaling():
+    pixels = torch.randint(0, 256, (2, 9, 20, 20), dtype=torch.uint8)
+    for channels_last in (True, False):
+        assert torch.equal(to_unit_float(pixels, channels_last), pixels.float() / 255.0 - 0.5)
+
+
+def _count_grad_hooks(module: torch.nn.Module) -> list[int]:
+    counts = [0]
+
+    def hook(grad):
+        counts[0] += 1
+        return grad
+
+    for param in module.parameters():
+        param.register_hook(hook)
+    return counts
+
+
+def test_actor_gradients_never_reach_the_encoder_critic_gradients_do():
+    agent = make_agent()
+    n_params = {name: len(list(getattr(agent, name).parameters())) for name in ("encoder", "actor", "critic")}
+    counts = {name: _count_grad_hooks(getattr(agent, name)) for name in n_params}
+    before = {name: [p.detach().clone() for p in getattr(agent, name).parameters()] for name in n_params}
+    agent.update(random_batch(8, TINY), step=0)
+    # One backward pass reaches each: the critic loss (encoder, critic) and the actor loss (actor only).
+    assert counts == {name: [n] for name, n in n_params.items()}
+    for name in n_params:
+        after = list(getattr(agent, name).parameters())
+        assert all(not torch.equal(a, b) for a, b in zip(after, before[name], strict=True)), name
+
+
+def test_target_moves_by_tau_towards_the_critic():
+    agent = make_agent(critic_target_tau=0.25)
+    with torch.no_grad():  # make target and critic differ first
+        for param in agent.critic_target.parameters():
+            param.add_(0.1)
+    target_before = [p.detach().clone() for p in agent.critic_target.parameters()]
+    agent.update(random_batch(8, TINY), step=0)
+    for old, new, critic in zip(
+        target_before, agent.critic_target.parameters(), agent.critic.parameters(), strict=True
+    ):
+        torch.testing.assert_close(new, old + 0.25 * (critic - old), rtol=0, atol=1e-7)
+        assert not torch.equal(new, old)
+
+
+def test_td_target_and_critic_loss_match_a_hand_computation():
+    agent = make_agent(augmentation_pad=0, stddev_schedule="0.5", stddev_clip=0.3)
+    batch = random_batch(4, TINY, seed=1)
+    batch.reward[:] = [0.5, -1.0, 2.0, 0.25]
+    batch.discount[:] = [0.99**3, 0.0, 0.99, 0.99**2]  # row 1 ends in a terminal: no bootstrap
+    b = agent._batch_to_device(batch)
+    state = agent.update_generator.get_state()
+    with torch.no_grad():
+        next_features = agent.encoder(torch.from_numpy(batch.next_pixels))
+        mean = agent.actor(next_features, b["next_state"])
+        noise = torch.randn(mean.shape, generator=agent.update_generator).mul(0.5).clamp(-0.3, 0.3)
+        next_action = (mean + noise).clamp(-1 + 1e-6, 1 - 1e-6)
+        q_next = np.stack(
+            [q(next_features, b["next_state"], next_action).numpy()[:, 0] for q in agent.critic_target.qs]
+        )
+        expected_y = batch.reward + batch.discount * q_next.min(axis=0)
+        features = agent.encoder(torch.from_numpy(batch.pixels))
+        qs = agent.critic(features, b["state"], b["action"]).numpy()[:, :, 0]  # (critics, B)
+    expected_loss = np.mean((qs - expected_y[None]) ** 2)
+    assert expected_y[1] == pytest.approx(-1.0, abs=1e-7)
+    agent.update_generator.set_state(state)
+    y = agent.td_target(next_features, b, step=0)[:, 0].numpy()
+    np.testing.assert_allclose(y, expected_y, rtol=1e-5, atol=1e-6)
+    agent.update_generator.set_state(state)
+    metrics = agent.update(batch, step=0)
+    assert metrics["critic_loss"] == pytest.approx(expected_loss, rel=1e-4)  # averaged over critics, not summed
+    assert metrics["target_q_mean"] == pytest.approx(expected_y.mean(), rel=1e-5)
+
+
+def test_state_dict_round_trip_reproduces_the_next_updates():
+    agent = make_agent(seed=5)
+    for step in range(2):
+        agent.update(random_batch(8, TINY, seed=step), step)
+    state = agent.state_dict()
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    clone = make_agent(seed=99)
+    clone.load_state_dict(state)
+    assert clone.num_updates == 2
+    for step in range(2, 4):
+        batch = random_batch(8, TINY, seed=step)
+        assert agent.update(batch, step) == clone.update(batch, step)
+    for key, value in agent.state_dict().items():
+        assert torch.equal(value, clone.state_dict()[key]), key
+    pixels = random_batch(3, TINY).pixels
+    state_in = np.zeros((3, 6), np.float32)
+    np.testing.assert_array_equal(agent.act(pixels, state_in, 10, False), clone.act(pixels, state_in, 10, False))
+
+
+def test_stddev_schedule_and_noise_clipping():
+    agent = make_agent()  # RoboBase default linear(1.0,0.1,500000)
+    assert agent.stddev(0) == pytest.approx(1.0)
+    assert agent.stddev(250_000) == pytest.approx(0.55)
+    assert agent.stddev(10**7) == pytest.approx(0.1)
+    gen = torch.Generator().manual_seed(0)
+    mean = torch.zeros(10_000, 2, requires_grad=True)
+    sample = truncated_normal_sample(mean, std=5.0, clip=0.3, generator=gen)
+    assert sample.abs().max() <= 0.3 + 1e-7 and (sample.abs() > 0.2999).float().mean() > 0.9
+    near_edge = truncated_normal_sample(torch.full((1000, 2), 0.95), std=1.0, clip=0.3, generator=gen)
+    assert near_edge.max() <= 1 - 1e-6 and near_edge.max() > 0.999
+    sample.sum().backward()  # straight-through clamp: gradient 1 to the mean everywhere (DrQ-v2's TruncatedNormal)
+    assert torch.equal(mean.grad, torch.ones_like(mean))
+
+
+def test_act_explores_then_follows_the_schedule():
+    agent = DrQV2Agent(TINY, AgentConfig(num_explore_steps=100, stddev_schedule="linear(0.2,0.1,1000)"))
+    pixels = np.repeat(random_batch(1, TINY).pixels, 4000, axis=0)
+    state = np.zeros((4000, 6), np.float32)
+    greedy = agent.act(pixels[:1], state[:1], 0, eval_mode=True)
+    random_actions = agent.act(pixels, state, 50, eval_mode=False)
+    assert random_actions.min() < -0.95 and random_actions.max() > 0.95
+    assert abs(random_actions.std() - 1 / np.sqrt(3)) < 0.03  # uniform in [-1, 1]
+    noisy = agent.act(pixels, state, 100, eval_mode=False)
+    np.testing.assert_allclose(noisy.mean(axis=0), greedy[0], atol=0.02)
+    np.testing.assert_allclose(noisy.std(axis=0), agent.stddev(100), rtol=0.06)  # 0.19
+    np.testing.assert_allclose(agent.act(pixels, state, 1000, eval_mode=False).std(axis=0), 0.1, rtol=0.06)
+
+
+def test_policy_copy_acts_like_the_agent():
+    agent = make_agent()
+    agent.update(random_batch(8, TINY), step=0)
+    batch = random_batch(5, TINY, seed=4)
+    policy = agent.policy()
+    expected = agent.act(batch.pixels, batch.state, 0, eval_mode=True)
+    got = policy.act(torch.from_numpy(batch.pixels), torch.from_numpy(batch.state)).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    agent.update(random_batch(8, TINY, seed=1), step=1)  # a copy: later training does not change it
+    np.testing.assert_array_equal(policy.act(torch.from_numpy(batch.pixels), torch.from_numpy(batch.state)), got)
+    weights = agent.weights()
+    assert {k.split(".")[0] for k in weights} == {"encoder", "actor", "critic", "critic_target"}
