@@ -1,0 +1,155 @@
+"""From the transition stream to the replay buffers: validation, ordering, episodes, intervention segments.
+
+Pure logic (no ROS graph): the learner node calls ``ingest`` for each received message, and replays its journal
+through the same function after a restart, which rebuilds the buffers exactly.
+
+- Each message is checked (fields, image size, finite values); a bad one breaks its episode, never enters a buffer.
+- Order is checked per actor (TransitionSequencer): a lost, duplicated or reordered message never yields a wrong
+  stack or next observation; the broken segment is cut and counted.
+- Steps are staged per actor and committed when the episode closes (or breaks), so several actors can interleave.
+- Online buffer: every step of an episode. Demo buffer: every intervention segment, started with the frames that
+  preceded it (so its first stacks are what the actor saw), bootstrapping from the observation where the person let
+  go. Evaluation episodes are not trained on unless asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from so101_hilserl_actor.messages import MessageFormatError, check_transition, observation_from_msg
+from so101_hilserl_interfaces.msg import Transition
+from so101_hilserl_learner.replay import ReplayBuffer
+from so101_hilserl_learner.sequencer import TransitionSequencer, Verdict
+
+
+@dataclass
+class _Step:
+    frame: np.ndarray
+    state: np.ndarray
+    action: np.ndarray
+    reward: float
+    intervention: bool
+
+
+@dataclass
+class _Episode:
+    episode_id: int
+    evaluation: bool
+    steps: list[_Step] = field(default_factory=list)
+
+
+@dataclass
+class IngestCounters:
+    received: int = 0
+    accepted: int = 0
+    invalid: int = 0
+    episodes: int = 0
+    evaluation_episodes_skipped: int = 0
+    intervention_steps: int = 0
+
+
+class TransitionIngest:
+    def __init__(
+        self,
+        online: ReplayBuffer,
+        demo: ReplayBuffer,
+        image_size: int = 84,
+        frame_stack: int = 3,
+        train_on_evaluation: bool = False,
+    ):
+        self.online, self.demo = online, demo
+        self.image_size = image_size
+        self.frame_stack = frame_stack
+        self.train_on_evaluation = train_on_evaluation
+        self.sequencer = TransitionSequencer()
+        self.counters = IngestCounters()
+        self._staged: dict[str, _Episode] = {}
+        self.last_problem = ""
+
+    @property
+    def dropped(self) -> int:
+        s = self.sequencer
+        return self.counters.invalid + s.duplicates + s.stale + s.dropped_after_break
+
+    def ingest(self, msg: Transition) -> Verdict | None:
+        """Handle one message; returns the sequencer's verdict, or None for a message that failed validation."""
+        self.counters.received += 1
+        is_last = bool(msg.terminated or msg.truncated)
+        try:
+            check_transition(msg)
+            frame, state = observation_from_msg(msg.observation, self.image_size)
+            final = None
+            if is_last:
+                final = observation_from_msg(msg.next_observation[0], self.image_size, "next_observation")
+        except MessageFormatError as err:
+            self.counters.invalid += 1
+            self.last_problem = f"actor {msg.actor_id!r} episode {msg.episode_id} step {msg.step}: {err}"
+            self._break(msg.actor_id)  # the episode has a hole now: cut it here
+            return None
+
+        decision = self.sequencer.push(msg.actor_id, int(msg.episode_id), int(msg.step), is_last)
+        if decision.abandoned_episode is not None:
+            self.last_problem = f"actor {msg.actor_id!r}: episode {decision.abandoned_episode} never closed"
+            self._break(msg.actor_id)
+        if decision.verdict is Verdict.BROKEN:
+            self.last_problem = f"actor {msg.actor_id!r}: {decision.reason}"
+            self._break(msg.actor_id)
+            return decision.verdict
+        if decision.verdict is not Verdict.ACCEPT:
+            return decision.verdict
+
+        self.counters.accepted += 1
+        if msg.step == 0:
+            self._staged[msg.actor_id] = _Episode(int(msg.episode_id), bool(msg.evaluation))
+        episode = self._staged[msg.actor_id]
+        action = np.asarray(msg.action, dtype=np.float32)
+        episode.steps.append(_Step(frame.copy(), state, action, float(msg.reward), bool(msg.intervention)))
+        if is_last:
+            del self._staged[msg.actor_id]
+            self._commit(episode, final, terminated=bool(msg.terminated))
+        return decision.verdict
+
+    def _break(self, actor_id: str) -> None:
+        episode = self._staged.pop(actor_id, None)
+        if episode is not None and episode.steps:
+            self._commit(episode, None, terminated=False)
+
+    def _commit(self, episode: _Episode, final: tuple[np.ndarray, np.ndarray] | None, terminated: bool) -> None:
+        """Write a staged episode to the buffers. ``final`` None: it broke; its last step has no next observation."""
+        self.counters.episodes += 1
+        if episode.evaluation and not self.train_on_evaluation:
+            self.counters.evaluation_episodes_skipped += 1
+            return
+        steps = episode.steps
+        self.online.begin_sequence()
+        for step in steps:
+            self.online.add(step.frame, step.state, step.action, step.reward, step.intervention)
+        if final is None:
+            self.online.abort_sequence()
+        else:
+            self.online.end_sequence(final[0], final[1], terminated)
+
+        start = None
+        for index in range(len(steps) + 1):
+            inside = index < len(steps) and steps[index].intervention
+            if inside and start is None:
+                start = index
+            elif not inside and start is not None:
+                self._commit_segment(steps, start, index, final, terminated)
+                start = None
+
+    def _commit_segment(self, steps, start: int, end: int, final, terminated: bool) -> None:
+        """Intervention steps [start, end) into the demo buffer, with the frames before them as stack context."""
+        self.counters.intervention_steps += end - start
+        context = steps[max(0, start - (self.frame_stack - 1)) : start]
+        self.demo.begin_sequence([s.frame for s in context], [s.state for s in context])
+        for step in steps[start:end]:
+            self.demo.add(step.frame, step.state, step.action, step.reward, True)
+        if end < len(steps):  # the person let go: bootstrap from the observation the policy took over at
+            self.demo.end_sequence(steps[end].frame, steps[end].state, terminated=False)
+        elif final is not None:  # the episode ended during the intervention
+            self.demo.end_sequence(final[0], final[1], terminated)
+        else:  # broke during the intervention: the last step cannot be completed
+            self.demo.abort_sequence()

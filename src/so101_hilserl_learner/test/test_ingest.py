@@ -1,0 +1,123 @@
+"""The stream-to-buffer path: what lands in the online and demo buffers for clean, broken and mixed streams."""
+
+import numpy as np
+
+from so101_hilserl_actor.messages import observation_to_msg
+from so101_hilserl_interfaces.msg import Transition
+from so101_hilserl_learner.ingest import TransitionIngest
+from so101_hilserl_learner.replay import ReplayBuffer
+from so101_hilserl_learner.sequencer import Verdict
+
+SIZE = 8
+
+
+def frame(episode: int, step: int) -> np.ndarray:
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    image[..., 0], image[..., 1] = episode, step  # the pixels say which observation they are
+    return image
+
+
+def transition(episode, step, *, last=False, terminated=False, intervention=False, actor="a", evaluation=False):
+    msg = Transition(actor_id=actor, episode_id=episode, step=step, intervention=intervention, evaluation=evaluation)
+    msg.observation = observation_to_msg(frame(episode, step), np.full(18, step, np.float32))
+    msg.action = [0.1, 0.0, -0.1, 1.0 if intervention else 0.0]
+    msg.reward = 1.0 if terminated else -0.05
+    if last:
+        msg.terminated, msg.truncated = terminated, not terminated
+        msg.next_observation = [observation_to_msg(frame(episode, step + 1), np.full(18, step + 1, np.float32))]
+    return msg
+
+
+def buffers():
+    online, demo = (ReplayBuffer(200, frame_shape=(SIZE, SIZE, 3), nstep=1, discount=0.9, seed=0) for _ in "od")
+    return online, demo, TransitionIngest(online, demo, image_size=SIZE)
+
+
+def episode(ingest, episode_id, length, interventions=(), terminated=False, **kwargs):
+    verdicts = []
+    for step in range(length):
+        msg = transition(
+            episode_id,
+            step,
+            last=step == length - 1,
+            terminated=terminated,
+            intervention=step in interventions,
+            **kwargs,
+        )
+        verdicts.append(ingest.ingest(msg))
+    return verdicts
+
+
+def ids(pixels: np.ndarray) -> list[tuple[int, int]]:
+    """(episode, step) of each stacked frame of one sampled row (channels: frames x RGB)."""
+    return [(int(pixels[3 * k, 0, 0]), int(pixels[3 * k + 1, 0, 0])) for k in range(pixels.shape[0] // 3)]
+
+
+def test_clean_episode_goes_to_online_only():
+    online, demo, ingest = buffers()
+    assert episode(ingest, 1, 10) == [Verdict.ACCEPT] * 10
+    assert len(online) == 10 and len(demo) == 0
+    batch = online.sample(64)
+    for pixels, next_pixels in zip(batch.pixels, batch.next_pixels, strict=True):
+        (_, newest) = ids(pixels)[-1]
+        assert ids(next_pixels)[-1] == (1, newest + 1)  # the final step's next obs is the stored final frame
+
+
+def test_intervention_segment_goes_to_both_with_its_context():
+    online, demo, ingest = buffers()
+    episode(ingest, 1, 12, interventions={5, 6, 7})
+    assert len(online) == 12 and len(demo) == 3
+    batch = demo.sample(64)
+    assert batch.intervention.all()
+    for pixels, next_pixels in zip(batch.pixels, batch.next_pixels, strict=True):
+        stack = ids(pixels)
+        newest = stack[-1][1]
+        assert 5 <= newest <= 7
+        assert stack == [(1, max(newest - 2, 0)), (1, max(newest - 1, 0)), (1, newest)]  # context from steps 3, 4
+        assert ids(next_pixels)[-1] == (1, newest + 1)  # after step 7: the policy's step 8 observation
+
+
+def test_a_gap_cuts_the_episode_and_drops_only_the_incomplete_step():
+    online, _demo, ingest = buffers()
+    for step in (0, 1, 2, 3):
+        ingest.ingest(transition(1, step))
+    assert ingest.ingest(transition(1, 5)) == Verdict.BROKEN  # step 4 was lost
+    assert ingest.ingest(transition(1, 6, last=True)) == Verdict.STALE
+    assert len(online) == 3  # steps 0..2 have their next observation; step 3 does not
+    assert ingest.sequencer.broken_segments == 1
+    episode(ingest, 2, 5)
+    assert len(online) == 8
+
+
+def test_invalid_message_breaks_the_episode_and_is_counted():
+    online, _demo, ingest = buffers()
+    for step in (0, 1, 2):
+        ingest.ingest(transition(1, step))
+    bad = transition(1, 3)
+    bad.observation.state[4] = float("nan")
+    assert ingest.ingest(bad) is None
+    assert ingest.counters.invalid == 1 and "non-finite" in ingest.last_problem
+    assert len(online) == 2
+    assert ingest.ingest(transition(1, 4)) == Verdict.BROKEN  # the hole is noticed, nothing stored wrong
+    assert len(online) == 2
+
+
+def test_duplicates_interleaved_actors_and_evaluation_episodes():
+    online, _demo, ingest = buffers()
+    for step in range(5):
+        for actor in ("a", "b"):
+            ingest.ingest(transition(1, step, last=step == 4, actor=actor))
+        if step == 2:
+            assert ingest.ingest(transition(1, 2, actor="a")) == Verdict.DUPLICATE
+    assert len(online) == 10 and ingest.counters.episodes == 2
+    episode(ingest, 2, 5, evaluation=True)
+    assert len(online) == 10 and ingest.counters.evaluation_episodes_skipped == 1
+
+
+def test_terminated_episode_does_not_bootstrap():
+    _online, demo, ingest = buffers()
+    episode(ingest, 1, 4, interventions={2, 3}, terminated=True)
+    batch = demo.sample(32)
+    last = [i for i, p in enumerate(batch.pixels) if ids(p)[-1] == (1, 3)]
+    assert last and all(batch.discount[i] == 0.0 for i in last)
+    assert all(batch.reward[i] == 1.0 for i in last)
