@@ -1,0 +1,237 @@
+"""Command line for checkpoints: import RoboBase snapshots and LeRobot drqv2 directories, inspect any of them.
+
+    python -m so101_hilserl_learner.checkpoint_tool import-robobase runs/.../best_snapshot.pt -o agent.safetensors
+    python -m so101_hilserl_learner.checkpoint_tool import-lerobot outputs/.../pretrained_model -o agent.safetensors
+    python -m so101_hilserl_learner.checkpoint_tool inspect agent.safetensors
+
+Nothing here executes code from an input file: .pt files are read by the weights-only unpickler with inert stubs.
+Exit status: 0 on success, 2 on bad input (one line on stderr saying why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import struct
+import sys
+import zipfile
+from pathlib import Path
+
+from so101_hilserl_actor.policy_io import (
+    AGENT_FORMAT,
+    POLICY_FORMAT,
+    PolicyFormatError,
+    parse_safetensors_header,
+    policy_from_bytes,
+)
+from so101_hilserl_learner.checkpoint_import import (
+    CheckpointImportError,
+    cfg_get,
+    import_lerobot_with_source,
+    import_robobase_with_source,
+    load_agent_weights,
+    plain,
+    safe_load_snapshot,
+    save_agent_weights,
+)
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors are bad input too: exit 2 with one line
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _write(args: argparse.Namespace, imported: tuple) -> None:
+    tensors, config, training, source = imported
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise CheckpointImportError(f"{out} exists; pass --force to replace it")
+    digest = save_agent_weights(out, tensors, config, source, training)
+    print(f"wrote {out} ({AGENT_FORMAT}, {len(tensors)} tensors, sha256 {digest})")
+    print(f"policy_config: {config.to_json()}")
+    print(f"training: {json.dumps(training, sort_keys=True)}")
+    print(f"source: {json.dumps(source, sort_keys=True)}")
+
+
+def _print_tensors(entries: list[tuple[str, tuple, str]]) -> None:
+    print(f"tensors: {len(entries)}")
+    for name, shape, dtype in sorted(entries):
+        print(f"  {name} {list(shape)} {dtype}")
+
+
+def _inspect_safetensors(path: Path) -> int:
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        length = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+        head += handle.read(min(length, 100 * 1024 * 1024))
+    header, metadata = parse_safetensors_header(head)
+    fmt = metadata.get("format")
+    print(f"file: {path}")
+    print(f"kind: safetensors, format: {fmt or '(none)'}")
+    for key in sorted(metadata):
+        if key != "format":
+            print(f"{key}: {metadata[key]}")
+    _print_tensors([(name, tuple(e.get("shape", [])), e.get("dtype", "?")) for name, e in header.items()])
+    if fmt == AGENT_FORMAT:
+        load_agent_weights(path)
+        print("valid: yes (complete agent: policy and critics)")
+    elif fmt == POLICY_FORMAT:
+        policy_from_bytes(path.read_bytes())
+        print("valid: yes (policy)")
+    return EXIT_OK
+
+
+def _inspect_snapshot(path: Path) -> int:
+    snapshot = safe_load_snapshot(path)  # refuses (exit 2) if the pickle names anything off the allowlist
+    print(f"file: {path}")
+    print("kind: torch.save archive (read with the weights-only unpickler; nothing executed)")
+    for key in sorted(snapshot, key=str):
+        value = snapshot[key]
+        if key in ("agent", "cfg"):
+            continue
+        print(f"{key}: {plain(value)!r}")
+    agent = snapshot.get("agent")
+    if isinstance(agent, dict):
+        entries = [
+            (k, tuple(v.shape), str(v.dtype).replace("torch.", ""))
+            if hasattr(v, "shape")
+            else (k, (), type(v).__name__)
+            for k, v in agent.items()
+        ]
+        print("agent:")
+        _print_tensors(entries)
+    if "cfg" in snapshot:
+        cfg = plain(snapshot["cfg"])
+        print(f"cfg: {json.dumps(cfg, sort_keys=True, default=repr)}")
+        for dotted in ("frame_stack", "method.stddev_schedule", "replay.nstep", "replay.gamma"):
+            value = cfg_get(cfg, dotted)
+            if isinstance(value, (int, float, str)):
+                print(f"cfg.{dotted}: {value!r}")
+    try:
+        _, config, _, _ = import_robobase_with_source(path)
+        print(f"importable: yes, policy_config {config.to_json()}")
+    except CheckpointImportError as err:
+        print(f"importable: no ({err})")
+    return EXIT_OK
+
+
+def _inspect_run_dir(path: Path) -> int:
+    """A learner run directory: what its journal holds (the buffers are rebuilt from it) and its checkpoints."""
+    from rclpy.serialization import deserialize_message
+
+    from so101_hilserl_interfaces.msg import Transition
+    from so101_hilserl_learner.checkpoint import load_latest_checkpoint
+    from so101_hilserl_learner.journal import read_journal
+    from so101_hilserl_learner.sequencer import TransitionSequencer
+
+    print(f"learner run directory: {path}")
+    segments = sorted((path / "journal").glob("*.journal"))
+    size = sum(f.stat().st_size for f in segments)
+    sequencer = TransitionSequencer()
+    steps = episodes = interventions = evaluation = 0
+    actors: set[str] = set()
+    for raw in read_journal(path / "journal"):
+        msg = deserialize_message(raw, Transition)
+        last = msg.terminated or msg.truncated
+        sequencer.push(msg.actor_id, msg.episode_id, msg.step, last)
+        steps += 1
+        episodes += int(last)
+        interventions += int(msg.intervention)
+        evaluation += int(msg.evaluation)
+        actors.add(msg.actor_id)
+    print(f"journal: {len(segments)} segment(s), {size / 1e6:.1f} MB, {steps} transitions in {episodes} episodes")
+    print(f"  intervention steps {interventions}, evaluation steps {evaluation}, actors {sorted(actors)}")
+    print(
+        f"  accepted {sequencer.accepted}, duplicates {sequencer.duplicates}, stale {sequencer.stale}, "
+        f"broken segments {sequencer.broken_segments}"
+    )
+    latest = load_latest_checkpoint(path / "checkpoints")
+    if latest is None:
+        print("checkpoints: none")
+    else:
+        step, state = latest
+        names = sorted(p.name for p in (path / "checkpoints").glob("ckpt-*"))
+        print(f"checkpoints: {names}; newest: {step} updates, counters {state['counters']}")
+        print(f"  network: {state['policy_config']}")
+    return EXIT_OK
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if path.is_dir() and ((path / "journal").is_dir() or (path / "checkpoints").is_dir()):
+        return _inspect_run_dir(path)
+    if path.is_dir():
+        config_path = path / "config.json"
+        if not config_path.is_file():
+            raise CheckpointImportError(f"{path}: a directory without config.json")
+        print(f"directory: {path} (config.json type {json.loads(config_path.read_text()).get('type')!r})")
+        weights = path / "model.safetensors"
+        return _inspect_safetensors(weights) if weights.is_file() else EXIT_OK
+    if not path.is_file():
+        raise CheckpointImportError(f"{path}: no such file")
+    if zipfile.is_zipfile(path):
+        return _inspect_snapshot(path)
+    if path.suffix in (".pt", ".pth", ".ckpt"):
+        safe_load_snapshot(path)  # raises the precise "not a torch.save archive" error
+    return _inspect_safetensors(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m so101_hilserl_learner.checkpoint_tool",
+        description="Import DrQ-v2 checkpoints into the project's safetensors agent format, or inspect checkpoints. "
+        "No code from an input file is ever executed.",
+        epilog="Exit status: 0 ok, 2 bad input (with a one-line error on stderr).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    robobase = commands.add_parser(
+        "import-robobase",
+        help="convert a RoboBase DrQ-v2 snapshot (.pt) to an agent .safetensors file",
+        description="Convert a RoboBase snapshot ({N,latest,best}_snapshot.pt) to the agent format. The network "
+        "sizes are inferred from the weights and cross-checked against the snapshot's cfg.",
+    )
+    robobase.add_argument("snapshot", help="the RoboBase snapshot .pt file")
+    lerobot = commands.add_parser(
+        "import-lerobot",
+        help="convert a LeRobot drqv2 policy directory to an agent .safetensors file",
+        description="Convert a LeRobot drqv2 policy directory (config.json + model.safetensors) to the agent format.",
+    )
+    lerobot.add_argument("directory", help="the directory holding config.json and model.safetensors")
+    for sub in (robobase, lerobot):
+        sub.add_argument("-o", "--output", required=True, help="the agent .safetensors file to write")
+        sub.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    inspect = commands.add_parser(
+        "inspect",
+        help="describe a checkpoint, a learner run directory (buffer journal + checkpoints) or a weights file",
+        description="Describe a .safetensors file (policy, agent or foreign), a RoboBase .pt snapshot (read safely), "
+        "a LeRobot policy directory, or a learner run directory (its transition journal, from which the replay "
+        "buffers are rebuilt, and its checkpoints). Project files are also validated.",
+    )
+    inspect.add_argument(
+        "file", help="a .safetensors file, a .pt snapshot, a LeRobot policy directory or a learner run_dir"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "import-robobase":
+            _write(args, import_robobase_with_source(args.snapshot))
+        elif args.command == "import-lerobot":
+            _write(args, import_lerobot_with_source(args.directory))
+        else:
+            return _inspect(args)
+    except (CheckpointImportError, PolicyFormatError, OSError, json.JSONDecodeError) as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
