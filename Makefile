@@ -9,7 +9,7 @@ IN_ENV := SO101_ACTIVATE_SKIP_INSTALL=1 source $(ROOT)/activate.sh &&
 IN_BUILT_ENV := source $(ROOT)/activate.sh &&
 COLCON_BUILD_ARGS ?=
 
-.PHONY: help setup build test lint format clean distclean bench-sim
+.PHONY: help setup build test lint format clean distclean bench-sim bench-buffer bench-learner bench-learning
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,8 +23,17 @@ build: setup ## colcon build of every package (symlinked Python, so edits need n
 test: build ## build, colcon test of every package, workspace tests, ruff; ends with `N passed, N failed, N skipped`
 	@scripts/run_tests.sh
 
-bench-sim: build ## simulation: scripted demo grasp rate (50 episodes) and real-time factor with the camera at 10 Hz
+bench-sim: build ## simulation: operator demo grasp rate (50 episodes) and real-time factor with the camera at 10 Hz
 	@$(IN_BUILT_ENV) python -m so101_driver.sim.bench
+
+bench-buffer: build ## replay buffer: bytes per stored transition and batches of 256 sampled per second
+	@$(IN_BUILT_ENV) python -m so101_hilserl_learner.bench_buffer
+
+bench-learner: build ## DrQ-v2 updates per second, batch 256 on 9x84x84, vs a drqv2-style reference update
+	@$(IN_BUILT_ENV) python -m so101_hilserl_learner.bench_learner
+
+bench-learning: build ## DrQ-v2 learns the dot-to-target pixel task (300 episodes, a few minutes on CPU)
+	@$(IN_BUILT_ENV) python -m so101_hilserl_learner.train_pixel_task --episodes 300
 
 lint: setup ## ruff check and format check over all Python
 	@$(IN_ENV) ruff check . && ruff format --check .

@@ -17,5 +17,10 @@ setup(
     description="DrQ-v2 learner: replay buffers, learner node, checkpoints and importers.",
     license="Apache-2.0",
     extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "learner_node = so101_hilserl_learner.learner_node:main",
+            "checkpoint_tool = so101_hilserl_learner.checkpoint_tool:main",
+        ]
+    },
 )
