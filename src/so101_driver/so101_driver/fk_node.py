@@ -6,9 +6,6 @@ keeps the joint state's stamp so it lines up with the camera and the transitions
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
@@ -16,22 +13,11 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
-from so101_driver.joints import JOINT_NAMES
+from so101_driver.joints import positions_by_name
 from so101_driver.kinematics import Kinematics, quaternion_xyzw_from_matrix
 from so101_driver.qos import SENSOR_DATA
 
 WARN_THROTTLE_S = 5.0
-
-
-def positions_by_name(names: Sequence[str], positions: Sequence[float]) -> tuple[np.ndarray | None, list[str]]:
-    """JointState (name, position) in JOINT_NAMES order; (None, the missing names) if the message lacks any."""
-    if len(positions) != len(names):
-        return None, list(JOINT_NAMES)
-    index = {name: i for i, name in enumerate(names)}
-    missing = [name for name in JOINT_NAMES if name not in index]
-    if missing:
-        return None, missing
-    return np.array([positions[index[name]] for name in JOINT_NAMES], dtype=float), []
 
 
 class FkNode(Node):

@@ -1,4 +1,9 @@
-"""The SO-101 joint names, in the one order used by every array in the project (URDF names, LeRobot motor ids 1..6)."""
+"""The SO-101 joint names, in the one order used by every array in the project (URDF names, LeRobot motor ids 1..6),
+and the one way to read a sensor_msgs/JointState into that order (joints are matched by name, never by index)."""
+
+from collections.abc import Sequence
+
+import numpy as np
 
 JOINT_NAMES: tuple[str, ...] = (
     "shoulder_pan",
@@ -10,3 +15,18 @@ JOINT_NAMES: tuple[str, ...] = (
 )
 ARM_JOINT_NAMES: tuple[str, ...] = JOINT_NAMES[:5]
 NUM_JOINTS = len(JOINT_NAMES)
+
+
+def positions_by_name(names: Sequence[str], positions: Sequence[float]) -> tuple[np.ndarray | None, list[str]]:
+    """JointState (name, position) in JOINT_NAMES order; (None, the missing names) if the message lacks any or its
+    arrays disagree in length, or has a non-finite position (then the second item names those joints)."""
+    if len(positions) != len(names):
+        return None, list(JOINT_NAMES)
+    index = {name: i for i, name in enumerate(names)}
+    missing = [name for name in JOINT_NAMES if name not in index]
+    if missing:
+        return None, missing
+    q = np.array([positions[index[name]] for name in JOINT_NAMES], dtype=float)
+    if not np.isfinite(q).all():
+        return None, [name for name, value in zip(JOINT_NAMES, q, strict=True) if not np.isfinite(value)]
+    return q, []

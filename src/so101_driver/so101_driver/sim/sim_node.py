@@ -26,7 +26,7 @@ from std_srvs.srv import SetBool
 from so101_driver import qos
 from so101_driver.image_messages import array_to_image_msg, pinhole_camera_info
 from so101_driver.joint_safety import JointCommandGuard
-from so101_driver.joints import JOINT_NAMES
+from so101_driver.joints import JOINT_NAMES, positions_by_name
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 from so101_driver.sim.operator import LeaderArm, OperatorConfig, SimulatedOperator
 from so101_driver.sim.scene import SceneConfig
@@ -108,14 +108,12 @@ class SimNode(Node):
             self.get_logger().warning(f"follower command rejected: {result.rejected}", throttle_duration_sec=1.0)
 
     def _on_leader_command(self, msg: JointState) -> None:
-        index = {name: i for i, name in enumerate(msg.name)}
-        if len(msg.position) != len(msg.name) or any(name not in index for name in JOINT_NAMES):
-            self.get_logger().warning("leader command must name all six joints", throttle_duration_sec=1.0)
+        target, missing = positions_by_name(msg.name, msg.position)
+        if target is None:
+            self.get_logger().warning(f"leader command refused: bad or missing {missing}", throttle_duration_sec=1.0)
             return
-        target = np.array([msg.position[index[name]] for name in JOINT_NAMES])
-        if np.isfinite(target).all():
-            with self._lock:
-                self.leader.command(target)
+        with self._lock:
+            self.leader.command(target)
 
     def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response) -> ResetEpisode.Response:
         seed = int(request.seed) if request.seed >= 0 else int(self._rng.integers(2**31))
