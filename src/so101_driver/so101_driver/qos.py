@@ -23,8 +23,15 @@ LATCHED = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
 )
 
-# Transitions: every one must arrive; a deep queue absorbs learner hiccups (10 Hz x 100 s).
-TRANSITIONS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# Transitions: every one must arrive; a deep queue absorbs learner hiccups (10 Hz x 100 s). Transient local: a
+# learner (or recorder) that joins or restarts late still gets the last 1000 from the actor; the learner's
+# sequencer drops the copies it already has.
+TRANSITIONS = QoSProfile(
+    depth=1000,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    history=HistoryPolicy.KEEP_LAST,
+)
 
 # Reward signals, episode summaries and learner stats: reliable, a modest queue.
 EVENTS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
