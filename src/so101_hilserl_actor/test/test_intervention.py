@@ -1,0 +1,290 @@
+"""The intervention detector and the leader decisions (so101_hilserl_actor.intervention).
+
+Unit tests on synthetic tracking errors, then the detector in closed loop with SimWorld, the simulated leader arm
+and the simulated person (so101_driver.sim.operator), with the semantics the actor uses: while the detector says
+intervention the follower is commanded to the leader's joints and the leader is limp; otherwise a deliberately bad
+policy drives and the leader tracks the follower. The person's corrections are visible only in the leader joints;
+the operator's own event log is the ground truth the detections are scored against.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from so101_driver.sim.grasp_controller import ScriptedGrasp
+from so101_driver.sim.operator import LeaderArm, OperatorConfig, SimulatedOperator
+from so101_driver.sim.world import SimConfig, SimWorld
+from so101_hilserl_actor.intervention import (
+    ButtonEdges,
+    DetectorConfig,
+    InterventionDetector,
+    LeaderManager,
+    tracking_error_deg,
+)
+
+DT = 0.1  # control period (10 Hz)
+
+
+def leader_for(error_deg: float) -> np.ndarray:
+    """Leader joints whose tracking error against a zero follower is ``error_deg`` (spread over two joints)."""
+    q = np.zeros(6)
+    q[0] = q[2] = math.radians(error_deg) / math.sqrt(2.0)
+    q[5] = 0.7  # the gripper never counts
+    return q
+
+
+def feed(detector: InterventionDetector, errors, t0: float = 0.0) -> list[bool]:
+    """Feed one tracking error per control step from ``t0``; return the state after each step."""
+    return [detector.update(t0 + i * DT, np.zeros(6), leader_for(e)) for i, e in enumerate(errors)]
+
+
+# ---- the tracking error and the thresholds -----------------------------------------------------------------------
+
+
+def test_tracking_error_is_degrees_over_the_five_arm_joints():
+    follower = np.array([0.1, -0.2, 0.3, 0.0, 0.05, 1.5])
+    leader = np.array([0.1, -0.2, 0.3 - math.radians(3.0), math.radians(4.0), 0.05, -0.1])
+    assert tracking_error_deg(follower, leader) == pytest.approx(5.0)  # 3-4-5; the gripper's 1.6 rad ignored
+    assert tracking_error_deg(np.zeros(6), leader_for(7.0)) == pytest.approx(7.0)
+    with pytest.raises(ValueError, match="5 arm joints"):
+        tracking_error_deg(np.zeros(4), np.zeros(6))
+
+
+def test_config_defaults_are_the_seed_systems_and_bad_values_name_the_field():
+    config = DetectorConfig()
+    assert (config.queue_size, config.start_window) == (4, 2)
+    assert (config.start_variance_deg2, config.release_variance_deg2) == (10.0, 0.01)
+    assert config.auto_detect
+    for kwargs, field in (
+        ({"queue_size": 1}, "queue_size"),
+        ({"start_window": 5}, "start_window"),
+        ({"start_variance_deg2": 0.0}, "start_variance_deg2"),
+        ({"release_variance_deg2": 20.0}, "release_variance_deg2"),
+        ({"min_intervention_s": -1.0}, "min_intervention_s"),
+        ({"min_release_gap_s": -0.1}, "min_release_gap_s"),
+    ):
+        with pytest.raises(ValueError, match=field):
+            DetectorConfig(**kwargs)
+
+
+def test_start_threshold_on_the_variance_of_the_last_two_errors():
+    # var(a, b) = ((b - a) / 2)^2: a jump of 6.4 deg gives 10.24 deg^2 (starts), 6.2 deg gives 9.61 (does not).
+    below = InterventionDetector()
+    assert feed(below, [1.0, 1.0, 1.0, 7.2, 7.2, 7.2]) == [False] * 6
+    above = InterventionDetector()
+    assert feed(above, [1.0, 1.0, 1.0, 7.4]) == [False, False, False, True]
+    # A steady large error (a leader lagging a fast follower) is not a grab: only a change of error is.
+    assert not any(feed(InterventionDetector(), [30.0] * 10))
+
+
+def test_no_decision_before_the_queue_is_full():
+    detector = InterventionDetector()
+    assert feed(detector, [0.0, 20.0, 0.0]) == [False, False, False]  # huge jumps, but only 3 samples
+    assert detector.update(0.3, np.zeros(6), leader_for(20.0))  # the 4th sample decides
+
+
+def test_release_threshold_and_the_queue_restarts_at_each_transition():
+    detector = InterventionDetector()
+    assert feed(detector, [0.0, 0.0, 0.0, 10.0])[-1]
+    # The queue was cleared at the start: the next decision needs 4 new samples.
+    # Wobbling by 0.25 deg (var 0.0156) is a hand still on the leader; 0.15 deg (var 0.0056) is a released arm.
+    assert all(feed(detector, [5.0, 5.25] * 4, t0=0.4))
+    assert feed(detector, [5.0, 5.15, 5.0, 5.15], t0=1.2) == [True, True, True, False]
+    # And after the release a new start needs a full queue again.
+    assert feed(detector, [5.0, 30.0, 5.0], t0=1.6) == [False, False, False]
+
+
+def test_minimum_durations():
+    config = DetectorConfig(min_intervention_s=1.0, min_release_gap_s=1.0)
+    detector = InterventionDetector(config)
+    states = feed(detector, [0.0, 0.0, 0.0, 10.0] + [10.0] * 12)  # starts at t=0.3, settled at once
+    start = states.index(True)
+    release = states.index(False, start)
+    assert start == 3 and (release - start) * DT == pytest.approx(1.0)  # held 1.0 s although settled after 0.4 s
+    # Jumps right after the release do not start a new intervention until the gap has passed.
+    t0 = release * DT + DT
+    states = feed(detector, [10.0, 0.0, 10.0, 0.0, 10.0, 0.0, 10.0, 0.0, 10.0, 0.0], t0=t0)
+    first = states.index(True)
+    assert t0 + first * DT - release * DT >= 1.0 - 1e-9
+    assert not any(states[:first])
+
+
+def test_manual_override_wins_until_the_next_manual_command_or_episode():
+    detector = InterventionDetector()
+    assert detector.force(True, t=0.0) and detector.override is True
+    assert all(feed(detector, [3.0] * 12, t0=0.1))  # settled for 1.2 s: the automatic rule would have released
+    assert not detector.force(False, t=1.3) and detector.override is False
+    assert not any(feed(detector, [0.0, 20.0] * 6, t0=1.4))  # violent jumps: pinned off
+    detector.force(None)  # back to automatic: the state stays until the rule decides
+    assert detector.override is None and not detector.active
+    assert feed(detector, [0.0, 0.0, 0.0, 20.0], t0=3.0)[-1]
+    detector.force(True)
+    detector.reset()  # the next episode: policy drives, automatic again
+    assert not detector.active and detector.override is None
+    assert feed(detector, [0.0, 0.0, 0.0, 20.0], t0=10.0)[-1]
+
+
+def test_automatic_detection_can_be_switched_off():
+    detector = InterventionDetector(DetectorConfig(auto_detect=False))
+    assert not any(feed(detector, [0.0, 20.0] * 8))
+    assert detector.last_error_deg == pytest.approx(20.0)  # still measured, for logs
+    assert detector.force(True) and all(feed(detector, [3.0] * 8, t0=2.0))
+    assert not detector.force(False)
+
+
+# ---- leader decisions and buttons --------------------------------------------------------------------------------
+
+
+def test_leader_tracks_with_torque_on_and_goes_limp_during_an_intervention():
+    manager = LeaderManager(tracking=True)
+    follower = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    first = manager.step(False, follower)
+    np.testing.assert_array_equal(first.target, follower)  # all six joints, gripper included
+    assert first.torque is True  # unknown at start: switched on once
+    again = manager.step(False, follower)
+    assert again.torque is None and manager.pending is True  # one call in flight at a time
+    manager.torque_done(True, ok=True)
+    assert manager.step(False, follower).torque is None and manager.torque is True
+
+    grab = manager.step(True, follower)
+    assert grab.target is None and grab.torque is False  # no commands while a hand holds it; torque off
+    assert manager.step(True, follower).torque is None
+    manager.torque_done(False, ok=False)  # the call failed: retried at the next step
+    assert manager.torque is None
+    assert manager.step(True, follower).torque is False
+    manager.torque_done(False, ok=True)
+    assert manager.step(True, follower) == manager.step(True, follower)  # nothing more to do
+
+    release = manager.step(False, follower)
+    assert release.torque is True and release.target is not None  # back to tracking
+    assert manager.step(False, None).target is None  # no follower state: no command
+
+    passive = LeaderManager(tracking=False)
+    for intervening in (False, True, False):
+        action = passive.step(intervening, follower)
+        assert action.target is None and action.torque is None
+
+
+def test_button_press_edges():
+    edges = ButtonEdges()
+    assert edges.pressed([0, 1, 0]) == {1}  # the first message's pressed buttons are presses
+    assert edges.pressed([0, 1, 0]) == set()  # held
+    assert edges.pressed([1, 1, 1, 1]) == {0, 2, 3}  # longer message: new buttons count
+    assert edges.pressed([0, 0]) == set()
+    assert edges.pressed([0, 1]) == {1}
+
+
+def test_keyboard_keys_map_to_operator_commands():
+    from so101_hilserl_actor.keyboard_node import command_for_key
+    from so101_hilserl_interfaces.srv import OperatorCommand
+
+    assert command_for_key(" ") == OperatorCommand.Request.TOGGLE_INTERVENTION
+    assert command_for_key("s") == command_for_key("S") == OperatorCommand.Request.MARK_SUCCESS
+    assert command_for_key("f") == OperatorCommand.Request.MARK_FAILURE
+    assert command_for_key("x") is None
+
+
+# ---- closed loop with the simulated person ------------------------------------------------------------------------
+
+
+SUBSTEPS = 10  # the person, the leader and the physics at 100 Hz, as in the sim node
+
+
+def closed_loop(seed: int, policy: str, duration_s: float, operator_config: OperatorConfig) -> dict:
+    """The intervention node and the actor around SimWorld, the simulated leader and person; returns traces."""
+    world = SimWorld(SimConfig(), seed=seed)
+    kin = world.kinematics
+    operator = SimulatedOperator(kin, ScriptedGrasp(), operator_config, seed=seed)
+    leader = LeaderArm(kin, seed=seed)
+    leader.reset(world.joint_positions())
+    detector = InterventionDetector()
+    manager = LeaderManager(tracking=True)
+    target = world.joint_positions()
+    centre = world.tcp_position()
+    trace = {"t": [], "error": [], "detected": [], "torque": []}
+    was_active = False
+    for _ in range(round(duration_s / DT)):
+        t, follower_q, leader_q = world.time, world.joint_positions(), leader.positions
+        cube = world.cube_pose()[0]
+        active = detector.update(t, follower_q, leader_q)
+        action = manager.step(active, follower_q)
+        if action.torque is not None:  # the torque service answers at once
+            leader.set_torque(action.torque)
+            manager.torque_done(action.torque, ok=True)
+        if action.target is not None:
+            leader.command(action.target)
+        if active:  # the follower mirrors the leader
+            world.set_joint_targets(leader_q)
+        else:  # a deliberately bad policy
+            if was_active:
+                target = follower_q.copy()  # it takes over from where the person left the arm
+            tcp = kin.fk(target)[0]
+            if policy == "away":  # drifts away from the cube at 4 cm/s
+                away = (tcp - cube) * np.array([1.0, 1.0, 0.0])
+                target = kin.ik_step(target, tcp + 0.004 * away / np.linalg.norm(away))
+            elif policy == "circle":  # moves slowly (1.5 cm/s) around where it started
+                angle = 0.015 / 0.04 * t
+                target = kin.ik_step(target, centre + 0.04 * np.array([np.sin(angle), 1 - np.cos(angle), 0.0]))
+            world.set_joint_targets(target)  # "hold": keeps its pose
+        was_active = active
+        for _ in range(SUBSTEPS):
+            sub_dt = DT / SUBSTEPS
+            hand = operator.update(
+                world.time, sub_dt, world.joint_positions(), cube, world.grasp_success(), leader_q=leader.positions
+            )
+            leader.step(sub_dt, hand)
+            world.step(sub_dt)
+        for key, value in zip(trace, (t, detector.last_error_deg, active, leader.torque_enabled), strict=True):
+            trace[key].append(value)
+    trace = {key: np.array(value) for key, value in trace.items()}
+    trace["events"] = operator.events
+    return trace
+
+
+def edges(times: np.ndarray, flags: np.ndarray) -> tuple[list, list]:
+    """Times of the steps at which a flag turned on, and off (flags[i] is the state decided at step i)."""
+    on = [times[i] for i in range(1, len(flags)) if flags[i] and not flags[i - 1]]
+    off = [times[i] for i in range(1, len(flags)) if flags[i - 1] and not flags[i]]
+    return on, off
+
+
+@pytest.mark.parametrize("policy", ["hold", "away"])
+def test_each_correction_is_detected_within_two_periods_and_released_after_let_go(policy):
+    latencies, releases = [], []
+    for seed in range(4):
+        trace = closed_loop(seed, policy, 12.0, OperatorConfig())
+        # A grab in the last two periods of the trace cannot be detected before it ends: not scored.
+        events = [e for e in trace["events"] if e[0] <= trace["t"][-1] - DT + 1e-6]
+        assert len(events) >= 2  # a bad policy is corrected again after each let-go
+        starts, ends = edges(trace["t"], trace["detected"])
+        assert len(starts) == len(events), f"seed {seed}: detections {starts} for corrections {events}"
+        for (grab, let_go, _), detected in zip(events, starts, strict=True):
+            assert 0.0 < detected - grab <= 2 * DT + 1e-6, f"seed {seed}: grab {grab:.2f}, detected {detected:.2f}"
+            latencies.append(detected - grab)
+            if let_go is None:
+                continue
+            released = [e for e in ends if e > detected]
+            assert released, f"seed {seed}: never released after the let-go at {let_go:.2f}"
+            assert let_go < released[0] <= let_go + 1.0
+            releases.append(released[0] - let_go)
+            holding = (trace["t"] >= detected - 1e-6) & (trace["t"] < let_go - 1e-6)
+            assert trace["detected"][holding].all()  # on for the whole hold
+            assert not trace["torque"][holding].any()  # and the leader limp under the hand
+        assert trace["torque"][~trace["detected"]].all()  # tracking with torque on whenever the policy drives
+    print(
+        f"\n[{policy}] {len(latencies)} corrections: detection latency {min(latencies):.2f}..{max(latencies):.2f} s "
+        f"(mean {np.mean(latencies):.3f}), released {min(releases):.2f}..{max(releases):.2f} s after let-go"
+    )
+
+
+def test_no_false_intervention_over_a_minute_of_slow_tracking():
+    trace = closed_loop(0, "circle", 60.0, OperatorConfig(mode="none"))
+    assert not trace["detected"].any()
+    errors = trace["error"]
+    assert np.ptp(errors) > 0.3  # the policy really moved the arm and the leader lagged it
+    var2 = max(np.var(errors[i - 1 : i + 1]) for i in range(1, len(errors)))
+    assert var2 < 1.0  # an order of magnitude below the start threshold
+    print(f"\nidle tracking error {errors.mean():.2f} deg (max {errors.max():.2f}), var of last 2: max {var2:.3f}")
