@@ -1,0 +1,216 @@
+"""Episode logic of the actor: reward from the classifier, success, timeout, operator marks and the episode counters.
+
+Rules (seed-system-facts section 5 and 7, DESIGN.md "Episode"):
+
+* The reward of a step comes from the classifier's output for the image of the observation that step led to. The
+  output is matched to that image by its exact stamp (``reward/signal`` carries the classified image's stamp). A
+  positive frame (probability >= success_threshold) earns ``success_reward`` (+10), any other frame
+  ``step_penalty`` (-0.05). No matching output (the classifier was late or dropped the frame) counts as a miss: the
+  step penalty, NaN probability, and the success streak is broken, so success is never granted on frames nobody
+  judged.
+* Success (terminated): ``consecutive_success_frames`` positive frames in a row, ending at a step count of at least
+  ``min_steps_before_success`` (so the episode cannot end on the frames right after the reset).
+* Timeout (truncated, the learner bootstraps): ``max_steps`` steps without success.
+* Operator marks (keyboard, pedal, joystick) end the episode at the next step: a success mark terminates with the
+  success reward (the operator's word replaces the classifier's for that frame); a failure mark terminates with the
+  classifier's reward. Marks take precedence over the classifier.
+* Counters for the EpisodeSummary message: steps, return, intervention steps, interventions (policy -> human
+  hand-overs), stale frames, and (for diagnostics) reward misses.
+
+Pure logic, no ROS: stamps are integer nanoseconds, or anything with ``sec``/``nanosec`` (builtin_interfaces/Time)
+or ``nanoseconds`` (rclpy.time.Time).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import NamedTuple
+
+SUCCESS = "success"
+TIMEOUT = "timeout"
+SUCCESS_MARK = "success_mark"
+FAILURE_MARK = "failure_mark"
+STOPPED = "stopped"
+END_REASONS = (SUCCESS, TIMEOUT, SUCCESS_MARK, FAILURE_MARK, STOPPED)
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    """Defaults suit the 10 Hz simulation; the seed system's real-robot values are noted where they differ.
+
+    consecutive_success_frames: seed 10 (its classifier ran on a real camera at 10 Hz); 3 here.
+    min_steps_before_success: seed 30; 10 here.
+    max_frame_age_s: an observation whose newest image is older than this at the control step counts as stale.
+    reward_cache_size: how many recent classifier outputs are kept for matching (a few seconds at 10-30 Hz).
+    """
+
+    max_steps: int = 100
+    success_threshold: float = 0.7
+    consecutive_success_frames: int = 3
+    min_steps_before_success: int = 10
+    success_reward: float = 10.0
+    step_penalty: float = -0.05
+    max_frame_age_s: float = 0.2
+    reward_cache_size: int = 128
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "consecutive_success_frames", "reward_cache_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"EpisodeConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if self.min_steps_before_success < 0:
+            raise ValueError(
+                f"EpisodeConfig.min_steps_before_success must be >= 0, got {self.min_steps_before_success}"
+            )
+        if not 0.0 < self.success_threshold < 1.0:
+            raise ValueError(
+                f"EpisodeConfig.success_threshold must be a probability in (0, 1), got {self.success_threshold}"
+            )
+        if not self.max_frame_age_s > 0:
+            raise ValueError(f"EpisodeConfig.max_frame_age_s must be positive (seconds), got {self.max_frame_age_s}")
+
+
+def stamp_to_ns(stamp) -> int:
+    """Integer nanoseconds of a stamp (int ns, builtin_interfaces/Time, or rclpy.time.Time)."""
+    if isinstance(stamp, int):
+        return stamp
+    if hasattr(stamp, "sec") and hasattr(stamp, "nanosec"):
+        return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+    if hasattr(stamp, "nanoseconds"):
+        return int(stamp.nanoseconds)
+    raise TypeError(f"a stamp must be int nanoseconds, builtin_interfaces/Time or rclpy Time, got {type(stamp)}")
+
+
+class StepOutcome(NamedTuple):
+    reward: float
+    probability: float  # NaN when no classifier output matched the image
+    matched: bool
+    terminated: bool  # success, or an operator mark: no bootstrap
+    truncated: bool  # timeout: the learner bootstraps from the final observation
+    end_reason: str  # "" while the episode goes on, else one of END_REASONS
+
+
+class EpisodeTracker:
+    """One episode at a time: ``reset``, then one ``step`` per control step until it returns an end."""
+
+    def __init__(self, config: EpisodeConfig | None = None):
+        self.config = config or EpisodeConfig()
+        self._signals: OrderedDict[int, float] = OrderedDict()
+        self.episode_id: int | None = None
+        self._clear()
+
+    def _clear(self) -> None:
+        self.steps = 0
+        self.episode_return = 0.0
+        self.intervention_steps = 0
+        self.interventions = 0
+        self.stale_frames = 0
+        self.reward_misses = 0
+        self.streak = 0
+        self.end_reason = ""
+        self._pending_mark = ""
+        self._last_intervention = False
+
+    # ---- episode ---------------------------------------------------------------------------------------------
+    def reset(self, episode_id: int) -> None:
+        """Start episode ``episode_id``; counters go to zero. Classifier outputs already received are kept (one
+        for the new episode's first image may arrive before this call)."""
+        self.episode_id = int(episode_id)
+        self._clear()
+
+    @property
+    def done(self) -> bool:
+        return bool(self.end_reason)
+
+    @property
+    def success(self) -> bool:
+        return self.end_reason in (SUCCESS, SUCCESS_MARK)
+
+    def mark_success(self) -> None:
+        """Operator: the task succeeded; the episode ends at the next step."""
+        self._pending_mark = SUCCESS_MARK
+
+    def mark_failure(self) -> None:
+        """Operator: the attempt failed; the episode ends at the next step."""
+        self._pending_mark = FAILURE_MARK
+
+    def stop(self) -> None:
+        """The actor stops mid-episode (shutdown, torque off): the episode ends as "stopped", without a step."""
+        if self.episode_id is not None and not self.done:
+            self.end_reason = STOPPED
+
+    # ---- reward ----------------------------------------------------------------------------------------------
+    def record_reward_signal(self, stamp, probability: float) -> None:
+        """A classifier output for the image with ``stamp``."""
+        probability = float(probability)
+        if not (math.isfinite(probability) and 0.0 <= probability <= 1.0):
+            raise ValueError(f"reward signal probability must be in [0, 1], got {probability}")
+        key = stamp_to_ns(stamp)
+        self._signals[key] = probability
+        self._signals.move_to_end(key)
+        while len(self._signals) > self.config.reward_cache_size:
+            self._signals.popitem(last=False)
+
+    def reward_for(self, image_stamp) -> tuple[float, float, bool]:
+        """(reward, probability, matched) for the image with this exact stamp; no side effects."""
+        probability = self._signals.get(stamp_to_ns(image_stamp))
+        if probability is None:
+            return self.config.step_penalty, math.nan, False
+        positive = probability >= self.config.success_threshold
+        return (self.config.success_reward if positive else self.config.step_penalty), probability, True
+
+    def is_stale(self, image_stamp, now) -> bool:
+        """Whether the image with ``image_stamp`` is older than max_frame_age_s at time ``now``."""
+        return (stamp_to_ns(now) - stamp_to_ns(image_stamp)) > self.config.max_frame_age_s * 1e9
+
+    # ---- step ------------------------------------------------------------------------------------------------
+    def step(self, image_stamp, intervention: bool = False, stale_frame: bool = False) -> StepOutcome:
+        """Account one control step whose resulting observation has image ``image_stamp``.
+
+        ``intervention``: the step's action was the human's. ``stale_frame``: that observation's image was stale.
+        """
+        if self.episode_id is None:
+            raise RuntimeError("EpisodeTracker.step before reset: call reset(episode_id) at episode start")
+        if self.done:
+            raise RuntimeError(f"episode {self.episode_id} already ended ({self.end_reason}); call reset first")
+        cfg = self.config
+        reward, probability, matched = self.reward_for(image_stamp)
+
+        self.steps += 1
+        if not matched:
+            self.reward_misses += 1
+        self.streak = self.streak + 1 if matched and probability >= cfg.success_threshold else 0
+        if intervention:
+            self.intervention_steps += 1
+            if not self._last_intervention:
+                self.interventions += 1
+        self._last_intervention = bool(intervention)
+        if stale_frame:
+            self.stale_frames += 1
+
+        terminated = truncated = False
+        if self._pending_mark:
+            self.end_reason, terminated = self._pending_mark, True
+            if self._pending_mark == SUCCESS_MARK:
+                reward = cfg.success_reward
+        elif self.streak >= cfg.consecutive_success_frames and self.steps >= cfg.min_steps_before_success:
+            self.end_reason, terminated = SUCCESS, True
+        elif self.steps >= cfg.max_steps:
+            self.end_reason, truncated = TIMEOUT, True
+        self.episode_return += reward
+        return StepOutcome(float(reward), probability, matched, terminated, truncated, self.end_reason)
+
+    def summary(self) -> dict:
+        """The EpisodeSummary fields this tracker owns (plus reward_misses, for diagnostics)."""
+        return {
+            "episode_id": self.episode_id,
+            "steps": self.steps,
+            "episode_return": self.episode_return,
+            "success": self.success,
+            "intervention_steps": self.intervention_steps,
+            "interventions": self.interventions,
+            "stale_frames": self.stale_frames,
+            "end_reason": self.end_reason,
+            "reward_misses": self.reward_misses,
+        }
