@@ -9,7 +9,7 @@ IN_ENV := SO101_ACTIVATE_SKIP_INSTALL=1 source $(ROOT)/activate.sh &&
 IN_BUILT_ENV := source $(ROOT)/activate.sh &&
 COLCON_BUILD_ARGS ?=
 
-.PHONY: help setup build test lint format clean distclean bench-sim bench-buffer bench-learner bench-learning
+.PHONY: help setup build test lint format clean distclean bench-sim bench-buffer bench-learner bench-learning bench-actor
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ bench-learner: build ## DrQ-v2 updates per second, batch 256 on 9x84x84, vs a dr
 
 bench-learning: build ## DrQ-v2 learns the dot-to-target pixel task (300 episodes, a few minutes on CPU)
 	@$(IN_BUILT_ENV) python -m so101_hilserl_learner.train_pixel_task --episodes 300
+
+bench-actor: build ## actor step compute p50/p99 (full-size policy) and loop period jitter over a sim run
+	@$(IN_BUILT_ENV) python -m so101_hilserl_actor.bench_actor
 
 lint: setup ## ruff check and format check over all Python
 	@$(IN_ENV) ruff check . && ruff format --check .

@@ -17,5 +17,11 @@ setup(
     description="Intervention detection, observation assembly, DrQ-v2 policy network and the 10 Hz actor node.",
     license="Apache-2.0",
     extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "actor_node = so101_hilserl_actor.actor_node:main",
+            "intervention_node = so101_hilserl_actor.intervention_node:main",
+            "keyboard_node = so101_hilserl_actor.keyboard_node:main",
+        ]
+    },
 )
