@@ -6,15 +6,14 @@ keeps the joint state's stamp so it lines up with the camera and the transitions
 
 from __future__ import annotations
 
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from so101_driver.joints import positions_by_name
 from so101_driver.kinematics import Kinematics, quaternion_xyzw_from_matrix
+from so101_driver.node_main import run_node
 from so101_driver.qos import SENSOR_DATA
 
 WARN_THROTTLE_S = 5.0
@@ -68,17 +67,7 @@ class FkNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = FkNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(FkNode, args)
 
 
 if __name__ == "__main__":

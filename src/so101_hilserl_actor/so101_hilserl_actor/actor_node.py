@@ -24,8 +24,8 @@ import rclpy
 import torch
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.task import Future
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, UInt8
 
@@ -33,6 +33,7 @@ from so101_driver import qos
 from so101_driver.image_messages import image_msg_to_array
 from so101_driver.joints import JOINT_NAMES, positions_by_name
 from so101_driver.kinematics import HOME_EE_POSITION, TOOL_DOWN, Kinematics
+from so101_driver.node_main import run_node
 from so101_driver.preprocessing import ImagePreprocessing
 from so101_hilserl_actor.action_mapping import ActionConfig, human_action_from_joints, policy_action_to_joints
 from so101_hilserl_actor.episode import EpisodeConfig, EpisodeTracker
@@ -125,6 +126,7 @@ class ActorNode(Node):
         self.loop_periods: deque[float] = deque(maxlen=10_000)  # for jitter statistics (bench_actor)
         self.step_compute_s: deque[float] = deque(maxlen=10_000)
         self._running = True
+        self.finished = Future()  # completes after max_episodes
         self._loop = threading.Thread(target=self._run, name="actor-loop", daemon=True)
         self._loop.start()
         mode = "evaluation" if self.evaluation else "training"
@@ -416,7 +418,7 @@ class ActorNode(Node):
             f"success rate {rate:.0%}, mean steps {self.total_steps / max(self.episodes_done, 1):.1f}"
         )
         self._running = False
-        rclpy.try_shutdown(context=self.context)
+        self.finished.set_result(True)  # node_main stops spinning; the process exits 0
 
     def _command(self, q: np.ndarray) -> None:
         msg = JointState(name=list(JOINT_NAMES), position=[float(v) for v in q])
@@ -435,19 +437,7 @@ def _ns(stamp) -> int:
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ActorNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(ActorNode, args)
 
 
 if __name__ == "__main__":

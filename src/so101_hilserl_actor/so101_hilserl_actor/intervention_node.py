@@ -19,9 +19,7 @@ keeps its value) until both arms report again.
 from __future__ import annotations
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Bool, UInt8
@@ -29,6 +27,7 @@ from std_srvs.srv import SetBool
 
 from so101_driver import qos
 from so101_driver.joints import JOINT_NAMES, positions_by_name
+from so101_driver.node_main import run_node
 from so101_hilserl_actor.intervention import (
     ButtonEdges,
     DetectorConfig,
@@ -250,17 +249,7 @@ class InterventionNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = InterventionNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(InterventionNode, args)
 
 
 if __name__ == "__main__":

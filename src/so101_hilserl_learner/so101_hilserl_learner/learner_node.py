@@ -15,15 +15,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import rclpy
 import torch
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 from std_srvs.srv import Trigger
 
 from so101_driver import qos
+from so101_driver.node_main import run_node
 from so101_hilserl_actor.policy import PolicyConfig
 from so101_hilserl_actor.policy_io import policy_to_bytes, sha256_hex
 from so101_hilserl_actor.state_vector import STATE_DIM
@@ -274,17 +273,7 @@ class LearnerNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = LearnerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(LearnerNode, args)
 
 
 if __name__ == "__main__":

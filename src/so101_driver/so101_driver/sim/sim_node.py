@@ -17,7 +17,6 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import Point, PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool
@@ -27,6 +26,7 @@ from so101_driver import qos
 from so101_driver.image_messages import array_to_image_msg, pinhole_camera_info
 from so101_driver.joint_safety import JointCommandGuard
 from so101_driver.joints import JOINT_NAMES, positions_by_name
+from so101_driver.node_main import run_node
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 from so101_driver.sim.operator import LeaderArm, OperatorConfig, SimulatedOperator
 from so101_driver.sim.scene import SceneConfig
@@ -240,17 +240,7 @@ def _pose(stamp, position: np.ndarray, quat_wxyz: np.ndarray) -> PoseStamped:
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(SimNode, args)
 
 
 if __name__ == "__main__":
