@@ -72,7 +72,8 @@ def unflatten_state(tensors: dict[str, torch.Tensor], skeleton: Any) -> Any:
     return build(skeleton)
 
 
-def _fsync_path(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (a rename is durable only once its directory is)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -91,18 +92,18 @@ def save_checkpoint(directory: Path, step: int, state: dict, keep: int = 3) -> P
     save_file(tensors, str(tmp / TENSORS_FILE))
     (tmp / META_FILE).write_text(json.dumps({"step": step, "state": skeleton}))
     for name in (TENSORS_FILE, META_FILE):
-        _fsync_path(tmp / name)
-    _fsync_path(tmp)
+        fsync_path(tmp / name)
+    fsync_path(tmp)
     final = directory / f"{PREFIX}{step:09d}"
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _fsync_path(directory)
+    fsync_path(directory)
     latest_tmp = directory / f"{LATEST}.tmp"
     latest_tmp.write_text(final.name + "\n")
-    _fsync_path(latest_tmp)
+    fsync_path(latest_tmp)
     os.replace(latest_tmp, directory / LATEST)
-    _fsync_path(directory)
+    fsync_path(directory)
     for old in sorted(directory.glob(f"{PREFIX}*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

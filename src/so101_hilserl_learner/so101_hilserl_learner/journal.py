@@ -23,6 +23,8 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from so101_hilserl_learner.checkpoint import fsync_path
+
 HEADER = struct.Struct("<II")
 SEGMENT_SUFFIX = ".journal"
 
@@ -97,7 +99,7 @@ class TransitionJournal:
         self._path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._size = os.fstat(self._fd).st_size
-        _fsync_directory(self.directory)
+        fsync_path(self.directory)
 
     def append(self, payload: bytes) -> None:
         record = HEADER.pack(len(payload), zlib.crc32(payload)) + payload
@@ -126,11 +128,3 @@ class TransitionJournal:
             self.sync()
             os.close(self._fd)
             self._fd = -1
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
