@@ -29,36 +29,16 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 from so101_driver.joints import ARM_JOINT_NAMES, NUM_JOINTS
+from so101_driver.kinematics import Kinematics
+from so101_driver.sim.grasp_controller import ScriptedGrasp
 
 NUM_ARM = len(ARM_JOINT_NAMES)
 # "none" rather than "off": YAML (and so ROS parameter overrides) reads a bare off as false.
 MODES = ("correct", "demo", "none")
-
-
-class _Kinematics(Protocol):  # so101_driver.kinematics.Kinematics
-    lower: np.ndarray
-    upper: np.ndarray
-
-    def fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
-
-    def ik_step(
-        self, q: np.ndarray, target_position: np.ndarray, damping: float = 0.1, max_step: float = 0.5
-    ) -> np.ndarray: ...
-
-
-class _GraspController(Protocol):  # so101_driver.sim.grasp_controller.ScriptedGrasp
-    def act(
-        self,
-        tcp_position: np.ndarray,
-        gripper_position: float,
-        cube_position: np.ndarray,
-        tcp_rotation: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, float, str]: ...
 
 
 def _positive(name: str, value: float) -> None:
@@ -105,7 +85,7 @@ class LeaderArm:
     Exact exponential discretisation, so the behaviour does not depend on how often ``step`` is called.
     """
 
-    def __init__(self, kinematics: _Kinematics, config: LeaderArmConfig | None = None, seed: int = 0):
+    def __init__(self, kinematics: Kinematics, config: LeaderArmConfig | None = None, seed: int = 0):
         self.config = config or LeaderArmConfig()
         self.lower = np.asarray(kinematics.lower, dtype=float).copy()
         self.upper = np.asarray(kinematics.upper, dtype=float).copy()
@@ -241,7 +221,7 @@ class SimulatedOperator:
     """
 
     def __init__(
-        self, kinematics: _Kinematics, grasp: _GraspController, config: OperatorConfig | None = None, seed: int = 0
+        self, kinematics: Kinematics, grasp: ScriptedGrasp, config: OperatorConfig | None = None, seed: int = 0
     ):
         self.kinematics = kinematics
         self.grasp = grasp
