@@ -55,6 +55,23 @@ class ImagePreprocessing:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
+    @classmethod
+    def from_parameter(cls, text: str, name: str = "preprocessing") -> ImagePreprocessing:
+        """The value of a node's ``preprocessing`` parameter: '' = the project default, else a JSON object of
+        fields to change from it (the actor and the reward node take the same value from one parameter file)."""
+        if not text.strip():
+            return cls()
+        try:
+            overrides = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise PreprocessingError(f"parameter {name}={text!r} is not JSON ({err})") from err
+        if not isinstance(overrides, dict):
+            raise PreprocessingError(f"parameter {name} must be a JSON object of ImagePreprocessing fields")
+        try:
+            return cls.from_dict({**cls().to_dict(), **overrides})
+        except (TypeError, PreprocessingError) as err:
+            raise PreprocessingError(f"parameter {name}: {err}") from err
+
     def apply(self, frame: np.ndarray, encoding: str = "rgb8") -> np.ndarray:
         """Raw camera frame (HxWx3 uint8, ``encoding`` rgb8 or bgr8) -> output_size x output_size x 3 uint8 RGB."""
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:

@@ -47,3 +47,14 @@ def test_round_trip_through_dict_and_unknown_field():
     assert ImagePreprocessing.from_dict(config.to_dict()) == config
     with pytest.raises(PreprocessingError, match="unknown"):
         ImagePreprocessing.from_dict({**config.to_dict(), "interpolation": "linear"})
+
+
+def test_node_parameter_changes_fields_from_the_default_and_names_bad_values():
+    assert ImagePreprocessing.from_parameter("") == ImagePreprocessing()
+    assert ImagePreprocessing.from_parameter('{"crop_x": 40}') == ImagePreprocessing(crop_x=40)
+    with pytest.raises(PreprocessingError, match="preprocessing=.*not JSON"):
+        ImagePreprocessing.from_parameter("{crop_x: 40")
+    with pytest.raises(PreprocessingError, match="unknown preprocessing field"):
+        ImagePreprocessing.from_parameter('{"crop": 40}')
+    with pytest.raises(PreprocessingError, match="JSON object"):
+        ImagePreprocessing.from_parameter("[1, 2]")

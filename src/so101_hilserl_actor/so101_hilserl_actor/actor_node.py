@@ -77,7 +77,14 @@ class ActorNode(Node):
             max_frame_age_s=p("max_frame_age_s", 0.25, "older images are stale: counted, and the arm holds"),
         )
         self.action_config = ActionConfig(max_joint_step_rad=p("max_joint_step", 0.3, "per-step joint change (rad)"))
-        self.preprocessing = ImagePreprocessing()
+        self.preprocessing = ImagePreprocessing.from_parameter(
+            p(
+                "preprocessing",
+                "",
+                "JSON of image crop/resize fields changed from the project default ('' = default); "
+                "the reward node must get the same value",
+            )
+        )
 
         self.kinematics = Kinematics()
         try:
@@ -85,6 +92,11 @@ class ActorNode(Node):
             self.policy_config = replace(PolicyConfig(), **overrides)
         except (TypeError, ValueError) as err:
             raise ValueError(f"parameter network={network!r}: {err}") from err
+        if self.preprocessing.output_size != self.policy_config.image_size:
+            raise ValueError(
+                f"preprocessing output_size {self.preprocessing.output_size} differs from the policy's image_size "
+                f"{self.policy_config.image_size}: set network's image_size or preprocessing's output_size to match"
+            )
         self.policy = Policy(self.policy_config).eval()
         self.policy_version = 0
         self.started_fresh = not initial_weights

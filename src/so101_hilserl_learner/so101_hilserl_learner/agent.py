@@ -20,17 +20,15 @@ Speed (same math as the reference formulation, measured with ``bench_learner``):
 * During the actor step the critic's parameters do not require grad, so no critic weight gradients are computed
   that the reference throws away.
 * Metrics are gathered in one device->host copy at the end of the update.
-* ``configure_cpu_allocator()`` (the caller's choice, like torch.set_num_threads): glibc hands every tensor above
-  its mmap threshold fresh pages from the OS and takes them back on free, so each update page-faults through ~1 GB
-  of activations. Keeping freed memory in the heap made one CPU update about 1.4x faster here.
+* ``so101_driver.cpu_allocator.configure_cpu_allocator()`` (the caller's choice, like torch.set_num_threads):
+  glibc hands every tensor above its mmap threshold fresh pages from the OS and takes them back on free, so each
+  update page-faults through ~1 GB of activations. Keeping freed memory in the heap made one CPU update about
+  1.4x faster here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,19 +68,6 @@ class AgentConfig:
         if self.stddev_clip < 0 or (self.grad_clip is not None and self.grad_clip <= 0):
             raise ValueError("AgentConfig: stddev_clip must be >= 0 and grad_clip None or > 0")
         linear_schedule(self.stddev_schedule, 0)  # raises on a malformed schedule string
-
-
-def configure_cpu_allocator() -> bool:
-    """Make glibc malloc keep and reuse large freed blocks instead of unmapping them (process-wide; call once at
-    start-up of a learner or benchmark). Returns False where it does not apply (not Linux glibc)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_mmap_threshold, largest = -1, -3, ctypes.c_int(2**31 - 1)
-        return bool(libc.mallopt(m_mmap_threshold, largest)) and bool(libc.mallopt(m_trim_threshold, largest))
-    except (OSError, AttributeError):
-        return False
 
 
 # ------------------------------------------------------------------------------------------------ augmentation

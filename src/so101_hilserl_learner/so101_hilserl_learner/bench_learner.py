@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from so101_driver.cpu_allocator import configure_cpu_allocator
 from so101_hilserl_actor.policy import PolicyConfig
-from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent, configure_cpu_allocator
+from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.replay import Batch, empty_batch
 
 # facebookresearch/drqv2 itself (hidden 1024, batch 256, 9x84x84) on this project's 2-core CPU (ENVIRONMENT.md).

@@ -22,12 +22,13 @@ from rclpy.serialization import deserialize_message
 from std_srvs.srv import Trigger
 
 from so101_driver import qos
+from so101_driver.cpu_allocator import configure_cpu_allocator
 from so101_driver.node_main import run_node
 from so101_hilserl_actor.policy import PolicyConfig
 from so101_hilserl_actor.policy_io import policy_to_bytes, sha256_hex
 from so101_hilserl_actor.state_vector import STATE_DIM
 from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerStats, PolicyWeights, Transition
-from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent, configure_cpu_allocator
+from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.checkpoint import load_latest_checkpoint, save_checkpoint
 from so101_hilserl_learner.checkpoint_import import load_agent_weights
 from so101_hilserl_learner.ingest import TransitionIngest

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from so101_driver.cpu_allocator import configure_cpu_allocator
 from so101_hilserl_actor.policy import PolicyConfig
-from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent, configure_cpu_allocator
+from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.pixel_task import FrameStack, PixelReachEnv, PixelTaskConfig, random_policy_success
 from so101_hilserl_learner.replay import ReplayBuffer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from so101_hilserl_learner.agent import configure_cpu_allocator
+from so101_driver.cpu_allocator import configure_cpu_allocator
 from so101_hilserl_learner.pixel_task import FrameStack, PixelReachEnv, PixelTaskConfig, random_policy_success
 from so101_hilserl_learner.train_pixel_task import TrainConfig, train
 
