@@ -17,5 +17,12 @@ setup(
     description="Reward classifier: model, datasets, training CLI and the reward node.",
     license="Apache-2.0",
     extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "reward_node = so101_reward.reward_node:main",
+            "make_dataset = so101_reward.make_dataset:main",
+            "train = so101_reward.train:main",
+            "preview = so101_reward.preview:main",
+        ]
+    },
 )

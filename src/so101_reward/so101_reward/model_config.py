@@ -13,6 +13,7 @@ from pathlib import Path
 from so101_driver.preprocessing import ImagePreprocessing, PreprocessingError
 
 FORMAT_VERSION = 1
+ARCHITECTURES = ("small_cnn", "resnet10", "resnet18")
 
 
 class RewardModelConfigError(ValueError):
@@ -21,14 +22,27 @@ class RewardModelConfigError(ValueError):
 
 @dataclass(frozen=True)
 class RewardModelConfig:
-    architecture: str = "small_cnn"
+    architecture: str = "small_cnn"  # small_cnn (trained from scratch) or resnet10/resnet18 (frozen backbone)
     preprocessing: ImagePreprocessing = field(default_factory=ImagePreprocessing)
-    threshold: float = 0.7
-    channels: tuple[int, ...] = (16, 32, 64)
+    threshold: float = 0.7  # P(success) at or above which a frame counts as success
+    channels: tuple[int, ...] = (16, 32, 64)  # small_cnn: one stride-2 stage per entry
+    spatial_features: int = 8  # learned spatial embeddings over the last feature map (LeRobot's classifier: 8)
+    hidden: int = 128  # width of the head's hidden layer
+    dropout: float = 0.3
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise RewardModelConfigError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.architecture not in ARCHITECTURES:
+            raise RewardModelConfigError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if not self.channels or min(self.channels) <= 0:
+            raise RewardModelConfigError(f"channels must be positive widths, got {list(self.channels)}")
+        if self.spatial_features <= 0 or self.hidden <= 0:
+            raise RewardModelConfigError(
+                f"spatial_features and hidden must be positive, got {self.spatial_features}, {self.hidden}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise RewardModelConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
     def to_dict(self) -> dict:
         return {
@@ -37,6 +51,9 @@ class RewardModelConfig:
             "preprocessing": self.preprocessing.to_dict(),
             "threshold": self.threshold,
             "channels": list(self.channels),
+            "spatial_features": self.spatial_features,
+            "hidden": self.hidden,
+            "dropout": self.dropout,
         }
 
     @classmethod
@@ -50,7 +67,10 @@ class RewardModelConfig:
                 architecture=str(data["architecture"]),
                 preprocessing=preprocessing,
                 threshold=float(data["threshold"]),
-                channels=tuple(int(c) for c in data.get("channels", cls.channels)),
+                channels=tuple(int(c) for c in data.get("channels", (16, 32, 64))),
+                spatial_features=int(data.get("spatial_features", 8)),
+                hidden=int(data.get("hidden", 128)),
+                dropout=float(data.get("dropout", 0.3)),
             )
         except KeyError as err:
             raise RewardModelConfigError(f"{source}: missing field {err.args[0]!r}") from err
