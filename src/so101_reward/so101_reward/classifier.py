@@ -11,14 +11,13 @@ Loading reads tensors with safetensors and the config as JSON: nothing in a mode
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from so101_reward.atomic import atomic_write
 from so101_reward.model import RewardNet
 from so101_reward.model_config import RewardModelConfig, RewardModelConfigError
 
@@ -88,8 +87,8 @@ class RewardClassifier:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        _atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state, tmp))
-        _atomic_write(directory / CONFIG_FILE, lambda tmp: self.config.save(Path(tmp)))
+        atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state, tmp))
+        atomic_write(directory / CONFIG_FILE, lambda tmp: self.config.save(Path(tmp)))
         return directory
 
     @torch.inference_mode()
@@ -119,16 +118,3 @@ class RewardClassifier:
                 "apply the model's preprocessing (config.preprocessing.apply) to raw camera frames first"
             )
         return np.ascontiguousarray(frames)
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -12,14 +12,13 @@ dataset cannot be trained with another preprocessing than it was made with.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from so101_driver.preprocessing import ImagePreprocessing, PreprocessingError
+from so101_reward.atomic import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -109,9 +108,9 @@ class RewardDataset:
             raise DatasetError(f"{path}: a reward dataset file ends in .npz")
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"format_version": FORMAT_VERSION, "preprocessing": self.preprocessing.to_dict()}
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as handle:
                 np.savez(
                     handle,
                     frames=self.frames,
@@ -120,12 +119,8 @@ class RewardDataset:
                     episode_names=np.array(self.episode_names, dtype=str),
                     meta=np.array(json.dumps(meta)),
                 )
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+
+        atomic_write(path, write)
         return path
 
     @classmethod
@@ -162,11 +157,14 @@ def concatenate(datasets: list[RewardDataset]) -> RewardDataset:
                 f"dataset {i} was made with preprocessing {dataset.preprocessing.to_dict()}, dataset 0 with "
                 f"{first.to_dict()}: rebuild them with the same one"
             )
+    # Names stay as they are unless two sources share one; then every name gets its source's index.
+    all_names = [name for dataset in datasets for name in dataset.episode_names]
+    clash = len(set(all_names)) < len(all_names)
     names: list[str] = []
     episodes = []
     for i, dataset in enumerate(datasets):
         offset = len(names)
-        names.extend(f"{i}/{name}" if len(datasets) > 1 else name for name in dataset.episode_names)
+        names.extend(f"{i}/{name}" if clash else name for name in dataset.episode_names)
         episodes.append(dataset.episodes + offset)
     return RewardDataset(
         np.concatenate([d.frames for d in datasets]),

@@ -34,8 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from so101_driver.cpu_allocator import configure_cpu_allocator
+from so101_reward.atomic import atomic_write
 from so101_reward.augment import AugmentConfig, augment
-from so101_reward.classifier import RewardClassifier, _atomic_write
+from so101_reward.classifier import RewardClassifier
 from so101_reward.dataset import DatasetError, RewardDataset, concatenate
 from so101_reward.metrics import choose_threshold, evaluate, format_report, threshold_sweep
 from so101_reward.model import ModelWeightsError, RewardNet, load_backbone_weights
@@ -208,7 +209,7 @@ def save_result(result: TrainResult, config: TrainConfig, out_dir: Path) -> None
         "history": result.history,
     }
     text = json.dumps(metrics, indent=2, default=float) + "\n"
-    _atomic_write(out_dir / "metrics.json", lambda tmp: Path(tmp).write_text(text))
+    atomic_write(out_dir / "metrics.json", lambda tmp: Path(tmp).write_text(text))
 
 
 def _tensorboard(out_dir: Path | None):

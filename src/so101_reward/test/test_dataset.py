@@ -64,7 +64,14 @@ def test_bad_files_are_named_with_the_reason(tmp_path):
 def test_concatenate_keeps_episodes_apart_and_refuses_mixed_preprocessing():
     a, b = make_dataset(4, 5, seed=1), make_dataset(4, 5, seed=2)
     both = concatenate([a, b])
-    assert len(both) == 40 and len(np.unique(both.episodes)) == 8 and both.episode_names[4] == "1/ep0"
+    assert len(both) == 40 and len(np.unique(both.episodes)) == 8 and both.episode_names[4] == "1/ep0"  # a clash
+    renamed = RewardDataset(b.frames, b.labels, b.episodes, [f"b{e}" for e in range(4)], b.preprocessing)
+    assert concatenate([a, renamed]).episode_names == a.episode_names + renamed.episode_names
     other = RewardDataset(a.frames, a.labels, a.episodes, a.episode_names, ImagePreprocessing(crop_x=0))
     with pytest.raises(DatasetError, match="same one"):
         concatenate([a, other])
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    path = make_dataset(2, 2).save(tmp_path / "d.npz")
+    assert path.stat().st_mode & 0o044 == 0o044  # readable by the group and others under the default umask

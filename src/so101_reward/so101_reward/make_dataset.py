@@ -1,0 +1,172 @@
+"""Command line: make a reward-classifier dataset (.npz) from image folders, labelled bags or the simulation.
+
+    python -m so101_reward.make_dataset folders ~/grasp_images --out data/reward.npz
+    python -m so101_reward.make_dataset bags ~/bags/labels.json --out data/reward.npz --append
+    python -m so101_reward.make_dataset sim --episodes 60 --steps 60 --out data/sim_reward.npz
+
+Every source goes through the project's one ImagePreprocessing (the default unless --preprocessing names a JSON
+file of its fields); --append adds to an existing dataset, which must have been made with the same preprocessing.
+Bad input ends with exit status 2 and a one-line error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+from so101_driver.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing, PreprocessingError
+from so101_reward.dataset import DatasetError, RewardDataset, concatenate
+
+EXIT_BAD_INPUT = 2
+
+
+def _doc_section(title: str) -> str:
+    """One titled section of so101_reward.sources' docstring: the formats are described once and shown by --help."""
+    from so101_reward import sources
+
+    lines = textwrap.dedent(sources.__doc__ or "").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(title)) + 2  # past the title and underline
+    end = next(
+        (i - 1 for i in range(start + 1, len(lines)) if lines[i] and set(lines[i]) == {"-"}),
+        len(lines),
+    )  # up to the next section's title
+    text = "\n".join(line for line in lines[start:end] if line.strip() != "::")
+    return text.replace("::\n", ":\n").strip("\n")
+
+
+def _sim_help() -> str:
+    """The scenario part of so101_reward.sim_dataset's docstring, read without importing MuJoCo for --help."""
+    import ast
+    import importlib.util
+
+    origin = importlib.util.find_spec("so101_reward.sim_dataset").origin
+    text = ast.get_docstring(ast.parse(Path(origin).read_text())) or ""
+    body = text.split("\n\n", 1)[1]
+    return body.split("\n\n    from ", 1)[0].strip()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m so101_reward.make_dataset",
+        description=(
+            "Make a reward-classifier dataset: raw wrist-camera frames through the project's one preprocessing, "
+            "a 0/1 success label per frame and the episode each frame belongs to, saved as one .npz. "
+            "Sources: 'folders' (labelled image folders), 'bags' (rosbag2 bags + a JSON label file), 'sim' "
+            "(auto-labelled simulation). 'python -m so101_reward.make_dataset SOURCE --help' explains each format."
+        ),
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", required=True, type=Path, help="the dataset file to write (.npz)")
+    common.add_argument(
+        "--append",
+        action="store_true",
+        help="add the new frames to the dataset already at --out (same preprocessing required) instead of replacing it",
+    )
+    common.add_argument(
+        "--preprocessing",
+        type=Path,
+        help="JSON file with ImagePreprocessing fields (crop_x, crop_y, crop_width, crop_height, output_size, "
+        "source_width, source_height); default: the project's DEFAULT_PREPROCESSING",
+    )
+    common.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sub = parser.add_subparsers(dest="source", required=True, metavar="{folders,bags,sim}")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    folders = sub.add_parser(
+        "folders",
+        parents=[common],
+        formatter_class=fmt,
+        help="labelled image folders root/success/** and root/failure/**",
+        description=_doc_section("Image folders"),
+    )
+    folders.add_argument("root", type=Path, help="the folder holding success/ and failure/ (or positive/, negative/)")
+
+    bags = sub.add_parser(
+        "bags",
+        parents=[common],
+        formatter_class=fmt,
+        help="rosbag2 bags (MCAP or sqlite3) labelled by a JSON file",
+        description=_doc_section("Labelled bags"),
+    )
+    bags.add_argument("label_file", type=Path, help="the JSON label file; bag paths in it are relative to it")
+    bags.add_argument(
+        "--topic", help="image topic, overriding the label file's 'topic' (default /wrist_camera/image_raw)"
+    )
+
+    sim = sub.add_parser(
+        "sim",
+        parents=[common],
+        formatter_class=fmt,
+        help="auto-labelled frames from the MuJoCo simulation",
+        description=_sim_help(),
+    )
+    sim.add_argument("--episodes", type=int, default=60, help="episodes to record (default 60)")
+    sim.add_argument("--steps", type=int, default=60, help="control steps (= frames) per episode at 10 Hz (default 60)")
+    sim.add_argument("--seed", type=int, default=0, help="seed of the run; each episode gets its own (default 0)")
+    sim.add_argument(
+        "--scenarios",
+        help="comma-separated cycle of scenarios (grasp, near_miss, air_close, touch, no_cube); "
+        "default grasp,near_miss,air_close,grasp,touch,no_cube",
+    )
+    return parser
+
+
+def _load_preprocessing(path: Path | None) -> ImagePreprocessing:
+    if path is None:
+        return DEFAULT_PREPROCESSING
+    try:
+        return ImagePreprocessing.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as err:
+        raise DatasetError(f"--preprocessing {path}: {err}") from None
+
+
+def _make(args: argparse.Namespace, preprocessing: ImagePreprocessing) -> RewardDataset:
+    progress = not args.no_progress
+    if args.source == "folders":
+        from so101_reward.sources import from_image_folders
+
+        return from_image_folders(args.root, preprocessing, progress=progress)
+    if args.source == "bags":
+        from so101_reward.sources import from_labelled_bags
+
+        return from_labelled_bags(args.label_file, preprocessing, topic=args.topic, progress=progress)
+    from so101_reward.sim_dataset import DEFAULT_CYCLE, record_sim_dataset
+
+    if args.episodes < 1 or args.steps < 1:
+        raise DatasetError(f"--episodes and --steps must be >= 1, got {args.episodes} and {args.steps}")
+    scenarios = DEFAULT_CYCLE if not args.scenarios else tuple(s.strip() for s in args.scenarios.split(","))
+    return record_sim_dataset(args.episodes, args.steps, args.seed, scenarios, progress, preprocessing)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.out.suffix != ".npz":
+            raise DatasetError(f"--out {args.out}: a reward dataset file ends in .npz")
+        preprocessing = _load_preprocessing(args.preprocessing)
+        existing = None
+        if args.append and args.out.exists():
+            existing = RewardDataset.load(args.out)
+            if existing.preprocessing != preprocessing:
+                raise DatasetError(
+                    f"--append: {args.out} was made with preprocessing {existing.preprocessing.to_dict()}, this run "
+                    f"uses {preprocessing.to_dict()}; pass the same --preprocessing or write a new file"
+                )
+        dataset = _make(args, preprocessing)
+        if existing is not None:
+            print(f"existing {args.out}: {existing.summary()}")
+            print(f"new: {dataset.summary()}")
+            dataset = concatenate([existing, dataset])
+        dataset.save(args.out)
+    except (DatasetError, PreprocessingError, ValueError, OSError) as err:
+        print(f"make_dataset: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"wrote {args.out}: {dataset.summary()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
