@@ -1,0 +1,225 @@
+"""wrist_camera: the USB wrist camera (or a video file / image folder standing in for it) as a ROS node.
+
+Publishes exactly what the simulation publishes for its camera: ``wrist_camera/image_raw`` (rgb8, sensor-data QoS)
+and ``wrist_camera/camera_info`` with the same stamp, plus a camera status on ``/diagnostics`` once a second
+(capture and publish fps, dropped frames, watchdog timeouts and reconnects).
+
+The capture logic lives in so101_driver.camera_source (reader thread, one-frame buffer, watchdog); this node only
+declares parameters, turns frames into messages in its publishing thread and reports. Each image is published as
+soon as it is captured, stamped with the capture time; a frame the publisher could not keep up with is dropped,
+never sent late.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.exceptions import InvalidParameterTypeException
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+
+from so101_driver import qos
+from so101_driver.camera_source import (
+    DEFAULT_HORIZONTAL_FOV_DEG,
+    CalibrationFileError,
+    CameraCalibration,
+    CameraReader,
+    CaptureSettings,
+    RateMeter,
+    load_camera_calibration,
+    make_source_factory,
+    pinhole_from_fov,
+)
+from so101_driver.image_messages import array_to_image_msg, pinhole_camera_info
+from so101_driver.node_main import run_node
+
+DIAGNOSTICS_PERIOD_S = 1.0
+LOW_FPS_FRACTION = 0.8  # diagnostics warn below this fraction of the asked frame rate
+
+_TYPES = {
+    bool: ParameterType.PARAMETER_BOOL,
+    int: ParameterType.PARAMETER_INTEGER,
+    float: ParameterType.PARAMETER_DOUBLE,
+    str: ParameterType.PARAMETER_STRING,
+}
+
+
+class CameraNode(Node):
+    def __init__(self):
+        super().__init__("wrist_camera")
+        source = self._param(
+            "source",
+            "0",
+            "camera device index (0 = /dev/video0), a device path (better: /dev/v4l/by-id/usb-...-video-index0, "
+            "stable across USB ports), a video file or an image folder (played at fps, looping)",
+        )
+        width = self._param("width", 640, "image width asked of the camera (px)")
+        height = self._param("height", 480, "image height asked of the camera (px)")
+        fps = self._param("fps", 30.0, "frame rate asked of the camera, and the playback rate of files (Hz)")
+        fourcc = self._param("fourcc", "MJPG", "pixel format asked of the camera; MJPG fits 640x480@30 in USB 2")
+        info_file = self._param(
+            "camera_info_file", "", "ROS camera calibration YAML; '' = uncalibrated pinhole from horizontal_fov_deg"
+        )
+        self.fov_deg = self._param(
+            "horizontal_fov_deg", DEFAULT_HORIZONTAL_FOV_DEG, "horizontal field of view of the uncalibrated pinhole"
+        )
+        self.frame_id = self._param("frame_id", "wrist_camera_optical_frame", "header.frame_id of images and info")
+        timeout = self._param("reconnect_timeout_s", 2.0, "reopen the camera when no frame came for this long (s)")
+        loop = self._param("loop", True, "play video files and image folders again from the start at their end")
+
+        try:
+            self.settings = CaptureSettings(width=width, height=height, fps=fps, fourcc=fourcc, loop=loop)
+            factory = make_source_factory(source, self.settings)
+            pinhole_from_fov(width, height, self.fov_deg)  # validates the field of view at start-up
+            self.calibration: CameraCalibration | None = load_camera_calibration(info_file) if info_file else None
+        except (ValueError, CalibrationFileError) as err:
+            self.get_logger().fatal(str(err))
+            raise SystemExit(f"wrist_camera: {err}") from None
+        self._infos: dict[tuple[int, int], CameraInfo] = {}
+        self._info_mismatch_warned: set[tuple[int, int]] = set()
+
+        self.image_pub = self.create_publisher(Image, "wrist_camera/image_raw", qos.SENSOR_DATA)
+        self.info_pub = self.create_publisher(CameraInfo, "wrist_camera/camera_info", qos.SENSOR_DATA)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.source = str(source)
+        self.reader = CameraReader(
+            factory,
+            clock=self.get_clock().now,
+            timeout_s=timeout,
+            logger=self.get_logger(),
+            description="wrist camera",
+        )
+        self._publish_rate = RateMeter()
+        self._published = 0
+        self._running = True
+        self.reader.start()
+        self._thread = threading.Thread(target=self._publish_loop, name="wrist-camera-publish", daemon=True)
+        self._thread.start()
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        calibration = f"calibration {self.calibration.path}" if self.calibration else f"pinhole {self.fov_deg:g} deg"
+        self.get_logger().info(
+            f"wrist camera on {source}: {width}x{height} {fourcc or 'default format'} at {fps:g} fps, {calibration}, "
+            f"frame {self.frame_id}"
+        )
+
+    def _param(self, name: str, default, description: str):
+        """Declare a typed, read-only parameter. An integer given for a float (fps:=30) or for the source
+        (source:=0) is accepted as what was meant rather than refused with a type error."""
+        kind = _TYPES[type(default)]
+        descriptor = ParameterDescriptor(type=kind, description=description, read_only=True)
+        try:
+            return self.declare_parameter(name, default, descriptor).value
+        except InvalidParameterTypeException:
+            if kind not in (ParameterType.PARAMETER_DOUBLE, ParameterType.PARAMETER_STRING):
+                raise
+        loose = ParameterDescriptor(description=description, read_only=True, dynamic_typing=True)
+        value = self.declare_parameter(name, default, loose).value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value) if kind == ParameterType.PARAMETER_DOUBLE else str(value)
+        raise SystemExit(f"wrist_camera: parameter {name} must be a {type(default).__name__}, got {value!r}")
+
+    # ---- camera info ----
+    def _camera_info(self, width: int, height: int) -> CameraInfo:
+        """The CameraInfo for frames of this size: the calibration file's, or the pinhole from the field of view."""
+        key = (width, height)
+        info = self._infos.get(key)
+        if info is not None:
+            return info
+        if self.calibration is not None:
+            c = self.calibration
+            info = CameraInfo(width=c.width, height=c.height, distortion_model=c.distortion_model)
+            info.k, info.d, info.r, info.p = list(c.k), list(c.d), list(c.r), list(c.p)
+            if key != (c.width, c.height):
+                self.get_logger().error(
+                    f"frames are {width}x{height} but {c.path} calibrates {c.width}x{c.height}: camera_info does "
+                    "not fit the images; set width/height to the calibrated size or recalibrate"
+                )
+                self._info_mismatch_warned.add(key)
+        else:
+            fx, fy, cx, cy = pinhole_from_fov(width, height, self.fov_deg)
+            info = pinhole_camera_info(width, height, fx, fy, cx, cy, self.frame_id)
+        info.header.frame_id = self.frame_id
+        self._infos[key] = info
+        return info
+
+    # ---- publishing thread ----
+    def _publish_loop(self) -> None:
+        while self._running:
+            frame = self.reader.latest.take(timeout_s=0.1)
+            if frame is None:
+                continue
+            stamp = frame.stamp.to_msg()
+            height, width = frame.image.shape[:2]
+            image = array_to_image_msg(frame.image, "rgb8", stamp, self.frame_id)
+            info = self._camera_info(width, height)
+            info.header.stamp = stamp
+            self.image_pub.publish(image)
+            self.info_pub.publish(info)
+            self._published += 1
+            self._publish_rate.tick()
+
+    # ---- diagnostics ----
+    def _publish_diagnostics(self) -> None:
+        stats = self.reader.stats()
+        publish_fps = self._publish_rate.rate()
+        values = {
+            "source": self.source,
+            "state": stats.state,
+            "capture_fps": f"{stats.capture_fps:.2f}",
+            "publish_fps": f"{publish_fps:.2f}",
+            "target_fps": f"{self.settings.fps:g}",
+            "frames_captured": str(stats.frames),
+            "frames_published": str(self._published),
+            "frames_dropped": str(stats.dropped),
+            "grab_failures": str(stats.grab_failures),
+            "watchdog_timeouts": str(stats.watchdog_timeouts),
+            "source_losses": str(stats.losses),
+            "open_failures": str(stats.open_failures),
+            "reconnects": str(stats.reconnects),
+            "last_frame_age_s": f"{stats.last_frame_age_s:.3f}",
+            "last_error": stats.last_error or "none",
+            "camera_info": f"calibration {self.calibration.path}" if self.calibration else "uncalibrated pinhole",
+        }
+        values.update({f"achieved_{k}": v for k, v in stats.achieved.items()})
+        level, message = DiagnosticStatus.OK, "streaming"
+        if stats.warnings:
+            level, message = DiagnosticStatus.WARN, "; ".join(stats.warnings)
+        if self._info_mismatch_warned:
+            level, message = DiagnosticStatus.WARN, "camera_info is for another image size than the frames"
+        if (
+            stats.state == "streaming"
+            and self.settings.fps > 0
+            and stats.capture_fps < LOW_FPS_FRACTION * self.settings.fps
+        ):
+            level = DiagnosticStatus.WARN
+            message = f"capturing at {stats.capture_fps:.1f} fps, asked {self.settings.fps:g}"
+        if stats.state == "ended":
+            level, message = DiagnosticStatus.WARN, f"source ended: {stats.last_error}"
+        elif stats.state in ("opening", "reconnecting", "starting"):
+            level, message = DiagnosticStatus.ERROR, f"no frames ({stats.state}): {stats.last_error or 'opening'}"
+        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: camera", message=message)
+        status.hardware_id = self.source
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+
+    def destroy_node(self) -> None:
+        self._running = False
+        reader = getattr(self, "reader", None)
+        if reader is not None:
+            reader.stop()
+        thread = getattr(self, "_thread", None)
+        if thread is not None:
+            thread.join(timeout=2.0)
+        super().destroy_node()
+
+
+def main(args=None) -> None:
+    run_node(CameraNode, args)
+
+
+if __name__ == "__main__":
+    main()
