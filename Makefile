@@ -9,7 +9,7 @@ IN_ENV := SO101_ACTIVATE_SKIP_INSTALL=1 source $(ROOT)/activate.sh &&
 IN_BUILT_ENV := source $(ROOT)/activate.sh &&
 COLCON_BUILD_ARGS ?=
 
-.PHONY: help setup build test lint format clean distclean bench-sim bench-buffer bench-learner bench-learning bench-actor bench-reward
+.PHONY: help setup build test lint format clean distclean bench-sim bench-buffer bench-learner bench-learning bench-actor bench-reward bench-drivers
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ bench-actor: build ## actor step compute p50/p99 (full-size policy) and loop per
 
 bench-reward: build ## reward classifier: held-out F1 on simulated episodes, and the node's per-frame latency p50/p99
 	@$(IN_BUILT_ENV) python -m so101_reward.bench_reward
+
+bench-drivers: build ## follower driver vs the servo bus emulator at 1 Mbps: state rate and command-to-bus latency
+	@$(IN_BUILT_ENV) python -m so101_driver.bench_drivers
 
 lint: setup ## ruff check and format check over all Python
 	@$(IN_ENV) ruff check . && ruff format --check .

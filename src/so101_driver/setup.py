@@ -24,6 +24,11 @@ setup(
         "console_scripts": [
             "sim_node = so101_driver.sim.sim_node:main",
             "fk_node = so101_driver.fk_node:main",
+            "follower_node = so101_driver.follower_node:main",
+            "leader_node = so101_driver.leader_node:main",
+            "camera_node = so101_driver.camera_node:main",
+            "calibrate = so101_driver.calibrate:main",
+            "servo_emulator = so101_driver.feetech.emulator:main",
         ],
     },
 )

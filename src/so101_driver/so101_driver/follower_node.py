@@ -1,0 +1,15 @@
+"""follower: the SO-101 follower arm on its Feetech bus (the node is so101_driver.arm_node.ArmNode, role "follower").
+
+ros2 run so101_driver follower_node --ros-args -p port:=/dev/serial/by-id/... -p robot_id:=my_follower
+"""
+
+from so101_driver.arm_node import FollowerNode
+from so101_driver.node_main import run_node
+
+
+def main(args=None) -> None:
+    run_node(FollowerNode, args)
+
+
+if __name__ == "__main__":
+    main()
