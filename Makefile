@@ -9,7 +9,7 @@ IN_ENV := SO101_ACTIVATE_SKIP_INSTALL=1 source $(ROOT)/activate.sh &&
 IN_BUILT_ENV := source $(ROOT)/activate.sh &&
 COLCON_BUILD_ARGS ?=
 
-.PHONY: help setup build test lint format clean distclean bench-sim bench-buffer bench-learner bench-learning bench-actor bench-reward bench-drivers
+.PHONY: help setup build test sim lint format clean distclean bench-sim bench-buffer bench-learner bench-learning bench-actor bench-reward bench-drivers
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -22,6 +22,12 @@ build: setup ## colcon build of every package (symlinked Python, so edits need n
 
 test: build ## build, colcon test of every package, workspace tests, ruff; ends with `N passed, N failed, N skipped`
 	@scripts/run_tests.sh
+
+# make sim EPISODES=50 RUN_DIR=runs/sim2; the same RUN_DIR resumes. Its own DDS domain unless you set one.
+EPISODES ?= 0
+RUN_DIR ?= runs/sim
+sim: build ## HIL-SERL in simulation with the simulated operator until Ctrl-C (or EPISODES); resumes RUN_DIR
+	@$(IN_BUILT_ENV) ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-37} python -m so101_bringup.runner --mode sim --run-dir $(RUN_DIR) --episodes $(EPISODES)
 
 bench-sim: build ## simulation: operator demo grasp rate (50 episodes) and real-time factor with the camera at 10 Hz
 	@$(IN_BUILT_ENV) python -m so101_driver.sim.bench

@@ -1,3 +1,5 @@
+from glob import glob
+
 from setuptools import find_packages, setup
 
 package_name = "so101_bringup"
@@ -9,7 +11,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml", "README.md"]),
-        ("share/" + package_name + "/config", ["config/fastdds.xml"]),
+        ("share/" + package_name + "/config", sorted(glob("config/*"))),
+        ("share/" + package_name + "/launch", sorted(glob("launch/*.launch.py"))),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -1,0 +1,188 @@
+"""The HIL-SERL node graph, declared once: `hilserl.launch.py` (ROS install) and the runner (Python only) both read it.
+
+A NodeSpec names one node process: its package and console script (for `ros2 run` and launch_ros), its module (for
+`python -m`), the parameters that follow from the user's options, the mode's parameter file, and remappings. Topic
+names in the nodes are relative, so a namespace per robot needs no remapping; the namespace is applied by whoever
+starts the processes (launch's `namespace=`, the runner's `-r __ns:=`).
+
+Sim mode: simulation, intervention, actor, learner, FK, and the reward classifier when a model is given (without one
+the simulation publishes its ground-truth reward on reward/signal instead). Real mode: follower, leader and wrist
+camera drivers instead of the simulation, the reward classifier required, and the actor resets by IK.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MODES = ("sim", "real")
+PACKAGE = "so101_bringup"
+
+# Every topic of the project graph (DESIGN.md), relative names except /diagnostics.
+PROJECT_TOPICS: tuple[str, ...] = (
+    "follower/joint_states",
+    "follower/joint_commands",
+    "leader/joint_states",
+    "leader/joint_commands",
+    "wrist_camera/image_raw",
+    "wrist_camera/camera_info",
+    "reward/signal",
+    "intervention",
+    "hilserl/transitions",
+    "hilserl/episodes",
+    "hilserl/policy_weights",
+    "hilserl/learner_stats",
+    "follower/ee_pose",
+    "operator/episode_mark",
+    "/diagnostics",
+)
+
+# What `ros2 bag record` and the project's recorder take: enough to replay a session into learner buffers (images,
+# joints, interventions, rewards, the actor's transitions and episodes) and to inspect it afterwards. The policy
+# weights are left out: megabytes per message, and the learner's checkpoints keep them.
+RECORDED_TOPICS: tuple[str, ...] = tuple(t for t in PROJECT_TOPICS if t != "hilserl/policy_weights")
+
+# The parameter files (under config/) of each mode.
+PARAMETER_FILES = {"sim": "sim.yaml", "real": "real.yaml"}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node process of the graph."""
+
+    name: str  # node name (the processes are started with __node:=name)
+    package: str
+    executable: str  # console script of the package, for `ros2 run` and launch_ros.actions.Node
+    module: str  # `python -m module`, for the runner
+    parameters: dict[str, object] = field(default_factory=dict)  # from the options; override the parameter file
+    parameter_file: str | None = None  # a name under so101_bringup/config/, or the path of the user's own file
+    remappings: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class GraphOptions:
+    """What the user chooses at launch: the launch arguments and the runner's flags map onto these fields."""
+
+    mode: str = "sim"
+    namespace: str = ""
+    params_file: str | None = None  # replaces config/<mode>.yaml (start from a copy of it)
+    initial_checkpoint: str = ""  # .safetensors the actor and the learner start from ('' = random init)
+    reward_model: str = ""  # reward classifier directory; '' in sim mode = the simulation's ground truth
+    record: bool = False
+    run_dir: str = "runs/sim"
+    follower_port: str = ""
+    leader_port: str = ""
+    camera_source: str = ""
+    use_ros2_control: bool = False  # controllers (MoveIt, ...) command the follower: no actor, no learner
+    max_episodes: int = 0
+
+
+def _spec(name: str, package: str, module: str, executable: str, parameters: dict, parameter_file: str) -> NodeSpec:
+    return NodeSpec(
+        name=name,
+        package=package,
+        executable=executable,
+        module=f"{package}.{module}",
+        parameters=parameters,
+        parameter_file=parameter_file,
+    )
+
+
+def build_graph(options: GraphOptions) -> list[NodeSpec]:
+    """The nodes to start for these options; raises ValueError naming the option to fix."""
+    if options.mode not in MODES:
+        raise ValueError(f"mode={options.mode!r}: use one of {', '.join(MODES)}")
+    if options.params_file:
+        params = Path(options.params_file).expanduser()
+        if not params.is_file():
+            raise ValueError(f"params_file={options.params_file!r} does not exist; copy {config_path('sim.yaml')}")
+        parameter_file = str(params.resolve())
+    else:
+        parameter_file = PARAMETER_FILES[options.mode]
+    if options.max_episodes < 0:
+        raise ValueError(f"max_episodes={options.max_episodes} must be >= 0 (0 = run until stopped)")
+    real = options.mode == "real"
+    if real:
+        missing = [
+            flag
+            for flag, value in (
+                ("follower_port", options.follower_port),
+                ("leader_port", options.leader_port),
+                ("camera_source", options.camera_source),
+                ("reward_model", options.reward_model),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(
+                f"real mode needs {', '.join(missing)}: the arms' serial ports (/dev/serial/by-id/...), the wrist "
+                "camera (/dev/v4l/by-id/...) and a trained reward classifier directory (python -m so101_reward.train)"
+            )
+
+    def spec(name, package, module, parameters=None, executable=None):
+        return _spec(name, package, module, executable or module.rsplit(".", 1)[-1], parameters or {}, parameter_file)
+
+    nodes: list[NodeSpec] = []
+    if real:
+        nodes.append(spec("follower", "so101_driver", "follower_node", {"port": options.follower_port}))
+        nodes.append(spec("leader", "so101_driver", "leader_node", {"port": options.leader_port}))
+        nodes.append(spec("wrist_camera", "so101_driver", "camera_node", {"source": options.camera_source}))
+    else:
+        ground_truth = not options.reward_model
+        nodes.append(spec("so101_sim", "so101_driver", "sim.sim_node", {"publish_ground_truth_reward": ground_truth}))
+    if options.reward_model:
+        nodes.append(spec("reward_classifier", "so101_reward", "reward_node", {"model_path": options.reward_model}))
+    nodes.append(spec("intervention", "so101_hilserl_actor", "intervention_node"))
+    if not options.use_ros2_control:
+        # With ros2_control the controller manager's hardware component publishes follower/joint_commands every
+        # cycle its command differs from the state, controller active or not: the actor must not publish there too.
+        actor = {
+            "reset_mode": "ik" if real else "sim",
+            "initial_weights": options.initial_checkpoint,
+            "max_episodes": options.max_episodes,
+        }
+        nodes.append(spec("actor", "so101_hilserl_actor", "actor_node", actor))
+        learner = {"run_dir": str(Path(options.run_dir) / "learner"), "initial_weights": options.initial_checkpoint}
+        nodes.append(spec("learner", "so101_hilserl_learner", "learner_node", learner))
+    nodes.append(spec("fk_node", "so101_driver", "fk_node"))
+    return nodes
+
+
+def robot_description(urdf: str, with_ros2_control: bool) -> str:
+    """The URDF text for robot_state_publisher; with ros2_control, config/ros2_control.urdf's <ros2_control>
+    element inserted before </robot> (the controller manager reads it from the robot_description topic)."""
+    if not with_ros2_control:
+        return urdf
+    path = config_path("ros2_control.urdf")
+    block = ET.parse(path).getroot().find("ros2_control")
+    if block is None:
+        raise ValueError(f"{path} has no <ros2_control> element under <robot>")
+    cut = urdf.rindex("</robot>")
+    return urdf[:cut] + "  " + ET.tostring(block, encoding="unicode").strip() + "\n" + urdf[cut:]
+
+
+def _source_config_dir() -> Path:
+    return Path(__file__).resolve().parents[1] / "config"
+
+
+def config_path(name: str) -> Path:
+    """A file under so101_bringup's config/: the installed share directory's, else the source tree's (a file added
+    since the last colcon build). A path (absolute, or with a directory part) is returned as it is."""
+    if Path(name).is_absolute() or len(Path(name).parts) > 1:
+        return Path(name)
+    candidates = []
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        try:
+            candidates.append(Path(get_package_share_directory(PACKAGE)) / "config" / name)
+        except PackageNotFoundError:
+            pass
+    except ImportError:  # plain Python without ROS: the source tree only
+        pass
+    candidates.append(_source_config_dir() / name)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{name} is in none of {', '.join(map(str, candidates))}; rebuild so101_bringup")

@@ -1,0 +1,249 @@
+"""Run the HIL-SERL graph as processes, for machines without the ROS command-line tools (`make sim` uses it).
+
+    python -m so101_bringup.runner                               # simulation, until Ctrl-C, run dir runs/sim
+    python -m so101_bringup.runner --episodes 20 --record        # stop after 20 episodes, record a bag
+    python -m so101_bringup.runner --mode real --reward-model runs/reward/model \\
+        --follower-port so101_follower --leader-port so101_leader --camera-source /dev/v4l/by-id/...
+
+It starts the same nodes, with the same parameters and remappings, as `ros2 launch so101_bringup
+hilserl.launch.py` (both read so101_bringup.graph), each as `python -m <module> --ros-args ...` with its log in
+RUN_DIR/logs/. A status line shows the episode, success and intervention rates and the learner's progress.
+Ctrl-C (or the last episode) stops the actor first, then the learner, which writes its checkpoint, then the rest;
+every process group is reaped, so nothing is left running. Running again with the same run directory resumes: the
+learner replays its journal and loads its last checkpoint.
+
+One run directory holds everything: logs/, learner/ (journal, checkpoints, TensorBoard), bags/ (with --record).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from so101_bringup.graph import GraphOptions, NodeSpec, build_graph, config_path
+from so101_bringup.ros_env import RosEnvironmentError, node_environment
+
+STOP_ORDER = ("actor", "recorder", "learner")  # the actor stops producing first; the learner checkpoints last-but-rest
+
+
+def node_command(spec: NodeSpec, namespace: str = "") -> list[str]:
+    """`python -m module --ros-args -r __node:=name -r a:=b --params-file f -p k:=v`: what `ros2 run` would run."""
+    cmd = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}"]
+    if namespace:
+        cmd += ["-r", f"__ns:=/{namespace.strip('/')}"]
+    for source, target in spec.remappings:
+        cmd += ["-r", f"{source}:={target}"]
+    if spec.parameter_file:
+        cmd += ["--params-file", str(config_path(spec.parameter_file))]
+    for key, value in spec.parameters.items():
+        cmd += ["-p", f"{key}:={_yaml(value)}"]
+    return cmd
+
+
+def _yaml(value) -> str:
+    """A parameter value as ROS reads overrides (YAML): strings quoted, so 'off' or '1.0' stay strings."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml(v) for v in value) + "]"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+@dataclass
+class Progress:
+    """What the status line shows, fed by hilserl/episodes and hilserl/learner_stats."""
+
+    episodes: int = 0
+    recent: deque = field(default_factory=lambda: deque(maxlen=20))  # (success, intervention_steps, steps)
+    updates_per_second: float = 0.0
+    updates: int = 0
+    buffer: int = 0
+    demo_buffer: int = 0
+
+    def on_episode(self, msg) -> None:
+        self.episodes += 1
+        self.recent.append((bool(msg.success), int(msg.intervention_steps), max(1, int(msg.steps))))
+
+    def on_stats(self, msg) -> None:
+        self.updates_per_second, self.updates = float(msg.updates_per_second), int(msg.updates)
+        self.buffer, self.demo_buffer = int(msg.online_buffer_size), int(msg.demo_buffer_size)
+
+    def line(self) -> str:
+        if self.recent:
+            success = 100.0 * sum(s for s, _, _ in self.recent) / len(self.recent)
+            intervention = 100.0 * sum(i for _, i, _ in self.recent) / sum(n for _, _, n in self.recent)
+            rates = f"success {success:3.0f}%  intervention {intervention:3.0f}% (last {len(self.recent)})"
+        else:
+            rates = "waiting for the first episode"
+        return (
+            f"episode {self.episodes:4d} | {rates} | learner {self.updates_per_second:5.1f} upd/s, "
+            f"{self.updates} updates | buffer {self.buffer} online, {self.demo_buffer} demo"
+        )
+
+
+class Runner:
+    def __init__(self, specs: list[NodeSpec], run_dir: Path, env: dict[str, str], namespace: str = "", record=False):
+        self.specs, self.run_dir, self.env, self.namespace, self.record = specs, run_dir, env, namespace, record
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.logs = run_dir / "logs"
+
+    def start(self) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        commands = {spec.name: node_command(spec, self.namespace) for spec in self.specs}
+        if self.record:  # the rosbags recorder: `ros2 bag record` needs a ROS install, this does not
+            bag = self.run_dir / "bags" / time.strftime("session_%Y%m%d_%H%M%S")
+            bag.parent.mkdir(parents=True, exist_ok=True)
+            commands["recorder"] = [sys.executable, "-m", "so101_bringup.recorder", "--out", str(bag)]
+            if self.namespace:
+                commands["recorder"] += ["--ros-args", "-r", f"__ns:=/{self.namespace.strip('/')}"]
+        for name, cmd in commands.items():
+            log = open(self.logs / f"{name}.log", "ab")  # the child keeps its own copy of the fd
+            self.processes[name] = subprocess.Popen(
+                cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            log.close()
+
+    def exited(self) -> dict[str, int]:
+        return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        """SIGINT in order (actor, recorder, learner, then the rest), each waited for; SIGKILL what is left."""
+        names = [n for n in STOP_ORDER if n in self.processes] + [n for n in self.processes if n not in STOP_ORDER]
+        for name in names:
+            process = self.processes[name]
+            if process.poll() is None:
+                _signal_group(process, signal.SIGINT)
+                try:
+                    process.wait(timeout=grace_s if name == "learner" else 10.0)
+                except subprocess.TimeoutExpired:
+                    _signal_group(process, signal.SIGKILL)
+                    process.wait(timeout=5.0)
+            _signal_group(process, signal.SIGKILL)  # any grandchild left in its group
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def watch_progress(progress: Progress, stop: threading.Event, namespace: str) -> None:
+    """A small rclpy node in this process that feeds the status line (best effort: the run does not need it)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from so101_driver import qos
+    from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerStats
+
+    context = rclpy.Context()
+    rclpy.init(context=context, args=[])
+    node = rclpy.create_node("so101_runner_status", namespace=namespace or "/", context=context)
+    node.create_subscription(EpisodeSummary, "hilserl/episodes", progress.on_episode, qos.EVENTS)
+    node.create_subscription(LearnerStats, "hilserl/learner_stats", progress.on_stats, qos.EVENTS)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.2)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m so101_bringup.runner",
+        description=__doc__.split("\n\n")[0],
+        epilog="The run directory keeps logs/, learner/ and bags/; run again with the same one to resume.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--mode", choices=("sim", "real"), default="sim")
+    parser.add_argument("--run-dir", type=Path, default=Path("runs/sim"))
+    parser.add_argument("--episodes", type=int, default=0, help="stop after this many episodes (0 = until Ctrl-C)")
+    parser.add_argument("--record", action="store_true", help="record the project's topics into RUN_DIR/bags")
+    parser.add_argument("--reward-model", default="", help="reward model directory (sim default: ground truth)")
+    parser.add_argument("--initial-checkpoint", default="", help="policy/agent .safetensors the actor starts from")
+    parser.add_argument("--params-file", default=None, help="a parameter YAML that overrides the defaults")
+    parser.add_argument("--namespace", default="")
+    parser.add_argument("--follower-port", default="", help="real mode: follower bus port")
+    parser.add_argument("--leader-port", default="", help="real mode: leader bus port")
+    parser.add_argument("--camera-source", default="", help="real mode: camera device, video file or folder")
+    parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: the environment's)")
+    parser.add_argument("--no-status", action="store_true", help="no live status line")
+    args = parser.parse_args(argv)
+
+    run_dir = args.run_dir.resolve()
+    try:
+        env = node_environment(domain_id=args.domain_id)
+        env.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(config_path("fastdds.xml")))
+        options = GraphOptions(
+            mode=args.mode,
+            namespace=args.namespace,
+            params_file=args.params_file,
+            initial_checkpoint=args.initial_checkpoint,
+            reward_model=args.reward_model,
+            record=args.record,
+            run_dir=str(run_dir),
+            follower_port=args.follower_port,
+            leader_port=args.leader_port,
+            camera_source=args.camera_source,
+            max_episodes=args.episodes,
+        )
+        specs = build_graph(options)
+    except (RosEnvironmentError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE") if k in env})
+    os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = env["FASTRTPS_DEFAULT_PROFILES_FILE"]
+
+    runner = Runner(specs, run_dir, env, args.namespace, args.record)
+    progress, stop = Progress(), threading.Event()
+    interrupted = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: interrupted.set())
+    runner.start()
+    print(f"run directory {run_dir}; processes: {', '.join(runner.processes)}; logs in {runner.logs}", flush=True)
+    watcher = threading.Thread(target=watch_progress, args=(progress, stop, args.namespace), daemon=True)
+    watcher.start()
+    code = 0
+    try:
+        while not interrupted.is_set():
+            time.sleep(0.5)
+            if not args.no_status:
+                print("\r" + progress.line()[:160].ljust(160), end="", flush=True)
+            exited = runner.exited()
+            if "actor" in exited:
+                if exited["actor"] != 0:
+                    code = 1
+                    print(f"\nthe actor exited with {exited['actor']}: see {runner.logs / 'actor.log'}")
+                break
+            failed = {name: rc for name, rc in exited.items() if name != "actor"}
+            if failed:
+                code = 1
+                print(f"\nnode(s) exited: {failed}; see their logs in {runner.logs}")
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nstopping: actor, then the learner (checkpoint), then the rest ...", flush=True)
+        runner.stop()
+        stop.set()
+        watcher.join(timeout=5.0)
+    print(progress.line())
+    print(f"stopped; resume with the same --run-dir {run_dir}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""The graph declaration (so101_bringup.graph) against the workspace: every package, console script, module,
+parameter (name and type) and topic it names exists; the parameter files, the ros2_control block and the
+controllers file agree with the nodes, the URDF and the graph; the launch files are built from the declaration.
+
+Declared parameters are read from the node sources with ast (declare_parameter and the nodes' `_param`/`p` helpers),
+so a renamed parameter fails here instead of silently keeping its default at launch.
+"""
+
+import ast
+import importlib.util
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from so101_bringup.graph import (
+    PARAMETER_FILES,
+    PROJECT_TOPICS,
+    RECORDED_TOPICS,
+    GraphOptions,
+    build_graph,
+    config_path,
+    robot_description,
+)
+
+SRC = Path(__file__).resolve().parents[2]
+BRINGUP = SRC / "so101_bringup"
+URDF = SRC / "so101_driver" / "urdf" / "so101.urdf"
+PARAM_HELPERS = {"declare_parameter", "_param", "p"}
+REAL = {"follower_port": "/dev/ttyACM0", "leader_port": "/dev/ttyACM1", "camera_source": "0", "reward_model": "m"}
+OPTIONS = {
+    "sim": GraphOptions(mode="sim"),
+    "sim+reward": GraphOptions(mode="sim", reward_model="runs/reward/model", initial_checkpoint="a.safetensors"),
+    "real": GraphOptions(mode="real", **REAL),
+    "real+ros2_control": GraphOptions(mode="real", use_ros2_control=True, **REAL),
+}
+
+
+def module_file(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin, f"module {module} is not importable"
+    return Path(spec.origin).resolve()
+
+
+def node_sources(module: str) -> list[Path]:
+    """The node's module and the project modules it imports names from (follower_node -> arm_node)."""
+    path = module_file(module)
+    files = [path]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0].startswith("so101_"):
+            spec = importlib.util.find_spec(node.module)
+            if spec is not None and spec.origin and spec.origin.endswith(".py"):
+                files.append(Path(spec.origin).resolve())
+    return files
+
+
+def declared_parameters(module: str) -> dict[str, type | None]:
+    """name -> type of the literal default (None where the default is an expression)."""
+    found: dict[str, type | None] = {}
+    for path in node_sources(module):
+        for call in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(call, ast.Call):
+                continue
+            func = call.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name not in PARAM_HELPERS:
+                continue
+            for i, arg in enumerate(call.args[:2]):
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    default = call.args[i + 1] if len(call.args) > i + 1 else None
+                    try:
+                        kind = type(ast.literal_eval(default)) if default is not None else None
+                    except ValueError:
+                        kind = None
+                    found[arg.value] = kind
+                    break
+    return found
+
+
+def type_problem(value: object, kind: type | None) -> str | None:
+    """ROS refuses an override whose type differs from the declared default's (1 for a float parameter)."""
+    if kind is None:
+        return None
+    if kind is list:
+        return None if isinstance(value, list) else f"{value!r} is not a list"
+    return None if type(value) is kind else f"{value!r} is a {type(value).__name__}, declared {kind.__name__}"
+
+
+def console_scripts(package: str) -> dict[str, str]:
+    """executable -> module of the package's setup.py console_scripts."""
+    scripts = {}
+    for node in ast.walk(ast.parse((SRC / package / "setup.py").read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "=" in node.value and ":" in node.value:
+            executable, target = (part.strip() for part in node.value.split("=", 1))
+            scripts[executable] = target.split(":")[0]
+    return scripts
+
+
+def parameter_file(name: str) -> dict[str, dict]:
+    """node name -> its ros__parameters, from a `/**/node: ros__parameters:` file."""
+    data = yaml.safe_load(config_path(name).read_text())
+    out = {}
+    for key, value in data.items():
+        assert key.startswith("/**/"), f"{name}: key {key!r} must be /**/<node> so any namespace matches"
+        assert set(value) == {"ros__parameters"}, f"{name}: {key} must hold only ros__parameters"
+        out[key.removeprefix("/**/")] = value["ros__parameters"]
+    return out
+
+
+def urdf_joints() -> dict[str, tuple[float, float]]:
+    root = ET.parse(URDF).getroot()
+    return {
+        j.get("name"): (float(j.find("limit").get("lower")), float(j.find("limit").get("upper")))
+        for j in root.findall("joint")
+        if j.get("type") != "fixed"
+    }
+
+
+@pytest.mark.parametrize("case", sorted(OPTIONS))
+def test_every_node_exists_with_its_executable_module_and_parameters(case):
+    specs = build_graph(OPTIONS[case])
+    assert len({s.name for s in specs}) == len(specs), "node names must be unique"
+    for spec in specs:
+        assert (SRC / spec.package / "package.xml").is_file(), f"{spec.name}: package {spec.package} not in src/"
+        scripts = console_scripts(spec.package)
+        assert scripts.get(spec.executable) == spec.module, (
+            f"{spec.name}: {spec.executable} is not a console script of {spec.package} running {spec.module}"
+        )
+        declared = declared_parameters(spec.module)
+        assert declared, f"{spec.module}: no declared parameters found"
+        for key, value in spec.parameters.items():
+            assert key in declared, f"{spec.name}: parameter {key} is not declared by {spec.module}"
+            problem = type_problem(value, declared[key])
+            assert problem is None, f"{spec.name}.{key}: {problem}"
+        assert spec.parameter_file and config_path(spec.parameter_file).is_file()
+        for source, target in spec.remappings:
+            assert source in PROJECT_TOPICS and target in PROJECT_TOPICS, f"{spec.name}: remapping {source}->{target}"
+
+
+def test_modes_differ_as_declared():
+    sim = {s.name: s for s in build_graph(OPTIONS["sim"])}
+    assert {"so101_sim", "intervention", "actor", "learner", "fk_node"} == set(sim)
+    assert sim["so101_sim"].parameters["publish_ground_truth_reward"] is True
+    with_model = {s.name: s for s in build_graph(OPTIONS["sim+reward"])}
+    assert with_model["so101_sim"].parameters["publish_ground_truth_reward"] is False
+    assert with_model["reward_classifier"].parameters["model_path"] == "runs/reward/model"
+    assert with_model["actor"].parameters["initial_weights"] == "a.safetensors"
+    real = {s.name: s for s in build_graph(OPTIONS["real"])}
+    assert {"follower", "leader", "wrist_camera", "reward_classifier"} <= set(real) and "so101_sim" not in real
+    assert real["actor"].parameters["reset_mode"] == "ik" and sim["actor"].parameters["reset_mode"] == "sim"
+    assert real["follower"].parameters["port"] == "/dev/ttyACM0"
+    assert not {"actor", "learner"} & {s.name for s in build_graph(OPTIONS["real+ros2_control"])}
+    assert sim["learner"].parameters["run_dir"] == str(Path("runs/sim") / "learner")
+
+
+def test_bad_options_are_refused_with_the_option_named():
+    with pytest.raises(ValueError, match="reward_model"):
+        build_graph(GraphOptions(mode="real", follower_port="a", leader_port="b", camera_source="0"))
+    with pytest.raises(ValueError, match="mode"):
+        build_graph(GraphOptions(mode="hardware"))
+    with pytest.raises(ValueError, match="params_file"):
+        build_graph(GraphOptions(params_file="/nonexistent/params.yaml"))
+
+
+def test_user_params_file_replaces_the_mode_file(tmp_path):
+    own = tmp_path / "mine.yaml"
+    own.write_text(config_path("sim.yaml").read_text())
+    specs = build_graph(GraphOptions(params_file=str(own)))
+    assert {config_path(s.parameter_file) for s in specs} == {own.resolve()}
+
+
+@pytest.mark.parametrize("mode", sorted(PARAMETER_FILES))
+def test_parameter_files_name_real_parameters_of_the_modes_nodes(mode):
+    modules = {}
+    for options in OPTIONS.values():
+        if options.mode == mode:
+            modules.update({s.name: s.module for s in build_graph(options)})
+    for node, parameters in parameter_file(PARAMETER_FILES[mode]).items():
+        assert node in modules, f"{PARAMETER_FILES[mode]}: {node} is not a node of the {mode} graph"
+        declared = declared_parameters(modules[node])
+        for key, value in parameters.items():
+            assert key in declared, f"{PARAMETER_FILES[mode]}: {node}.{key} is not declared by {modules[node]}"
+            problem = type_problem(value, declared[key])
+            assert problem is None, f"{PARAMETER_FILES[mode]}: {node}.{key}: {problem}"
+
+
+def test_parameter_file_keys_reach_a_namespaced_node():
+    """The /**/ keys are what makes one file serve every namespace: rcl must apply them to /robot1/fk_node."""
+    import rclpy
+    from rclpy.node import Node
+
+    expected = parameter_file("sim.yaml")["fk_node"]["frame_id"]
+    context = rclpy.Context()
+    rclpy.init(args=["--ros-args", "--params-file", str(config_path("sim.yaml"))], context=context)
+    try:
+        node = Node("fk_node", namespace="robot1", context=context)
+        try:
+            assert node.declare_parameter("frame_id", "unset").value == expected
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def test_project_topics_are_used_by_the_nodes_and_recorded():
+    sources = "".join(
+        path.read_text()
+        for options in OPTIONS.values()
+        for spec in build_graph(options)
+        for path in node_sources(spec.module)
+    )
+    for topic in PROJECT_TOPICS:
+        assert f'"{topic}"' in sources, f"no node of the graph names topic {topic}"
+    assert set(RECORDED_TOPICS) <= set(PROJECT_TOPICS)
+    assert {"hilserl/transitions", "hilserl/episodes", "intervention", "wrist_camera/image_raw"} <= set(RECORDED_TOPICS)
+
+
+def test_ros2_control_block_matches_the_urdf_and_the_graph():
+    root = ET.parse(config_path("ros2_control.urdf")).getroot()
+    (block,) = root.findall("ros2_control")
+    assert block.get("type") == "system"
+    hardware = block.find("hardware")
+    assert hardware.findtext("plugin") == "joint_state_topic_hardware_interface/JointStateTopicSystem"
+    params = {p.get("name"): p.text for p in hardware.findall("param")}
+    assert params["joint_commands_topic"] == "follower/joint_commands"
+    assert params["joint_states_topic"] == "follower/joint_states"
+    assert {params["joint_commands_topic"], params["joint_states_topic"]} <= set(PROJECT_TOPICS)
+    limits = urdf_joints()
+    joints = block.findall("joint")
+    assert [j.get("name") for j in joints] == list(limits), "the block must name the URDF's joints, in order"
+    for joint in joints:
+        assert [c.get("name") for c in joint.findall("command_interface")] == ["position"]
+        assert [s.get("name") for s in joint.findall("state_interface")] == ["position", "velocity"]
+        lower, upper = limits[joint.get("name")]
+        for interface in joint:
+            for param in interface.findall("param"):
+                if param.get("name") == "initial_value":
+                    assert lower <= float(param.text) <= upper, f"{joint.get('name')}: initial value outside limits"
+
+    controllers = yaml.safe_load(config_path("controllers.yaml").read_text())
+    manager = controllers["/**/controller_manager"]["ros__parameters"]
+    assert manager["update_rate"] == 100
+    assert manager["joint_state_broadcaster"]["type"] == "joint_state_broadcaster/JointStateBroadcaster"
+    assert manager["forward_position_controller"]["type"] == "forward_command_controller/ForwardCommandController"
+    forward = controllers["/**/forward_position_controller"]["ros__parameters"]
+    assert forward["joints"] == list(limits) and forward["interface_name"] == "position"
+
+
+def test_robot_description_with_ros2_control_is_one_valid_urdf():
+    urdf = URDF.read_text()
+    assert robot_description(urdf, False) == urdf
+    combined = ET.fromstring(robot_description(urdf, True))
+    assert combined.tag == "robot" and len(combined.findall("ros2_control")) == 1
+    assert len(combined.findall("joint")) == len(ET.fromstring(urdf).findall("joint"))
+
+
+def launch_file(name: str) -> ast.Module:
+    return ast.parse((BRINGUP / "launch" / name).read_text(), name)
+
+
+def top_level_imports(tree: ast.Module) -> set[str]:
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_launch_files_are_built_from_the_declaration():
+    hilserl = launch_file("hilserl.launch.py")
+    functions = {n.name for n in hilserl.body if isinstance(n, ast.FunctionDef)}
+    assert "generate_launch_description" in functions
+    assert {"launch", "launch_ros.actions", "so101_bringup.graph"} <= top_level_imports(hilserl)
+    called = {n.func.id for n in ast.walk(hilserl) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert {"build_graph", "OpaqueFunction", "Node", "ExecuteProcess"} <= called
+    arguments = next(n for n in hilserl.body if isinstance(n, ast.Assign) and n.targets[0].id == "ARGUMENTS")
+    names = {item.elts[0].value for item in arguments.value.elts}
+    fields = set(GraphOptions.__dataclass_fields__)
+    assert fields <= names, f"launch arguments miss {fields - names}"
+    view = launch_file("view.launch.py")
+    assert "generate_launch_description" in {n.name for n in view.body if isinstance(n, ast.FunctionDef)}
+    assert {"launch", "launch_ros.actions"} <= top_level_imports(view)
+    rviz = yaml.safe_load(config_path("so101.rviz").read_text())
+    displays = {d["Class"] for d in rviz["Visualization Manager"]["Displays"]}
+    assert {"rviz_default_plugins/RobotModel", "rviz_default_plugins/Pose", "rviz_default_plugins/Image"} <= displays
+
+    # With a ROS install, the launch description itself is built and its graph actions expanded.
+    if importlib.util.find_spec("launch") is not None and importlib.util.find_spec("launch_ros") is not None:
+        import launch
+
+        spec = importlib.util.spec_from_file_location("hilserl_launch", BRINGUP / "launch" / "hilserl.launch.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        description = module.generate_launch_description()
+        context = launch.LaunchContext()
+        for entity in description.entities:
+            if isinstance(entity, launch.actions.DeclareLaunchArgument):
+                entity.execute(context)
+        opaque = next(e for e in description.entities if isinstance(e, launch.actions.OpaqueFunction))
+        actions = opaque.execute(context)
+        started = {getattr(a, "node_name", None) or getattr(a, "_Node__node_name", None) for a in actions}
+        assert {s.name for s in build_graph(GraphOptions())} <= started

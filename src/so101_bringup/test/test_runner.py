@@ -1,0 +1,96 @@
+"""The runner (what `make sim` starts) end to end in simulation: real node processes over real DDS.
+
+A first run stops by itself after its episodes and leaves a resumable run directory; a second run on the same
+directory resumes (the learner replays its journal and loads its checkpoint) and is stopped with Ctrl-C (SIGINT),
+after which the learner's checkpoint is written and no process of the run is left.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from so101_bringup.graph import GraphOptions, build_graph
+from so101_bringup.runner import Progress, _yaml, node_command
+from so101_testing.graph import wait_until
+
+SHORT = """
+/**/actor:
+  ros__parameters:
+    max_steps: 15
+    reset_pause_s: 0.0
+/**/learner:
+  ros__parameters:
+    warmup_transitions: 10
+    batch_size: 8
+    checkpoint_period_s: 600.0
+"""
+
+
+def run(tmp_path: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "so101_bringup.runner", "--run-dir", str(tmp_path / "run"), "--no-status",
+         "--params-file", str(tmp_path / "short.yaml"), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def checkpoint_steps(run_dir: Path) -> list[int]:
+    return sorted(int(p.name.split("-")[1]) for p in (run_dir / "learner" / "checkpoints").glob("ckpt-*"))
+
+
+def processes_of(run_dir: Path) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if str(run_dir) in line and "ps -eo" not in line]
+
+
+def test_node_commands_quote_parameters_as_ros_reads_them():
+    assert _yaml("off") == "'off'" and _yaml(True) == "true" and _yaml(0.5) == "0.5" and _yaml([1, 2]) == "[1, 2]"
+    specs = build_graph(GraphOptions(run_dir="/tmp/x"))
+    learner = next(s for s in specs if s.name == "learner")
+    cmd = node_command(learner, "robot1")
+    assert cmd[1:3] == ["-m", "so101_hilserl_learner.learner_node"]
+    assert "__node:=learner" in cmd and "__ns:=/robot1" in cmd and "run_dir:='/tmp/x/learner'" in cmd
+    assert cmd[cmd.index("--params-file") + 1].endswith("sim.yaml")
+
+
+def test_status_line_counts_rates_over_recent_episodes():
+    class Episode:
+        def __init__(self, success, intervention_steps, steps):
+            self.success, self.intervention_steps, self.steps = success, intervention_steps, steps
+
+    progress = Progress()
+    progress.on_episode(Episode(True, 5, 10))
+    progress.on_episode(Episode(False, 0, 30))
+    line = progress.line()
+    assert "episode    2" in line and "success  50%" in line and "intervention  12%" in line
+
+
+def test_a_run_stops_after_its_episodes_and_a_second_run_resumes_and_stops_cleanly_on_ctrl_c(tmp_path):
+    (tmp_path / "short.yaml").write_text(SHORT)
+    run_dir = tmp_path / "run"
+    first = run(tmp_path, "--episodes", "1")
+    out, _ = first.communicate(timeout=240)
+    assert first.returncode == 0, out
+    assert "episode    1" in out and "resume with the same --run-dir" in out
+    assert {p.name for p in (run_dir / "logs").iterdir()} >= {"so101_sim.log", "actor.log", "learner.log"}
+    steps = checkpoint_steps(run_dir)
+    assert steps, "Ctrl-C/stop must leave a checkpoint"
+    assert not processes_of(run_dir)
+
+    second = run(tmp_path)
+    learner_log = run_dir / "logs" / "learner.log"
+    wait_until(lambda: re.search(r"replayed (\d+) journaled", learner_log.read_text()), 120.0, "the journal replay")
+    replayed = int(re.search(r"replayed (\d+) journaled", learner_log.read_text()).group(1))
+    assert replayed >= 15  # the first run's episode
+    time.sleep(3.0)
+    os.killpg(second.pid, signal.SIGINT)  # Ctrl-C in the terminal signals the whole foreground group
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 0, out
+    assert max(checkpoint_steps(run_dir)) >= max(steps)
+    wait_until(lambda: not processes_of(run_dir), 10.0, "no process of the run left")
