@@ -21,5 +21,12 @@ setup(
     description="Launch files, parameters, rviz2 config, process runner and bag recorder.",
     license="Apache-2.0",
     extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "runner = so101_bringup.runner:main",
+            "recorder = so101_bringup.recorder:main",
+            "import_bag = so101_bringup.importer:main",
+            "report = so101_bringup.report:main",
+        ]
+    },
 )

@@ -141,6 +141,9 @@ def build_graph(options: GraphOptions) -> list[NodeSpec]:
             "reset_mode": "ik" if real else "sim",
             "initial_weights": options.initial_checkpoint,
             "max_episodes": options.max_episodes,
+            # Episodes start when every taker of transitions is there: the learner, and the recorder when recording
+            # (otherwise the recorder alone would let the actor start before the learner is up).
+            "wait_for_subscribers": 2 if options.record else 1,
         }
         nodes.append(spec("actor", "so101_hilserl_actor", "actor_node", actor))
         learner = {"run_dir": str(Path(options.run_dir) / "learner"), "initial_weights": options.initial_checkpoint}

@@ -49,6 +49,29 @@ def processes_of(run_dir: Path) -> list[str]:
     return [line for line in out.splitlines() if str(run_dir) in line and "ps -eo" not in line]
 
 
+def check_recorded_session(run_dir: Path, tmp_path: Path) -> None:
+    """The bag of the first run: every project topic of a sim run, the episode's transitions, and an import of it
+    gives the learner exactly those transitions."""
+    from rosbags.highlevel import AnyReader
+
+    from so101_bringup.graph import RECORDED_TOPICS
+    from so101_bringup.importer import import_bag
+
+    (bag,) = (run_dir / "bags").iterdir()
+    with AnyReader([bag]) as reader:
+        counts: dict[str, int] = {}
+        for connection in reader.connections:
+            topic = connection.topic.lstrip("/")
+            counts[topic] = counts.get(topic, 0) + connection.msgcount
+    # Marks come only from a person's key press, diagnostics only from the hardware drivers; the rest a sim run makes.
+    produced = {t.lstrip("/") for t in RECORDED_TOPICS} - {"operator/episode_mark", "diagnostics"}
+    assert produced <= set(counts), sorted(produced - set(counts))
+    assert counts["hilserl/transitions"] == 15 and counts["hilserl/episodes"] == 1
+    assert counts["follower/joint_states"] > 100 and counts["wrist_camera/image_raw"] > 10
+    result = import_bag([bag], tmp_path / "imported")
+    assert result.bag_transitions == 15 and result.online_size == 15 and result.dropped == 0
+
+
 def test_node_commands_quote_parameters_as_ros_reads_them():
     assert _yaml("off") == "'off'" and _yaml(True) == "true" and _yaml(0.5) == "0.5" and _yaml([1, 2]) == "[1, 2]"
     specs = build_graph(GraphOptions(run_dir="/tmp/x"))
@@ -74,7 +97,7 @@ def test_status_line_counts_rates_over_recent_episodes():
 def test_a_run_stops_after_its_episodes_and_a_second_run_resumes_and_stops_cleanly_on_ctrl_c(tmp_path):
     (tmp_path / "short.yaml").write_text(SHORT)
     run_dir = tmp_path / "run"
-    first = run(tmp_path, "--episodes", "1")
+    first = run(tmp_path, "--episodes", "1", "--record")
     out, _ = first.communicate(timeout=240)
     assert first.returncode == 0, out
     assert "episode    1" in out and "resume with the same --run-dir" in out
@@ -82,6 +105,7 @@ def test_a_run_stops_after_its_episodes_and_a_second_run_resumes_and_stops_clean
     steps = checkpoint_steps(run_dir)
     assert steps, "Ctrl-C/stop must leave a checkpoint"
     assert not processes_of(run_dir)
+    check_recorded_session(run_dir, tmp_path)
 
     second = run(tmp_path)
     learner_log = run_dir / "logs" / "learner.log"
@@ -94,3 +118,11 @@ def test_a_run_stops_after_its_episodes_and_a_second_run_resumes_and_stops_clean
     assert second.returncode == 0, out
     assert max(checkpoint_steps(run_dir)) >= max(steps)
     wait_until(lambda: not processes_of(run_dir), 10.0, "no process of the run left")
+
+    # The report of this short run: the episode curves (from the recorded bag) and the learner's losses.
+    from so101_bringup.report import main as report
+
+    assert report([str(run_dir), "--out", str(tmp_path / "report")]) == 0
+    pngs = {p.name: p for p in (tmp_path / "report").glob("*.png")}
+    assert {"success_rate.png", "intervention_rate.png", "episode_return.png", "losses.png"} <= set(pngs)
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000 for p in pngs.values())

@@ -1,0 +1,259 @@
+"""recorder: writes the project's topics into a real rosbag2 bag (MCAP) with ``rosbags``, for machines without
+``ros2 bag``.
+
+Why not deserialize and re-serialize: the subscriptions are raw (serialized CDR bytes, exactly what ``ros2 bag
+record`` stores), so a message costs one copy and the bag holds the bytes that were on the wire. Each connection is
+registered with its full message definition and RIHS01 type hash, the project's own messages included (read from
+the installed ``.msg`` files), so ``ros2 bag info``/``play`` on a ROS install and ``rosbags`` here both read it.
+
+Topic types come from the graph: the recorder keeps looking for the requested topics (every ``--poll-period``
+seconds) and subscribes to each as soon as a publisher shows up, so nodes that start late are recorded too; after
+``--discovery-timeout`` seconds it names the topics that still have no publisher. The subscription's QoS follows
+the publishers' (best effort if any publisher is, transient local if all are), as ``ros2 bag record`` does.
+
+Ctrl-C or SIGTERM closes the bag cleanly (MCAP summary and metadata.yaml written); messages are handed to the
+writer as they arrive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+import time
+from pathlib import Path
+
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.utilities import remove_ros_args
+from rosbags.interfaces import Nodetype, Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from rosbags.typesys.store import Typestore
+
+from so101_bringup.graph import RECORDED_TOPICS  # the graph declaration owns the list
+from so101_driver.node_main import run_node
+
+RELIABLE_DEPTH = 1000  # a writer hiccup (disk flush) must not drop transitions
+BEST_EFFORT_DEPTH = 100  # sensor streams: bounded memory for images
+
+
+class TypeDefinitionError(LookupError):
+    pass
+
+
+def _share_msg_file(msgtype: str) -> Path:
+    """``pkg/msg/Name`` -> the installed ``share/pkg/msg/Name.msg`` (ament index), or the source tree's copy."""
+    package, _, name = msgtype.split("/")
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+    candidates = []
+    try:
+        candidates.append(Path(get_package_share_directory(package)) / "msg" / f"{name}.msg")
+    except PackageNotFoundError:
+        pass
+    candidates.append(Path(__file__).resolve().parents[2] / package / "msg" / f"{name}.msg")  # source tree (src/)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise TypeDefinitionError(
+        f"no message definition for {msgtype}: looked in {', '.join(map(str, candidates))}; "
+        "source the workspace (install/setup.bash) that built its package"
+    )
+
+
+def message_class(msgtype: str) -> type:
+    """``pkg/msg/Name`` -> the generated Python class (what rosidl_runtime_py's get_message does)."""
+    package, kind, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{package}.{kind}"), name)
+
+
+def _referenced_types(typestore: Typestore, msgtype: str) -> set[str]:
+    def names(node) -> set[str]:
+        kind, detail = node
+        if kind == Nodetype.NAME:
+            return {detail}
+        if kind in (Nodetype.ARRAY, Nodetype.SEQUENCE):
+            return names(detail[0])
+        return set()
+
+    _, fields = typestore.fielddefs[msgtype]
+    return set().union(*(names(node) for _, node in fields)) if fields else set()
+
+
+def ensure_type(typestore: Typestore, msgtype: str) -> None:
+    """Register ``msgtype`` (and what it references) in ``typestore`` from the installed ``.msg`` files if missing."""
+    pending, seen = [msgtype], set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name not in typestore.fielddefs:
+            typestore.register(get_types_from_msg(_share_msg_file(name).read_text(), name))
+        pending.extend(_referenced_types(typestore, name))
+
+
+def project_typestore(extra_types: tuple[str, ...] = ()) -> Typestore:
+    """ROS 2 Jazzy's standard types plus the project's messages (so101_hilserl_interfaces) and ``extra_types``."""
+    typestore = get_typestore(Stores.ROS2_JAZZY)
+    for name in ("Transition", "EpisodeSummary", "LearnerStats", "PolicyWeights", "RewardSignal", "Observation"):
+        ensure_type(typestore, f"so101_hilserl_interfaces/msg/{name}")
+    for msgtype in extra_types:
+        ensure_type(typestore, msgtype)
+    return typestore
+
+
+def _qos_time(duration) -> QosTime:
+    ns = int(duration.nanoseconds)
+    return QosTime(sec=ns // 1_000_000_000, nsec=ns % 1_000_000_000)
+
+
+def _bag_qos(profile: QoSProfile) -> Qos:
+    """An rclpy QoS profile as rosbag2 metadata (the enum values are rmw's in both)."""
+    return Qos(
+        history=QosHistory(int(profile.history)),
+        depth=int(profile.depth),
+        reliability=QosReliability(int(profile.reliability)),
+        durability=QosDurability(int(profile.durability)),
+        deadline=_qos_time(profile.deadline),
+        lifespan=_qos_time(profile.lifespan),
+        liveliness=QosLiveliness(int(profile.liveliness)),
+        liveliness_lease_duration=_qos_time(profile.liveliness_lease_duration),
+        avoid_ros_namespace_conventions=bool(profile.avoid_ros_namespace_conventions),
+    )
+
+
+def subscription_qos(offered: list[QoSProfile]) -> QoSProfile:
+    """A profile that matches every publisher: best effort if any offers only that, transient local if all offer it."""
+    best_effort = any(p.reliability == ReliabilityPolicy.BEST_EFFORT for p in offered)
+    latched = bool(offered) and all(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in offered)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=BEST_EFFORT_DEPTH if best_effort else RELIABLE_DEPTH,
+        reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
+    )
+
+
+class BagRecorder(Node):
+    def __init__(self, out: Path, topics: tuple[str, ...], discovery_timeout_s: float, poll_period_s: float):
+        super().__init__("bag_recorder")
+        out = Path(out)
+        if out.exists():
+            raise FileExistsError(f"--out {out} already exists; rosbag2 bags are written to a new directory")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.out = out
+        self.typestore = project_typestore()
+        # Fully qualified names (as ros2 bag stores them): relative ones resolve in this node's namespace.
+        self.wanted = {self.resolve_topic_name(t): t for t in topics}
+        self.counts: dict[str, int] = {}
+        self._connections: dict[str, object] = {}
+        self._writer = Writer(out, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer.open()
+        self._closed = False
+        self._deadline = time.monotonic() + discovery_timeout_s
+        self._warned_missing = False
+        self._discover()
+        self.create_timer(poll_period_s, self._discover)
+        self.get_logger().info(f"recording {len(self.wanted)} topics into {out} (MCAP)")
+
+    def _discover(self) -> None:
+        if self._closed:
+            return
+        types = dict(self.get_topic_names_and_types())
+        for topic in sorted(set(self.wanted) - set(self._connections)):
+            # A topic seen only through its subscribers is not ready: its publishers' QoS decides ours (a reliable
+            # subscription would never match the sensor-data publisher that appears later).
+            if topic in types and self.count_publishers(topic) > 0:
+                self._subscribe(topic, types[topic])
+        missing = sorted(set(self.wanted) - set(self._connections))
+        if missing and not self._warned_missing and time.monotonic() > self._deadline:
+            self._warned_missing = True
+            self.get_logger().warning(
+                f"no publisher yet on {', '.join(missing)}; still watching, they are recorded once they appear"
+            )
+
+    def _subscribe(self, topic: str, type_names: list[str]) -> None:
+        if len(type_names) != 1:
+            self.get_logger().error(f"{topic} has several types {type_names}; not recorded")
+            self._connections[topic] = None
+            return
+        msgtype = type_names[0]
+        try:
+            ensure_type(self.typestore, msgtype)
+            msg_class = message_class(msgtype)
+        except (TypeDefinitionError, AttributeError, ModuleNotFoundError, ValueError) as err:
+            self.get_logger().error(f"{topic} ({msgtype}) not recorded: {err}")
+            self._connections[topic] = None
+            return
+        offered = [info.qos_profile for info in self.get_publishers_info_by_topic(topic)]
+        connection = self._writer.add_connection(
+            topic, msgtype, typestore=self.typestore, offered_qos_profiles=[_bag_qos(p) for p in offered]
+        )
+        self._connections[topic] = connection
+        self.counts[topic] = 0
+
+        def on_message(data: bytes, topic=topic, connection=connection) -> None:
+            if self._closed:
+                return
+            self._writer.write(connection, self.get_clock().now().nanoseconds, data)
+            self.counts[topic] += 1
+
+        self.create_subscription(msg_class, topic, on_message, subscription_qos(offered), raw=True)
+        self.get_logger().info(f"recording {topic} ({msgtype})")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()
+        summary = ", ".join(f"{t}: {n}" for t, n in sorted(self.counts.items())) or "nothing"
+        print(f"recorder: bag {self.out} closed ({summary})", flush=True)  # the ROS context may be shut down already
+
+    def destroy_node(self) -> None:
+        # A second Ctrl-C (or the runner's SIGTERM) must not cut the close short and leave a bag without its index.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        self.close()
+        super().destroy_node()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m so101_bringup.recorder",
+        description="Record ROS 2 topics into a rosbag2 bag (MCAP) without ros2 bag: serialized messages, with "
+        "their definitions (the project's custom messages included). Stop with Ctrl-C; the bag is then closed "
+        "and readable by `ros2 bag info/play` and by rosbags. ROS arguments (--ros-args -r __ns:=/robot) work.",
+    )
+    parser.add_argument("--out", required=True, type=Path, help="bag directory to create (must not exist)")
+    parser.add_argument(
+        "--topics",
+        nargs="+",
+        default=list(RECORDED_TOPICS),
+        help="topics to record; relative names resolve in the node's namespace (default: the project's topics)",
+    )
+    parser.add_argument(
+        "--discovery-timeout",
+        type=float,
+        default=10.0,
+        help="seconds after which topics without a publisher are named in a warning (they are still picked up later)",
+    )
+    parser.add_argument("--poll-period", type=float, default=0.5, help="seconds between looks at the graph")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv if argv is None else argv
+    args = parse_args(remove_ros_args(argv)[1:])
+    if args.out.exists():
+        sys.exit(f"recorder: --out {args.out} already exists; rosbag2 bags are written to a new directory")
+    run_node(
+        lambda: BagRecorder(args.out, tuple(args.topics), args.discovery_timeout, args.poll_period),
+        argv,
+    )
+
+
+if __name__ == "__main__":
+    main()
