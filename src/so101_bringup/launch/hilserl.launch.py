@@ -8,7 +8,6 @@ rviz:=true, and with use_ros2_control:=true the controller manager (config/ros2_
 commanding the follower instead of the actor.
 """
 
-import time
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
@@ -17,7 +16,14 @@ from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from so101_bringup.graph import RECORDED_TOPICS, GraphOptions, build_graph, config_path, robot_description
+from so101_bringup.graph import (
+    RECORDED_TOPICS,
+    GraphOptions,
+    build_graph,
+    config_path,
+    robot_description,
+    session_bag_path,
+)
 
 ARGUMENTS = (
     ("mode", "sim", "sim (MuJoCo simulation and simulated operator) or real (follower, leader, wrist camera)"),
@@ -127,7 +133,7 @@ def _launch_setup(context, *args, **kwargs):
                 )
             )
     if options.record:
-        bag = Path(options.run_dir) / "bags" / time.strftime("session-%Y%m%d-%H%M%S")
+        bag = session_bag_path(options.run_dir)
         topics = [_topic(namespace, topic) for topic in RECORDED_TOPICS]
         actions.append(
             ExecuteProcess(

@@ -12,6 +12,7 @@ camera drivers instead of the simulation, the reward classifier required, and th
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +151,11 @@ def build_graph(options: GraphOptions) -> list[NodeSpec]:
         nodes.append(spec("learner", "so101_hilserl_learner", "learner_node", learner))
     nodes.append(spec("fk_node", "so101_driver", "fk_node"))
     return nodes
+
+
+def session_bag_path(run_dir: str | Path) -> Path:
+    """Where a recording of this session goes (a new rosbag2 directory): RUN_DIR/bags/session_<date>_<time>."""
+    return Path(run_dir) / "bags" / time.strftime("session_%Y%m%d_%H%M%S")
 
 
 def robot_description(urdf: str, with_ros2_control: bool) -> str:

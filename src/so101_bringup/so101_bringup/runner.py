@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from so101_bringup.graph import GraphOptions, NodeSpec, build_graph, config_path
+from so101_bringup.graph import GraphOptions, NodeSpec, build_graph, config_path, session_bag_path
 from so101_bringup.ros_env import RosEnvironmentError, node_environment
 
 STOP_ORDER = ("actor", "recorder", "learner")  # the actor stops producing first; the learner checkpoints last-but-rest
@@ -101,7 +101,7 @@ class Runner:
         self.logs.mkdir(parents=True, exist_ok=True)
         commands = {spec.name: node_command(spec, self.namespace) for spec in self.specs}
         if self.record:  # the rosbags recorder: `ros2 bag record` needs a ROS install, this does not
-            bag = self.run_dir / "bags" / time.strftime("session_%Y%m%d_%H%M%S")
+            bag = session_bag_path(self.run_dir)
             bag.parent.mkdir(parents=True, exist_ok=True)
             commands["recorder"] = [sys.executable, "-m", "so101_bringup.recorder", "--out", str(bag)]
             if self.namespace:

@@ -132,7 +132,24 @@ def fourcc_text(code: float | int) -> str:
     return "".join(chr((value >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00")
 
 
-class DeviceSource(FrameSource):
+class _OpenCvSource(FrameSource):
+    """A source read through one cv2.VideoCapture (a camera or a video file): retrieve and close are the capture's."""
+
+    def __init__(self):
+        super().__init__()
+        self._cap: cv2.VideoCapture | None = None
+
+    def retrieve(self) -> np.ndarray | None:
+        ok, image = self._cap.retrieve()
+        return image if ok else None
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class DeviceSource(_OpenCvSource):
     """A camera through OpenCV (V4L2 on Linux): a device index (0 = /dev/video0) or a path such as
     /dev/v4l/by-id/usb-...-video-index0, which stays the same whichever USB port the camera is in."""
 
@@ -145,7 +162,6 @@ class DeviceSource(FrameSource):
         # The device node to watch: gone = unplugged (an index names /dev/videoN on Linux only).
         self.node_path = str(device) if isinstance(device, str) else (f"/dev/video{device}" if linux else None)
         self.description = f"camera {device}"
-        self._cap: cv2.VideoCapture | None = None
 
     def open(self) -> None:
         if self.node_path is not None and not os.path.exists(self.node_path):
@@ -168,15 +184,6 @@ class DeviceSource(FrameSource):
         if self.node_path is not None and not os.path.exists(self.node_path):
             raise SourceLost(f"{self.description} disappeared ({self.node_path} is gone: unplugged?)")
         return False
-
-    def retrieve(self) -> np.ndarray | None:
-        ok, image = self._cap.retrieve()
-        return image if ok else None
-
-    def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
 
 
 def apply_capture_settings(
@@ -213,7 +220,7 @@ def apply_capture_settings(
     return achieved, warnings
 
 
-class VideoFileSource(FrameSource):
+class VideoFileSource(_OpenCvSource):
     """A video file played at the configured fps (the file's own rate when fps is 0), looping by default.
 
     The file is watched like a device node: once it is removed, renamed away or replaced by another file, grab
@@ -226,7 +233,6 @@ class VideoFileSource(FrameSource):
         self.path = Path(path)
         self.settings = settings
         self.description = f"video file {self.path}"
-        self._cap: cv2.VideoCapture | None = None
         self._identity: tuple[int, int] | None = None
         self._pacer: _Pacer | None = None
 
@@ -277,15 +283,6 @@ class VideoFileSource(FrameSource):
         self._cap.release()
         self._cap = self._open_capture()
         return self._cap.grab()
-
-    def retrieve(self) -> np.ndarray | None:
-        ok, image = self._cap.retrieve()
-        return image if ok else None
-
-    def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
 
 
 def _natural_key(path: Path) -> list:
