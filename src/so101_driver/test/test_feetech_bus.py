@@ -103,7 +103,14 @@ def test_goal_write_moves_the_arm_with_signed_velocity_and_load(bus, emulator):
     assert moving.velocities[0] < 0 < moving.velocities[1] and moving.velocities[2] == 0
     assert moving.loads[0] < 0 < moving.loads[1]
     assert 2048 - 600 < moving.positions[0] < 2048 and 2048 < moving.positions[1] < 2048 + 600
-    wait_for(lambda: np.array_equal(bus.read_positions(), goals), 2.0, "the arm at its goals")
+
+    # The reading rounds to the goal tick while the last half tick is still being covered (Present_Velocity not yet
+    # 0, as on a real servo), so wait for the arm at rest: at its goals with zero velocity.
+    def at_rest() -> bool:
+        reading = bus.read_arm()
+        return np.array_equal(reading.positions, goals) and not reading.velocities.any()
+
+    wait_for(at_rest, 2.0, "the arm at rest at its goals")
     np.testing.assert_array_equal(bus.read_arm().velocities, 0)
     with pytest.raises(ValueError, match="6 finite ticks"):
         bus.write_goal_positions([2048] * 5)
