@@ -18,10 +18,18 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from so101_hilserl_actor.semantics import LEGACY_SEMANTICS, SEMANTIC_FIELDS, check_semantic
+
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    """Network sizes. Defaults are RoboBase's DrQ-v2 as used for the SO-101 sim checkpoints."""
+    """Network sizes, and what the policy's action and state mean (its semantics; see semantics.py).
+
+    Size defaults are RoboBase's DrQ-v2 as used for the SO-101 sim checkpoints; semantic defaults are the project's
+    own policies (delta gripper, re-read EE target, home-relative rotation vector). Only the sizes decide whether
+    weights fit a network (``network_fields``); the semantics decide how the actor applies its action and builds
+    its state, so they come from the policy's file and are never overridden by a node's defaults.
+    """
 
     frame_stack: int = 3
     image_size: int = 84
@@ -32,14 +40,28 @@ class PolicyConfig:
     encoder_convs: int = 4  # one stride-2 conv, then stride-1 convs, all 3x3, no padding
     bottleneck: int = 50
     hidden: tuple[int, ...] = field(default=(256, 256))
+    gripper_action: str = "delta"  # "delta" | "absolute"
+    ee_target: str = "reread"  # "reread" | "accumulate"
+    orientation: str = "home_rotvec"  # "home_rotvec" | "euler_zyx"
 
     def __post_init__(self) -> None:
+        for name in SEMANTIC_FIELDS:
+            check_semantic(name, getattr(self, name))
         if self.image_size < 2 * self.encoder_convs + 4:
             raise ValueError(f"image_size {self.image_size} is too small for {self.encoder_convs} convolutions")
         for name in ("frame_stack", "image_channels", "action_dim", "encoder_channels", "encoder_convs", "bottleneck"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"PolicyConfig.{name} must be positive, got {getattr(self, name)}")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+
+    @classmethod
+    def network_fields(cls) -> tuple[str, ...]:
+        """The fields that decide tensor shapes (every field but the semantics)."""
+        return tuple(name for name in cls.__dataclass_fields__ if name not in SEMANTIC_FIELDS)
+
+    def semantics(self) -> dict[str, str]:
+        """{"gripper_action": ..., "ee_target": ..., "orientation": ...}"""
+        return {name: getattr(self, name) for name in SEMANTIC_FIELDS}
 
     @property
     def pixel_channels(self) -> int:
@@ -62,12 +84,18 @@ class PolicyConfig:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> PolicyConfig:
+    def from_json(cls, text: str, missing_semantics: dict[str, str] | None = None) -> PolicyConfig:
+        """Parse to_json output. A semantic field the JSON lacks (written before semantics were recorded) takes
+        its value from ``missing_semantics``, by default LEGACY_SEMANTICS: how the project then applied every policy.
+        """
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("PolicyConfig JSON must be an object")
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown PolicyConfig field(s): {sorted(unknown)}")
-        return cls(**data)
+        fill = LEGACY_SEMANTICS if missing_semantics is None else missing_semantics
+        return cls(**{**{name: fill[name] for name in SEMANTIC_FIELDS if name not in data}, **data})
 
 
 def _init_weights(module: nn.Module) -> None:

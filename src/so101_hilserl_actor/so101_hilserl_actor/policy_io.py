@@ -7,13 +7,16 @@ or a diverged learner (NaN weights) is refused with a message that names the pro
     file/message = safetensors bytes: encoder.* + actor.actor_model.* (float32)
                    metadata {"format": POLICY_FORMAT, "policy_config": PolicyConfig.to_json()}
 
+policy_config holds the network sizes and the policy's semantics (gripper_action, ee_target, orientation; see
+semantics.py). A reader's ``expected`` config is checked on the sizes only: the semantics are the file's, and the
+caller applies them (a pick-101 import next to a project policy is not a mismatch, it is a different policy).
+
 The learner's full agent files (AGENT_FORMAT: the same plus critic.* and critic_target.*) load here too; only their
 encoder.*/actor.* subset is taken. safetensors only: never torch.load or pickle, so loading runs no code from a file.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -25,10 +28,13 @@ import safetensors.torch
 import torch
 
 from so101_hilserl_actor.policy import Critic, Policy, PolicyConfig
+from so101_hilserl_actor.semantics import PICK101_SEMANTICS, SEMANTIC_FIELDS
 
 POLICY_FORMAT = "so101-hilserl-policy/1"
 AGENT_FORMAT = "so101-hilserl-agent/1"  # written by so101_hilserl_learner.checkpoint_import; defined here so both agree
 POLICY_PREFIXES = ("encoder.", "actor.")
+# source "kind"s of imported sim checkpoints: a file of these written before semantics were recorded is pick-101's.
+SIM_IMPORT_KINDS = ("robobase-snapshot", "lerobot-drqv2")
 CRITIC_PREFIXES = ("critic.", "critic_target.")
 
 _MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
@@ -167,11 +173,21 @@ def check_tensors(
 
 
 def config_differences(found: PolicyConfig, expected: PolicyConfig) -> list[str]:
-    """'field: file has X, expected Y' for every field that differs."""
+    """'field: file has X, expected Y' for every network (shape) field that differs. The semantics are not
+    compared: they belong to the policy in the file (see semantic_differences)."""
     return [
-        f"{f.name}: file has {getattr(found, f.name)!r}, expected {getattr(expected, f.name)!r}"
-        for f in dataclasses.fields(PolicyConfig)
-        if getattr(found, f.name) != getattr(expected, f.name)
+        f"{name}: file has {getattr(found, name)!r}, expected {getattr(expected, name)!r}"
+        for name in PolicyConfig.network_fields()
+        if getattr(found, name) != getattr(expected, name)
+    ]
+
+
+def semantic_differences(found: PolicyConfig, expected: PolicyConfig) -> list[str]:
+    """'field: file has X, configured Y' for every semantic field that differs (for logs: never a refusal)."""
+    return [
+        f"{name}: file has {getattr(found, name)!r}, configured {getattr(expected, name)!r}"
+        for name in SEMANTIC_FIELDS
+        if getattr(found, name) != getattr(expected, name)
     ]
 
 
@@ -186,9 +202,20 @@ def config_from_metadata(metadata: dict[str, str], accepted_formats: tuple[str, 
     if text is None:
         raise PolicyFormatError("metadata has no 'policy_config'")
     try:
-        return PolicyConfig.from_json(text)
+        return PolicyConfig.from_json(text, _legacy_semantics(metadata))
     except (ValueError, TypeError) as err:
         raise PolicyFormatError(f"bad policy_config in metadata: {err}") from None
+
+
+def _legacy_semantics(metadata: dict[str, str]) -> dict[str, str] | None:
+    """For a file without recorded semantics: pick-101's if it is an imported sim checkpoint, else None (from_json's
+    legacy default, how the project then applied and observed every policy)."""
+    try:
+        source = json.loads(metadata.get("source", "null"))
+    except json.JSONDecodeError:
+        return None
+    kind = source.get("kind") if isinstance(source, dict) else None
+    return PICK101_SEMANTICS if kind in SIM_IMPORT_KINDS else None
 
 
 def policy_tensors(policy: Policy) -> dict[str, torch.Tensor]:
@@ -212,17 +239,17 @@ def policy_from_bytes(
 ) -> tuple[dict[str, torch.Tensor], PolicyConfig]:
     """Validated (encoder.* + actor.* tensors, config) from a policy or agent file's bytes.
 
-    If expected is given, the file's config must equal it (every differing field is named)."""
+    If expected is given, the file's network sizes must equal it (every differing field is named). The returned
+    config is the file's, semantics included: apply those, not the expected config's."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise PolicyFormatError(f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
     tensors, metadata = read_safetensors(data)
     fmt = metadata.get("format")
     config = config_from_metadata(metadata, (POLICY_FORMAT, AGENT_FORMAT))
-    if expected is not None and config != expected:
-        raise PolicyFormatError(
-            "policy_config differs from the expected one: " + "; ".join(config_differences(config, expected))
-        )
+    differences = config_differences(config, expected) if expected is not None else []
+    if differences:
+        raise PolicyFormatError("policy_config differs from the expected network: " + "; ".join(differences))
     if fmt == AGENT_FORMAT:  # take the policy part; the learner's loader validates the critics
         tensors = {key: value for key, value in tensors.items() if not key.startswith(CRITIC_PREFIXES)}
     check_tensors(tensors, expected_policy_shapes(config), f"{fmt} weights")
@@ -245,7 +272,9 @@ def save_policy(path: str | os.PathLike, policy: Policy) -> str:
 
 
 def load_policy(path: str | os.PathLike, expected: PolicyConfig | None = None) -> Policy:
-    """Load a policy (or agent) file into a Policy; PolicyFormatError messages start with the path."""
+    """Load a policy (or agent) file into a Policy; PolicyFormatError messages start with the path.
+
+    ``policy.config`` is the file's (its semantics decide how to apply the policy); ``expected`` checks sizes."""
     data = Path(path).read_bytes()
     try:
         tensors, config = policy_from_bytes(data, expected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -14,12 +15,15 @@ from so101_hilserl_actor.policy_io import (
     AGENT_FORMAT,
     POLICY_FORMAT,
     PolicyFormatError,
+    config_differences,
     load_policy,
     policy_from_bytes,
     policy_to_bytes,
     save_policy,
+    semantic_differences,
     sha256_hex,
 )
+from so101_hilserl_actor.semantics import LEGACY_SEMANTICS, PICK101_SEMANTICS, PROJECT_SEMANTICS
 
 SMALL = PolicyConfig(
     frame_stack=2, image_size=32, state_dim=5, action_dim=4, encoder_channels=8, bottleneck=16, hidden=(32, 32)
@@ -91,6 +95,61 @@ def test_expected_config_mismatch_names_every_differing_field():
     assert "frame_stack: file has 2, expected 3" in message
     assert "hidden: file has (32, 32), expected (64, 32)" in message
     assert "state_dim" not in message
+
+
+def test_semantics_travel_with_the_file_and_are_not_a_mismatch(tmp_path):
+    """A pick-101 policy loaded where the node's config has the project's semantics: the sizes match, so it loads,
+    and the config returned is the file's (its semantics are what the actor must apply)."""
+    pick101 = dataclasses.replace(SMALL, **PICK101_SEMANTICS)
+    policy = _policy(pick101)
+    path = tmp_path / "pick101.safetensors"
+    save_policy(path, policy)
+    assert SMALL.semantics() == PROJECT_SEMANTICS
+    loaded = load_policy(path, expected=SMALL)
+    assert loaded.config == pick101 and loaded.config.semantics() == PICK101_SEMANTICS
+    _, config = policy_from_bytes(path.read_bytes(), expected=SMALL)
+    assert config.gripper_action == "absolute" and config.ee_target == "accumulate"
+    assert config.orientation == "euler_zyx"
+    assert config_differences(config, SMALL) == []
+    assert semantic_differences(config, SMALL) == [
+        "gripper_action: file has 'absolute', configured 'delta'",
+        "ee_target: file has 'accumulate', configured 'reread'",
+        "orientation: file has 'euler_zyx', configured 'home_rotvec'",
+    ]
+    # a size mismatch is still refused, and names only the size field
+    with pytest.raises(PolicyFormatError, match=r"differs from the expected network: frame_stack: file has 2"):
+        policy_from_bytes(path.read_bytes(), expected=dataclasses.replace(SMALL, frame_stack=3))
+
+
+def _legacy_json(config: PolicyConfig) -> str:
+    data = json.loads(config.to_json())
+    for name in ("gripper_action", "ee_target", "orientation"):
+        del data[name]
+    return json.dumps(data)
+
+
+def test_files_without_semantics_read_as_what_wrote_them():
+    """Written before semantics were recorded: a project policy acted with delta gripper, re-read target and raw
+    euler; an imported sim checkpoint (source kind robobase-snapshot or lerobot-drqv2) is pick-101's."""
+    tensors = _tensors(_policy())
+    legacy = safetensors.torch.save(tensors, metadata={"format": POLICY_FORMAT, "policy_config": _legacy_json(SMALL)})
+    assert policy_from_bytes(legacy)[1].semantics() == LEGACY_SEMANTICS
+    for kind in ("robobase-snapshot", "lerobot-drqv2"):
+        metadata = {"format": POLICY_FORMAT, "policy_config": _legacy_json(SMALL), "source": json.dumps({"kind": kind})}
+        data = safetensors.torch.save(tensors, metadata=metadata)
+        assert policy_from_bytes(data, expected=SMALL)[1].semantics() == PICK101_SEMANTICS
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("gripper_action", "relative"), ("ee_target", "accumulated"), ("orientation", "euler")]
+)
+def test_unknown_semantics_are_refused_with_the_choices(field, value):
+    with pytest.raises(ValueError, match=rf"PolicyConfig\.{field} must be one of .*; got '{value}'"):
+        dataclasses.replace(SMALL, **{field: value})
+    text = json.dumps({**json.loads(SMALL.to_json()), field: value})
+    data = safetensors.torch.save(_tensors(_policy()), metadata={"format": POLICY_FORMAT, "policy_config": text})
+    with pytest.raises(PolicyFormatError, match=rf"bad policy_config in metadata: PolicyConfig\.{field} must be"):
+        policy_from_bytes(data)
 
 
 def test_agent_file_loads_as_policy(tmp_path):
