@@ -4,16 +4,24 @@ Rules (seed-system-facts section 5 and 7, DESIGN.md "Episode"):
 
 * The reward of a step comes from the classifier's output for the image of the observation that step led to. The
   output is matched to that image by its exact stamp (``reward/signal`` carries the classified image's stamp). A
-  positive frame (probability >= success_threshold) earns ``success_reward`` (+10), any other frame
-  ``step_penalty`` (-0.05). No matching output (the classifier was late or dropped the frame) counts as a miss: the
+  positive frame earns ``success_reward`` (+10), any other frame ``step_penalty`` (-0.05). Positive means the
+  signal's ``success`` field: success is decided once, in the reward node, at its ``threshold`` parameter (else the
+  model's calibrated threshold); the actor never re-thresholds the probability, which it only records. No matching
+  output (the classifier was late or dropped the frame) counts as a miss: the
   step penalty, NaN probability, and the success streak is broken, so success is never granted on frames nobody
   judged.
 * Success (terminated): ``consecutive_success_frames`` positive frames in a row, ending at a step count of at least
   ``min_steps_before_success`` (so the episode cannot end on the frames right after the reset).
 * Timeout (truncated, the learner bootstraps): ``max_steps`` steps without success.
 * Operator marks (keyboard, pedal, joystick) end the episode at the next step: a success mark terminates with the
-  success reward (the operator's word replaces the classifier's for that frame); a failure mark terminates with the
-  classifier's reward. Marks take precedence over the classifier.
+  success reward (the operator's word replaces the classifier's for that frame). A failure mark ends it as
+  *truncated* with the classifier's reward: the learner bootstraps, because "this attempt went nowhere" is not a
+  terminal state of the task, and a V=0 terminal would make giving up *better* than continuing at -0.05 per step.
+  With ``failure_penalty`` > 0 a failure mark is a terminal with reward -failure_penalty instead (a penalty large
+  enough to outweigh the remaining step penalties makes it a real deterrent). Marks take precedence over the
+  classifier.
+* Stop (actor shutdown, torque off): ``stop()`` ends the episode at the next step as truncated, end reason
+  "stopped", so the actor can commit what it collected (the last transition carries its next observation).
 * Counters for the EpisodeSummary message: steps, return, intervention steps, interventions (policy -> human
   hand-overs), stale frames, and (for diagnostics) reward misses.
 
@@ -47,11 +55,11 @@ class EpisodeConfig:
     """
 
     max_steps: int = 100
-    success_threshold: float = 0.7
     consecutive_success_frames: int = 3
     min_steps_before_success: int = 10
     success_reward: float = 10.0
     step_penalty: float = -0.05
+    failure_penalty: float = 0.0
     max_frame_age_s: float = 0.2
     reward_cache_size: int = 128
 
@@ -63,9 +71,9 @@ class EpisodeConfig:
             raise ValueError(
                 f"EpisodeConfig.min_steps_before_success must be >= 0, got {self.min_steps_before_success}"
             )
-        if not 0.0 < self.success_threshold < 1.0:
+        if not (math.isfinite(self.failure_penalty) and self.failure_penalty >= 0.0):
             raise ValueError(
-                f"EpisodeConfig.success_threshold must be a probability in (0, 1), got {self.success_threshold}"
+                f"EpisodeConfig.failure_penalty must be >= 0 (0 = a failure mark truncates), got {self.failure_penalty}"
             )
         if not self.max_frame_age_s > 0:
             raise ValueError(f"EpisodeConfig.max_frame_age_s must be positive (seconds), got {self.max_frame_age_s}")
@@ -86,8 +94,8 @@ class StepOutcome(NamedTuple):
     reward: float
     probability: float  # NaN when no classifier output matched the image
     matched: bool
-    terminated: bool  # success, or an operator mark: no bootstrap
-    truncated: bool  # timeout: the learner bootstraps from the final observation
+    terminated: bool  # success, a success mark, or a failure mark with a failure penalty: no bootstrap
+    truncated: bool  # timeout, stop, or a failure mark without penalty: the learner bootstraps
     end_reason: str  # "" while the episode goes on, else one of END_REASONS
 
 
@@ -96,7 +104,7 @@ class EpisodeTracker:
 
     def __init__(self, config: EpisodeConfig | None = None):
         self.config = config or EpisodeConfig()
-        self._signals: OrderedDict[int, float] = OrderedDict()
+        self._signals: OrderedDict[int, tuple[float, bool]] = OrderedDict()
         self.episode_id: int | None = None
         self._clear()
 
@@ -110,6 +118,7 @@ class EpisodeTracker:
         self.streak = 0
         self.end_reason = ""
         self._pending_mark = ""
+        self._stopping = False
         self._last_intervention = False
 
     # ---- episode ---------------------------------------------------------------------------------------------
@@ -136,29 +145,31 @@ class EpisodeTracker:
         self._pending_mark = FAILURE_MARK
 
     def stop(self) -> None:
-        """The actor stops mid-episode (shutdown, torque off): the episode ends as "stopped", without a step."""
-        if self.episode_id is not None and not self.done:
-            self.end_reason = STOPPED
+        """The actor stops mid-episode (shutdown, torque off): the episode ends at the next step, truncated, as
+        "stopped" (an operator mark already pending keeps its own verdict)."""
+        self._stopping = True
 
     # ---- reward ----------------------------------------------------------------------------------------------
-    def record_reward_signal(self, stamp, probability: float) -> None:
-        """A classifier output for the image with ``stamp``."""
+    def record_reward_signal(self, stamp, probability: float, success: bool) -> None:
+        """A classifier output for the image with ``stamp``: its probability and the reward node's verdict."""
         probability = float(probability)
         if not (math.isfinite(probability) and 0.0 <= probability <= 1.0):
             raise ValueError(f"reward signal probability must be in [0, 1], got {probability}")
         key = stamp_to_ns(stamp)
-        self._signals[key] = probability
+        self._signals[key] = (probability, bool(success))
         self._signals.move_to_end(key)
         while len(self._signals) > self.config.reward_cache_size:
             self._signals.popitem(last=False)
 
     def reward_for(self, image_stamp) -> tuple[float, float, bool]:
         """(reward, probability, matched) for the image with this exact stamp; no side effects."""
-        probability = self._signals.get(stamp_to_ns(image_stamp))
-        if probability is None:
-            return self.config.step_penalty, math.nan, False
-        positive = probability >= self.config.success_threshold
-        return (self.config.success_reward if positive else self.config.step_penalty), probability, True
+        probability, positive = self._signals.get(stamp_to_ns(image_stamp), (math.nan, False))
+        reward = self.config.success_reward if positive else self.config.step_penalty
+        return reward, probability, not math.isnan(probability)
+
+    def judged(self, image_stamp) -> bool:
+        """Whether a classifier output for the image with this stamp has arrived."""
+        return stamp_to_ns(image_stamp) in self._signals
 
     def is_stale(self, image_stamp, now) -> bool:
         """Whether the image with ``image_stamp`` is older than max_frame_age_s at time ``now``."""
@@ -180,7 +191,8 @@ class EpisodeTracker:
         self.steps += 1
         if not matched:
             self.reward_misses += 1
-        self.streak = self.streak + 1 if matched and probability >= cfg.success_threshold else 0
+        positive = matched and self._signals[stamp_to_ns(image_stamp)][1]
+        self.streak = self.streak + 1 if positive else 0
         if intervention:
             self.intervention_steps += 1
             if not self._last_intervention:
@@ -190,10 +202,16 @@ class EpisodeTracker:
             self.stale_frames += 1
 
         terminated = truncated = False
-        if self._pending_mark:
-            self.end_reason, terminated = self._pending_mark, True
-            if self._pending_mark == SUCCESS_MARK:
-                reward = cfg.success_reward
+        if self._pending_mark == SUCCESS_MARK:
+            self.end_reason, terminated, reward = SUCCESS_MARK, True, cfg.success_reward
+        elif self._pending_mark == FAILURE_MARK:
+            self.end_reason = FAILURE_MARK
+            if cfg.failure_penalty > 0:
+                terminated, reward = True, -cfg.failure_penalty
+            else:
+                truncated = True
+        elif self._stopping:
+            self.end_reason, truncated = STOPPED, True
         elif self.streak >= cfg.consecutive_success_frames and self.steps >= cfg.min_steps_before_success:
             self.end_reason, terminated = SUCCESS, True
         elif self.steps >= cfg.max_steps:

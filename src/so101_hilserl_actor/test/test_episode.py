@@ -16,6 +16,7 @@ from so101_hilserl_actor.episode import (
 
 CFG = EpisodeConfig(max_steps=20, consecutive_success_frames=3, min_steps_before_success=5)
 PERIOD_NS = 100_000_000
+THRESHOLD = 0.7  # stands in for the reward node's decision in these tests: success = probability >= THRESHOLD
 
 
 def _stamp(step: int) -> int:
@@ -28,7 +29,7 @@ def _run(tracker, probabilities, start=1, intervention=None):
     for i, p in enumerate(probabilities):
         stamp = _stamp(start + i)
         if p is not None:
-            tracker.record_reward_signal(stamp, p)
+            tracker.record_reward_signal(stamp, p, p >= THRESHOLD)
         flag = bool(intervention[i]) if intervention is not None else False
         outcomes.append(tracker.step(stamp, intervention=flag))
         if outcomes[-1].end_reason:
@@ -38,15 +39,15 @@ def _run(tracker, probabilities, start=1, intervention=None):
 
 def test_defaults_are_as_documented():
     cfg = EpisodeConfig()
-    assert (cfg.max_steps, cfg.success_threshold, cfg.success_reward, cfg.step_penalty) == (100, 0.7, 10.0, -0.05)
+    assert (cfg.max_steps, cfg.success_reward, cfg.step_penalty, cfg.failure_penalty) == (100, 10.0, -0.05, 0.0)
     assert cfg.consecutive_success_frames >= 1 and cfg.min_steps_before_success >= 0
 
 
 def test_reward_is_matched_by_exact_stamp():
     tracker = EpisodeTracker(CFG)
     tracker.reset(1)
-    tracker.record_reward_signal(_stamp(1), 0.9)
-    tracker.record_reward_signal(_stamp(2), 0.2)
+    tracker.record_reward_signal(_stamp(1), 0.9, True)
+    tracker.record_reward_signal(_stamp(2), 0.2, False)
     assert tracker.reward_for(_stamp(1)) == (10.0, pytest.approx(0.9), True)
     assert tracker.reward_for(_stamp(2)) == (-0.05, pytest.approx(0.2), True)
     reward, probability, matched = tracker.reward_for(_stamp(1) + 1)  # 1 ns off: not the same image
@@ -56,15 +57,28 @@ def test_reward_is_matched_by_exact_stamp():
     assert stamp_to_ns(Time(sec=2, nanosec=5)) == 2_000_000_005
 
 
-def test_threshold_is_inclusive_and_probability_validated():
+def test_the_reward_nodes_verdict_decides_not_the_probability():
     tracker = EpisodeTracker(CFG)
-    tracker.record_reward_signal(5, 0.7)
-    assert tracker.reward_for(5)[0] == 10.0
-    tracker.record_reward_signal(6, 0.69)
-    assert tracker.reward_for(6)[0] == -0.05
+    tracker.record_reward_signal(5, 0.95, False)  # a strict reward-node threshold (0.99) said no
+    assert tracker.reward_for(5) == (-0.05, pytest.approx(0.95), True)
+    tracker.record_reward_signal(6, 0.3, True)  # a lenient one (0.25) said yes
+    assert tracker.reward_for(6) == (10.0, pytest.approx(0.3), True)
+    assert tracker.judged(5) and not tracker.judged(7)
     for bad in (1.5, -0.1, math.nan):
         with pytest.raises(ValueError, match="probability"):
-            tracker.record_reward_signal(7, bad)
+            tracker.record_reward_signal(7, bad, True)
+
+
+def test_success_streak_follows_the_verdicts():
+    tracker = EpisodeTracker(CFG)
+    tracker.reset(1)
+    for step in range(1, 8):  # high probabilities, but the reward node says no: never a success
+        tracker.record_reward_signal(_stamp(step), 0.9, False)
+        assert tracker.step(_stamp(step)).end_reason == ""
+    for step in range(8, 11):  # low probabilities the reward node calls positive: success after 3
+        tracker.record_reward_signal(_stamp(step), 0.4, True)
+        outcome = tracker.step(_stamp(step))
+    assert outcome.end_reason == SUCCESS and outcome.terminated
 
 
 def test_missing_match_counts_penalises_and_breaks_the_streak():
@@ -126,7 +140,8 @@ def test_operator_marks_end_the_episode_at_the_next_step():
     _run(tracker, [0.1])
     tracker.mark_failure()
     outcome = _run(tracker, [0.9], start=2)[0]
-    assert (outcome.terminated, outcome.end_reason) == (True, FAILURE_MARK)
+    # Without a failure penalty a failure mark truncates: the learner bootstraps, giving up is not rewarded.
+    assert (outcome.terminated, outcome.truncated, outcome.end_reason) == (False, True, FAILURE_MARK)
     assert outcome.reward == 10.0  # the classifier's own reward for that frame is kept
     assert not tracker.success
 
@@ -141,8 +156,9 @@ def test_counters_for_the_episode_summary():
     tracker.reset(7)
     flags = [0, 1, 1, 0, 1, 0, 0, 1, 1, 1]
     _run(tracker, [0.1, 0.2, None, 0.3, 0.1, 0.1, 0.1, 0.2, 0.1, 0.1], intervention=flags)
-    tracker.step(_stamp(11), stale_frame=True)
     tracker.stop()
+    last = tracker.step(_stamp(11), stale_frame=True)
+    assert (last.terminated, last.truncated, last.end_reason) == (False, True, STOPPED)
     summary = tracker.summary()
     assert summary == {
         "episode_id": 7,
@@ -172,7 +188,7 @@ def test_staleness_and_reward_cache_bound():
     assert not tracker.is_stale(_stamp(0), _stamp(2))  # 0.2 s old: still fresh
     assert tracker.is_stale(_stamp(0), _stamp(2) + 1)
     for i in range(6):
-        tracker.record_reward_signal(_stamp(i), 0.9)
+        tracker.record_reward_signal(_stamp(i), 0.9, True)
     assert not tracker.reward_for(_stamp(1))[2]  # evicted
     assert tracker.reward_for(_stamp(2))[2] and tracker.reward_for(_stamp(5))[2]
 
@@ -180,7 +196,31 @@ def test_staleness_and_reward_cache_bound():
 def test_step_before_reset_and_bad_config_are_refused():
     with pytest.raises(RuntimeError, match="reset"):
         EpisodeTracker(CFG).step(0)
-    with pytest.raises(ValueError, match="success_threshold"):
-        EpisodeConfig(success_threshold=70)
+    with pytest.raises(ValueError, match="failure_penalty"):
+        EpisodeConfig(failure_penalty=-1.0)
     with pytest.raises(ValueError, match="consecutive_success_frames"):
         EpisodeConfig(consecutive_success_frames=0)
+
+
+def test_failure_penalty_makes_a_failure_mark_terminal():
+    tracker = EpisodeTracker(EpisodeConfig(max_steps=20, failure_penalty=5.0))
+    tracker.reset(1)
+    _run(tracker, [0.1])
+    tracker.mark_failure()
+    outcome = _run(tracker, [0.9], start=2)[0]
+    assert (outcome.terminated, outcome.truncated, outcome.end_reason) == (True, False, FAILURE_MARK)
+    assert outcome.reward == -5.0 and tracker.episode_return == pytest.approx(-0.05 - 5.0)
+
+
+def test_stop_truncates_at_the_next_step_and_a_pending_mark_keeps_its_verdict():
+    tracker = EpisodeTracker(CFG)
+    tracker.reset(1)
+    _run(tracker, [0.1, 0.1])
+    tracker.stop()
+    outcome = _run(tracker, [0.9], start=3)[0]
+    assert (outcome.terminated, outcome.truncated, outcome.end_reason) == (False, True, STOPPED)
+    tracker.reset(2)
+    assert _run(tracker, [0.1])[0].end_reason == ""  # a stop does not carry into the next episode
+    tracker.mark_success()
+    tracker.stop()
+    assert _run(tracker, [0.1], start=2)[0].end_reason == SUCCESS_MARK
