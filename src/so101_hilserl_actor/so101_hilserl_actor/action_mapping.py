@@ -1,18 +1,25 @@
 """The one place where the 4-D action meets the joints (DESIGN.md, "The observation and action contract").
 
 Action = (dx, dy, dz, gripper) in [-1, 1]. The first three move the TCP (gripper_frame_link) in the base frame by
-``step_m`` metres per unit; the gripper command opens (+1), closes (-1) or holds (0) the jaw by ``gripper_step_rad``
-per unit. Both directions live here so they cannot drift apart:
+``step_m`` metres per unit; what the gripper command means, and where the xyz delta is added, is the policy's
+semantics (semantics.py, carried by its PolicyConfig). Both directions live here so they cannot drift apart:
 
-* ``policy_action_to_joints``: action -> joint targets, as the seed system did it (seed-system-facts section 2):
-  target = FK(freshly read q) + action * step_m, clipped to the workspace box; ONE damped-least-squares IK step from
-  the read joints (never an accumulated target: devlog 024's drift); then every joint's change is limited per
-  control step and everything is clamped to the joint limits.
-* ``human_action_from_joints``: during an intervention the follower mirrors the leader's joints; the transition
-  stores the human's action in the same space (section 6): xyz = clip(FK(leader) - FK(follower), +-step_m) / step_m,
-  gripper = the leader jaw's change since the previous control step in action units, quantised to {-1, 0, +1}.
+* ``PolicyActionMapper``: a policy's action -> joint targets under its semantics, with the per-episode state an
+  accumulated EE target needs. ee_target "reread" (the project's, and the seed's real robot): target =
+  FK(freshly read q) + action * step_m; "accumulate" (pick-101's simulation): target += action * step_m from the EE
+  position at ``reset``. Either target is clipped to the workspace box, then ONE damped-least-squares IK step from
+  the read joints. gripper_action "delta": jaw = read jaw + action * gripper_step_rad; "absolute": jaw = [-1, 1]
+  linearly onto ABSOLUTE_GRIPPER_RANGE (pick-101's actuator ctrlrange). Then, for every semantics, the jaw is kept in
+  ``gripper_range``, every joint's change is limited per control step and everything is clamped to the joint limits.
+* ``HumanActionEncoder``: during an intervention the follower mirrors the leader's joints (``mirror_target``: the
+  leader's joints, rate-limited and clamped like a policy's target); the transition stores the human's action in
+  the same space the policy acts in (section 6): xyz = clip(FK(leader) - FK(follower), +-step_m) / step_m; gripper
+  "delta": the leader jaw's change since the previous control step, quantised to {-1, 0, +1}; "absolute": the
+  leader's jaw position mapped into [-1, 1] (the inverse of the mapper's), so an absolute-gripper policy learns from
+  the value it would have had to output.
+* ``policy_action_to_joints`` and ``human_action_from_joints``: the stateless re-read/delta forms of both.
 
-All joint arrays are (6,) in JOINT_NAMES order, radians. Pure functions; the Kinematics object is the caller's.
+All joint arrays are (6,) in JOINT_NAMES order, radians. The Kinematics object is the caller's (not thread-safe).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import numpy as np
 
 from so101_driver.joints import JOINT_NAMES, NUM_JOINTS
 from so101_driver.kinematics import Kinematics
+from so101_hilserl_actor.semantics import ABSOLUTE_GRIPPER_RANGE, check_semantic
 
 ACTION_DIM = 4
 GRIPPER = NUM_JOINTS - 1  # index of the gripper in JOINT_NAMES order
@@ -96,26 +104,102 @@ def _joints(q: np.ndarray, name: str) -> np.ndarray:
     return q
 
 
-def policy_action_to_joints(
-    action: np.ndarray, q_now: np.ndarray, kinematics: Kinematics, config: ActionConfig = DEFAULT_ACTION_CONFIG
-) -> np.ndarray:
-    """A 4-D action and the freshly read joints -> the (6,) joint target for this control step."""
+def _action(action: np.ndarray) -> np.ndarray:
     action = np.asarray(action, dtype=float)
     if action.shape != (ACTION_DIM,) or not np.all(np.isfinite(action)):
         raise ValueError(f"action must be {ACTION_DIM} finite values (dx, dy, dz, gripper), got {action}")
-    q_now = _joints(q_now, "q_now")
-    action = np.clip(action, -1.0, 1.0)
+    return np.clip(action, -1.0, 1.0)
 
-    tcp, _ = kinematics.fk(q_now)
-    target = np.clip(tcp + action[:3] * config.step_m, config.workspace_min, config.workspace_max)
-    q_target = kinematics.ik_step(q_now, target, damping=config.ik_damping, max_step=config.ik_max_step_rad)
 
+def absolute_gripper_position(command: float) -> float:
+    """An absolute gripper command in [-1, 1] -> jaw angle (rad): linear onto ABSOLUTE_GRIPPER_RANGE (pick-101's
+    ``(a + 1) / 2 * (hi - lo) + lo``)."""
+    lo, hi = ABSOLUTE_GRIPPER_RANGE
+    return (min(max(float(command), -1.0), 1.0) + 1.0) / 2.0 * (hi - lo) + lo
+
+
+def absolute_gripper_command(position_rad: float) -> float:
+    """A jaw angle (rad) -> the absolute gripper command in [-1, 1] that asks for it (absolute_gripper_position^-1,
+    clipped to the range)."""
+    lo, hi = ABSOLUTE_GRIPPER_RANGE
+    return min(max(2.0 * (float(position_rad) - lo) / (hi - lo) - 1.0, -1.0), 1.0)
+
+
+def _joint_target(
+    q_now: np.ndarray, ee_target: np.ndarray, jaw: float, kinematics: Kinematics, config: ActionConfig
+) -> np.ndarray:
+    """One IK step toward ee_target (already in the workspace box), the jaw in its range, step and joint limits."""
+    q_target = kinematics.ik_step(q_now, ee_target, damping=config.ik_damping, max_step=config.ik_max_step_rad)
     g_lo, g_hi = config.gripper_range
-    q_target[GRIPPER] = min(max(q_now[GRIPPER] + action[3] * config.gripper_step_rad, g_lo), g_hi)
-
+    q_target[GRIPPER] = min(max(jaw, g_lo), g_hi)
     np.clip(q_target, q_now - config.max_joint_step_rad, q_now + config.max_joint_step_rad, out=q_target)
     np.clip(q_target, kinematics.lower, kinematics.upper, out=q_target)
     return q_target
+
+
+def policy_action_to_joints(
+    action: np.ndarray, q_now: np.ndarray, kinematics: Kinematics, config: ActionConfig = DEFAULT_ACTION_CONFIG
+) -> np.ndarray:
+    """A 4-D action and the freshly read joints -> the (6,) joint target, re-read EE target and delta gripper (the
+    project's semantics; PolicyActionMapper applies any policy's)."""
+    action = _action(action)
+    q_now = _joints(q_now, "q_now")
+    tcp, _ = kinematics.fk(q_now)
+    target = np.clip(tcp + action[:3] * config.step_m, config.workspace_min, config.workspace_max)
+    return _joint_target(q_now, target, q_now[GRIPPER] + action[3] * config.gripper_step_rad, kinematics, config)
+
+
+def _semantic(source, name: str) -> str:
+    """A semantic field from a PolicyConfig (or anything with the attribute), or a dict of them."""
+    value = source.get(name) if isinstance(source, dict) else getattr(source, name, None)
+    return check_semantic(name, value)
+
+
+class PolicyActionMapper:
+    """A policy's actions -> joint targets under its semantics (see the module docstring).
+
+    ``semantics``: the policy's PolicyConfig (or a dict with gripper_action and ee_target). Call ``reset(joints)``
+    at every episode start and on every step the policy does not drive the arm (an intervention): an accumulated
+    target then restarts at the arm's EE position, as pick-101's reset did, instead of pulling the arm back to
+    where the policy last left it. With ee_target "reread" reset only re-anchors ``target``, which is then unused.
+    """
+
+    def __init__(self, kinematics: Kinematics, semantics, config: ActionConfig = DEFAULT_ACTION_CONFIG):
+        self.kinematics = kinematics
+        self.config = config
+        self.gripper_action = _semantic(semantics, "gripper_action")
+        self.ee_target = _semantic(semantics, "ee_target")
+        self._target: np.ndarray | None = None
+
+    @property
+    def target(self) -> np.ndarray | None:
+        """The accumulated EE target (m, base frame), or None before the first reset."""
+        return None if self._target is None else self._target.copy()
+
+    def reset(self, joints: np.ndarray) -> None:
+        """Episode start (or an intervention step): the EE target restarts at FK(joints), clipped to the box."""
+        tcp, _ = self.kinematics.fk(_joints(joints, "joints"))
+        self._target = np.clip(tcp, self.config.workspace_min, self.config.workspace_max)
+
+    def to_joints(self, action: np.ndarray, joints: np.ndarray) -> np.ndarray:
+        """The policy's 4-D action and the freshly read joints -> the (6,) joint target for this control step."""
+        action = _action(action)
+        q_now = _joints(joints, "joints")
+        cfg = self.config
+        if self.ee_target == "accumulate":
+            if self._target is None:
+                raise RuntimeError("PolicyActionMapper.to_joints before reset(joints): call reset at episode start")
+            # pick-101 clips the accumulated target itself, so it never winds up beyond the box
+            self._target = np.clip(self._target + action[:3] * cfg.step_m, cfg.workspace_min, cfg.workspace_max)
+            target = self._target
+        else:
+            tcp, _ = self.kinematics.fk(q_now)
+            target = np.clip(tcp + action[:3] * cfg.step_m, cfg.workspace_min, cfg.workspace_max)
+        if self.gripper_action == "absolute":
+            jaw = absolute_gripper_position(action[3])
+        else:
+            jaw = q_now[GRIPPER] + action[3] * cfg.gripper_step_rad
+        return _joint_target(q_now, target, jaw, self.kinematics, cfg)
 
 
 def quantise_gripper(delta_rad: float, config: ActionConfig = DEFAULT_ACTION_CONFIG) -> float:
@@ -151,3 +235,41 @@ def human_action_from_joints(
     action[:3] = np.clip(leader_tcp - follower_tcp, -config.step_m, config.step_m) / config.step_m
     action[3] = quantise_gripper(leader_q[GRIPPER] - prev, config)
     return action
+
+
+class HumanActionEncoder:
+    """The human's action during an intervention, in the 4-D space of the policy's semantics, and the follower's
+    mirroring target (see the module docstring).
+
+    Keeps the leader's jaw angle of the previous control step (the delta gripper's reference). Call ``reset()`` at
+    every episode start and on every step without an intervention, so the first step of an intervention carries no
+    gripper command from before it.
+    """
+
+    def __init__(self, kinematics: Kinematics, semantics, config: ActionConfig = DEFAULT_ACTION_CONFIG):
+        self.kinematics = kinematics
+        self.config = config
+        self.gripper_action = _semantic(semantics, "gripper_action")
+        self._previous_jaw: float | None = None
+
+    def reset(self) -> None:
+        self._previous_jaw = None
+
+    def encode(self, leader: np.ndarray, follower: np.ndarray) -> np.ndarray:
+        """(leader joints, follower joints) -> float32[4], the action a policy would have output for this motion."""
+        leader = _joints(leader, "leader")
+        previous = leader[GRIPPER] if self._previous_jaw is None else self._previous_jaw
+        action = human_action_from_joints(follower, leader, previous, self.kinematics, self.config)
+        if self.gripper_action == "absolute":
+            action[3] = absolute_gripper_command(leader[GRIPPER])
+        self._previous_jaw = float(leader[GRIPPER])
+        return action
+
+    def mirror_target(self, leader: np.ndarray, follower: np.ndarray) -> np.ndarray:
+        """The follower's joint target while it mirrors the leader: the leader's joints, at most max_joint_step_rad
+        from the follower's and within the joint limits."""
+        leader = _joints(leader, "leader")
+        follower = _joints(follower, "follower")
+        step = self.config.max_joint_step_rad
+        target = np.clip(leader, follower - step, follower + step)
+        return np.clip(target, self.kinematics.lower, self.kinematics.upper)

@@ -5,12 +5,26 @@ from so101_driver.kinematics import HOME_SEED, Kinematics
 from so101_hilserl_actor.action_mapping import (
     GRIPPER,
     ActionConfig,
+    HumanActionEncoder,
+    PolicyActionMapper,
+    absolute_gripper_command,
+    absolute_gripper_position,
     human_action_from_joints,
     policy_action_to_joints,
     quantise_gripper,
 )
+from so101_hilserl_actor.policy import PolicyConfig
+from so101_hilserl_actor.semantics import ABSOLUTE_GRIPPER_RANGE, PICK101_SEMANTICS
 
 CFG = ActionConfig()
+# The jaw free over pick-101's whole range and no per-step limit: the gripper mapping shows undisturbed.
+WIDE = ActionConfig(gripper_range=ABSOLUTE_GRIPPER_RANGE, max_joint_step_rad=5.0)
+PROJECT = PolicyConfig()
+PICK101 = PolicyConfig(**PICK101_SEMANTICS)
+
+
+def _mapper(kin, ee_target="reread", gripper_action="delta", config=CFG):
+    return PolicyActionMapper(kin, {"gripper_action": gripper_action, "ee_target": ee_target}, config)
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +203,174 @@ def test_round_trip_human_action_moves_toward_the_leader(kin, home, offset):
     after = np.linalg.norm(_tcp(kin, leader) - _tcp(kin, q_next))
     assert after < 0.5 * before
     assert action[3] == -1.0 and q_next[GRIPPER] < home[GRIPPER]
+
+
+# ------------------------------------------------------------------------- the policy's semantics, applied
+
+
+def test_mapper_with_project_semantics_is_policy_action_to_joints(kin, home):
+    mapper = PolicyActionMapper(kin, PROJECT)
+    assert (mapper.gripper_action, mapper.ee_target) == ("delta", "reread")
+    rng = np.random.default_rng(3)
+    q = home.copy()
+    for _ in range(5):  # stateless: no reset needed, each step from the read joints
+        action = rng.uniform(-1, 1, 4)
+        expected = policy_action_to_joints(action, q, kin, CFG)
+        q_target = mapper.to_joints(action, q)
+        np.testing.assert_array_equal(q_target, expected)
+        q = q_target
+
+
+def test_accumulated_target_remembers_what_the_arm_did_not_reach(kin, home):
+    """The arm is held (it reads the same joints every step): a re-read target asks for the same 2 cm again each
+    step and a zero action holds; an accumulated target keeps growing by 2 cm per +x step, and a zero action keeps
+    pulling toward where the policy last sent it."""
+    reread, accumulate = _mapper(kin, "reread"), _mapper(kin, "accumulate")
+    for mapper in (reread, accumulate):
+        mapper.reset(home)
+    tcp0 = _tcp(kin, home)
+    np.testing.assert_allclose(accumulate.target, tcp0)
+    plus_x, zero = np.array([1.0, 0, 0, 0]), np.zeros(4)
+    first_reread, first_accumulate = reread.to_joints(plus_x, home), accumulate.to_joints(plus_x, home)
+    np.testing.assert_allclose(first_reread, first_accumulate)  # the same first step from the same pose
+    np.testing.assert_allclose(reread.to_joints(plus_x, home), first_reread)  # re-read: the same request again
+    second = accumulate.to_joints(plus_x, home)
+    np.testing.assert_allclose(accumulate.target, tcp0 + np.array([0.04, 0, 0]), atol=1e-12)
+    assert _tcp(kin, second)[0] > _tcp(kin, first_accumulate)[0] + 0.005  # asks for 4 cm now
+    np.testing.assert_array_equal(reread.to_joints(zero, home), home)  # re-read: zero action holds
+    held = accumulate.to_joints(zero, home)
+    np.testing.assert_allclose(held, second)  # accumulated: still pulling toward +4 cm
+    np.testing.assert_allclose(accumulate.target, tcp0 + np.array([0.04, 0, 0]), atol=1e-12)
+
+
+@pytest.mark.parametrize("direction", [[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [0, -0.5, -0.5]])
+def test_an_arm_that_follows_lags_with_reread_and_catches_up_with_accumulate(kin, home, direction):
+    """The arm reaches each joint target: one damped IK step falls short every step, and a re-read target builds
+    on where the arm got to, so its error adds up; an accumulated target asks for the remaining error again."""
+    action = np.array([*direction, 0.0])
+    goal = _tcp(kin, home) + 5 * CFG.step_m * np.array(direction)
+    errors = {}
+    for ee_target in ("reread", "accumulate"):
+        mapper = _mapper(kin, ee_target)
+        mapper.reset(home)
+        q = home.copy()
+        for _ in range(5):
+            q = mapper.to_joints(action, q)
+        errors[ee_target] = np.linalg.norm(_tcp(kin, q) - goal)
+    np.testing.assert_allclose(mapper.target, goal, atol=1e-12)
+    assert errors["accumulate"] < 0.5 * errors["reread"], errors
+
+
+def test_accumulated_target_stays_in_the_box_and_restarts_at_reset(kin, home):
+    mapper = _mapper(kin, "accumulate")
+    mapper.reset(home)
+    for _ in range(30):  # far beyond the box: the target stops at its face, it does not wind up
+        mapper.to_joints(np.array([1.0, 0, 1.0, 0]), home)
+    assert mapper.target[0] == CFG.workspace_max[0] and mapper.target[2] == CFG.workspace_max[2]
+    mapper.to_joints(np.array([-1.0, 0, 0, 0]), home)
+    assert mapper.target[0] == pytest.approx(CFG.workspace_max[0] - CFG.step_m)
+    moved = _reach(kin, home, _tcp(kin, home) + np.array([-0.03, 0.02, 0.01]))
+    mapper.reset(moved)  # episode start or an intervention step
+    np.testing.assert_allclose(mapper.target, _tcp(kin, moved))
+    np.testing.assert_allclose(mapper.to_joints(np.zeros(4), moved)[:GRIPPER], moved[:GRIPPER], atol=1e-9)
+
+
+def test_accumulate_needs_a_reset_and_semantics_are_checked(kin, home):
+    with pytest.raises(RuntimeError, match="before reset"):
+        _mapper(kin, "accumulate").to_joints(np.zeros(4), home)
+    with pytest.raises(ValueError, match=r"PolicyConfig.ee_target must be one of reread, accumulate; got 'reread '"):
+        _mapper(kin, "reread ")
+    with pytest.raises(ValueError, match=r"PolicyConfig.gripper_action must be one of delta, absolute; got None"):
+        HumanActionEncoder(kin, {})
+
+
+def test_absolute_gripper_is_pick101s_linear_map_and_ignores_the_read_jaw(kin, home):
+    lo, hi = ABSOLUTE_GRIPPER_RANGE
+    assert (lo, hi) == (-0.1745, 1.7453)
+    for command, jaw in [(-1.0, lo), (1.0, hi), (0.0, (lo + hi) / 2), (0.5, lo + 0.75 * (hi - lo)), (3.0, hi)]:
+        assert absolute_gripper_position(command) == pytest.approx(jaw)
+        assert absolute_gripper_command(jaw) == pytest.approx(min(command, 1.0))
+    absolute, delta = _mapper(kin, gripper_action="absolute", config=WIDE), _mapper(kin, config=WIDE)
+    for read_jaw in (0.0, 0.5, 1.5):
+        q = home.copy()
+        q[GRIPPER] = read_jaw
+        for command in (-1.0, -0.2, 0.0, 0.7, 1.0):
+            action = np.array([0, 0, 0, command])
+            assert absolute.to_joints(action, q)[GRIPPER] == pytest.approx(absolute_gripper_position(command))
+            expected_delta = np.clip(read_jaw + command * WIDE.gripper_step_rad, lo, hi)
+            assert delta.to_joints(action, q)[GRIPPER] == pytest.approx(expected_delta)
+    # zero is "hold" for a delta policy but "half open" (0.785 rad) for an absolute one
+    assert absolute.to_joints(np.zeros(4), home)[GRIPPER] == pytest.approx(0.78540, abs=1e-5)
+    assert delta.to_joints(np.zeros(4), home)[GRIPPER] == home[GRIPPER]
+
+
+def test_absolute_gripper_keeps_the_robots_jaw_range_and_rate_limit(kin, home):
+    mapper = PolicyActionMapper(kin, PICK101)  # default ActionConfig: jaw 0..1 rad, 0.3 rad per step
+    q = home.copy()
+    q[GRIPPER] = 0.9
+    assert mapper.gripper_action == "absolute" and mapper.ee_target == "accumulate"
+    mapper.reset(q)
+    assert mapper.to_joints(np.array([0, 0, 0, 1.0]), q)[GRIPPER] == CFG.gripper_range[1]
+    assert mapper.to_joints(np.array([0, 0, 0, -1.0]), q)[GRIPPER] == pytest.approx(0.9 - CFG.max_joint_step_rad)
+
+
+# ------------------------------------------------------------------------- the human's action, encoded
+
+
+@pytest.mark.parametrize("semantics", [PROJECT, PICK101], ids=["project", "pick101"])
+@pytest.mark.parametrize("offset", [[0.012, 0.0, 0.0], [0.0, -0.01, 0.008], [-0.006, 0.009, -0.012]])
+def test_human_action_decoded_by_the_mapper_reproduces_the_leaders_motion(kin, home, semantics, offset):
+    """Encoded under the policy's semantics, then applied by the policy's mapper from the follower's pose: the TCP
+    moves the way the leader's is offset (sign and scale: the mapper undoes the encoder's 1/step_m) and the jaw
+    follows the leader's (exactly for an absolute gripper, by direction for the quantised delta one)."""
+    follower = home.copy()
+    leader = _reach(kin, home, _tcp(kin, home) + np.array(offset))
+    leader[GRIPPER] = home[GRIPPER] + 0.25  # the human opens the jaw
+    encoder = HumanActionEncoder(kin, semantics, WIDE)
+    mapper = PolicyActionMapper(kin, semantics, WIDE)
+    encoder.reset()
+    encoder.encode(home, follower)  # the previous step: leader at the follower's pose
+    action = encoder.encode(leader, follower)
+    assert action.dtype == np.float32 and np.all(np.abs(action) <= 1.0)
+    np.testing.assert_allclose(action[:3] * WIDE.step_m, offset, atol=1e-6)  # the offset is within one step
+    mapper.reset(follower)  # intervention steps re-anchor an accumulated target at the follower
+    q_next = mapper.to_joints(action, follower)
+    moved = _tcp(kin, q_next) - _tcp(kin, follower)
+    along = moved @ np.array(offset) / np.linalg.norm(offset)
+    assert 0.6 * np.linalg.norm(offset) < along < 1.2 * np.linalg.norm(offset)
+    assert np.linalg.norm(moved - np.array(offset)) < 0.45 * np.linalg.norm(offset)
+    if semantics.gripper_action == "absolute":
+        assert action[3] == pytest.approx(absolute_gripper_command(leader[GRIPPER]))
+        assert q_next[GRIPPER] == pytest.approx(leader[GRIPPER], abs=1e-6)
+    else:
+        assert action[3] == 1.0 and q_next[GRIPPER] == pytest.approx(home[GRIPPER] + WIDE.gripper_step_rad)
+
+
+def test_human_delta_gripper_is_the_change_since_the_previous_step(kin, home):
+    encoder = HumanActionEncoder(kin, PROJECT)
+    closing = home.copy()
+    closing[GRIPPER] -= 0.2
+    encoder.reset()
+    assert encoder.encode(closing, home)[3] == 0.0  # first intervention step: no previous jaw, no command
+    assert encoder.encode(closing, home)[3] == 0.0  # held still
+    further = closing.copy()
+    further[GRIPPER] -= 0.2
+    assert encoder.encode(further, home)[3] == -1.0
+    encoder.reset()  # a step without intervention in between: the next intervention starts afresh
+    assert encoder.encode(home, home)[3] == 0.0
+    absolute = HumanActionEncoder(kin, PICK101)  # an absolute policy gets the jaw position on the first step too
+    assert absolute.encode(closing, home)[3] == pytest.approx(absolute_gripper_command(closing[GRIPPER]))
+
+
+def test_mirror_target_is_the_leader_rate_limited_and_in_limits(kin, home):
+    encoder = HumanActionEncoder(kin, PROJECT)
+    leader = home + np.array([0.1, -0.5, 0.0, 0.2, 0.0, 0.35])
+    target = encoder.mirror_target(leader, home)
+    # followed within 0.3 rad per step; wrist_flex (1.606 rad at home) stops at its limit 1.658 rad
+    wrist_flex_room = kin.upper[3] - home[3]
+    assert 0.0 < wrist_flex_room < 0.2
+    np.testing.assert_allclose(target - home, [0.1, -0.3, 0.0, wrist_flex_room, 0.0, 0.3])
+    far = kin.upper.copy()
+    np.testing.assert_array_equal(encoder.mirror_target(far, far - 0.1), far)
+    with pytest.raises(ValueError, match="not in radians"):
+        encoder.mirror_target(np.degrees(leader), home)
