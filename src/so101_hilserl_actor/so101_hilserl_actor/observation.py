@@ -4,7 +4,11 @@ Shared by the actor, the learner tools and the importers, so an observation is a
 
 * ``StateBuilder`` turns freshly read joint positions into the 18-value state of ``state_vector``: positions (rad),
   velocities by finite difference at the control period (rad/s; zero on the first call of an episode), the TCP
-  position (m) and its ZYX euler angles (rad) from the project's kinematics.
+  position (m) and its orientation (rad) from the project's kinematics, encoded as the policy's ``orientation``
+  semantics says (``orientation_state``): "home_rotvec", the project's, is the rotation vector of R @ R_home^T in
+  the base frame (0 at the home pose, continuous there; a wrist_flex tilt shows on its y, a pan on its z);
+  "euler_zyx", pick-101's, is the raw ZYX euler of R, whose roll sits at +-pi at the home pose and jumps by 2 pi
+  between neighbouring poses, kept for the checkpoints trained on it.
 * ``FrameStack`` keeps the last k preprocessed frames and states. At episode start every slot holds the first
   observation (RoboBase's FrameStack and the seed system's deployment did the same; the learner's ReplayBuffer
   repeats the earliest frame at a sequence start too). ``pixels()`` and ``state()`` give exactly the layout of the
@@ -18,12 +22,14 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
+import pinocchio as pin
 
 from so101_driver.joints import NUM_JOINTS
-from so101_driver.kinematics import Kinematics
+from so101_driver.kinematics import HOME_SEED, Kinematics, euler_zyx_from_matrix
 from so101_driver.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing
+from so101_hilserl_actor.semantics import check_semantic
 from so101_hilserl_actor.state_vector import (
-    EE_EULER_ZYX,
+    EE_ORIENTATION,
     EE_POSITION,
     JOINT_POSITIONS,
     JOINT_VELOCITIES,
@@ -31,18 +37,35 @@ from so101_hilserl_actor.state_vector import (
 )
 
 
+def home_rotation(kinematics: Kinematics) -> np.ndarray:
+    """The TCP rotation at the home pose (HOME_SEED: fingers straight down above the workspace), the reference of
+    the "home_rotvec" orientation."""
+    return kinematics.fk(HOME_SEED)[1]
+
+
+def orientation_state(rotation: np.ndarray, orientation: str, home: np.ndarray) -> np.ndarray:
+    """The TCP rotation (3x3, base frame) -> the state's 3 orientation values under the ``orientation`` semantics."""
+    if orientation == "euler_zyx":
+        return euler_zyx_from_matrix(rotation)
+    check_semantic("orientation", orientation)
+    return pin.log3(np.asarray(rotation, dtype=float) @ home.T)
+
+
 class StateBuilder:
     """Joint positions -> the 18-value state; remembers the previous positions for the velocity.
 
-    Call ``reset()`` at every episode start (the first state then has zero velocity: the arm was just placed and
-    there is no previous reading of this episode to difference against).
+    ``orientation``: the policy's orientation semantics (its PolicyConfig.orientation); the default is the
+    project's. Call ``reset()`` at every episode start (the first state then has zero velocity: the arm was just
+    placed and there is no previous reading of this episode to difference against).
     """
 
-    def __init__(self, kinematics: Kinematics, control_period_s: float = 0.1):
+    def __init__(self, kinematics: Kinematics, control_period_s: float = 0.1, orientation: str = "home_rotvec"):
         if not control_period_s > 0:
             raise ValueError(f"control_period_s must be positive (seconds), got {control_period_s}")
         self.kinematics = kinematics
         self.control_period_s = float(control_period_s)
+        self.orientation = check_semantic("orientation", orientation)
+        self._home = home_rotation(kinematics)
         self._previous: np.ndarray | None = None
 
     def reset(self) -> None:
@@ -61,9 +84,9 @@ class StateBuilder:
             state[JOINT_VELOCITIES] = 0.0
         else:
             state[JOINT_VELOCITIES] = (q - self._previous) / self.control_period_s
-        position, euler = self.kinematics.ee_pose(q)
+        position, rotation = self.kinematics.fk(q)
         state[EE_POSITION] = position
-        state[EE_EULER_ZYX] = euler
+        state[EE_ORIENTATION] = orientation_state(rotation, self.orientation, self._home)
         self._previous = q.copy()
         return state
 

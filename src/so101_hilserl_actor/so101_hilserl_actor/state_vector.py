@@ -3,7 +3,9 @@
 [0:6]   joint positions (rad)            JOINT_NAMES order
 [6:12]  joint velocities (rad/s)         finite difference at the control period
 [12:15] end-effector xyz (m)             gripper_frame_link in base_link
-[15:18] end-effector euler ZYX (rad)     roll, pitch, yaw
+[15:18] end-effector orientation (rad)   as the policy's orientation semantics says (semantics.py): "home_rotvec"
+                                         (the project's) rotation vector of R @ R_home^T, base frame; "euler_zyx"
+                                         (pick-101's) raw ZYX euler roll, pitch, yaw
 """
 
 from so101_driver.joints import NUM_JOINTS
@@ -12,4 +14,4 @@ STATE_DIM = 18
 JOINT_POSITIONS = slice(0, NUM_JOINTS)
 JOINT_VELOCITIES = slice(NUM_JOINTS, 2 * NUM_JOINTS)
 EE_POSITION = slice(12, 15)
-EE_EULER_ZYX = slice(15, 18)
+EE_ORIENTATION = slice(15, 18)

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -5,7 +7,7 @@ from so101_driver.image_messages import array_to_image_msg
 from so101_driver.kinematics import HOME_SEED, Kinematics
 from so101_driver.preprocessing import ImagePreprocessing
 from so101_hilserl_actor.observation import FrameStack, StateBuilder, preprocess
-from so101_hilserl_actor.state_vector import EE_EULER_ZYX, EE_POSITION, JOINT_POSITIONS, JOINT_VELOCITIES, STATE_DIM
+from so101_hilserl_actor.state_vector import EE_ORIENTATION, EE_POSITION, JOINT_POSITIONS, JOINT_VELOCITIES, STATE_DIM
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +34,71 @@ def test_state_layout_units_and_first_call_velocity(kin):
     np.testing.assert_array_equal(state[JOINT_VELOCITIES], 0.0)
     # HOME_SEED puts the TCP at (0.25, 0, 0.07) m: metres, not millimetres.
     np.testing.assert_allclose(state[EE_POSITION], [0.25, 0.0, 0.07], atol=2e-3)
-    position, euler = kin.ee_pose(HOME_SEED)
+    position, _ = kin.fk(HOME_SEED)
     np.testing.assert_allclose(state[EE_POSITION], position, atol=1e-6)
-    np.testing.assert_allclose(state[EE_EULER_ZYX], euler, atol=1e-6)
-    assert np.all(np.abs(state[EE_EULER_ZYX]) <= np.pi + 1e-6)  # radians
+    np.testing.assert_allclose(state[EE_ORIENTATION], 0.0, atol=1e-6)  # the project's orientation: 0 at home
+
+
+def _pick101_euler(rotation: np.ndarray) -> np.ndarray:
+    """pick-101's LiftCubeCartesianEnv._rotation_matrix_to_euler (non-singular branch), transcribed."""
+    r = rotation
+    return np.array(
+        [
+            np.arctan2(r[2, 1], r[2, 2]),
+            np.arctan2(-r[2, 0], np.sqrt(r[0, 0] ** 2 + r[1, 0] ** 2)),
+            np.arctan2(r[1, 0], r[0, 0]),
+        ]
+    )
+
+
+def _around_home(count: int, scale: float, seed: int = 0) -> np.ndarray:
+    return HOME_SEED + np.random.default_rng(seed).uniform(-scale, scale, (count, 6))
+
+
+def test_raw_euler_reproduces_pick101s_state_with_its_jump_at_home(kin):
+    builder = StateBuilder(kin, orientation="euler_zyx")
+    poses = _around_home(40, 0.02)
+    rolls = []
+    for q in [HOME_SEED, *poses]:
+        state = builder.build(q)
+        np.testing.assert_allclose(state[EE_ORIENTATION], _pick101_euler(kin.fk(q)[1]), atol=1e-6)
+        rolls.append(state[EE_ORIENTATION][0])
+    # the checkpoints were trained on this: roll at +-pi, flipping sign between neighbouring poses
+    assert np.all(np.abs(np.abs(rolls) - np.pi) < 0.1)
+    assert min(rolls) < -3.0 and max(rolls) > 3.0
+
+
+def test_project_orientation_is_continuous_across_the_home_pose(kin):
+    """Small joint moves around home give small state changes (the raw euler of the same poses jumps by ~2 pi)."""
+    project, raw = StateBuilder(kin), StateBuilder(kin, orientation="euler_zyx")
+    poses = _around_home(200, 0.03, seed=1)
+    raw_jump = 0.0
+    for a, b in itertools.pairwise(poses):
+        arm_change = np.abs(b - a)[:5].sum()  # the TCP rotates by at most the sum of the arm joints' changes
+        change = project.build(b)[EE_ORIENTATION] - project.build(a)[EE_ORIENTATION]
+        assert np.linalg.norm(change) <= 1.05 * arm_change + 1e-6
+        raw_jump = max(raw_jump, np.abs(raw.build(b)[EE_ORIENTATION] - raw.build(a)[EE_ORIENTATION]).max())
+    assert raw_jump > 6.0  # the same walk through raw euler: the discontinuity this replaces
+    # a sweep of the pan joint straight through home changes the state smoothly, step by step
+    builder, previous = StateBuilder(kin), None
+    for pan in np.linspace(-0.3, 0.3, 61):
+        q = HOME_SEED.copy()
+        q[0] = pan
+        orientation = builder.build(q)[EE_ORIENTATION]
+        if previous is not None:
+            assert np.linalg.norm(orientation - previous) < 0.011
+        previous = orientation
+
+
+def test_project_orientation_is_a_base_frame_rotation_vector(kin):
+    builder = StateBuilder(kin)
+    pan, flex = HOME_SEED.copy(), HOME_SEED.copy()
+    pan[0] += 0.4  # shoulder_pan turns about -z of base_link
+    flex[3] -= 0.7  # wrist_flex turns about +y of base_link (fingers down -> tilted)
+    np.testing.assert_allclose(builder.build(pan)[EE_ORIENTATION], [0.0, 0.0, -0.4], atol=1e-4)
+    np.testing.assert_allclose(builder.build(flex)[EE_ORIENTATION], [0.0, -0.7, 0.0], atol=1e-3)
+    with pytest.raises(ValueError, match="PolicyConfig.orientation must be one of home_rotvec, euler_zyx"):
+        StateBuilder(kin, orientation="sin_cos")
 
 
 def test_velocity_is_finite_difference_at_the_control_period_and_reset_zeroes_it(kin):
