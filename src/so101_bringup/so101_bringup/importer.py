@@ -22,16 +22,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rclpy.serialization import deserialize_message
-from rosbags.highlevel import AnyReader
 from tqdm import tqdm
 
-from so101_bringup.recorder import project_typestore
+from so101_bringup.recorder import TypeDefinitionError, project_typestore
 from so101_hilserl_actor.policy import PolicyConfig
 from so101_hilserl_actor.state_vector import STATE_DIM
 from so101_hilserl_interfaces.msg import Transition
 from so101_hilserl_learner.ingest import TransitionIngest
 from so101_hilserl_learner.journal import TransitionJournal, read_journal
 from so101_hilserl_learner.replay import ReplayBuffer
+from so101_reward.bags import BagReadError, open_bags, read_messages
 
 TRANSITION_TYPE = "so101_hilserl_interfaces/msg/Transition"
 
@@ -69,33 +69,46 @@ class TransitionBags:
     """
 
     def __init__(self, bags: list[Path], topic: str | None = None):
-        for bag in bags:
-            if not Path(bag).exists():
-                raise BagImportError(f"bag {bag} does not exist")
-        self.reader = AnyReader([Path(b) for b in bags])
-        self.reader.open()
-        expected = project_typestore().hash_rihs01(TRANSITION_TYPE)
+        self.bags = [Path(b) for b in bags]
+        names = ", ".join(map(str, self.bags))
+        try:
+            # Jazzy's standard types and the project's messages deserialize a bag that stores no definitions.
+            typestore = project_typestore()
+        except TypeDefinitionError as err:
+            raise BagImportError(str(err)) from None
+        expected = typestore.hash_rihs01(TRANSITION_TYPE)
+        try:
+            self.reader = open_bags(self.bags, default_typestore=typestore)
+        except BagReadError as err:
+            raise BagImportError(str(err)) from None
         self.connections = [
             c for c in self.reader.connections if c.msgtype == TRANSITION_TYPE and (topic is None or c.topic == topic)
         ]
         if not self.connections:
             found = ", ".join(sorted({f"{c.topic} ({c.msgtype})" for c in self.reader.connections})) or "no topics"
             self.reader.close()
-            raise BagImportError(f"{', '.join(map(str, bags))}: no {TRANSITION_TYPE} topic to import; it holds {found}")
+            raise BagImportError(f"{names}: no {TRANSITION_TYPE} topic to import; it holds {found}")
         for connection in self.connections:
             if connection.digest and connection.digest != expected:
                 self.reader.close()
                 raise BagImportError(
-                    f"{connection.topic} in {', '.join(map(str, bags))}: recorded with another Transition definition "
+                    f"{connection.topic} in {names}: recorded with another Transition definition "
                     f"({connection.digest}, this workspace has {expected}); use the workspace version that recorded it"
                 )
         self.count = sum(c.msgcount for c in self.connections)
+        if self.count == 0:  # an empty recording imports nothing: surely not what the user meant
+            self.reader.close()
+            topics = ", ".join(sorted({c.topic for c in self.connections}))
+            raise BagImportError(f"{names}: {topics} holds no messages (an empty recording); nothing to import")
 
     def __iter__(self):
         """Serialized Transition messages in time order."""
-        messages = self.reader.messages(connections=self.connections)
-        for _, _, raw in tqdm(messages, total=self.count, desc="transitions", unit="msg"):
-            yield bytes(raw)
+        messages = read_messages(self.reader, self.connections, self.bags)
+        try:
+            for _, _, raw in tqdm(messages, total=self.count, desc="transitions", unit="msg"):
+                yield bytes(raw)
+        except BagReadError as err:
+            raise BagImportError(str(err)) from None
 
     def __enter__(self) -> TransitionBags:
         return self

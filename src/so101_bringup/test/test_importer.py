@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 from sensor_msgs.msg import JointState
@@ -106,3 +107,123 @@ def test_dry_run_and_a_bag_without_transitions(tmp_path):
     assert "no so101_hilserl_interfaces/msg/Transition topic" in refused.stderr and "/follower/joint_states" in (
         refused.stderr
     )
+
+
+# ---- bags the importer cannot read: one line naming the bag, the cause and the fix; exit 2, no traceback -------
+SET_BOOL_EVENT = "std_srvs/srv/SetBool_Event"
+# What Jazzy's `ros2 bag record --all` stores for a service event topic: the .srv text under an "SRV:" delimiter,
+# which the pinned rosbags cannot parse as a message definition.
+SET_BOOL_EVENT_DEFINITION = (
+    "=" * 80 + "\nSRV: std_srvs/srv/SetBool\n"
+    "bool data # e.g. for hardware enabling / disabling\n---\n"
+    "bool success   # indicate successful run of triggered service\n"
+    "string message # informational, e.g. for error messages\n"
+)
+
+
+def write_service_event_bag(path):
+    """The project's transitions plus a service's events, as `ros2 bag record --all` writes them in Jazzy."""
+    typestore = project_typestore()
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        transitions = writer.add_connection("/hilserl/transitions", f"{PROJECT}/Transition", typestore=typestore)
+        writer.add_connection(
+            "/follower/set_torque/_service_event",
+            SET_BOOL_EVENT,
+            msgdef=SET_BOOL_EVENT_DEFINITION,
+            rihs01="RIHS01_" + "5" * 64,
+        )
+        for msg in episode_messages(*EPISODES[0]):
+            writer.write(transitions, 1, serialize_message(msg))
+
+
+def write_bag_without_definitions(path, episodes=EPISODES):
+    """A sqlite3 bag that stores no message definitions (as Humble's rosbag2 wrote them)."""
+    import sqlite3
+
+    typestore = project_typestore()
+    with Writer(path, version=9, storage_plugin=StoragePlugin.SQLITE3) as writer:
+        transitions = writer.add_connection("/hilserl/transitions", f"{PROJECT}/Transition", typestore=typestore)
+        t = 0
+        for episode in episodes:
+            for msg in episode_messages(*episode):
+                t += 1
+                writer.write(transitions, t, serialize_message(msg))
+    database = sqlite3.connect(path / f"{path.name}.db3")
+    with database:
+        database.execute("DELETE FROM message_definitions")
+    database.close()
+
+
+def test_a_bag_without_stored_definitions_imports_with_the_project_types(tmp_path):
+    write_bag_without_definitions(tmp_path / "humble")
+    result = import_bag([tmp_path / "humble"], tmp_path / "run")
+    assert (result.bag_transitions, result.online_size, result.demo_size) == (
+        TRANSITIONS,
+        TRANSITIONS,
+        INTERVENTION_STEPS,
+    )
+
+
+def _not_a_bag(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("session notes\n")
+    return tmp_path / "notes"
+
+
+def _text_mcap(tmp_path):
+    (tmp_path / "session.mcap").write_text("this is text, not MCAP\n")
+    return tmp_path / "session.mcap"
+
+
+def _empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    return tmp_path / "empty"
+
+
+def _broken_metadata(tmp_path):
+    write_bag(tmp_path / "bag")
+    (tmp_path / "bag" / "metadata.yaml").write_text("rosbag2_bagfile_information: [\n")
+    return tmp_path / "bag"
+
+
+def _empty_bag(tmp_path):
+    write_bag_without_definitions(tmp_path / "empty_bag", episodes=[])
+    return tmp_path / "empty_bag"
+
+
+def _service_events(tmp_path):
+    write_service_event_bag(tmp_path / "services")
+    return tmp_path / "services"
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (_empty_bag, ["/hilserl/transitions", "no messages"]),
+        (_not_a_bag, ["is not a rosbag2 bag", "no metadata.yaml"]),
+        (_empty_folder, ["is an empty folder"]),
+        (_text_mcap, ["session.mcap", "not a readable MCAP or sqlite3 file"]),
+        (_broken_metadata, ["metadata.yaml is broken", "ros2 bag reindex"]),
+        (_service_events, ["service events", "/follower/set_torque/_service_event", "--all-topics", "--exclude-ser"]),
+    ],
+)
+def test_unreadable_bags_end_with_one_line_and_exit_2(tmp_path, capsys, make, expected):
+    from so101_bringup.importer import main
+
+    bag = make(tmp_path)
+    status = main([str(bag), "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert err.startswith("import_bag: ") and str(bag) in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err and len(err) < 400, err
+    for text in expected:
+        assert text in err, (text, err)
+    assert not (tmp_path / "run" / "journal").exists()  # nothing written
+
+
+def test_service_event_bag_from_the_command_line(tmp_path):
+    """The process itself: exit 2, one line, no schema dump (the .srv text) on stderr."""
+    write_service_event_bag(tmp_path / "services")
+    done = run_importer(str(tmp_path / "services"), "--run-dir", str(tmp_path / "run"))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "--exclude-services" in done.stderr and "bool data" not in done.stderr and "Traceback" not in done.stderr
