@@ -12,7 +12,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 
 from so101_hilserl_actor.state_vector import STATE_DIM
-from so101_hilserl_interfaces.msg import Observation, Transition
+from so101_hilserl_interfaces.msg import EpisodeSummary, Observation, Transition
 
 ACTION_DIM = 4
 
@@ -82,3 +82,52 @@ def check_transition(msg: Transition) -> None:
             "next_observation must be present exactly on the last step of an episode "
             f"(terminated={msg.terminated}, truncated={msg.truncated}, next_observation={len(msg.next_observation)})"
         )
+
+
+def ns_to_time(ns: int) -> Time:
+    return Time(sec=int(ns) // 1_000_000_000, nanosec=int(ns) % 1_000_000_000)
+
+
+def transition_to_msg(record, actor_id: str) -> Transition:
+    """A control_step.TransitionRecord -> Transition (header stamp: when its action was commanded)."""
+    msg = Transition(
+        actor_id=actor_id,
+        episode_id=record.episode_id,
+        step=record.step,
+        action=[float(v) for v in record.action],
+        policy_action=[float(v) for v in record.policy_action],
+        intervention=bool(record.intervention),
+        reward=float(record.reward),
+        success_probability=float(record.success_probability),
+        terminated=bool(record.terminated),
+        truncated=bool(record.truncated),
+        policy_version=int(record.policy_version),
+        evaluation=bool(record.evaluation),
+    )
+    msg.header.stamp, msg.header.frame_id = ns_to_time(record.action_time_ns), "base_link"
+    obs = record.observation
+    msg.observation = observation_to_msg(obs.frame, obs.state, ns_to_time(obs.stamp_ns))
+    if record.next_observation is not None:
+        nxt = record.next_observation
+        msg.next_observation = [observation_to_msg(nxt.frame, nxt.state, ns_to_time(nxt.stamp_ns))]
+    return msg
+
+
+def episode_to_msg(record, actor_id: str, stamp_ns: int) -> EpisodeSummary:
+    """A control_step.EpisodeRecord -> EpisodeSummary stamped ``stamp_ns`` (when the episode ended)."""
+    msg = EpisodeSummary(
+        actor_id=actor_id,
+        episode_id=record.episode_id,
+        steps=record.steps,
+        episode_return=float(record.episode_return),
+        success=bool(record.success),
+        intervention_steps=record.intervention_steps,
+        interventions=record.interventions,
+        stale_frames=record.stale_frames,
+        policy_version=int(record.policy_version),
+        end_reason=record.end_reason,
+        evaluation=bool(record.evaluation),
+        duration=float(record.duration_s),
+    )
+    msg.header.stamp = ns_to_time(stamp_ns)
+    return msg

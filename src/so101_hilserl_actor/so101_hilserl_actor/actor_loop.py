@@ -1,0 +1,170 @@
+"""The actor loop's timing and the real robot's reset, as plain Python that a fake clock can drive.
+
+* ``Pacer``: absolute-time pacing at the control period. Step k starts at t0 + k * period whatever the step's
+  compute took; a step that overruns makes the next one start at once and re-anchors the schedule there (no burst of
+  catch-up steps). It records every interval between step starts (the loop jitter ``bench_actor`` reports).
+* ``IkReset``: drives the follower to the home pose by small joint steps from freshly read joints. It gives up when
+  it has taken ``max_iterations`` steps, or when the distance to home has not improved by ``min_progress_rad`` over
+  ``stuck_iterations`` steps (gravity sag under P-only servo gains can hold a joint just outside the tolerance
+  forever). Failing raises ``ResetFailed`` naming the joint that is off and by how much; the actor then does not
+  start the episode, logs and counts the failure, and retries after ``reset_retry_pause_s`` (the operator can free
+  the arm meanwhile): a person is at a real robot, and stopping the actor would lose the run's session for a
+  problem a nudge fixes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from so101_driver.joints import JOINT_NAMES
+from so101_driver.kinematics import HOME_EE_POSITION, TOOL_DOWN, Kinematics
+
+GRIPPER = JOINT_NAMES.index("gripper")
+
+
+class Pacer:
+    """Start a step every ``period_s`` on the ``monotonic`` clock; see the module docstring."""
+
+    def __init__(
+        self,
+        period_s: float,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        history: int = 10_000,
+    ):
+        if not period_s > 0:
+            raise ValueError(f"period_s must be positive (seconds), got {period_s}")
+        self.period_s = float(period_s)
+        self._monotonic, self._sleep = monotonic, sleep
+        self.intervals: deque[float] = deque(maxlen=history)  # seconds between consecutive step starts
+        self.overruns = 0
+        self.restart()
+
+    def restart(self) -> None:
+        """After a pause (reset, waiting for inputs): the next step starts now and no interval spans the pause."""
+        self._next = self._monotonic()
+        self._last_start: float | None = None
+
+    def step_started(self) -> None:
+        now = self._monotonic()
+        if self._last_start is not None:
+            self.intervals.append(now - self._last_start)
+        self._last_start = now
+
+    def wait(self) -> None:
+        """Sleep until the next step is due."""
+        self._next += self.period_s
+        delay = self._next - self._monotonic()
+        if delay > 0:
+            self._sleep(delay)
+        else:
+            self.overruns += 1
+            self._next = self._monotonic()
+
+
+class ResetFailed(RuntimeError):
+    """The IK reset did not reach the home pose; the message says which joint is off, by how much, and why."""
+
+
+@dataclass(frozen=True)
+class ResetConfig:
+    """step_rad: largest joint change per control step (slow, so the intervention detector does not mistake the
+    reset for a grab). tolerance_rad: every joint within this of home = arrived. max_iterations: at most this many
+    steps (10 s at 10 Hz). stuck_iterations / min_progress_rad: give up when the largest joint error has not fallen
+    by min_progress_rad within stuck_iterations steps."""
+
+    step_rad: float = 0.05
+    tolerance_rad: float = 0.02
+    max_iterations: int = 100
+    stuck_iterations: int = 15
+    min_progress_rad: float = 0.002
+
+    def __post_init__(self) -> None:
+        for name in ("step_rad", "tolerance_rad", "min_progress_rad"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"ResetConfig.{name} must be positive (rad), got {getattr(self, name)}")
+        for name in ("max_iterations", "stuck_iterations"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"ResetConfig.{name} must be at least 1, got {getattr(self, name)}")
+
+
+def home_pose(kinematics: Kinematics, q: np.ndarray, noise_m: np.ndarray, gripper_open: float) -> np.ndarray:
+    """Joint targets of the home pose (fingers down above the workspace, moved by ``noise_m``), gripper open."""
+    home, error = kinematics.solve_ik(q, HOME_EE_POSITION + noise_m, tool_direction=TOOL_DOWN)
+    if error > 0.005:  # the tool-down pose is out of reach there: position only
+        home, _ = kinematics.solve_ik(q, HOME_EE_POSITION + noise_m)
+    home = np.asarray(home, dtype=float).copy()
+    home[GRIPPER] = gripper_open
+    return home
+
+
+class IkReset:
+    """One reset: call ``next(q)`` once per control step with the read joints; it returns the joint target to send,
+    or None once every joint is within tolerance of ``home``. Raises ResetFailed (see ResetConfig)."""
+
+    def __init__(self, home: np.ndarray, config: ResetConfig | None = None):
+        self.home = np.asarray(home, dtype=float).copy()
+        self.config = config or ResetConfig()
+        self.iterations = 0
+        self._errors: deque[float] = deque(maxlen=self.config.stuck_iterations + 1)
+
+    def next(self, q: np.ndarray) -> np.ndarray | None:
+        cfg = self.config
+        gap = self.home - np.asarray(q, dtype=float)
+        error = float(np.abs(gap).max())
+        if error < cfg.tolerance_rad:
+            return None
+        worst = JOINT_NAMES[int(np.abs(gap).argmax())]
+        if self.iterations >= cfg.max_iterations:
+            raise ResetFailed(
+                f"IK reset gave up after {self.iterations} steps: {worst} is {error:.3f} rad from home "
+                f"(tolerance {cfg.tolerance_rad} rad)"
+            )
+        self._errors.append(error)
+        if len(self._errors) > cfg.stuck_iterations and self._errors[0] - min(self._errors) < cfg.min_progress_rad:
+            raise ResetFailed(
+                f"IK reset stuck: {worst} stays {error:.3f} rad from home, no progress over {cfg.stuck_iterations} "
+                "steps (blocked, or sagging under gravity)"
+            )
+        self.iterations += 1
+        return np.asarray(q, dtype=float) + np.clip(gap, -cfg.step_rad, cfg.step_rad)
+
+
+def run_ik_reset(
+    reset: IkReset,
+    read_joints: Callable[[], np.ndarray],
+    command: Callable[[np.ndarray], None],
+    pacer: Pacer,
+    stopped: Callable[[], bool],
+) -> str:
+    """Drive ``reset`` to the end, one command per control period. Returns '' when home, else why not."""
+    pacer.restart()
+    while not stopped():
+        try:
+            target = reset.next(read_joints())
+        except ResetFailed as err:
+            return str(err)
+        if target is None:
+            return ""
+        command(target)
+        pacer.wait()
+    return "stopped during the reset"
+
+
+def dump_policy_inputs(directory: Path, episode_id: int, step: int, pixels: np.ndarray, state: np.ndarray) -> Path:
+    """Debug record of what the policy saw at (episode, step): ``episode_E_step_S.npz`` with pixels and state,
+    written whole (temporary file, then rename), so a reader never sees half of one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"episode_{episode_id}_step_{step}.npz"
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as handle:
+        np.savez(handle, pixels=pixels, state=state)
+    os.replace(tmp, path)
+    return path

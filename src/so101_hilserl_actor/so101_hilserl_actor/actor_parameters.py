@@ -1,0 +1,111 @@
+"""The actor node's parameters: one table (default, description, range or choices), declared read-only with
+ROS parameter descriptors, validated (a bad value exits 2 with a line naming the parameter), and turned into the
+plain configs of the control step. No other code reads the actor's parameters."""
+
+from __future__ import annotations
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterException
+from rclpy.node import Node
+
+from so101_hilserl_actor.action_mapping import ActionConfig
+from so101_hilserl_actor.actor_loop import ResetConfig
+from so101_hilserl_actor.control_step import ControlConfig
+from so101_hilserl_actor.episode import EpisodeConfig
+
+EXIT_REFUSED = 2
+
+# name: (default, description, (min, max) or choices or None). All read-only: the actor reads them once at start.
+PARAMETERS = {
+    "control_rate_hz": (10.0, "control rate (Hz)", (1.0, 100.0)),
+    "actor_id": ("", "identifies this actor in transitions; '' = node namespace + start time", None),
+    "initial_weights": ("", "policy or agent .safetensors to start from ('' = random init)", None),
+    "network": ("", "JSON overrides of PolicyConfig size fields (must match the learner's)", None),
+    "num_explore_steps": (500, "uniform random actions below this exploration step, when started without weights",
+                          (0, 10**9)),
+    "evaluation": (False, "deterministic policy, no exploration; episodes flagged evaluation", None),
+    "max_episodes": (0, "stop after this many episodes (0 = run until stopped)", (0, 10**9)),
+    "swap_weights_at": ("episode", "when to take new weights: episode, or step (same learner epoch only)",
+                        ("episode", "step")),
+    "reset_mode": ("sim", "sim: call sim/reset; ik: drive to the home pose by IK", ("sim", "ik")),
+    "reset_pause_s": (0.5, "pause after a reset (the operator repositions the cube)", (0.0, 60.0)),
+    "reset_retry_pause_s": (2.0, "after a failed reset: pause, then retry (the failure is logged and counted)",
+                            (0.0, 600.0)),
+    "reset_max_iterations": (100, "IK reset: give up after this many control steps", (1, 100_000)),
+    "reset_stuck_iterations": (15, "IK reset: give up when the error has not fallen for this many steps", (1, 10_000)),
+    "use_reward_signal": (True, "act on the newest image the classifier judged (reward/signal)", None),
+    "wait_for_subscribers": (1, "start episodes only when this many nodes take transitions", (0, 100)),
+    "seed": (0, "seed of exploration noise, random actions and resets", (0, 2**31 - 1)),
+    "torch_threads": (1, "torch CPU threads for inference", (1, 64)),
+    "max_steps": (100, "steps per episode (10 s at 10 Hz)", (1, 100_000)),
+    "consecutive_success_frames": (3, "frames in a row the reward node calls success", (1, 10_000)),
+    "min_steps_before_success": (10, "no success before this step", (0, 100_000)),
+    "max_frame_age_s": (0.25, "older images are stale: counted, and the arm holds", (0.001, 10.0)),
+    "failure_penalty": (0.0, "failure mark: 0 = truncated (bootstrapped); > 0 = terminal, reward -penalty",
+                        (0.0, 1000.0)),
+    "max_joint_step": (0.3, "per-step joint change (rad)", (0.001, 1.0)),
+    "preprocessing": ("", "JSON of image crop/resize fields changed from the default; the reward node's too", None),
+    "debug_policy_inputs_dir": ("", "debug: write each step's policy input (pixels, state) as "
+                                "episode_E_step_S.npz here ('' = off)", None),
+}  # fmt: skip
+
+
+class ParameterRefused(ValueError):
+    """A parameter value the actor cannot run with; the message names the parameter."""
+
+
+def descriptor(description: str, bounds) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=description, read_only=True)
+    if isinstance(bounds, tuple) and isinstance(bounds[0], float):
+        d.floating_point_range = [FloatingPointRange(from_value=bounds[0], to_value=bounds[1])]
+    elif isinstance(bounds, tuple) and isinstance(bounds[0], int):
+        d.integer_range = [IntegerRange(from_value=bounds[0], to_value=bounds[1], step=1)]
+    elif bounds:
+        d.additional_constraints = f"one of {', '.join(bounds)}"
+    return d
+
+
+def declare(node: Node) -> dict:
+    """Declare every parameter of the table on ``node``; {name: value}. Raises ParameterRefused."""
+    values = {}
+    for name, (default, description, bounds) in PARAMETERS.items():
+        try:
+            values[name] = node.declare_parameter(name, default, descriptor(description, bounds)).value
+        except ParameterException as err:  # out of range, or the wrong type (rclpy says which)
+            reason = str(err).split("Reason:")[-1].strip() if "Reason:" in str(err) else type(err).__name__
+            raise ParameterRefused(f"parameter {name}: {reason}; expected {_expected(default, bounds)}") from None
+        if isinstance(bounds, tuple) and isinstance(bounds[0], str) and values[name] not in bounds:
+            raise ParameterRefused(f"parameter {name}={values[name]!r}: expected {_expected(default, bounds)}")
+    return values
+
+
+def _expected(default, bounds) -> str:
+    kind = type(default).__name__
+    if isinstance(bounds, tuple) and isinstance(bounds[0], str):
+        return f"one of {', '.join(bounds)}"
+    if isinstance(bounds, tuple):
+        return f"a {kind} in [{bounds[0]}, {bounds[1]}]"
+    return f"a {kind}"
+
+
+def control_config(v: dict) -> ControlConfig:
+    return ControlConfig(
+        period_s=1.0 / v["control_rate_hz"],
+        evaluation=v["evaluation"],
+        num_explore_steps=v["num_explore_steps"],
+        swap_weights_at=v["swap_weights_at"],
+        use_reward_signal=v["use_reward_signal"],
+        seed=v["seed"],
+        episode=EpisodeConfig(
+            max_steps=v["max_steps"],
+            failure_penalty=v["failure_penalty"],
+            consecutive_success_frames=v["consecutive_success_frames"],
+            min_steps_before_success=v["min_steps_before_success"],
+            max_frame_age_s=v["max_frame_age_s"],
+        ),
+        action=ActionConfig(max_joint_step_rad=v["max_joint_step"]),
+    )
+
+
+def reset_config(v: dict) -> ResetConfig:
+    return ResetConfig(max_iterations=v["reset_max_iterations"], stuck_iterations=v["reset_stuck_iterations"])
