@@ -25,8 +25,9 @@ import torch
 from so101_driver.image_messages import array_to_image_msg
 from so101_driver.kinematics import HOME_SEED, Kinematics
 from so101_hilserl_actor.action_mapping import ActionConfig, policy_action_to_joints
+from so101_hilserl_actor.exploration import sample_exploration
 from so101_hilserl_actor.observation import FrameStack, StateBuilder, preprocess
-from so101_hilserl_actor.policy import Policy, PolicyConfig, sample_exploration
+from so101_hilserl_actor.policy import Policy, PolicyConfig
 
 STAGES = ("preprocess", "state", "stack", "inference", "action_to_joints", "total")
 # CPU time of the calling thread over the whole step: the compute without the time other processes took the core
