@@ -35,8 +35,8 @@ STORAGE_SUFFIXES = (".mcap", ".db3")
 SERVICE_EVENT_TYPE = re.compile(r"[A-Za-z0-9_]+/srv/[A-Za-z0-9_]+_Event\b")
 MESSAGE_TYPE = re.compile(r"[A-Za-z0-9_]+/(?:msg|srv|action)/[A-Za-z0-9_]+")
 NO_SERVICES_FIX = (
-    "record without services: `ros2 bag record --all-topics` (in Jazzy --all/-a also records every service) or a "
-    "topic list, or add `--exclude-services NAME...`"
+    "record without services (`ros2 bag record --all-topics` or a topic list: in Jazzy --all also records services) "
+    "or with `--exclude-services NAME...`"
 )
 MAX_CAUSE_CHARS = 160
 
@@ -98,8 +98,8 @@ def _explain(path: Path, err: BaseException) -> str:
     if services or SERVICE_EVENT_TYPE.search(text):
         where = f" ({', '.join(services[:3])}{', ...' if len(services) > 3 else ''})" if services else ""
         return (
-            f"bag {path} holds service events{where} whose stored definitions the pinned rosbags cannot parse, so "
-            f"none of its topics can be read: {NO_SERVICES_FIX}"
+            f"bag {path} holds service events{where}, whose definitions the pinned rosbags cannot parse, so none "
+            f"of its topics can be read: {NO_SERVICES_FIX}"
         )
     if "Serialization format" in text:
         formats = sorted({str(t.get("serialization_format")) for t in topics} - {"cdr"}) or [cause]

@@ -49,6 +49,8 @@ bringup recorder or ``ros2 bag record``, and one JSON label file beside them::
   the episode are 0.
 - Episode name: the ``bag`` string; ``bag#k`` (k = 0, 1, ... in file order) when one bag holds several episodes.
 - Messages: sensor_msgs/msg/Image (rgb8, bgr8) or sensor_msgs/msg/CompressedImage (jpeg, png).
+- Recording: ``ros2 bag record --all-topics`` or a topic list. In Jazzy ``--all`` (``-a``) also records every
+  service's events, whose definitions the rosbags reader cannot parse, so such a bag cannot be read at all.
 """
 
 from __future__ import annotations
@@ -292,40 +294,49 @@ def _bag_frames(bag_path: Path, bag: str, topic: str, wanted: set[int], preproce
     The count comes from the bag's metadata, so ranges can be checked before any image is decoded: the caller
     passes ``wanted=None`` first to get the count only.
     """
-    from rosbags.highlevel import AnyReader, AnyReaderError
+    from rosbags.highlevel import AnyReaderError
     from rosbags.typesys import Stores, get_typestore
 
-    if not (bag_path / "metadata.yaml").is_file():
-        hint = " (point at the bag directory, not a file inside it)" if bag_path.is_file() else ""
-        raise SourceError(f"bag {bag!r}: {bag_path} is not a rosbag2 bag directory with a metadata.yaml{hint}")
+    from so101_reward.bags import BagReadError, open_bags, read_messages
+
+    if not (bag_path / "metadata.yaml").is_file() and bag_path.is_file():
+        raise SourceError(f"bag {bag!r}: {bag_path} is a file; point at the bag directory (the one with metadata.yaml)")
     try:
-        with AnyReader([bag_path], default_typestore=get_typestore(Stores.ROS2_JAZZY)) as reader:
-            connections = [c for c in reader.connections if c.topic == topic]
-            if not connections:
-                listed = sorted({f"{c.topic} ({c.msgtype})" for c in reader.connections})
-                raise SourceError(f"bag {bag!r} has no topic {topic}; its topics: {', '.join(listed) or 'none'}")
-            bad = sorted({c.msgtype for c in connections} - {IMAGE_TYPE, COMPRESSED_TYPE})
-            if bad:
-                raise SourceError(f"bag {bag!r}: {topic} carries {bad[0]}, not {IMAGE_TYPE} or {COMPRESSED_TYPE}")
-            count = sum(c.msgcount for c in connections)
-            if wanted is None:
-                return count, {}
-            frames: dict[int, np.ndarray] = {}
-            last_wanted = max(wanted, default=-1)
-            for index, (connection, _, raw) in enumerate(reader.messages(connections=connections)):
-                if index > last_wanted:
-                    break
-                if index not in wanted:
-                    continue
-                where = f"bag {bag!r} {topic} frame {index}"
-                msg = reader.deserialize(raw, connection.msgtype)
-                image, encoding = _decode(msg, connection.msgtype, where)
-                _check_size(image.shape[1], image.shape[0], preprocessing, where)
-                frames[index] = preprocessing.apply(image, encoding)
-                bar.update(1)
-            return count, frames
-    except AnyReaderError as err:
-        raise SourceError(f"bag {bag!r} ({bag_path}): cannot read it: {err}") from None
+        # Jazzy's standard types deserialize the images of a bag that stores no definitions (Humble sqlite3 bags).
+        reader = open_bags([bag_path], default_typestore=get_typestore(Stores.ROS2_JAZZY))
+    except BagReadError as err:
+        raise SourceError(str(err)) from None
+    try:
+        connections = [c for c in reader.connections if c.topic == topic]
+        if not connections:
+            listed = sorted({f"{c.topic} ({c.msgtype})" for c in reader.connections})
+            raise SourceError(f"bag {bag!r} has no topic {topic}; its topics: {', '.join(listed) or 'none'}")
+        bad = sorted({c.msgtype for c in connections} - {IMAGE_TYPE, COMPRESSED_TYPE})
+        if bad:
+            raise SourceError(f"bag {bag!r}: {topic} carries {bad[0]}, not {IMAGE_TYPE} or {COMPRESSED_TYPE}")
+        count = sum(c.msgcount for c in connections)
+        if wanted is None:
+            return count, {}
+        frames: dict[int, np.ndarray] = {}
+        last_wanted = max(wanted, default=-1)
+        for index, (connection, _, raw) in enumerate(read_messages(reader, connections, [bag_path])):
+            if index > last_wanted:
+                break
+            if index not in wanted:
+                continue
+            where = f"bag {bag!r} {topic} frame {index}"
+            msg = reader.deserialize(raw, connection.msgtype)
+            image, encoding = _decode(msg, connection.msgtype, where)
+            _check_size(image.shape[1], image.shape[0], preprocessing, where)
+            frames[index] = preprocessing.apply(image, encoding)
+            bar.update(1)
+        return count, frames
+    except BagReadError as err:
+        raise SourceError(str(err)) from None
+    except AnyReaderError as err:  # a message that does not deserialize as its type says
+        raise SourceError(f"bag {bag!r} ({bag_path}) {topic}: cannot decode a message: {err}") from None
+    finally:
+        reader.close()
 
 
 def _groups(episodes: list[_Episode]) -> Iterator[tuple[tuple[Path, str], list[_Episode]]]:

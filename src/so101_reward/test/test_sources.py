@@ -292,3 +292,103 @@ def test_malformed_label_files(bags, tmp_path, capsys):
     assert status == 2
     assert err.startswith("make_dataset: error:") and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "x.npz").exists()
+
+
+# ---- bags the reader cannot open: the CLI ends with one line naming the bag, the cause and the fix (exit 2) -----
+# What Jazzy's `ros2 bag record --all` stores for a service's event topic: the .srv text under an "SRV:" delimiter,
+# which the pinned rosbags cannot parse.
+SET_BOOL_EVENT_DEFINITION = (
+    "=" * 80 + "\nSRV: std_srvs/srv/SetBool\nbool data # e.g. for hardware enabling / disabling\n---\n"
+    "bool success   # indicate successful run of triggered service\nstring message # informational\n"
+)
+
+
+def _service_events(root: Path) -> str:
+    with Writer(root / "services", version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        images = writer.add_connection(TOPIC, "sensor_msgs/msg/Image", typestore=TYPESTORE)
+        writer.add_connection(
+            "/follower/set_torque/_service_event",
+            "std_srvs/srv/SetBool_Event",
+            msgdef=SET_BOOL_EVENT_DEFINITION,
+            rihs01="RIHS01_" + "5" * 64,
+        )
+        writer.write(images, 1, TYPESTORE.serialize_cdr(image_msg(raw_frame(), "rgb8", 0), "sensor_msgs/msg/Image"))
+    return "services"
+
+
+def _unknown_definition(root: Path) -> str:
+    """A topic recorded without its definition: Jazzy's rosbag2 then writes MCAP schema encoding 'unknown'."""
+    write_bag(root / "unknown", StoragePlugin.MCAP, [raw_frame()])
+    mcap = next((root / "unknown").glob("*.mcap"))
+    data = mcap.read_bytes()
+    assert data.count(b"ros2msg") >= 1
+    mcap.write_bytes(data.replace(b"ros2msg", b"unknown"))  # same length: every record stays well formed
+    return "unknown"
+
+
+def _text_storage(root: Path) -> str:
+    write_bag(root / "text_storage", StoragePlugin.MCAP, [raw_frame()])
+    next((root / "text_storage").glob("*.mcap")).write_text("not an MCAP file\n")
+    return "text_storage"
+
+
+def _text_mcap_file(root: Path) -> str:
+    (root / "session.mcap").write_text("not an MCAP file\n")
+    return "session.mcap"
+
+
+def _not_a_bag(root: Path) -> str:
+    (root / "notes").mkdir()
+    (root / "notes" / "readme.txt").write_text("session notes\n")
+    return "notes"
+
+
+def _empty_folder(root: Path) -> str:
+    (root / "empty").mkdir()
+    return "empty"
+
+
+def _broken_metadata(root: Path) -> str:
+    write_bag(root / "broken", StoragePlugin.MCAP, [raw_frame()])
+    (root / "broken" / "metadata.yaml").write_text("rosbag2_bagfile_information: [\n")
+    return "broken"
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (_service_events, ["holds service events", "/follower/set_torque/_service_event", "--all-topics", "--exclude"]),
+        (_unknown_definition, ["recorded without its message definition", "source the workspace"]),
+        (_text_storage, ["its storage file is not a readable MCAP or sqlite3 file"]),
+        (_text_mcap_file, ["is a file; point at the bag directory"]),
+        (_not_a_bag, ["is not a rosbag2 bag: it has no metadata.yaml"]),
+        (_empty_folder, ["is an empty folder"]),
+        (_broken_metadata, ["metadata.yaml is broken", "ros2 bag reindex"]),
+    ],
+)
+def test_unreadable_bags_end_the_cli_with_one_line(tmp_path, capsys, make, expected):
+    bag = make(tmp_path)
+    label_file = write_labels(tmp_path, {"episodes": [{"bag": bag, "success": []}]})
+    status = make_dataset_main(["bags", str(label_file), "--out", str(tmp_path / "data.npz"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert err.startswith("make_dataset: error:") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert bag in err and "bool data" not in err and len(err) < 500, err  # names the bag, no definition dump
+    for text in expected:
+        assert text in err, (text, err)
+    assert not (tmp_path / "data.npz").exists()
+
+
+def test_a_bag_without_stored_definitions_reads_with_jazzy_types(tmp_path):
+    """sqlite3 bags from Humble store no message definitions: the images still read, with ROS 2 Jazzy's types."""
+    import sqlite3
+
+    frames = [raw_frame() for _ in range(3)]
+    write_bag(tmp_path / "humble", StoragePlugin.SQLITE3, frames)
+    database = sqlite3.connect(tmp_path / "humble" / "humble.db3")
+    with database:
+        database.execute("DELETE FROM message_definitions")
+    database.close()
+    dataset = from_labelled_bags(write_labels(tmp_path, {"episodes": [{"bag": "humble", "success_start": 2}]}))
+    assert list(dataset.labels) == [0, 0, 1]
+    np.testing.assert_array_equal(dataset.frames[1], PRE.apply(frames[1], "rgb8"))
