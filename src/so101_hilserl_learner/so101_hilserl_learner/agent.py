@@ -35,7 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from so101_hilserl_actor.policy import Actor, Critic, Encoder, Policy, PolicyConfig, linear_schedule, sample_exploration
+from so101_hilserl_actor import exploration
+from so101_hilserl_actor.exploration import sample_exploration
+from so101_hilserl_actor.policy import Actor, Critic, Encoder, Policy, PolicyConfig
 
 _WEIGHT_PREFIXES = ("encoder.", "actor.", "critic.", "critic_target.")
 _OPTIMIZERS = ("encoder", "critic", "actor")
@@ -48,7 +50,7 @@ class AgentConfig:
     lr: float = 1e-4  # AdamW for encoder, critic and actor
     weight_decay: float = 0.0
     critic_target_tau: float = 0.01
-    stddev_schedule: str = "linear(1.0,0.1,500000)"
+    stddev_schedule: str = exploration.DEFAULT_SCRATCH_SCHEDULE  # read at environment steps, never update counts
     stddev_clip: float = 0.3
     augmentation_pad: int = 4  # 0 disables the random shift
     num_critics: int = 2
@@ -67,7 +69,7 @@ class AgentConfig:
             raise ValueError("AgentConfig: augmentation_pad >= 0, num_critics >= 1, num_explore_steps >= 0 required")
         if self.stddev_clip < 0 or (self.grad_clip is not None and self.grad_clip <= 0):
             raise ValueError("AgentConfig: stddev_clip must be >= 0 and grad_clip None or > 0")
-        linear_schedule(self.stddev_schedule, 0)  # raises on a malformed schedule string
+        exploration.validate_schedule(self.stddev_schedule, "AgentConfig.stddev_schedule")
 
 
 # ------------------------------------------------------------------------------------------------ augmentation
@@ -159,12 +161,18 @@ class DrQV2Agent:
     def _state(self, state: torch.Tensor) -> torch.Tensor | None:
         return state if self._uses_state else None
 
-    def stddev(self, step: int) -> float:
-        return linear_schedule(self.config.stddev_schedule, step)
+    def stddev(self, environment_steps: int) -> float:
+        """The schedule's std at ``environment_steps``: exactly what the actor reads (exploration.stddev)."""
+        return exploration.stddev(self.config.stddev_schedule, environment_steps)
 
     # -------------------------------------------------------------------------------------------------- update
-    def update(self, batch: Any, step: int) -> dict[str, float]:
-        """One DrQ-v2 update from a replay ``Batch`` (numpy or torch). Returns float metrics."""
+    def update(self, batch: Any, environment_steps: int) -> dict[str, float]:
+        """One DrQ-v2 update from a replay ``Batch`` (numpy or torch). Returns float metrics.
+
+        ``environment_steps`` is the exploration schedule's step: the environment steps collected so far (the
+        learner's committed training transitions), as drqv2 passes its global step, NOT the number of updates;
+        the target and actor-loss noise then have the std the actor acts with at that step."""
+        step = environment_steps
         b = self._batch_to_device(batch)
         features = self._encode(b["pixels"], augment=True)
         with torch.no_grad():

@@ -7,6 +7,11 @@ through the same function after a restart, which rebuilds the buffers exactly.
 - Order is checked per actor (TransitionSequencer): a lost, duplicated or reordered message never yields a wrong
   stack or next observation; the broken segment is cut and counted.
 - Steps are staged per actor and committed when the episode closes (or breaks), so several actors can interleave.
+  An actor that goes silent mid-episode (stopped, or restarted under a new id) has its staged episode committed as
+  broken once ``stale_after`` messages of other actors arrived without one of its own: a count, not a clock, so
+  replaying the journal rebuilds the same buffers.
+- ``counters.training_transitions`` counts the transitions committed to the online buffer (evaluation episodes
+  excluded unless trained on): the exploration schedule's step and the UTD budget's data.
 - Online buffer: every step of an episode. Demo buffer: every intervention segment, started with the frames that
   preceded it (so its first stacks are what the actor saw), bootstrapping from the observation where the person let
   go. Evaluation episodes are not trained on unless asked.
@@ -48,6 +53,8 @@ class IngestCounters:
     episodes: int = 0
     evaluation_episodes_skipped: int = 0
     intervention_steps: int = 0
+    training_transitions: int = 0  # committed to the online buffer (complete (o, a, r, o') samples)
+    expired_episodes: int = 0  # staged episodes of actors that went silent mid-episode
 
 
 class TransitionIngest:
@@ -58,15 +65,21 @@ class TransitionIngest:
         image_size: int = 84,
         frame_stack: int = 3,
         train_on_evaluation: bool = False,
+        stale_after: int = 1000,
     ):
+        if stale_after < 1:
+            raise ValueError(f"TransitionIngest: stale_after must be >= 1, got {stale_after}")
         self.online, self.demo = online, demo
+        self.stale_after = stale_after
         self.image_size = image_size
         self.frame_stack = frame_stack
         self.train_on_evaluation = train_on_evaluation
         self.sequencer = TransitionSequencer()
         self.counters = IngestCounters()
         self._staged: dict[str, _Episode] = {}
+        self._last_seen: dict[str, int] = {}  # actor id -> counters.received at its newest message
         self.last_problem = ""
+        self.expired: list[str] = []  # descriptions of expired episodes since the caller last cleared it
 
     @property
     def dropped(self) -> int:
@@ -76,6 +89,8 @@ class TransitionIngest:
     def ingest(self, msg: Transition) -> Verdict | None:
         """Handle one message; returns the sequencer's verdict, or None for a message that failed validation."""
         self.counters.received += 1
+        self._last_seen[msg.actor_id] = self.counters.received
+        self._expire_silent_actors()
         is_last = bool(msg.terminated or msg.truncated)
         try:
             check_transition(msg)
@@ -111,6 +126,22 @@ class TransitionIngest:
             self._commit(episode, final, terminated=bool(msg.terminated))
         return decision.verdict
 
+    def _expire_silent_actors(self) -> None:
+        now = self.counters.received
+        for actor_id in [a for a in self._staged if now - self._last_seen.get(a, now) > self.stale_after]:
+            episode = self._staged[actor_id]
+            self.sequencer.expire(actor_id)
+            self.counters.expired_episodes += 1
+            self.expired.append(
+                f"actor {actor_id!r} episode {episode.episode_id}: silent for {self.stale_after} messages after "
+                f"step {len(episode.steps) - 1}; its {len(episode.steps)} steps committed as a cut episode"
+            )
+            self._break(actor_id)
+
+    @property
+    def staged_episodes(self) -> int:
+        return len(self._staged)
+
     def _break(self, actor_id: str) -> None:
         episode = self._staged.pop(actor_id, None)
         if episode is not None and episode.steps:
@@ -123,6 +154,8 @@ class TransitionIngest:
             self.counters.evaluation_episodes_skipped += 1
             return
         steps = episode.steps
+        # a cut episode's last step has no next observation: it cannot become a sample
+        self.counters.training_transitions += len(steps) if final is not None else max(len(steps) - 1, 0)
         self.online.begin_sequence()
         for step in steps:
             self.online.add(step.frame, step.state, step.action, step.reward, step.intervention)

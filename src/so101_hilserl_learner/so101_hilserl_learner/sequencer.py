@@ -12,7 +12,9 @@ to do with each message; it never looks at payloads.
   of that episode. The message itself is not stored.
 
 A new episode that starts while the previous one of the same actor is still open means the previous episode's last
-message was lost: ``abandoned`` names that episode, which the learner closes the same way.
+message was lost: ``abandoned`` names that episode, which the learner closes the same way. An actor that stops
+mid-episode for good (a restarted actor has a new id) is cut by ``expire``: the learner calls it when that actor
+has been silent too long, and any late message of the cut episode is then STALE.
 """
 
 from __future__ import annotations
@@ -51,6 +53,17 @@ class TransitionSequencer:
     stale: int = 0
     broken_segments: int = 0
     dropped_after_break: int = 0
+    expired_segments: int = 0
+
+    def expire(self, actor_id: str) -> bool:
+        """Cut the open episode of a silent actor (its later messages become STALE). True if one was open."""
+        state = self.actors.get(actor_id)
+        if state is None or not state.open:
+            return False
+        state.open, state.broken = False, True
+        self.broken_segments += 1
+        self.expired_segments += 1
+        return True
 
     def push(self, actor_id: str, episode_id: int, step: int, is_last: bool) -> Decision:
         state = self.actors.setdefault(actor_id, _ActorState())

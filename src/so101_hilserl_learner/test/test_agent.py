@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from so101_hilserl_actor import exploration
 from so101_hilserl_actor.policy import PolicyConfig
+from so101_hilserl_learner import agent as agent_module
 from so101_hilserl_learner.agent import (
     AgentConfig,
     DrQV2Agent,
@@ -64,7 +66,7 @@ def test_actor_gradients_never_reach_the_encoder_critic_gradients_do():
     n_params = {name: len(list(getattr(agent, name).parameters())) for name in ("encoder", "actor", "critic")}
     counts = {name: _count_grad_hooks(getattr(agent, name)) for name in n_params}
     before = {name: [p.detach().clone() for p in getattr(agent, name).parameters()] for name in n_params}
-    agent.update(random_batch(8, TINY), step=0)
+    agent.update(random_batch(8, TINY), 0)
     # One backward pass reaches each: the critic loss (encoder, critic) and the actor loss (actor only).
     assert counts == {name: [n] for name, n in n_params.items()}
     for name in n_params:
@@ -78,7 +80,7 @@ def test_target_moves_by_tau_towards_the_critic():
         for param in agent.critic_target.parameters():
             param.add_(0.1)
     target_before = [p.detach().clone() for p in agent.critic_target.parameters()]
-    agent.update(random_batch(8, TINY), step=0)
+    agent.update(random_batch(8, TINY), 0)
     for old, new, critic in zip(
         target_before, agent.critic_target.parameters(), agent.critic.parameters(), strict=True
     ):
@@ -107,10 +109,10 @@ def test_td_target_and_critic_loss_match_a_hand_computation():
     expected_loss = np.mean((qs - expected_y[None]) ** 2)
     assert expected_y[1] == pytest.approx(-1.0, abs=1e-7)
     agent.update_generator.set_state(state)
-    y = agent.td_target(next_features, b, step=0)[:, 0].numpy()
+    y = agent.td_target(next_features, b, 0)[:, 0].numpy()
     np.testing.assert_allclose(y, expected_y, rtol=1e-5, atol=1e-6)
     agent.update_generator.set_state(state)
-    metrics = agent.update(batch, step=0)
+    metrics = agent.update(batch, 0)
     assert metrics["critic_loss"] == pytest.approx(expected_loss, rel=1e-4)  # averaged over critics, not summed
     assert metrics["target_q_mean"] == pytest.approx(expected_y.mean(), rel=1e-5)
 
@@ -135,9 +137,10 @@ def test_state_dict_round_trip_reproduces_the_next_updates():
 
 
 def test_stddev_schedule_and_noise_clipping():
-    agent = make_agent()  # RoboBase default linear(1.0,0.1,500000)
+    agent = make_agent()  # the from-scratch default, linear(1.0,0.1,100000) (RoboBase rlbench/easy, drqv2 easy)
+    assert agent.config.stddev_schedule == exploration.DEFAULT_SCRATCH_SCHEDULE
     assert agent.stddev(0) == pytest.approx(1.0)
-    assert agent.stddev(250_000) == pytest.approx(0.55)
+    assert agent.stddev(50_000) == pytest.approx(0.55)
     assert agent.stddev(10**7) == pytest.approx(0.1)
     gen = torch.Generator().manual_seed(0)
     mean = torch.zeros(10_000, 2, requires_grad=True)
@@ -165,13 +168,41 @@ def test_act_explores_then_follows_the_schedule():
 
 def test_policy_copy_acts_like_the_agent():
     agent = make_agent()
-    agent.update(random_batch(8, TINY), step=0)
+    agent.update(random_batch(8, TINY), 0)
     batch = random_batch(5, TINY, seed=4)
     policy = agent.policy()
     expected = agent.act(batch.pixels, batch.state, 0, eval_mode=True)
     got = policy.act(torch.from_numpy(batch.pixels), torch.from_numpy(batch.state)).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    agent.update(random_batch(8, TINY, seed=1), step=1)  # a copy: later training does not change it
+    agent.update(random_batch(8, TINY, seed=1), 1)  # a copy: later training does not change it
     np.testing.assert_array_equal(policy.act(torch.from_numpy(batch.pixels), torch.from_numpy(batch.state)), got)
     weights = agent.weights()
     assert {k.split(".")[0] for k in weights} == {"encoder", "actor", "critic", "critic_target"}
+
+
+@pytest.mark.parametrize("transitions", [0, 3_000, 7_500, 10_000, 50_000])
+def test_learner_noise_at_transition_k_is_the_schedule_the_actor_reads(monkeypatch, transitions):
+    """The target-policy noise and the actor-loss noise of an update at environment step k have the std
+    exploration.stddev(schedule, k): the reading the actor makes from the schedule and step in PolicyWeights."""
+    schedule = exploration.DEFAULT_PRETRAINED_SCHEDULE
+    agent = make_agent(stddev_schedule=schedule)
+    stds = []
+    real = agent_module.truncated_normal_sample
+
+    def recording(mean, std, clip, generator):
+        stds.append(std)
+        return real(mean, std, clip, generator)
+
+    monkeypatch.setattr(agent_module, "truncated_normal_sample", recording)
+    for _ in range(3):  # the update count must not move the schedule
+        metrics = agent.update(random_batch(8, TINY), transitions)
+    expected = exploration.stddev(schedule, transitions)
+    assert stds == [pytest.approx(expected)] * 6  # target noise and actor-loss noise, three updates
+    assert metrics["actor_stddev"] == pytest.approx(expected)
+    pixels = np.repeat(random_batch(1, TINY).pixels, 4000, axis=0)
+    state = np.zeros((4000, 6), np.float32)
+    greedy = agent.act(pixels[:1], state[:1], transitions, eval_mode=True)
+    acting = agent.act(pixels, state, transitions, eval_mode=False)  # acting noise (unclipped), as the actor's
+    inside = np.abs(greedy[0]) < 0.5  # away from the [-1, 1] clamp the spread is the std
+    assert inside.any()
+    np.testing.assert_allclose(acting.std(axis=0)[inside], expected, rtol=0.08)

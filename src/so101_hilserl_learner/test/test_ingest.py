@@ -121,3 +121,68 @@ def test_terminated_episode_does_not_bootstrap():
     last = [i for i, p in enumerate(batch.pixels) if ids(p)[-1] == (1, 3)]
     assert last and all(batch.discount[i] == 0.0 for i in last)
     assert all(batch.reward[i] == 1.0 for i in last)
+
+
+def test_training_transitions_count_committed_samples_only():
+    online, _demo, ingest = buffers()
+    for step in range(4):  # staged, not committed: no data yet for the schedule or the UTD budget
+        ingest.ingest(transition(1, step))
+    assert ingest.counters.training_transitions == 0 and ingest.staged_episodes == 1
+    ingest.ingest(transition(1, 4, last=True))
+    assert ingest.counters.training_transitions == 5 == len(online)
+    episode(ingest, 2, 6, evaluation=True)  # evaluation steps never count (nor are trained on)
+    assert ingest.counters.training_transitions == 5 == len(online)
+    for step in range(3):
+        ingest.ingest(transition(3, step))
+    ingest.ingest(transition(3, 5))  # a gap: the cut episode keeps 2 complete samples, the third has no o'
+    assert ingest.counters.training_transitions == 7 == len(online)
+
+
+def test_evaluation_counts_when_it_is_trained_on():
+    online, demo = (ReplayBuffer(200, frame_shape=(SIZE, SIZE, 3), nstep=1, discount=0.9, seed=0) for _ in "od")
+    ingest = TransitionIngest(online, demo, image_size=SIZE, train_on_evaluation=True)
+    episode(ingest, 1, 6, evaluation=True)
+    assert ingest.counters.training_transitions == 6 == len(online)
+
+
+def stream_with_a_silent_actor(ingest):
+    """Actor "old" stops in the middle of an episode (a restarted actor has a new id); "new" goes on."""
+    verdicts = [ingest.ingest(transition(9, step, actor="old")) for step in range(4)]
+    for episode_id in range(1, 4):
+        verdicts += episode(ingest, episode_id, 5, actor="new")
+    return verdicts
+
+
+def test_a_silent_actors_staged_episode_is_cut_after_a_bounded_count():
+    online, demo = (ReplayBuffer(200, frame_shape=(SIZE, SIZE, 3), nstep=1, discount=0.9, seed=0) for _ in "od")
+    ingest = TransitionIngest(online, demo, image_size=SIZE, stale_after=12)
+    stream_with_a_silent_actor(ingest)
+    # 15 messages of "new" after old's last: cut at the 13th, its 4 steps committed as a cut episode (3 samples)
+    assert ingest.counters.expired_episodes == 1 and ingest.staged_episodes == 0
+    assert ingest.sequencer.expired_segments == 1
+    assert len(ingest.expired) == 1 and "'old' episode 9" in ingest.expired[0]
+    assert ingest.counters.training_transitions == 15 + 3 == len(online)
+    old = {ids(p)[-1] for p in online.sample(400).pixels if ids(p)[-1][0] == 9}
+    assert old == {(9, 0), (9, 1), (9, 2)}  # the samples of old's steps; step 3 only as their next observation
+    # a late message of the cut episode is refused, never appended to a committed episode
+    assert ingest.ingest(transition(9, 4, actor="old")) == Verdict.STALE
+    assert ingest.ingest(transition(10, 0, actor="old")) == Verdict.ACCEPT  # its next episode is fine
+
+
+def test_cutting_silent_actors_is_deterministic_for_journal_replay():
+    results = []
+    for _ in range(2):
+        online, demo = (ReplayBuffer(200, frame_shape=(SIZE, SIZE, 3), nstep=1, discount=0.9, seed=0) for _ in "od")
+        ingest = TransitionIngest(online, demo, image_size=SIZE, stale_after=12)
+        verdicts = stream_with_a_silent_actor(ingest)
+        results.append((verdicts, len(online), ingest.counters.training_transitions, ingest.counters.expired_episodes))
+    assert results[0] == results[1]
+
+
+def test_an_actor_within_the_bound_keeps_its_episode():
+    online, demo = (ReplayBuffer(200, frame_shape=(SIZE, SIZE, 3), nstep=1, discount=0.9, seed=0) for _ in "od")
+    ingest = TransitionIngest(online, demo, image_size=SIZE, stale_after=100)
+    stream_with_a_silent_actor(ingest)
+    assert ingest.counters.expired_episodes == 0 and ingest.staged_episodes == 1
+    assert ingest.ingest(transition(9, 4, actor="old", last=True)) == Verdict.ACCEPT
+    assert ingest.counters.training_transitions == 20

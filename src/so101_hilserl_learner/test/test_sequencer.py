@@ -50,3 +50,14 @@ def test_actors_are_independent():
         verdicts(seq, [("a", 1, 0, False), ("b", 1, 0, False), ("a", 1, 1, True), ("b", 1, 1, True)])
         == [Verdict.ACCEPT] * 4
     )
+
+
+def test_expire_cuts_a_silent_actors_open_episode():
+    seq = TransitionSequencer()
+    verdicts(seq, [("a", 1, 0, False), ("a", 1, 1, False)])
+    assert seq.expire("a") and seq.expired_segments == 1 and seq.broken_segments == 1
+    assert not seq.expire("a") and not seq.expire("never-seen")  # nothing open any more
+    assert seq.push("a", 1, 2, False).verdict == Verdict.STALE  # the cut episode stays cut
+    assert seq.push("a", 2, 0, False).verdict == Verdict.ACCEPT
+    verdicts(seq, [("b", 1, 0, True)])
+    assert not seq.expire("b")  # a closed episode is not cut

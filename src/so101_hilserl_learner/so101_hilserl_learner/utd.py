@@ -1,0 +1,68 @@
+"""The update-to-data contract: updates per committed training transition, with a capped backlog.
+
+Data counts once its episode is committed (the learner cannot sample it before), and only if it is trained on
+(evaluation episodes are not, unless asked): the caller passes exactly those counts to ``commit``. Each committed
+transition owes ``ratio`` updates. What is owed but not yet done is the backlog; it is capped at ``max_backlog``
+updates. A learner slower than its data therefore sheds the excess instead of owing it (and then running hundreds
+of updates back to back on stale data, or owing without bound on a CPU); it is reported as ``behind`` and the
+achieved ratio falls below the requested one, which is what the learner publishes.
+
+Plain Python, no locking: the learner calls it under its own lock from its two threads.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class UtdBudget:
+    def __init__(self, ratio: float, max_backlog: int):
+        if not (math.isfinite(ratio) and ratio >= 0):
+            raise ValueError(f"utd_ratio must be >= 0 (0: collect without training), got {ratio}")
+        if max_backlog < 1:
+            raise ValueError(f"the update backlog cap must be >= 1 update, got {max_backlog}")
+        self.ratio = float(ratio)
+        self.max_backlog = int(max_backlog)
+        self.transitions = 0  # committed training transitions counted since this budget started
+        self.updates = 0  # updates done since this budget started
+        self.shed = 0.0  # updates owed beyond the cap, given up
+        self.behind = False  # the newest commit found the backlog at its cap
+        self._owed = 0.0
+
+    def commit(self, n_transitions: int) -> None:
+        """``n_transitions`` training transitions were committed to the replay buffer."""
+        if n_transitions < 0:
+            raise ValueError(f"commit: n_transitions must be >= 0, got {n_transitions}")
+        if n_transitions == 0:
+            return
+        self.transitions += n_transitions
+        owed = self._owed + self.ratio * n_transitions
+        self.behind = owed > self.max_backlog
+        if self.behind:
+            self.shed += owed - self.max_backlog
+            owed = float(self.max_backlog)
+        self._owed = owed
+
+    def updates_due(self) -> int:
+        """Whole updates owed now (the backlog)."""
+        return int(self._owed + 1e-9)
+
+    def did_update(self) -> None:
+        if self.updates_due() < 1:
+            raise RuntimeError("did_update: no update was due")
+        self._owed -= 1.0
+        self.updates += 1
+
+    @property
+    def backlog(self) -> int:
+        return self.updates_due()
+
+    @property
+    def achieved(self) -> float:
+        """Updates per committed training transition so far (NaN before any data)."""
+        return self.updates / self.transitions if self.transitions else float("nan")
+
+    @classmethod
+    def cap_for(cls, ratio: float, backlog_transitions: int) -> int:
+        """The cap in updates for a backlog of ``backlog_transitions`` transitions' worth of updates."""
+        return max(1, math.ceil(ratio * backlog_transitions))
