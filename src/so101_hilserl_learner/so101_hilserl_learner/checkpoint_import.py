@@ -4,8 +4,16 @@ Why: the sim-pretrained DrQ-v2 weights of devlog 022 exist as RoboBase snapshots
 an OmegaConf config) and as LeRobot conversions. Both are turned into one safetensors agent file:
 
     AGENT_FORMAT file: encoder.*, actor.actor_model.*, critic.qs.*, critic_target.qs.*  (float32)
-        metadata {"format", "policy_config" (PolicyConfig JSON), "source" (JSON: where it came from),
-                  "training" (JSON, optional: stddev_schedule, stddev_clip, discount, nstep, critic_target_tau, lr...)}
+        metadata {"format", "policy_config" (PolicyConfig JSON: sizes and the policy's semantics),
+                  "source" (JSON: where it came from),
+                  "training" (JSON, optional: stddev_schedule, stddev_clip, discount, nstep, critic_target_tau, lr...:
+                  how the source was trained, a record, not settings), and optional entries such as
+                  "exploration" (so101_hilserl_actor.exploration: a schedule to continue with)}
+
+Imported sim checkpoints are marked with pick-101's semantics (absolute gripper, accumulated EE target, raw euler
+state; so101_hilserl_actor.semantics) because that is how they were trained; the importers take other semantics
+only when told. ``import_learner_checkpoint`` turns one of the project's own learner checkpoints into an agent file
+with its semantics and exploration schedule (``checkpoint_tool export``).
 
 Importing a snapshot must not run code from the file (DESIGN.md). torch.load(weights_only=True) only rebuilds
 tensors and plain containers; every other class the pickle names must be on our allowlist, and the allowlist maps
@@ -21,6 +29,7 @@ import os
 import pickle
 import re
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +37,7 @@ import numpy as np
 import safetensors.torch
 import torch
 
+from so101_hilserl_actor import exploration
 from so101_hilserl_actor.policy import Critic, Policy, PolicyConfig
 from so101_hilserl_actor.policy_io import (
     AGENT_FORMAT,
@@ -40,11 +50,14 @@ from so101_hilserl_actor.policy_io import (
     read_safetensors,
     sha256_hex,
 )
+from so101_hilserl_actor.semantics import PICK101_SEMANTICS, SEMANTIC_FIELDS
+from so101_hilserl_learner import checkpoint
 
 __all__ = [
     "AGENT_FORMAT",
     "CheckpointImportError",
     "expected_agent_shapes",
+    "import_learner_checkpoint",
     "import_lerobot",
     "import_lerobot_with_source",
     "import_robobase",
@@ -103,14 +116,21 @@ def verify_agent_tensors(tensors: dict[str, torch.Tensor], config: PolicyConfig,
     return num_critics
 
 
+_OWN_METADATA = ("format", "policy_config", "source", "training")
+
+
 def save_agent_weights(
     path: str | os.PathLike,
     tensors: dict[str, torch.Tensor],
     config: PolicyConfig,
     source: str | dict,
     training: dict | None = None,
+    extra_metadata: dict[str, str] | None = None,
 ) -> str:
-    """Validate, then atomically write an AGENT_FORMAT file; returns the sha256 of the bytes written."""
+    """Validate, then atomically write an AGENT_FORMAT file; returns the sha256 of the bytes written.
+
+    ``extra_metadata``: further string entries (e.g. exploration.to_metadata(...)); they cannot replace the four
+    this function writes."""
     tensors = {key: value.detach().to("cpu", torch.float32).contiguous().clone() for key, value in tensors.items()}
     verify_agent_tensors(tensors, config)
     metadata = {
@@ -120,6 +140,11 @@ def save_agent_weights(
     }
     if training:
         metadata["training"] = json.dumps(training, sort_keys=True)
+    extra = dict(extra_metadata or {})
+    clash = sorted(set(extra) & set(_OWN_METADATA))
+    if clash or not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
+        raise CheckpointImportError(f"extra metadata must be string entries other than {list(_OWN_METADATA)}")
+    metadata.update(extra)
     data = safetensors.torch.save(tensors, metadata=metadata)
     atomic_write_bytes(path, data)
     return sha256_hex(data)
@@ -239,6 +264,18 @@ def _cross_check(config: PolicyConfig, claims: dict[str, Any], where: str) -> No
             problems.append(f"{name}: {where} says {claimed!r}, the weights have {actual!r}")
     if problems:
         raise CheckpointImportError(f"{where} and weights disagree: " + "; ".join(problems))
+
+
+def _with_semantics(config: PolicyConfig, semantics: dict[str, str] | None, where: str) -> PolicyConfig:
+    """The inferred sizes with the source's semantics: pick-101's unless the caller states others."""
+    chosen = {**PICK101_SEMANTICS, **(semantics or {})}
+    unknown = sorted(set(chosen) - set(SEMANTIC_FIELDS))
+    if unknown:
+        raise CheckpointImportError(f"{where}: unknown semantic field(s) {unknown}; known: {list(SEMANTIC_FIELDS)}")
+    try:
+        return replace(config, **chosen)
+    except ValueError as err:
+        raise CheckpointImportError(f"{where}: {err}") from None
 
 
 def _to_float32(tensors: dict[str, Any], what: str) -> dict[str, torch.Tensor]:
@@ -499,15 +536,19 @@ def _training_from(getter, table: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def import_robobase(snapshot_path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], PolicyConfig, dict]:
+def import_robobase(
+    snapshot_path: str | os.PathLike, semantics: dict[str, str] | None = None
+) -> tuple[dict[str, torch.Tensor], PolicyConfig, dict]:
     """(agent tensors, PolicyConfig, training hyperparameters) from a RoboBase DrQ-v2 snapshot, without executing it.
 
-    Keys are mapped like LeRobot's converter (actor_model.* -> actor.actor_model.*, *hidden_state dropped)."""
-    return import_robobase_with_source(snapshot_path)[:3]
+    Keys are mapped like LeRobot's converter (actor_model.* -> actor.actor_model.*, *hidden_state dropped). The
+    config carries pick-101's semantics (the snapshots were trained in its simulation); ``semantics`` overrides
+    single fields."""
+    return import_robobase_with_source(snapshot_path, semantics)[:3]
 
 
 def import_robobase_with_source(
-    snapshot_path: str | os.PathLike,
+    snapshot_path: str | os.PathLike, semantics: dict[str, str] | None = None
 ) -> tuple[dict[str, torch.Tensor], PolicyConfig, dict, dict]:
     """import_robobase plus the "source" record: file name, sha256 and the snapshot's counters."""
     path = Path(snapshot_path)
@@ -527,6 +568,7 @@ def import_robobase_with_source(
         num_critics = verify_agent_tensors(tensors, config, what)
     except CheckpointImportError as err:
         raise CheckpointImportError(f"{path}: {err}") from None
+    config = _with_semantics(config, semantics, str(path))
     training = _training_from(lambda where: cfg_get(cfg, where), _ROBOBASE_TRAINING)
     if training.get("num_critics", num_critics) != num_critics:
         raise CheckpointImportError(
@@ -570,13 +612,18 @@ def _feature_shape(features: Any, key: str, where: str) -> list[int] | None:
     return shape
 
 
-def import_lerobot(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], PolicyConfig, dict]:
-    """(agent tensors, PolicyConfig, training) from a LeRobot drqv2 directory: config.json + model.safetensors."""
-    return import_lerobot_with_source(directory)[:3]
+def import_lerobot(
+    directory: str | os.PathLike, semantics: dict[str, str] | None = None
+) -> tuple[dict[str, torch.Tensor], PolicyConfig, dict]:
+    """(agent tensors, PolicyConfig, training) from a LeRobot drqv2 directory: config.json + model.safetensors.
+
+    The seed's drqv2 directories are conversions of pick-101 snapshots (convert_robobase_checkpoint), so the config
+    carries pick-101's semantics; ``semantics`` overrides single fields (e.g. for weights trained elsewhere)."""
+    return import_lerobot_with_source(directory, semantics)[:3]
 
 
 def import_lerobot_with_source(
-    directory: str | os.PathLike,
+    directory: str | os.PathLike, semantics: dict[str, str] | None = None
 ) -> tuple[dict[str, torch.Tensor], PolicyConfig, dict, dict]:
     """import_lerobot plus the "source" record: directory name and the weights' sha256."""
     directory = Path(directory)
@@ -649,6 +696,7 @@ def import_lerobot_with_source(
         num_critics = verify_agent_tensors(tensors, config, what)
     except CheckpointImportError as err:
         raise CheckpointImportError(f"{directory}: {err}") from None
+    config = _with_semantics(config, semantics, str(directory))
     training = _training_from(lambda key: lr_config.get(key, _MISSING), _LEROBOT_TRAINING)
     if training.get("num_critics", num_critics) != num_critics:
         raise CheckpointImportError(
@@ -658,3 +706,90 @@ def import_lerobot_with_source(
     training["nstep"] = 1  # the LeRobot port does single-step TD (seed-system-facts 3b)
     source = {"kind": "lerobot-drqv2", "directory": directory.name, "sha256": sha256_hex(weights_path.read_bytes())}
     return tensors, config, training, source
+
+
+# ------------------------------------------------------------------------------- the project's own checkpoints
+
+_AGENT_PREFIXES = ("encoder.", "actor.", "critic.", "critic_target.")
+
+
+def _read_checkpoint(path: Path) -> tuple[int, dict]:
+    """One ckpt-N directory, read only (no clean-up: a learner may be writing next to it)."""
+    try:
+        meta = json.loads((path / checkpoint.META_FILE).read_text())
+        tensors, _ = read_safetensors((path / checkpoint.TENSORS_FILE).read_bytes())
+        state = checkpoint.unflatten_state(tensors, meta["state"])
+        step = int(meta["step"])
+    except (OSError, ValueError, KeyError, TypeError, checkpoint.CheckpointError) as err:
+        raise CheckpointImportError(f"{path}: unreadable learner checkpoint ({' '.join(str(err).split())})") from None
+    if not isinstance(state, dict):
+        raise CheckpointImportError(f"{path}: the checkpoint's state is not a mapping")
+    return step, state
+
+
+def _checkpoint_candidates(path: Path) -> list[Path]:
+    """ckpt-N directories to try, best first: ``path`` itself if it is one; else the one its LATEST names, then the
+    others newest first (``path`` is a run dir or its checkpoints directory)."""
+    if path.name.startswith(checkpoint.PREFIX) and (path / checkpoint.META_FILE).is_file():
+        return [path]
+    directory = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    candidates = sorted((p for p in directory.glob(f"{checkpoint.PREFIX}*") if p.is_dir()), reverse=True)
+    latest = directory / checkpoint.LATEST
+    if latest.is_file():
+        named = directory / latest.read_text().strip()
+        if named in candidates:
+            candidates.remove(named)
+            candidates.insert(0, named)
+    return candidates
+
+
+def import_learner_checkpoint(
+    run_dir: str | os.PathLike,
+) -> tuple[dict[str, torch.Tensor], PolicyConfig, dict, dict[str, str]]:
+    """(agent tensors, PolicyConfig, source, extra metadata) from a learner checkpoint: ``run_dir`` is a learner run
+    directory (its checkpoints/LATEST, else the newest complete ckpt-N), its checkpoints directory or one ckpt-N.
+
+    The config is the checkpoint's, semantics included; the extra metadata carries its exploration schedule and
+    the environment step it had reached (exploration.to_metadata) when the checkpoint records them. Read only."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise CheckpointImportError(f"{path}: not a directory (expected a learner run_dir or a ckpt-N directory)")
+    candidates = _checkpoint_candidates(path)
+    if not candidates:
+        raise CheckpointImportError(f"{path}: no learner checkpoint (expected checkpoints/ckpt-N with a LATEST file)")
+    errors = []
+    for candidate in candidates:
+        try:
+            step, state = _read_checkpoint(candidate)
+            break
+        except CheckpointImportError as err:
+            errors.append(str(err))
+    else:
+        raise CheckpointImportError("no readable checkpoint: " + "; ".join(errors))
+    where = str(candidate)
+    try:
+        config = PolicyConfig.from_json(state["policy_config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointImportError(f"{where}: bad or missing policy_config ({err})") from None
+    agent = state.get("agent")
+    if not isinstance(agent, dict):
+        raise CheckpointImportError(f"{where}: no agent state")
+    tensors = {key: value for key, value in agent.items() if key.startswith(_AGENT_PREFIXES)}
+    try:
+        verify_agent_tensors(tensors, config, f"{where}: agent")
+    except CheckpointImportError as err:
+        raise CheckpointImportError(str(err)) from None
+    extra: dict[str, str] = {}
+    explore = state.get("exploration")
+    if isinstance(explore, dict) and explore.get("stddev_schedule"):
+        try:
+            extra = exploration.to_metadata(explore["stddev_schedule"], int(explore.get("environment_steps", 0)))
+        except (ValueError, TypeError) as err:
+            raise CheckpointImportError(f"{where}: bad exploration record ({err})") from None
+    source: dict[str, Any] = {"kind": "learner-checkpoint", "checkpoint": candidate.name, "updates": step}
+    if candidate.parent.name == "checkpoints":
+        source["run_dir"] = candidate.parent.parent.name
+    for key in ("run_id", "learner_epoch"):
+        if isinstance(state.get(key), str):
+            source[key] = state[key]
+    return tensors, config, source, extra

@@ -1,8 +1,15 @@
-"""Command line for checkpoints: import RoboBase snapshots and LeRobot drqv2 directories, inspect any of them.
+"""Command line for checkpoints: import RoboBase snapshots and LeRobot drqv2 directories, export the project's own
+learner checkpoints, inspect any of them. Every output is an agent file that ``initial_weights`` of the learner
+and the actor take.
 
     python -m so101_hilserl_learner.checkpoint_tool import-robobase runs/.../best_snapshot.pt -o agent.safetensors
     python -m so101_hilserl_learner.checkpoint_tool import-lerobot outputs/.../pretrained_model -o agent.safetensors
+    python -m so101_hilserl_learner.checkpoint_tool export RUN_DIR -o agent.safetensors
     python -m so101_hilserl_learner.checkpoint_tool inspect agent.safetensors
+
+Imports are marked with pick-101's semantics (absolute gripper, accumulated EE target, raw euler state) unless
+--gripper-action/--ee-target/--orientation say otherwise; an export keeps the checkpoint's semantics and its
+exploration schedule and step.
 
 Nothing here executes code from an input file: .pt files are read by the weights-only unpickler with inert stubs.
 Exit status: 0 on success, 2 on bad input (one line on stderr saying why).
@@ -24,9 +31,11 @@ from so101_hilserl_actor.policy_io import (
     parse_safetensors_header,
     policy_from_bytes,
 )
+from so101_hilserl_actor.semantics import EE_TARGETS, GRIPPER_ACTIONS, ORIENTATIONS, PICK101_SEMANTICS
 from so101_hilserl_learner.checkpoint_import import (
     CheckpointImportError,
     cfg_get,
+    import_learner_checkpoint,
     import_lerobot_with_source,
     import_robobase_with_source,
     load_agent_weights,
@@ -46,16 +55,34 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_BAD_INPUT)
 
 
-def _write(args: argparse.Namespace, imported: tuple) -> None:
+def _write(args: argparse.Namespace, imported: tuple, extra: dict[str, str] | None = None) -> None:
     tensors, config, training, source = imported
     out = Path(args.output)
     if out.exists() and not args.force:
         raise CheckpointImportError(f"{out} exists; pass --force to replace it")
-    digest = save_agent_weights(out, tensors, config, source, training)
+    digest = save_agent_weights(out, tensors, config, source, training, extra)
     print(f"wrote {out} ({AGENT_FORMAT}, {len(tensors)} tensors, sha256 {digest})")
     print(f"policy_config: {config.to_json()}")
-    print(f"training: {json.dumps(training, sort_keys=True)}")
+    print(f"semantics: {_semantics_line(config.semantics())}")
+    if training:
+        print(f"training: {json.dumps(training, sort_keys=True)}")
     print(f"source: {json.dumps(source, sort_keys=True)}")
+    for key, value in sorted((extra or {}).items()):
+        print(f"{key}: {value}")
+
+
+def _semantics_line(semantics: dict[str, str]) -> str:
+    return ", ".join(f"{name} {value}" for name, value in semantics.items())
+
+
+def _semantics_args(args: argparse.Namespace) -> dict[str, str]:
+    chosen = {"gripper_action": args.gripper_action, "ee_target": args.ee_target, "orientation": args.orientation}
+    return {name: value for name, value in chosen.items() if value is not None}
+
+
+def _export(args: argparse.Namespace) -> None:
+    tensors, config, source, extra = import_learner_checkpoint(args.run_dir)
+    _write(args, (tensors, config, None, source), extra)
 
 
 def _print_tensors(entries: list[tuple[str, tuple, str]]) -> None:
@@ -78,10 +105,12 @@ def _inspect_safetensors(path: Path) -> int:
             print(f"{key}: {metadata[key]}")
     _print_tensors([(name, tuple(e.get("shape", [])), e.get("dtype", "?")) for name, e in header.items()])
     if fmt == AGENT_FORMAT:
-        load_agent_weights(path)
+        _, config, _ = load_agent_weights(path)
+        print(f"semantics: {_semantics_line(config.semantics())}")
         print("valid: yes (complete agent: policy and critics)")
     elif fmt == POLICY_FORMAT:
-        policy_from_bytes(path.read_bytes())
+        _, config = policy_from_bytes(path.read_bytes())
+        print(f"semantics: {_semantics_line(config.semantics())}")
         print("valid: yes (policy)")
     return EXIT_OK
 
@@ -203,6 +232,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lerobot.add_argument("directory", help="the directory holding config.json and model.safetensors")
     for sub in (robobase, lerobot):
+        semantics = sub.add_argument_group(
+            "semantics",
+            "how the imported policy's action and state are to be read; default: pick-101's, as the "
+            "sim checkpoints were trained",
+        )
+        for flag, choices in (
+            ("--gripper-action", GRIPPER_ACTIONS),
+            ("--ee-target", EE_TARGETS),
+            ("--orientation", ORIENTATIONS),
+        ):
+            default = PICK101_SEMANTICS[flag[2:].replace("-", "_")]
+            semantics.add_argument(flag, choices=choices, help=f"(default {default})")
+    export = commands.add_parser(
+        "export",
+        help="turn a learner checkpoint into an agent .safetensors file (an initial_weights for a new run)",
+        description="Write the newest complete learner checkpoint of RUN_DIR (checkpoints/LATEST) as an agent file, "
+        "keeping its policy semantics and its exploration schedule and step. RUN_DIR may also be its checkpoints "
+        "directory or one ckpt-N directory. Reads only: safe next to a running learner.",
+    )
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a learner run directory (or checkpoints/, or ckpt-N)")
+    for sub in (robobase, lerobot, export):
         sub.add_argument("-o", "--output", required=True, help="the agent .safetensors file to write")
         sub.add_argument("--force", action="store_true", help="replace the output file if it exists")
     inspect = commands.add_parser(
@@ -222,9 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "import-robobase":
-            _write(args, import_robobase_with_source(args.snapshot))
+            _write(args, import_robobase_with_source(args.snapshot, _semantics_args(args)))
         elif args.command == "import-lerobot":
-            _write(args, import_lerobot_with_source(args.directory))
+            _write(args, import_lerobot_with_source(args.directory, _semantics_args(args)))
+        elif args.command == "export":
+            _export(args)
         else:
             return _inspect(args)
     except (CheckpointImportError, PolicyFormatError, OSError, json.JSONDecodeError) as err:

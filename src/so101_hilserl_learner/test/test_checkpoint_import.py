@@ -15,6 +15,7 @@ import sys
 import types
 import typing
 from collections import OrderedDict, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,14 @@ import pytest
 import safetensors.torch
 import torch
 
+from so101_hilserl_actor import exploration
+from so101_hilserl_actor.action_mapping import PolicyActionMapper, absolute_gripper_position
+from so101_hilserl_actor.observation import StateBuilder
 from so101_hilserl_actor.policy import Critic, Policy, PolicyConfig
 from so101_hilserl_actor.policy_io import load_policy
+from so101_hilserl_actor.semantics import PICK101_SEMANTICS, PROJECT_SEMANTICS
+from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
+from so101_hilserl_learner.checkpoint import save_checkpoint
 from so101_hilserl_learner.checkpoint_import import (
     AGENT_FORMAT,
     CheckpointImportError,
@@ -39,6 +46,7 @@ from so101_hilserl_learner.checkpoint_tool import main
 SMALL = PolicyConfig(
     frame_stack=2, image_size=32, state_dim=5, action_dim=3, encoder_channels=8, bottleneck=16, hidden=(32, 24)
 )
+SMALL_PICK101 = replace(SMALL, **PICK101_SEMANTICS)  # what an import of SMALL's weights is marked with
 
 
 # ------------------------------------------------------------------ OmegaConf look-alikes, only for writing files
@@ -225,7 +233,13 @@ def test_full_size_robobase_snapshot_imports_exactly(tmp_path):
     path = write_snapshot(tmp_path / "best_snapshot.pt", agent, robobase_cfg(config), best_eval_reward=np.float64(7.25))
     assert "omegaconf" not in sys.modules
     imported, inferred, training, source = import_robobase_with_source(path)
-    assert inferred == config and inferred.feature_dim == 39200
+    # pick-101's sizes, and its semantics: absolute gripper, accumulated EE target, raw euler state
+    assert inferred == replace(config, **PICK101_SEMANTICS) and inferred.feature_dim == 39200
+    assert (inferred.gripper_action, inferred.ee_target, inferred.orientation) == (
+        "absolute",
+        "accumulate",
+        "euler_zyx",
+    )
     assert len(imported) == 78
     assert_agent_equal(imported, tensors)
     assert training == {
@@ -253,7 +267,7 @@ def test_config_is_inferred_from_shapes_alone(tmp_path):
     tensors = networks(config)
     path = write_snapshot(tmp_path / "s.pt", robobase_agent(tensors), cfg=None)
     imported, inferred, training = import_robobase(path)
-    assert inferred == config
+    assert inferred == replace(config, **PICK101_SEMANTICS)
     assert training == {"num_critics": 2}
     assert_agent_equal(imported, tensors)
     assert infer_policy_config(tensors, image_size=63).image_size == 63  # 63 and 64 give the same feature map
@@ -265,13 +279,14 @@ def test_imported_agent_round_trips_and_serves_the_actor(small_snapshot, tmp_pat
     out = tmp_path / "agent.safetensors"
     digest = save_agent_weights(out, imported, config, source, training)
     loaded, loaded_config, metadata = load_agent_weights(out)
-    assert loaded_config == SMALL
+    assert loaded_config == SMALL_PICK101  # the semantics travel in the file
     assert_agent_equal(loaded, tensors)
     assert metadata["format"] == AGENT_FORMAT
     assert json.loads(metadata["training"])["nstep"] == 3
     assert json.loads(metadata["source"])["file"] == "latest_snapshot.pt"
     assert len(digest) == 64
-    policy = load_policy(out, expected=SMALL)
+    policy = load_policy(out, expected=SMALL)  # a node configured with the project's semantics: sizes match
+    assert policy.config == SMALL_PICK101
     reference = Policy(SMALL)
     reference.load_state_dict({k: v for k, v in tensors.items() if k.startswith(("encoder.", "actor."))})
     pixels = torch.randint(0, 256, (2, SMALL.pixel_channels, 32, 32), dtype=torch.uint8)
@@ -403,7 +418,7 @@ def test_lerobot_directory_imports_exactly(tmp_path):
     }
     directory = write_lerobot(tmp_path / "pretrained_model", renamed, SMALL)
     imported, config, training = import_lerobot(directory)
-    assert config == SMALL
+    assert config == SMALL_PICK101  # the seed's drqv2 directories are conversions of pick-101 snapshots
     assert_agent_equal(imported, tensors)
     assert training == {
         "stddev_schedule": "linear(0.2,0.1,10000)",
@@ -529,3 +544,138 @@ def test_cli_refuses_bad_input_with_one_line(small_snapshot, tmp_path, capsys):
     assert exit_info.value.code == 2 and "required" in capsys.readouterr().err
     assert not marker.exists()
     assert not any((tmp_path / name).exists() for name in ("x.safetensors", "y.safetensors", "z.safetensors"))
+
+
+# ------------------------------------------------------------------------------------- semantics and export
+
+
+def test_import_semantics_can_be_stated(small_snapshot, tmp_path, capsys):
+    path, _ = small_snapshot
+    _, config, _ = import_robobase(path, {"gripper_action": "delta"})
+    assert config.semantics() == {**PICK101_SEMANTICS, "gripper_action": "delta"}
+    with pytest.raises(CheckpointImportError, match="PolicyConfig.orientation must be one of home_rotvec, euler_zyx"):
+        import_robobase(path, {"orientation": "quaternion"})
+    out = tmp_path / "agent.safetensors"
+    assert main(["import-robobase", str(path), "-o", str(out), "--ee-target", "reread"]) == 0
+    assert "semantics: gripper_action absolute, ee_target reread, orientation euler_zyx" in capsys.readouterr().out
+    assert load_agent_weights(out)[1].semantics() == {**PICK101_SEMANTICS, "ee_target": "reread"}
+    with pytest.raises(SystemExit) as exit_info:
+        main(["import-robobase", str(path), "-o", str(out), "--force", "--gripper-action", "relative"])
+    assert exit_info.value.code == 2 and "invalid choice: 'relative'" in capsys.readouterr().err
+
+
+def _agent(config: PolicyConfig, seed: int = 0) -> DrQV2Agent:
+    torch.manual_seed(seed)
+    agent = DrQV2Agent(config, AgentConfig(seed=seed))
+    with torch.no_grad():  # distinct values everywhere, so a mixed-up tensor shows
+        for name in ("encoder", "actor", "critic", "critic_target"):
+            for param in getattr(agent, name).parameters():
+                param.add_(torch.randn_like(param) * 0.05)
+    return agent
+
+
+def _learner_checkpoint(directory: Path, agent: DrQV2Agent, updates: int, explore: dict | None) -> Path:
+    """A checkpoint laid out as LearnerNode._checkpoint writes it, through the learner's own save_checkpoint."""
+    state = {
+        "agent": agent.state_dict(),
+        "policy_config": agent.policy_config.to_json(),
+        "counters": {"updates": updates, "weights_version": 3, "training_transitions": 650},
+        "learner_epoch": "abc123:1700000000000000000",
+        "run_id": "abc123",
+    }
+    if explore is not None:
+        state["exploration"] = explore
+    return save_checkpoint(directory / "checkpoints", updates, state)
+
+
+@pytest.mark.parametrize("semantics", [PROJECT_SEMANTICS, PICK101_SEMANTICS], ids=["project", "pick101"])
+def test_export_turns_a_learner_checkpoint_into_the_same_policy(tmp_path, semantics):
+    config = replace(SMALL, **semantics)
+    run_dir = tmp_path / "run"
+    _learner_checkpoint(run_dir, _agent(config, seed=1), 100, None)  # older: LATEST moves past it
+    agent = _agent(config, seed=2)
+    explore = {"stddev_schedule": "linear(0.3,0.1,5000)", "environment_steps": 700, "start_steps": 0}
+    newest = _learner_checkpoint(run_dir, agent, 250, explore)
+    leftover = run_dir / "checkpoints" / ".tmp-999-300"  # a learner writing its next checkpoint right now
+    leftover.mkdir()
+    out = tmp_path / "agent.safetensors"
+    result = run_tool("export", run_dir, "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert leftover.is_dir()  # export only reads: it leaves a running learner's files alone
+    assert f"wrote {out}" in result.stdout and newest.name in result.stdout
+
+    tensors, loaded_config, metadata = load_agent_weights(out)
+    assert loaded_config == config  # the run's semantics, kept
+    assert_agent_equal(tensors, {k: v.cpu() for k, v in agent.weights().items()})
+    assert exploration.from_metadata(metadata) == ("linear(0.3,0.1,5000)", 700)
+    source = json.loads(metadata["source"])
+    assert source["kind"] == "learner-checkpoint" and source["updates"] == 250 and source["run_dir"] == "run"
+    assert source["run_id"] == "abc123"
+    # what the actor would run from this file acts exactly as the learner's policy did
+    policy, reference = load_policy(out, expected=SMALL), agent.policy()
+    assert policy.config == config
+    pixels = torch.randint(0, 256, (4, SMALL.pixel_channels, SMALL.image_size, SMALL.image_size), dtype=torch.uint8)
+    state = torch.randn(4, SMALL.stacked_state_dim)
+    assert torch.equal(policy.act(pixels, state), reference.act(pixels, state))
+    # one ckpt-N directory exports too; a checkpoint without an exploration record carries none
+    older = sorted((run_dir / "checkpoints").glob("ckpt-*"))[0]
+    assert main(["export", str(older), "-o", str(tmp_path / "older.safetensors")]) == 0
+    older_metadata = load_agent_weights(tmp_path / "older.safetensors")[2]
+    assert exploration.from_metadata(older_metadata) == (None, 0)
+    assert json.loads(older_metadata["source"])["updates"] == 100
+
+
+def test_export_refuses_bad_input_with_one_line(tmp_path, capsys):
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    out = tmp_path / "agent.safetensors"
+    assert main(["export", str(empty), "-o", str(out)]) == 2
+    assert "no learner checkpoint" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "absent"), "-o", str(out)]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    run_dir = tmp_path / "run"
+    ckpt = _learner_checkpoint(run_dir, _agent(SMALL), 10, None)
+    (ckpt / "state.safetensors").write_bytes(b"\x00" * 10)  # damaged, and the only one
+    assert main(["export", str(run_dir), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no readable checkpoint") and len(err.splitlines()) == 1
+    assert not out.exists()
+    _learner_checkpoint(run_dir, _agent(SMALL), 20, None)
+    assert main(["export", str(run_dir), "-o", str(out)]) == 0
+    assert main(["export", str(run_dir), "-o", str(out)]) == 2  # no silent overwrite
+    assert "--force" in capsys.readouterr().err
+
+
+def test_both_semantics_travel_through_files_to_the_robot(small_snapshot, tmp_path):
+    """An imported pick-101 snapshot and an exported project checkpoint, loaded by a node configured with the
+    project's defaults: each file's semantics decide the action mapping and the state, not the node's."""
+    from so101_driver.kinematics import HOME_SEED, Kinematics
+
+    snapshot, _ = small_snapshot
+    imported = tmp_path / "pick101.safetensors"
+    assert main(["import-robobase", str(snapshot), "-o", str(imported)]) == 0
+    run_dir = tmp_path / "run"
+    _learner_checkpoint(run_dir, _agent(SMALL), 5, None)
+    exported = tmp_path / "project.safetensors"
+    assert main(["export", str(run_dir), "-o", str(exported)]) == 0
+
+    kin = Kinematics()
+    home = HOME_SEED.copy()
+    home[5] = 0.5  # jaw half open (rad)
+    hold = np.zeros(4)
+    results = {}
+    for name, path in (("pick101", imported), ("project", exported)):
+        config = load_policy(path, expected=SMALL).config
+        mapper = PolicyActionMapper(kin, config)
+        mapper.reset(home)
+        state = StateBuilder(kin, orientation=config.orientation).build(home)
+        results[name] = (mapper.to_joints(hold, home), state[15:18])
+    pick_target, pick_orientation = results["pick101"]
+    project_target, project_orientation = results["project"]
+    # gripper 0: the pick-101 policy asks for the middle of its range (clamped to the robot's per-step limit from
+    # 0.5 rad), the project's holds the jaw where it is
+    assert pick_target[5] == pytest.approx(min(absolute_gripper_position(0.0), 0.5 + 0.3))
+    assert project_target[5] == 0.5
+    # orientation at home: raw euler roll at +-pi for pick-101, ~0 for the project's policies
+    assert abs(abs(pick_orientation[0]) - np.pi) < 1e-3
+    np.testing.assert_allclose(project_orientation, 0.0, atol=1e-6)
