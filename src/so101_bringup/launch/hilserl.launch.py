@@ -3,53 +3,35 @@
 The nodes, their parameters and remappings come from so101_bringup.graph.build_graph, the same declaration the
 runner (`make sim`, machines without ROS tools) starts as processes; this file only turns it into launch actions,
 built in an OpaqueFunction so the graph follows the resolved arguments. Alongside the graph: robot_state_publisher
-with the project's URDF (TF for rviz2), `ros2 bag record` of the project's topics when record:=true, rviz2 when
-rviz:=true, and with use_ros2_control:=true the controller manager (config/ros2_control.urdf, controllers.yaml)
-commanding the follower instead of the actor.
+with the project's URDF (TF for rviz2; robot_state_publisher:=false without it), `ros2 bag record` of the project's
+topics when record:=true, rviz2 when rviz:=true, and with use_ros2_control:=true the controller manager
+(config/ros2_control.urdf, controllers.yaml) commanding the follower instead of the actor.
+
+Before any action exists, so101_bringup.launch_checks parses every argument and checks that each package outside the
+workspace that would start is installed: a bad argument or a missing package is one launch error and nothing starts.
+A node of the graph that exits stops the launch (a dead driver must not leave the actor and learner running blind;
+the actor exits after max_episodes).
 """
 
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, RegisterEventHandler, Shutdown
+from launch.event_handlers import OnProcessExit
+from launch.logging import get_logger, launch_config
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from so101_bringup.graph import (
+    DRIVER_NODES,
     RECORDED_TOPICS,
-    GraphOptions,
     build_graph,
     config_path,
     robot_description,
     session_bag_path,
 )
-
-ARGUMENTS = (
-    ("mode", "sim", "sim (MuJoCo simulation and simulated operator) or real (follower, leader, wrist camera)"),
-    ("namespace", "", "namespace of every node and topic (one per robot)"),
-    ("params_file", "", "parameter YAML replacing config/<mode>.yaml (start from a copy of it); '' = that file"),
-    ("initial_checkpoint", "", "policy/agent .safetensors the actor and learner start from; '' = random init"),
-    ("reward_model", "", "reward classifier directory (required in real mode; sim: '' = ground-truth reward)"),
-    ("record", "false", "record the project's topics with `ros2 bag record -s mcap` into run_dir/bags/"),
-    ("rviz", "false", "start rviz2 with config/so101.rviz"),
-    ("run_dir", "runs/sim", "run directory: learner/ (journal, checkpoints, TensorBoard) and bags/"),
-    ("follower_port", "", "real mode: follower bus serial port (/dev/serial/by-id/...)"),
-    ("leader_port", "", "real mode: leader bus serial port (/dev/serial/by-id/...)"),
-    ("camera_source", "", "real mode: wrist camera (/dev/v4l/by-id/...-video-index0, an index, a file or a folder)"),
-    ("max_episodes", "0", "the actor stops after this many episodes (0 = until stopped)"),
-    (
-        "use_ros2_control",
-        "false",
-        "start the controller manager (joint_state_topic_hardware_interface over follower/joint_states and "
-        "follower/joint_commands, joint_state_broadcaster, forward_position_controller) instead of the actor and "
-        "learner: for driving the arm with controllers (MoveIt, ...)",
-    ),
-)
-
-
-def _true(value: str) -> bool:
-    return value.strip().lower() in ("true", "1", "yes", "on")
+from so101_bringup.launch_checks import HILSERL_ARGUMENTS, check_installed, hilserl_launch, hilserl_packages
 
 
 def _urdf() -> str:
@@ -63,51 +45,63 @@ def _topic(namespace: str, topic: str) -> str:
     return "/" + "/".join(part for part in (namespace.strip("/"), topic) if part)
 
 
+def _stop_on_exit(name: str, node: Node) -> RegisterEventHandler:
+    """When this graph node exits (and the launch is not already stopping), stop the launch, saying why."""
+
+    def on_exit(event, context):
+        if context.is_shutdown:
+            return None
+        if name == "actor" and event.returncode == 0:
+            reason = "the actor finished its episodes (max_episodes)"
+            get_logger("so101_bringup").info(f"{reason}: stopping the launch")
+        else:
+            role = "a driver: the actor and learner must not run without it" if name in DRIVER_NODES else "a graph node"
+            reason = f"node {name} exited with code {event.returncode}"
+            get_logger("so101_bringup").error(
+                f"{reason} ({role}); stopping the launch. Its output is above, prefixed [{event.process_name}], and "
+                f"in {Path(launch_config.log_dir) / 'launch.log'}"
+            )
+        return [Shutdown(reason=reason)]
+
+    return RegisterEventHandler(OnProcessExit(target_action=node, on_exit=on_exit))
+
+
 def _launch_setup(context, *args, **kwargs):
-    arg = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
-    options = GraphOptions(
-        mode=arg["mode"],
-        namespace=arg["namespace"],
-        params_file=arg["params_file"] or None,
-        initial_checkpoint=arg["initial_checkpoint"],
-        reward_model=arg["reward_model"],
-        record=_true(arg["record"]),
-        run_dir=arg["run_dir"],
-        follower_port=arg["follower_port"],
-        leader_port=arg["leader_port"],
-        camera_source=arg["camera_source"],
-        use_ros2_control=_true(arg["use_ros2_control"]),
-        max_episodes=int(arg["max_episodes"]),
-    )
+    # Everything that can refuse comes first: once an action is returned, launch starts it.
+    chosen = hilserl_launch({name: LaunchConfiguration(name).perform(context) for name, *_ in HILSERL_ARGUMENTS})
+    options = chosen.options
+    specs = build_graph(options)
+    check_installed(hilserl_packages(chosen))
+
     namespace = options.namespace
     env = {"FASTRTPS_DEFAULT_PROFILES_FILE": str(config_path("fastdds.xml"))}
     actions = []
-    for spec in build_graph(options):
+    for spec in specs:
         parameters = [str(config_path(spec.parameter_file))] if spec.parameter_file else []
+        node = Node(
+            package=spec.package,
+            executable=spec.executable,
+            name=spec.name,
+            namespace=namespace,
+            parameters=[*parameters, spec.parameters],
+            remappings=list(spec.remappings),
+            additional_env=env,
+            output="screen",
+            emulate_tty=True,
+        )
+        actions += [_stop_on_exit(spec.name, node), node]
+
+    if chosen.robot_state_publisher:
         actions.append(
             Node(
-                package=spec.package,
-                executable=spec.executable,
-                name=spec.name,
+                package="robot_state_publisher",
+                executable="robot_state_publisher",
                 namespace=namespace,
-                parameters=[*parameters, spec.parameters],
-                remappings=list(spec.remappings),
+                parameters=[{"robot_description": robot_description(_urdf(), options.use_ros2_control)}],
+                remappings=[("joint_states", "follower/joint_states")],
                 additional_env=env,
-                output="screen",
-                emulate_tty=True,
             )
         )
-
-    actions.append(
-        Node(
-            package="robot_state_publisher",
-            executable="robot_state_publisher",
-            namespace=namespace,
-            parameters=[{"robot_description": robot_description(_urdf(), options.use_ros2_control)}],
-            remappings=[("joint_states", "follower/joint_states")],
-            additional_env=env,
-        )
-    )
     if options.use_ros2_control:
         controllers = str(config_path("controllers.yaml"))
         # Jazzy's controller manager reads the URDF from the robot_description topic robot_state_publisher latches.
@@ -142,7 +136,7 @@ def _launch_setup(context, *args, **kwargs):
                 output="screen",
             )
         )
-    if _true(arg["rviz"]):
+    if chosen.rviz:
         actions.append(
             Node(
                 package="rviz2",
@@ -156,5 +150,8 @@ def _launch_setup(context, *args, **kwargs):
 
 
 def generate_launch_description():
-    declared = [DeclareLaunchArgument(name, default_value=default, description=doc) for name, default, doc in ARGUMENTS]
+    declared = [
+        DeclareLaunchArgument(name, default_value=default, description=doc)
+        for name, default, _, doc in HILSERL_ARGUMENTS
+    ]
     return LaunchDescription([*declared, OpaqueFunction(function=_launch_setup)])

@@ -47,6 +47,26 @@ RECORDED_TOPICS: tuple[str, ...] = tuple(t for t in PROJECT_TOPICS if t != "hils
 # The parameter files (under config/) of each mode.
 PARAMETER_FILES = {"sim": "sim.yaml", "real": "real.yaml"}
 
+# The nodes that are the robot (or stand in for it): without one of them the actor and the learner would run blind,
+# so its exit stops the whole launch.
+DRIVER_NODES = ("so101_sim", "follower", "leader", "wrist_camera")
+ARMS = ("follower", "leader")
+
+# What real mode cannot start without, and where the user finds it.
+_PORTS = "the arms' serial ports, /dev/serial/by-id/... (python -m so101_driver.feetech.ports lists them)"
+_IDS = (
+    "each arm's LeRobot id as it was calibrated (python -m so101_driver.calibrate --kind follower|leader --id ...), "
+    "or its calibration JSON as follower_calibration_file/leader_calibration_file"
+)
+REAL_MODE_NEEDS = {
+    "follower_port": _PORTS,
+    "leader_port": _PORTS,
+    "camera_source": "the wrist camera, /dev/v4l/by-id/...-video-index0",
+    "reward_model": "a trained reward classifier directory (python -m so101_reward.train)",
+    "follower_id": _IDS,
+    "leader_id": _IDS,
+}
+
 
 @dataclass(frozen=True)
 class NodeSpec:
@@ -74,6 +94,12 @@ class GraphOptions:
     run_dir: str = "runs/sim"
     follower_port: str = ""
     leader_port: str = ""
+    # Each arm's calibration: its LeRobot id (the file is found where LeRobot keeps it) or the file itself; '' = the
+    # parameter file's robot_id/calibration_file, and real mode refuses to start when all are empty.
+    follower_id: str = ""
+    leader_id: str = ""
+    follower_calibration_file: str = ""
+    leader_calibration_file: str = ""
     camera_source: str = ""
     use_ros2_control: bool = False  # controllers (MoveIt, ...) command the follower: no actor, no learner
     max_episodes: int = 0
@@ -105,29 +131,22 @@ def build_graph(options: GraphOptions) -> list[NodeSpec]:
         raise ValueError(f"max_episodes={options.max_episodes} must be >= 0 (0 = run until stopped)")
     real = options.mode == "real"
     if real:
-        missing = [
-            flag
-            for flag, value in (
-                ("follower_port", options.follower_port),
-                ("leader_port", options.leader_port),
-                ("camera_source", options.camera_source),
-                ("reward_model", options.reward_model),
-            )
-            if not value
-        ]
+        arms = _arm_calibrations(options, config_path(parameter_file))
+        required = ("follower_port", "leader_port", "camera_source", "reward_model")
+        missing = [name for name in required if not getattr(options, name)]
+        missing += [f"{arm}_id" for arm in ARMS if arms[arm] is None]  # nor a calibration file, here or in the file
         if missing:
-            raise ValueError(
-                f"real mode needs {', '.join(missing)}: the arms' serial ports (/dev/serial/by-id/...), the wrist "
-                "camera (/dev/v4l/by-id/...) and a trained reward classifier directory (python -m so101_reward.train)"
-            )
+            hints = dict.fromkeys(REAL_MODE_NEEDS[name] for name in missing)
+            raise ValueError(f"real mode needs {', '.join(missing)}: {'; '.join(hints)}")
 
     def spec(name, package, module, parameters=None, executable=None):
         return _spec(name, package, module, executable or module.rsplit(".", 1)[-1], parameters or {}, parameter_file)
 
     nodes: list[NodeSpec] = []
     if real:
-        nodes.append(spec("follower", "so101_driver", "follower_node", {"port": options.follower_port}))
-        nodes.append(spec("leader", "so101_driver", "leader_node", {"port": options.leader_port}))
+        follower = {"port": options.follower_port, **arms["follower"]}
+        nodes.append(spec("follower", "so101_driver", "follower_node", follower))
+        nodes.append(spec("leader", "so101_driver", "leader_node", {"port": options.leader_port, **arms["leader"]}))
         nodes.append(spec("wrist_camera", "so101_driver", "camera_node", {"source": options.camera_source}))
     else:
         ground_truth = not options.reward_model
@@ -151,6 +170,48 @@ def build_graph(options: GraphOptions) -> list[NodeSpec]:
         nodes.append(spec("learner", "so101_hilserl_learner", "learner_node", learner))
     nodes.append(spec("fk_node", "so101_driver", "fk_node"))
     return nodes
+
+
+def _arm_calibrations(options: GraphOptions, parameter_file: Path) -> dict[str, dict[str, str] | None]:
+    """Per arm, the robot_id/calibration_file parameters the options set ({} when they set none and the parameter
+    file names one; None when neither does). ValueError naming the option for a bad id or a missing file."""
+    from so101_driver.calibration import lerobot_calibration_candidates  # the drivers' own rule for an id
+
+    arms: dict[str, dict[str, str]] = {}
+    for arm in ARMS:
+        robot_id, calibration = getattr(options, f"{arm}_id"), getattr(options, f"{arm}_calibration_file")
+        chosen = {}
+        if robot_id:
+            try:
+                lerobot_calibration_candidates(arm, robot_id)
+            except ValueError as err:
+                raise ValueError(f"{arm}_id={robot_id!r}: {err}") from None
+            chosen["robot_id"] = robot_id
+        if calibration:
+            path = Path(calibration).expanduser()
+            if not path.is_file():
+                raise ValueError(
+                    f"{arm}_calibration_file={calibration!r} does not exist; calibrate with python -m "
+                    f"so101_driver.calibrate --kind {arm}, or pass {arm}_id"
+                )
+            chosen["calibration_file"] = str(path.resolve())
+        if chosen:
+            arms[arm] = chosen
+        elif any(file_parameters(parameter_file, arm).get(key) for key in ("robot_id", "calibration_file")):
+            arms[arm] = {}
+    return {arm: arms.get(arm) for arm in ARMS}
+
+
+def file_parameters(path: Path, node: str) -> dict:
+    """The ros__parameters a parameter file gives this node (keys /**/node, /ns/node, node or /**), in file order."""
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    found: dict = {}
+    for key, value in data.items() if isinstance(data, dict) else ():
+        if str(key).rsplit("/", 1)[-1] in (node, "**") and isinstance(value, dict):
+            found.update(value.get("ros__parameters") or {})
+    return found
 
 
 def session_bag_path(run_dir: str | Path) -> Path:

@@ -28,7 +28,14 @@ SRC = Path(__file__).resolve().parents[2]
 BRINGUP = SRC / "so101_bringup"
 URDF = SRC / "so101_driver" / "urdf" / "so101.urdf"
 PARAM_HELPERS = {"declare_parameter", "_param", "p"}
-REAL = {"follower_port": "/dev/ttyACM0", "leader_port": "/dev/ttyACM1", "camera_source": "0", "reward_model": "m"}
+REAL = {
+    "follower_port": "/dev/ttyACM0",
+    "leader_port": "/dev/ttyACM1",
+    "camera_source": "0",
+    "reward_model": "m",
+    "follower_id": "my_follower",
+    "leader_id": "my_leader",
+}
 OPTIONS = {
     "sim": GraphOptions(mode="sim"),
     "sim+reward": GraphOptions(mode="sim", reward_model="runs/reward/model", initial_checkpoint="a.safetensors"),
@@ -43,15 +50,25 @@ def module_file(module: str) -> Path:
     return Path(spec.origin).resolve()
 
 
+def python_module(name: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except ImportError:  # a.b.NAME where a.b is a module, not a package
+        return None
+    return Path(spec.origin).resolve() if spec is not None and spec.origin and spec.origin.endswith(".py") else None
+
+
 def node_sources(module: str) -> list[Path]:
-    """The node's module and the project modules it imports names from (follower_node -> arm_node)."""
+    """The node's module and the project modules it imports from or imports (follower_node -> arm_node, actor_node
+    -> actor_parameters)."""
     path = module_file(module)
     files = [path]
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0].startswith("so101_"):
-            spec = importlib.util.find_spec(node.module)
-            if spec is not None and spec.origin and spec.origin.endswith(".py"):
-                files.append(Path(spec.origin).resolve())
+            for name in [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]:
+                found = python_module(name)
+                if found is not None and found not in files:
+                    files.append(found)
     return files
 
 
@@ -59,6 +76,12 @@ def declared_parameters(module: str) -> dict[str, type | None]:
     """name -> type of the literal default (None where the default is an expression)."""
     found: dict[str, type | None] = {}
     for path in node_sources(module):
+        for table in ast.walk(ast.parse(path.read_text())):
+            # A parameter table: PARAMETERS = {"name": (default, description, ...), ...}
+            if isinstance(table, ast.Assign) and [getattr(t, "id", None) for t in table.targets] == ["PARAMETERS"]:
+                for key, value in zip(table.value.keys, table.value.values, strict=True):
+                    if isinstance(key, ast.Constant) and isinstance(value, ast.Tuple):
+                        found[key.value] = type(ast.literal_eval(value.elts[0]))
         for call in ast.walk(ast.parse(path.read_text())):
             if not isinstance(call, ast.Call):
                 continue
@@ -149,18 +172,49 @@ def test_modes_differ_as_declared():
     real = {s.name: s for s in build_graph(OPTIONS["real"])}
     assert {"follower", "leader", "wrist_camera", "reward_classifier"} <= set(real) and "so101_sim" not in real
     assert real["actor"].parameters["reset_mode"] == "ik" and sim["actor"].parameters["reset_mode"] == "sim"
-    assert real["follower"].parameters["port"] == "/dev/ttyACM0"
+    assert real["follower"].parameters == {"port": "/dev/ttyACM0", "robot_id": "my_follower"}
+    assert real["leader"].parameters == {"port": "/dev/ttyACM1", "robot_id": "my_leader"}
     assert not {"actor", "learner"} & {s.name for s in build_graph(OPTIONS["real+ros2_control"])}
     assert sim["learner"].parameters["run_dir"] == str(Path("runs/sim") / "learner")
 
 
 def test_bad_options_are_refused_with_the_option_named():
     with pytest.raises(ValueError, match="reward_model"):
-        build_graph(GraphOptions(mode="real", follower_port="a", leader_port="b", camera_source="0"))
+        build_graph(GraphOptions(mode="real", **{**REAL, "reward_model": ""}))
     with pytest.raises(ValueError, match="mode"):
         build_graph(GraphOptions(mode="hardware"))
     with pytest.raises(ValueError, match="params_file"):
         build_graph(GraphOptions(params_file="/nonexistent/params.yaml"))
+
+
+def test_real_mode_needs_each_arms_id_or_calibration_file(tmp_path):
+    """real.yaml names no arm: without an id or a file the drivers would die at start and leave the rest blind."""
+    ports = {k: v for k, v in REAL.items() if not k.endswith("_id")}
+    with pytest.raises(ValueError, match=r"real mode needs follower_id, leader_id: .*--id") as refused:
+        build_graph(GraphOptions(mode="real", **ports))
+    assert "follower_port" not in str(refused.value)
+    with pytest.raises(ValueError, match=r"real mode needs leader_id: "):
+        build_graph(GraphOptions(mode="real", follower_id="f", **ports))
+    with pytest.raises(ValueError, match=r"follower_id='a/b': robot id 'a/b' must be a plain file name"):
+        build_graph(GraphOptions(mode="real", follower_id="a/b", leader_id="l", **ports))
+    with pytest.raises(ValueError, match=r"leader_calibration_file='/nonexistent.json' does not exist"):
+        build_graph(GraphOptions(mode="real", follower_id="f", leader_calibration_file="/nonexistent.json", **ports))
+
+    calibration = tmp_path / "leader.json"
+    calibration.write_text("{}")
+    options = GraphOptions(mode="real", follower_id="f", leader_calibration_file=str(calibration), **ports)
+    nodes = {s.name: s for s in build_graph(options)}
+    assert nodes["leader"].parameters == {"port": "/dev/ttyACM1", "calibration_file": str(calibration.resolve())}
+
+    # A parameter file of the user's that names the arms is enough; its values are then not overridden.
+    params = yaml.safe_load(config_path("real.yaml").read_text())
+    params["/**/follower"]["ros__parameters"]["robot_id"] = "arm_f"
+    params["/**/leader"]["ros__parameters"]["calibration_file"] = str(calibration)
+    own = tmp_path / "mine.yaml"
+    own.write_text(yaml.safe_dump(params))
+    nodes = {s.name: s for s in build_graph(GraphOptions(mode="real", params_file=str(own), **ports))}
+    assert nodes["follower"].parameters == {"port": "/dev/ttyACM0"}
+    assert nodes["leader"].parameters == {"port": "/dev/ttyACM1"}
 
 
 def test_user_params_file_replaces_the_mode_file(tmp_path):
@@ -269,37 +323,76 @@ def top_level_imports(tree: ast.Module) -> set[str]:
     return names
 
 
+def calls_in_order(function: ast.FunctionDef) -> list[str]:
+    """The names of the plain calls (f(...)) in a function, in source order."""
+    calls = [n for n in ast.walk(function) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    return [c.func.id for c in sorted(calls, key=lambda c: (c.lineno, c.col_offset))]
+
+
+def launch_importable() -> bool:
+    return importlib.util.find_spec("launch") is not None and importlib.util.find_spec("launch_ros") is not None
+
+
+def load_launch_file(name: str):
+    spec = importlib.util.spec_from_file_location(name.replace(".", "_"), BRINGUP / "launch" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def expand(name: str, **arguments: str) -> list:
+    """The actions a launch file's OpaqueFunction returns for these arguments, with the real launch API (what
+    `ros2 launch` does before it starts anything)."""
+    import launch
+
+    description = load_launch_file(name).generate_launch_description()
+    context = launch.LaunchContext()
+    context.launch_configurations.update(arguments)  # as `name:=value` on the command line
+    for entity in description.entities:
+        if isinstance(entity, launch.actions.DeclareLaunchArgument):
+            entity.execute(context)
+    (opaque,) = [e for e in description.entities if isinstance(e, launch.actions.OpaqueFunction)]
+    return opaque.execute(context)
+
+
+def node_name(action) -> str | None:
+    """The name a launch_ros Node was declared with. Its node_name property raises RuntimeError before the action
+    has executed (getattr's default does not catch that), so read what the constructor stored."""
+    return vars(action).get("_Node__node_name")
+
+
+def started_packages(actions) -> set[str]:
+    from launch_ros.actions import Node
+
+    return {vars(a)["_Node__package"] for a in actions if isinstance(a, Node)}
+
+
 def test_launch_files_are_built_from_the_declaration():
     hilserl = launch_file("hilserl.launch.py")
-    functions = {n.name for n in hilserl.body if isinstance(n, ast.FunctionDef)}
+    functions = {n.name: n for n in hilserl.body if isinstance(n, ast.FunctionDef)}
     assert "generate_launch_description" in functions
-    assert {"launch", "launch_ros.actions", "so101_bringup.graph"} <= top_level_imports(hilserl)
-    called = {n.func.id for n in ast.walk(hilserl) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
-    assert {"build_graph", "OpaqueFunction", "Node", "ExecuteProcess"} <= called
-    arguments = next(n for n in hilserl.body if isinstance(n, ast.Assign) and n.targets[0].id == "ARGUMENTS")
-    names = {item.elts[0].value for item in arguments.value.elts}
-    fields = set(GraphOptions.__dataclass_fields__)
-    assert fields <= names, f"launch arguments miss {fields - names}"
+    assert {"launch", "launch_ros.actions", "so101_bringup.graph", "so101_bringup.launch_checks"} <= top_level_imports(
+        hilserl
+    )
+    called = calls_in_order(functions["_launch_setup"])
+    assert {"build_graph", "Node", "ExecuteProcess", "_stop_on_exit"} <= set(called)
+    # Everything that can refuse runs before the first action exists: once returned, launch starts them in turn.
+    first_action = called.index("Node")
+    assert max(called.index(c) for c in ("hilserl_launch", "build_graph", "check_installed")) < first_action
+    assert "OpaqueFunction" in calls_in_order(functions["generate_launch_description"])
     view = launch_file("view.launch.py")
-    assert "generate_launch_description" in {n.name for n in view.body if isinstance(n, ast.FunctionDef)}
-    assert {"launch", "launch_ros.actions"} <= top_level_imports(view)
+    functions = {n.name: n for n in view.body if isinstance(n, ast.FunctionDef)}
+    assert {"launch", "launch_ros.actions", "so101_bringup.launch_checks"} <= top_level_imports(view)
+    called = calls_in_order(functions["_launch_setup"])
+    assert max(called.index(c) for c in ("parse_arguments", "check_installed")) < called.index("Node")
     rviz = yaml.safe_load(config_path("so101.rviz").read_text())
     displays = {d["Class"] for d in rviz["Visualization Manager"]["Displays"]}
     assert {"rviz_default_plugins/RobotModel", "rviz_default_plugins/Pose", "rviz_default_plugins/Image"} <= displays
 
     # With a ROS install, the launch description itself is built and its graph actions expanded.
-    if importlib.util.find_spec("launch") is not None and importlib.util.find_spec("launch_ros") is not None:
-        import launch
+    if launch_importable():
+        from launch_ros.actions import Node
 
-        spec = importlib.util.spec_from_file_location("hilserl_launch", BRINGUP / "launch" / "hilserl.launch.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        description = module.generate_launch_description()
-        context = launch.LaunchContext()
-        for entity in description.entities:
-            if isinstance(entity, launch.actions.DeclareLaunchArgument):
-                entity.execute(context)
-        opaque = next(e for e in description.entities if isinstance(e, launch.actions.OpaqueFunction))
-        actions = opaque.execute(context)
-        started = {getattr(a, "node_name", None) or getattr(a, "_Node__node_name", None) for a in actions}
+        actions = expand("hilserl.launch.py", robot_state_publisher="false")
+        started = {node_name(a) for a in actions if isinstance(a, Node)}
         assert {s.name for s in build_graph(GraphOptions())} <= started
