@@ -187,31 +187,6 @@ class Critic(nn.Module):
         return torch.stack([q(features, state, action) for q in self.qs])
 
 
-def sample_exploration(mean: torch.Tensor, std: float, clip: float | None, generator=None) -> torch.Tensor:
-    """DrQ-v2's exploration: mean + clipped Gaussian noise, then into [-1, 1] (TruncatedNormal's sample)."""
-    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype) * std
-    if clip is not None:
-        noise = noise.clamp(-clip, clip)
-    return (mean + noise).clamp(-1.0, 1.0)
-
-
-def linear_schedule(spec: str, step: int) -> float:
-    """RoboBase/DrQ-v2 schedule strings: a number, or 'linear(start,end,duration)'."""
-    spec = spec.strip()
-    try:
-        return float(spec)
-    except ValueError:
-        pass
-    if spec.startswith("linear(") and spec.endswith(")"):
-        try:
-            start, end, duration = (float(v) for v in spec[len("linear(") : -1].split(","))
-        except ValueError as err:
-            raise ValueError(f"bad schedule {spec!r}: expected linear(start,end,duration)") from err
-        mix = min(max(step / duration, 0.0), 1.0) if duration > 0 else 1.0
-        return (1.0 - mix) * start + mix * end
-    raise ValueError(f"bad schedule {spec!r}: expected a number or linear(start,end,duration)")
-
-
 class Policy(nn.Module):
     """What the actor runs: encoder + actor. Its state dict is what the learner publishes."""
 
