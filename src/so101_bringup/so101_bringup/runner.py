@@ -3,11 +3,14 @@
     python -m so101_bringup.runner                               # simulation, until Ctrl-C, run dir runs/sim
     python -m so101_bringup.runner --episodes 20 --record        # stop after 20 episodes, record a bag
     python -m so101_bringup.runner --mode real --reward-model runs/reward/model \\
-        --follower-port so101_follower --leader-port so101_leader --camera-source /dev/v4l/by-id/...
+        --follower-port so101_follower --leader-port so101_leader --camera-source /dev/v4l/by-id/... \\
+        --follower-id my_follower --leader-id my_leader
 
 It starts the same nodes, with the same parameters and remappings, as `ros2 launch so101_bringup
 hilserl.launch.py` (both read so101_bringup.graph), each as `python -m <module> --ros-args ...` with its log in
-RUN_DIR/logs/. A status line shows the episode, success and intervention rates and the learner's progress.
+RUN_DIR/logs/. A status line shows the episode, success and intervention rates and the learner's progress
+(redrawn in place on a terminal; one line per finished episode when the output is a file or a pipe). A node that
+exits stops the run, with its exit code and the end of its log.
 Ctrl-C (or the last episode) stops the actor first, then the learner, which writes its checkpoint, then the rest;
 every process group is reaped, so nothing is left running. Running again with the same run directory resumes: the
 learner replays its journal and loads its last checkpoint.
@@ -69,6 +72,9 @@ class Progress:
     updates: int = 0
     buffer: int = 0
     demo_buffer: int = 0
+    utd: float = 0.0  # achieved update-to-data ratio
+    requested_utd: float = 0.0  # the learner's utd_ratio parameter (0 until its first stats)
+    utd_behind: bool = False  # the learner cannot keep the requested ratio
 
     def on_episode(self, msg) -> None:
         self.episodes += 1
@@ -77,6 +83,8 @@ class Progress:
     def on_stats(self, msg) -> None:
         self.updates_per_second, self.updates = float(msg.updates_per_second), int(msg.updates)
         self.buffer, self.demo_buffer = int(msg.online_buffer_size), int(msg.demo_buffer_size)
+        self.utd, self.requested_utd = float(msg.update_to_data_ratio), float(msg.requested_utd)
+        self.utd_behind = bool(msg.utd_behind)
 
     def line(self) -> str:
         if self.recent:
@@ -85,10 +93,50 @@ class Progress:
             rates = f"success {success:3.0f}%  intervention {intervention:3.0f}% (last {len(self.recent)})"
         else:
             rates = "waiting for the first episode"
+        utd = f"UTD {self.utd:.2f}/{self.requested_utd:.2f}" + (" BEHIND (learner too slow)" if self.utd_behind else "")
         return (
             f"episode {self.episodes:4d} | {rates} | learner {self.updates_per_second:5.1f} upd/s, "
-            f"{self.updates} updates | buffer {self.buffer} online, {self.demo_buffer} demo"
+            f"{self.updates} updates, {utd} | buffer {self.buffer} online, {self.demo_buffer} demo"
         )
+
+
+class StatusLine:
+    """The status line on a terminal: redrawn in place. In a file or a pipe (a `make sim` log), carriage returns
+    would pile up one full line per refresh, so there it prints one line per finished episode instead."""
+
+    WIDTH = 160
+
+    def __init__(self, stream, tty: bool | None = None):
+        self.stream = stream
+        self.tty = stream.isatty() if tty is None else tty
+        self.printed_episodes = 0
+        self.drawn = False  # a redrawn line is on the terminal without its newline
+
+    def update(self, progress: Progress) -> None:
+        if self.tty:
+            self.stream.write("\r" + progress.line()[: self.WIDTH].ljust(self.WIDTH))
+            self.drawn = True
+        elif progress.episodes > self.printed_episodes:
+            self.stream.write(progress.line() + "\n")
+            self.printed_episodes = progress.episodes
+        self.stream.flush()
+
+    def end(self) -> None:
+        """Ends a redrawn line, so the next message starts on its own line."""
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = False
+
+
+def exit_report(name: str, code: int, log: Path, lines: int = 10) -> str:
+    """Why the run stops: which node, its exit code, and the last lines of its log."""
+    try:
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+    except OSError as err:
+        tail = [f"(cannot read its log: {err})"]
+    body = "\n".join("    " + line for line in tail) if tail else "    (its log is empty)"
+    return f"node {name} exited with code {code}; the last lines of {log}:\n{body}"
 
 
 class Runner:
@@ -179,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespace", default="")
     parser.add_argument("--follower-port", default="", help="real mode: follower bus port")
     parser.add_argument("--leader-port", default="", help="real mode: leader bus port")
+    parser.add_argument("--follower-id", default="", help="real mode: the follower's LeRobot id (its calibration)")
+    parser.add_argument("--leader-id", default="", help="real mode: the leader's LeRobot id (its calibration)")
+    parser.add_argument("--follower-calibration-file", default="", help="real mode: instead of --follower-id")
+    parser.add_argument("--leader-calibration-file", default="", help="real mode: instead of --leader-id")
     parser.add_argument("--camera-source", default="", help="real mode: camera device, video file or folder")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: the environment's)")
     parser.add_argument("--no-status", action="store_true", help="no live status line")
@@ -198,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             run_dir=str(run_dir),
             follower_port=args.follower_port,
             leader_port=args.leader_port,
+            follower_id=args.follower_id,
+            leader_id=args.leader_id,
+            follower_calibration_file=args.follower_calibration_file,
+            leader_calibration_file=args.leader_calibration_file,
             camera_source=args.camera_source,
             max_episodes=args.episodes,
         )
@@ -216,27 +272,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run directory {run_dir}; processes: {', '.join(runner.processes)}; logs in {runner.logs}", flush=True)
     watcher = threading.Thread(target=watch_progress, args=(progress, stop, args.namespace), daemon=True)
     watcher.start()
+    status = StatusLine(sys.stdout)
     code = 0
     try:
         while not interrupted.is_set():
             time.sleep(0.5)
             if not args.no_status:
-                print("\r" + progress.line()[:160].ljust(160), end="", flush=True)
+                status.update(progress)
             exited = runner.exited()
-            if "actor" in exited:
-                if exited["actor"] != 0:
-                    code = 1
-                    print(f"\nthe actor exited with {exited['actor']}: see {runner.logs / 'actor.log'}")
-                break
-            failed = {name: rc for name, rc in exited.items() if name != "actor"}
+            # The actor exits 0 after its last episode; any other exit (a driver that could not start, ...) stops
+            # the run: the rest must not go on without it.
+            failed = {name: rc for name, rc in exited.items() if not (name == "actor" and rc == 0)}
+            for name, rc in failed.items():
+                status.end()
+                print(exit_report(name, rc, runner.logs / f"{name}.log"), flush=True)
             if failed:
                 code = 1
-                print(f"\nnode(s) exited: {failed}; see their logs in {runner.logs}")
+            if exited:
                 break
     except KeyboardInterrupt:
         pass
     finally:
-        print("\nstopping: actor, then the learner (checkpoint), then the rest ...", flush=True)
+        status.end()
+        print("stopping: actor, then the learner (checkpoint), then the rest ...", flush=True)
         runner.stop()
         stop.set()
         watcher.join(timeout=5.0)

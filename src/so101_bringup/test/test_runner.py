@@ -7,6 +7,7 @@ after which the learner's checkpoint is written and no process of the run is lef
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 
 from so101_bringup.graph import GraphOptions, build_graph
-from so101_bringup.runner import Progress, _yaml, node_command
+from so101_bringup.runner import Progress, StatusLine, _yaml, exit_report, main, node_command
 from so101_testing.graph import wait_until
 
 SHORT = """
@@ -33,8 +34,9 @@ SHORT = """
 
 
 def run(tmp_path: Path, *args: str) -> subprocess.Popen:
+    """The runner with its output in a pipe, as in a `make sim > log` (its status line prints once per episode)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "so101_bringup.runner", "--run-dir", str(tmp_path / "run"), "--no-status",
+        [sys.executable, "-m", "so101_bringup.runner", "--run-dir", str(tmp_path / "run"),
          "--params-file", str(tmp_path / "short.yaml"), *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
@@ -82,16 +84,83 @@ def test_node_commands_quote_parameters_as_ros_reads_them():
     assert cmd[cmd.index("--params-file") + 1].endswith("sim.yaml")
 
 
-def test_status_line_counts_rates_over_recent_episodes():
-    class Episode:
-        def __init__(self, success, intervention_steps, steps):
-            self.success, self.intervention_steps, self.steps = success, intervention_steps, steps
+class Episode:
+    def __init__(self, success, intervention_steps, steps):
+        self.success, self.intervention_steps, self.steps = success, intervention_steps, steps
 
+
+def stats(achieved: float, requested: float, behind: bool):
+    from so101_hilserl_interfaces.msg import LearnerStats
+
+    return LearnerStats(
+        updates=40, updates_per_second=2.5, update_to_data_ratio=achieved, requested_utd=requested, utd_behind=behind,
+        online_buffer_size=30, demo_buffer_size=12,
+    )  # fmt: skip
+
+
+def test_status_line_counts_rates_over_recent_episodes_and_shows_the_learners_utd():
     progress = Progress()
     progress.on_episode(Episode(True, 5, 10))
     progress.on_episode(Episode(False, 0, 30))
+    progress.on_stats(stats(0.98, 1.0, False))
     line = progress.line()
     assert "episode    2" in line and "success  50%" in line and "intervention  12%" in line
+    assert "40 updates, UTD 0.98/1.00 |" in line and "buffer 30 online, 12 demo" in line and "BEHIND" not in line
+    progress.on_stats(stats(0.41, 2.0, True))
+    assert "UTD 0.41/2.00 BEHIND (learner too slow)" in progress.line()
+
+
+class Stream(io.StringIO):
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_status_line_redraws_on_a_terminal_and_prints_one_line_per_episode_elsewhere():
+    progress = Progress()
+    for tty in (True, False):
+        stream = Stream(tty)
+        status = StatusLine(stream)
+        status.update(progress)  # before any episode
+        progress.on_episode(Episode(True, 0, 10))
+        status.update(progress)
+        status.update(progress)  # refreshes without a new episode
+        progress.on_episode(Episode(False, 3, 10))
+        progress.on_episode(Episode(False, 0, 10))  # two episodes between refreshes: one line, with the count
+        status.update(progress)
+        status.end()
+        out = stream.getvalue()
+        if tty:
+            assert out.count("\r") == 4 and out.endswith("\n") and out.count("\n") == 1
+        else:
+            lines = out.splitlines()
+            assert "\r" not in out and [" ".join(line.split("|")[0].split()) for line in lines] == [
+                "episode 1",
+                "episode 3",
+            ]
+            assert len(lines) == 2 and out.endswith("\n")
+        progress = Progress()
+
+
+def test_a_node_exit_is_reported_with_its_code_and_the_end_of_its_log(tmp_path):
+    log = tmp_path / "follower.log"
+    log.write_text("".join(f"line {i}\n" for i in range(30)) + "CalibrationError: no LeRobot calibration\n")
+    report = exit_report("follower", 2, log)
+    first, *tail = report.splitlines()
+    assert first == f"node follower exited with code 2; the last lines of {log}:"
+    assert len(tail) == 10 and tail[-1] == "    CalibrationError: no LeRobot calibration" and tail[0] == "    line 21"
+    assert "cannot read its log" in exit_report("leader", 1, tmp_path / "missing.log")
+
+
+def test_real_mode_without_the_arms_ids_is_refused_before_anything_starts(tmp_path, capsys):
+    ports = ["--follower-port", "a", "--leader-port", "b", "--camera-source", "0", "--reward-model", "m"]
+    args = ["--mode", "real", "--run-dir", str(tmp_path / "run"), "--domain-id", "1", *ports]
+    assert main([*args, "--follower-id", "f"]) == 2
+    assert capsys.readouterr().err.startswith("error: real mode needs leader_id: ")
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_run_stops_after_its_episodes_and_a_second_run_resumes_and_stops_cleanly_on_ctrl_c(tmp_path):
@@ -101,6 +170,7 @@ def test_a_run_stops_after_its_episodes_and_a_second_run_resumes_and_stops_clean
     out, _ = first.communicate(timeout=240)
     assert first.returncode == 0, out
     assert "episode    1" in out and "resume with the same --run-dir" in out
+    assert "\r" not in out  # a pipe gets whole lines, not a redrawn status line
     assert {p.name for p in (run_dir / "logs").iterdir()} >= {"so101_sim.log", "actor.log", "learner.log"}
     steps = checkpoint_steps(run_dir)
     assert steps, "Ctrl-C/stop must leave a checkpoint"
