@@ -14,6 +14,10 @@ EEPROM end up exactly as ``lerobot-calibrate`` would leave them, and either tool
 
 ``--write-only FILE`` writes an existing file to the motors (LeRobot's "press ENTER to use the existing
 calibration" path). Every prompt goes through an injectable ``input_fn`` so tests can play the human.
+
+A recorded range, or a file, in which a joint spans less than ``calibration.MIN_RANGE_TICKS`` (the joint was not
+moved during the recording) is refused, naming the joint and its range: written to the servos, its limits would
+lock the joint, and its mid-of-range zero is wrong. ``--force`` accepts it (a joint that really cannot move further).
 """
 
 from __future__ import annotations
@@ -33,8 +37,11 @@ from so101_driver.calibration import (
     Calibration,
     CalibrationError,
     MotorCalibration,
+    check_ranges,
+    describe_narrow_ranges,
     find_lerobot_calibration,
     load_calibration,
+    narrow_ranges,
     save_calibration,
     validate_calibration,
 )
@@ -122,6 +129,7 @@ class ArmCalibrator:
         motor_ids: dict[str, int] | None = None,
         record_wrist_roll: bool = False,
         poll_hz: float = 50.0,
+        force: bool = False,
     ):
         self.bus = bus
         self.input_fn = input_fn
@@ -131,6 +139,7 @@ class ArmCalibrator:
         self.ids = [self.motor_ids[name] for name in self.names]
         self.record_wrist_roll = record_wrist_roll
         self.poll_period_s = 1.0 / poll_hz
+        self.force = force  # accept joints that span less than MIN_RANGE_TICKS
 
     def say(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
@@ -260,6 +269,15 @@ class ArmCalibrator:
             )
             for name in self.names
         }
+        narrow = narrow_ranges(calibration)
+        if narrow and not self.force:
+            raise CalibrationAborted(
+                describe_narrow_ranges(narrow, "recorded ranges")
+                + ". Homing offsets are already on the servos; nothing else was written. To keep these ranges "
+                "(a joint that cannot move further), run again with --force"
+            )
+        if narrow:
+            self.say("warning (--force): " + "; ".join(narrow))
         write_calibration_to_motors(self.bus, calibration)
         return calibration
 
@@ -301,6 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="record wrist_roll's range like LeRobot <= 0.4.2 did; default: 0..4095 (full turn) like LeRobot >= 0.4.3",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="accept a recorded range or a file in which a joint spans less than its minimum (a tenth of its URDF "
+        "travel, e.g. 251 ticks for shoulder_pan); default: refuse, since a joint not moved during calibration gets "
+        "a wrong zero and servo limits that lock it",
+    )
     parser.add_argument("--baudrate", type=int, default=1_000_000, help="bus baud rate (default 1000000)")
     return parser
 
@@ -335,13 +360,19 @@ def main(
     try:
         existing: Calibration | None = None
         if args.write_only is not None:
-            existing = load_calibration(args.write_only)
+            existing = load_calibration(args.write_only, warn_narrow=False)
+            narrow = narrow_ranges(existing)
+            if narrow and not args.force:
+                message = describe_narrow_ranges(narrow, str(args.write_only))
+                raise CalibrationError(f"{message}; or pass --force to write it anyway")
             target = None
         else:
             target = _target_path(args)
             if target.is_file():
                 try:
-                    candidate = load_calibration(target)
+                    candidate = load_calibration(target, warn_narrow=False)
+                    if not args.force:
+                        check_ranges(candidate, str(target))
                 except CalibrationError as exc:
                     print(f"The existing file cannot be used ({exc}); recording a new calibration.", file=out)
                 else:
@@ -360,7 +391,9 @@ def main(
             _print_calibration(existing, out)
             return 0
         print(f"Calibrating the {args.kind} arm on {args.port}.", file=out)
-        calibrator = ArmCalibrator(bus, input_fn, out, motor_ids, record_wrist_roll=args.record_wrist_roll)
+        calibrator = ArmCalibrator(
+            bus, input_fn, out, motor_ids, record_wrist_roll=args.record_wrist_roll, force=args.force
+        )
         calibration = calibrator.run()
         save_calibration(target, calibration)
         print(f"Calibration written to the motors and saved to {target}:", file=out)

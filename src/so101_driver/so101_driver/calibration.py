@@ -42,6 +42,12 @@ range_min, range_max}}``) under ``$HF_LEROBOT_CALIBRATION/{robots|teleoperators}
 array schema (homing_offset, drive_mode, start_pos, end_pos, calib_mode, motor_names) is refused with a message: its
 DEGREE joints store only a software offset to a "zero pose" and no range, so there is no faithful way to obtain the
 mid-of-range zero above from it; recalibrating takes two minutes.
+
+A joint that was not moved through its range during calibration records a range of a few ticks (a published
+follower file has shoulder_pan 1996..2047): its zero (the middle of that range) is wrong and its servo limits lock it
+in place. ``narrow_ranges`` names such joints (``MIN_RANGE_TICKS``); ``load_calibration`` warns about them
+(``NarrowRangeWarning``, so a driver starting on such a file says so) and ``python -m so101_driver.calibrate`` refuses
+to record or write one unless ``--force`` is given.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -77,12 +84,32 @@ LEROBOT_DIRECTORIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "follower": ("robots", ("so_follower", "so101_follower")),
     "leader": ("teleoperators", ("so_leader", "so101_leader")),
 }
+# The shortest range a calibrated joint may span. A joint left still during calibration records noise and the knocks
+# of moving its neighbours: a few ticks up to ~50 (the published file above: 51 ticks, 4.5 deg). A real calibration,
+# even a hasty one, sweeps most of the travel: 1494..3857 ticks per joint in the reference follower file, ~600..700
+# in a hasty published leader file. A tenth of each joint's URDF travel (so101_new_calib limits) lies between the two
+# with a wide margin both ways; with less, the mid-of-range zero is off by up to half the joint's travel.
+MIN_RANGE_DEGREES: dict[str, float] = {
+    "shoulder_pan": 22.0,  # URDF travel 220 deg (+-110)
+    "shoulder_lift": 20.0,  # 200 deg (+-100)
+    "elbow_flex": 19.0,  # 193.7 deg (+-96.8)
+    "wrist_flex": 19.0,  # 190 deg (+-95)
+    "wrist_roll": 32.0,  # 320 deg (-157..163); LeRobot >= v0.4.3 writes the full turn 0..4095 anyway
+    "gripper": 11.0,  # 110 deg (-10..100)
+}
+MIN_RANGE_TICKS: dict[str, int] = {
+    name: math.ceil(degrees * LEROBOT_MAX_RES / 360) for name, degrees in MIN_RANGE_DEGREES.items()
+}
 OLD_FORMAT_KEYS = frozenset({"homing_offset", "drive_mode", "start_pos", "end_pos", "calib_mode", "motor_names"})
 RECALIBRATE_HINT = "python -m so101_driver.calibrate --port PORT --kind follower|leader --id NAME"
 
 
 class CalibrationError(ValueError):
     """A calibration file or table that cannot be used; the message names the file, the field and the fix."""
+
+
+class NarrowRangeWarning(UserWarning):
+    """A calibration in which a joint spans less than MIN_RANGE_TICKS: it was not moved during calibration."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +178,38 @@ def validate_calibration(calibration: Mapping[str, MotorCalibration], source: st
         raise CalibrationError(f"{source}: motor ids {ids} are not unique; every servo on a bus needs its own id")
 
 
+def narrow_ranges(calibration: Mapping[str, MotorCalibration]) -> list[str]:
+    """One description per joint (JOINT_NAMES order) whose range is shorter than MIN_RANGE_TICKS."""
+    found = []
+    for name in JOINT_NAMES:
+        motor = calibration.get(name)
+        if motor is None:
+            continue
+        span = motor.range_max - motor.range_min
+        if span < MIN_RANGE_TICKS[name]:
+            found.append(
+                f"{name} spans only {span} ticks ({motor.range_min}..{motor.range_max}, "
+                f"{span * 360 / LEROBOT_MAX_RES:.1f} deg; a calibrated {name} spans at least {MIN_RANGE_TICKS[name]})"
+            )
+    return found
+
+
+def describe_narrow_ranges(narrow: list[str], source: str) -> str:
+    """The one-line message for ``narrow_ranges``' findings in ``source``."""
+    return (
+        f"{source}: {'; '.join(narrow)}. A joint not moved through its whole range during calibration gets a wrong "
+        f"zero (the middle of the recorded range) and servo limits that lock it; recalibrate and move every joint "
+        f"end to end ({RECALIBRATE_HINT})"
+    )
+
+
+def check_ranges(calibration: Mapping[str, MotorCalibration], source: str = "calibration") -> None:
+    """Raise CalibrationError naming every joint whose range is too short (see MIN_RANGE_TICKS)."""
+    narrow = narrow_ranges(calibration)
+    if narrow:
+        raise CalibrationError(describe_narrow_ranges(narrow, source))
+
+
 def _describe_old_format(path: Path) -> str:
     return (
         f"{path} is LeRobot's pre-2025 calibration format (arrays homing_offset, drive_mode, start_pos, end_pos, "
@@ -184,8 +243,12 @@ def calibration_from_dict(data: object, source: str = "calibration") -> Calibrat
     return {name: calibration[name] for name in JOINT_NAMES}
 
 
-def load_calibration(path: str | Path) -> Calibration:
-    """Read a LeRobot calibration JSON file (either directory generation: the file format is the same)."""
+def load_calibration(path: str | Path, *, warn_narrow: bool = True) -> Calibration:
+    """Read a LeRobot calibration JSON file (either directory generation: the file format is the same).
+
+    A joint whose range is too short (``narrow_ranges``) is reported as a NarrowRangeWarning, not refused: the file
+    is usable and the drivers compare it with what the servos hold; ``check_ranges`` is the strict check.
+    """
     path = Path(path).expanduser()
     try:
         text = path.read_text(encoding="utf-8")
@@ -197,7 +260,11 @@ def load_calibration(path: str | Path) -> Calibration:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CalibrationError(f"calibration file {path} is not valid JSON: {exc}") from exc
-    return calibration_from_dict(data, str(path))
+    calibration = calibration_from_dict(data, str(path))
+    narrow = narrow_ranges(calibration)
+    if warn_narrow and narrow:
+        warnings.warn(describe_narrow_ranges(narrow, str(path)), NarrowRangeWarning, stacklevel=2)
+    return calibration
 
 
 def calibration_to_dict(calibration: Mapping[str, MotorCalibration]) -> dict[str, dict[str, int]]:

@@ -43,8 +43,9 @@ def wait_for_polls(emulator: ServoBusEmulator, n: int = 3, timeout_s: float = 5.
 class Human:
     """Plays the person at the keyboard: answers each prompt after doing what it asks with the arm."""
 
-    def __init__(self, emulator: ServoBusEmulator, middle=MIDDLE, skip=(), existing_answer: str = "c"):
+    def __init__(self, emulator: ServoBusEmulator, middle=MIDDLE, skip=(), existing_answer: str = "c", barely=()):
         self.emulator, self.middle, self.skip = emulator, dict(middle), set(skip)
+        self.barely = set(barely)  # joints only nudged (-25..+26 ticks), as when one forgets to move them
         self.existing_answer = existing_answer
         self.prompts: list[str] = []
 
@@ -65,7 +66,9 @@ class Human:
             for name in JOINT_NAMES:
                 if name in self.skip:
                     continue
-                for actual in (LOW[name], HIGH[name], self.middle[name]):
+                middle = self.middle[name]
+                ends = (middle - 25, middle + 26) if name in self.barely else (LOW[name], HIGH[name])
+                for actual in (*ends, middle):
                     self.hold(name, actual)
                     wait_for_polls(self.emulator)
             return ""
@@ -226,3 +229,48 @@ def test_write_only_from_the_command_line(emulator, tmp_path):
 def test_missing_port_is_a_clear_error(tmp_path, calibration_root):
     code, _, err = run_cli(["--port", str(tmp_path / "nothing"), "--kind", "leader", "--id", "x"], lambda prompt: "")
     assert code == 1 and "does not exist" in err and str(Path(tmp_path / "nothing")) in err
+
+
+def test_a_joint_barely_moved_is_refused_naming_it_and_force_keeps_it(emulator, calibration_root):
+    """shoulder_pan nudged by 51 ticks (like the published 1996..2047 file): refused with its range, nothing but the
+    homing offsets written; --force records it as it is."""
+    path = calibration_root / "robots" / "so_follower" / "arm.json"
+    human = Human(emulator, barely={"shoulder_pan"})
+    code, _, err = run_cli(["--port", emulator.port, "--kind", "follower", "--id", "arm"], human)
+    assert code == 1
+    assert "shoulder_pan spans only 51 ticks (2022..2073, 4.5 deg" in err and "--force" in err, err
+    assert "elbow_flex" not in err and err.count("\n") == 1
+    assert not path.exists()
+    assert emulator.register(IDS["shoulder_pan"], "Max_Position_Limit") == 4095  # limits not written
+
+    human = Human(emulator, barely={"shoulder_pan"})
+    code, out, err = run_cli(["--port", emulator.port, "--kind", "follower", "--id", "arm", "--force"], human)
+    assert code == 0, err
+    assert "warning (--force): shoulder_pan spans only 51 ticks" in out
+    saved = json.loads(path.read_text())["shoulder_pan"]
+    assert (saved["range_min"], saved["range_max"]) == (2022, 2073)
+    assert emulator.register(IDS["shoulder_pan"], "Max_Position_Limit") == 2073
+
+
+def test_write_only_refuses_a_narrow_file_unless_forced(emulator, tmp_path, calibration_root):
+    table = {name: expected_entry(name, record_wrist_roll=False) for name in JOINT_NAMES}
+    table["shoulder_pan"] = table["shoulder_pan"] | {"range_min": 1996, "range_max": 2047}
+    path = tmp_path / "still_pan.json"
+    path.write_text(json.dumps(table, indent=4))
+    args = ["--port", emulator.port, "--kind", "follower", "--write-only", str(path)]
+    code, _, err = run_cli(args, lambda prompt: "")
+    assert code == 1 and str(path) in err and "shoulder_pan spans only 51 ticks (1996..2047" in err and "--force" in err
+    assert emulator.register(IDS["shoulder_pan"], "Max_Position_Limit") == 4095  # nothing written
+    code, _, err = run_cli([*args, "--force"], lambda prompt: "")
+    assert code == 0, err
+    assert_servos_hold(emulator, table)
+
+    # The same file where LeRobot keeps it: not offered for ENTER-to-write, a new calibration is recorded instead.
+    stored = calibration_root / "robots" / "so_follower" / "arm.json"
+    stored.parent.mkdir(parents=True)
+    stored.write_text(path.read_text())
+    human = Human(emulator)
+    code, out, err = run_cli(["--port", emulator.port, "--kind", "follower", "--id", "arm"], human)
+    assert code == 0, err
+    assert "The existing file cannot be used" in out and "shoulder_pan spans only 51 ticks" in out
+    assert json.loads(stored.read_text()) == {name: expected_entry(name, False) for name in JOINT_NAMES}

@@ -4,6 +4,7 @@
 import json
 import math
 import os
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,12 +12,17 @@ import numpy as np
 import pytest
 
 from so101_driver.calibration import (
+    MIN_RANGE_DEGREES,
+    MIN_RANGE_TICKS,
     CalibrationError,
     JointConversion,
     MotorCalibration,
+    NarrowRangeWarning,
+    check_ranges,
     find_lerobot_calibration,
     lerobot_calibration_root,
     load_calibration,
+    narrow_ranges,
     save_calibration,
 )
 from so101_driver.joints import JOINT_NAMES
@@ -394,3 +400,47 @@ def test_unreadable_files(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(CalibrationError, match=r"broken\.json is not valid JSON"):
         load_calibration(tmp_path / "broken.json")
+
+
+# --- a joint that was not moved during calibration --------------------------------------------------------------------
+def test_a_joint_never_moved_is_named_with_its_range(tmp_path):
+    """The published follower file whose shoulder_pan was left still (1996..2047): the loader warns naming it, the
+    strict check refuses it; real calibrations (a follower, a LeRobot >= 0.4.3 leader) pass both."""
+    path = tmp_path / "still_pan.json"
+    path.write_text(json.dumps(entry_with("shoulder_pan", range_min=1996, range_max=2047), indent=4))
+    with pytest.warns(NarrowRangeWarning) as caught:
+        calibration = load_calibration(path)  # still usable: the drivers compare it with the servos themselves
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert str(path) in message and "shoulder_pan spans only 51 ticks (1996..2047, 4.5 deg" in message
+    assert "recalibrate" in message and "elbow_flex" not in message
+    with pytest.raises(CalibrationError, match=r"shoulder_pan spans only 51 ticks \(1996\.\.2047"):
+        check_ranges(calibration, str(path))
+
+    for name, data in (("tzili", json.loads(TZILI_FOLLOWER)), ("leader", LEADER_V043)):
+        good = tmp_path / f"{name}.json"
+        good.write_text(json.dumps(data, indent=4))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no warning at all
+            check_ranges(load_calibration(good))
+
+
+@pytest.mark.parametrize("name", JOINT_NAMES)
+def test_minimum_span_is_exact_per_joint(name):
+    """One tick under a joint's minimum is named (that joint alone), the minimum itself passes."""
+    base = {n: MotorCalibration(i + 1, 0, 0, 0, 4095) for i, n in enumerate(JOINT_NAMES)}
+    low = 1000
+    at_minimum = with_motor(base, name, range_min=low, range_max=low + MIN_RANGE_TICKS[name])
+    assert narrow_ranges(at_minimum) == []
+    under = with_motor(base, name, range_min=low, range_max=low + MIN_RANGE_TICKS[name] - 1)
+    found = narrow_ranges(under)
+    assert len(found) == 1 and found[0].startswith(f"{name} spans only {MIN_RANGE_TICKS[name] - 1} ticks")
+
+
+def test_minimum_spans_are_a_tenth_of_the_urdf_travel():
+    """The thresholds follow the robot model: a tenth of each joint's URDF travel, within a degree."""
+    kinematics = Kinematics()
+    travel = np.rad2deg(kinematics.upper - kinematics.lower)
+    for i, name in enumerate(JOINT_NAMES):
+        assert abs(MIN_RANGE_DEGREES[name] - travel[i] / 10) < 1.0, (name, travel[i])
+        assert MIN_RANGE_TICKS[name] == math.ceil(MIN_RANGE_DEGREES[name] * MAX_RES / 360)
