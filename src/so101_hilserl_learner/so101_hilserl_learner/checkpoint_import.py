@@ -640,7 +640,14 @@ def import_lerobot_with_source(
     if not isinstance(lr_config, dict):
         raise CheckpointImportError(f"{config_path}: expected a JSON object")
     if lr_config.get("type") != "drqv2":
-        raise CheckpointImportError(f"{config_path}: type is {lr_config.get('type')!r}, expected 'drqv2'")
+        why = ""
+        if lr_config.get("type") == "sac":  # what upstream LeRobot's HIL-SERL trains: another network and algorithm
+            why = (
+                "; upstream LeRobot's HIL-SERL policies are 'sac' and cannot be imported: only 'drqv2' directories "
+                "(the seed author's LeRobot fork) map onto this project's DrQ-v2 agent. Start from a RoboBase "
+                "snapshot (import-robobase) or from scratch"
+            )
+        raise CheckpointImportError(f"{config_path}: type is {lr_config.get('type')!r}, expected 'drqv2'{why}")
     try:
         state, _ = read_safetensors(weights_path.read_bytes())
     except PolicyFormatError as err:
