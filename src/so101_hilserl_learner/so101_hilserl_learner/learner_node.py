@@ -275,7 +275,10 @@ class LearnerNode(Node):
     def _train_thread(self) -> None:
         try:
             self._train_loop()
-        except BaseException as err:  # a learner that silently stopped training would look healthy: die instead
+        except BaseException as err:
+            if not self._running or not self.context.ok():
+                return  # shutting down (Ctrl-C invalidates the context first): destroy_node writes the checkpoint
+            # a learner that silently stopped training would look healthy: die instead
             self.get_logger().fatal(f"training thread failed: {type(err).__name__}: {err}")
             os._exit(1)
 
