@@ -38,10 +38,10 @@ Three frames describe a joint position:
 
 Calibration files: LeRobot's current format (draccus JSON, indent 4, ``{motor: {id, drive_mode, homing_offset,
 range_min, range_max}}``) under ``$HF_LEROBOT_CALIBRATION/{robots|teleoperators}/<name>/<id>.json`` where <name> is
-``so101_follower``/``so101_leader`` up to LeRobot v0.4.2 and ``so_follower``/``so_leader`` from v0.4.3. The pre-2025
-array schema (homing_offset, drive_mode, start_pos, end_pos, calib_mode, motor_names) is refused with a message: its
-DEGREE joints store only a software offset to a "zero pose" and no range, so there is no faithful way to obtain the
-mid-of-range zero above from it; recalibrating takes two minutes.
+``so101_follower``/``so101_leader`` up to LeRobot v0.4.2 and ``so_follower``/``so_leader`` from v0.4.3. The older
+array schema (homing_offset, drive_mode, start_pos, end_pos, calib_mode, motor_names; LeRobot before its mid-2025
+motors-bus rewrite) is refused with a message: its DEGREE joints store only a software offset to a "zero pose" and
+no range, so there is no faithful way to obtain the mid-of-range zero above from it; recalibrating takes two minutes.
 
 A joint that was not moved through its range during calibration records a range of a few ticks (a published
 follower file has shoulder_pan 1996..2047): its zero (the middle of that range) is wrong and its servo limits lock it
@@ -212,10 +212,11 @@ def check_ranges(calibration: Mapping[str, MotorCalibration], source: str = "cal
 
 def _describe_old_format(path: Path) -> str:
     return (
-        f"{path} is LeRobot's pre-2025 calibration format (arrays homing_offset, drive_mode, start_pos, end_pos, "
-        "calib_mode, motor_names). Its DEGREE joints store only a software offset to a 'zero pose' and no range, so "
-        "it cannot be mapped to the mid-of-range zero that the URDF and current LeRobot use without guessing. "
-        f"Recalibrate the arm: {RECALIBRATE_HINT} (or lerobot-calibrate from a current LeRobot)"
+        f"{path} is LeRobot's calibration format from before its mid-2025 motors-bus rewrite (arrays homing_offset, "
+        "drive_mode, start_pos, end_pos, calib_mode, motor_names). Its DEGREE joints store only a software offset to "
+        "a 'zero pose' and no range, so it cannot be mapped to the mid-of-range zero that the URDF and current "
+        f"LeRobot use without guessing. Recalibrate the arm: {RECALIBRATE_HINT} (or lerobot-calibrate from a current "
+        "LeRobot)"
     )
 
 

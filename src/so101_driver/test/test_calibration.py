@@ -356,7 +356,7 @@ def test_old_array_format_is_refused_with_the_fix(tmp_path):
     with pytest.raises(CalibrationError) as error:
         load_calibration(path)
     message = str(error.value)
-    assert str(path) in message and "pre-2025" in message and "calib_mode" in message
+    assert str(path) in message and "mid-2025" in message and "calib_mode" in message
     assert "Recalibrate" in message and "so101_driver.calibrate" in message
 
 
