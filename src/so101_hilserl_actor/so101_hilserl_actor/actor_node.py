@@ -2,26 +2,23 @@
 
 Subscriptions store the newest readings; a loop thread paced by actor_loop.Pacer resets the scene (sim/reset, or
 actor_loop.IkReset on the real arm), then hands each step's readings to ControlStep and publishes what it returns
-(joint command, transition, episode summary). SIGINT/SIGTERM stop it cleanly: the open episode is committed as
-truncated ("stopped") before the process exits 0; a second signal exits at once.
+(joint command, transition, episode summary). On shutdown (SIGINT/SIGTERM through node_main, which calls
+destroy_node with the context still valid) the loop commits the open episode as truncated ("stopped") and waits
+for its delivery before the node goes; an exception in the loop ends the process with code 1 (node_main).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
 import threading
 import time
-import traceback
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import rclpy
-import rclpy.signals
 import torch
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.duration import Duration
@@ -89,14 +86,9 @@ class ActorNode(Node):
         self.transition_pub = self.create_publisher(Transition, "hilserl/transitions", qos.TRANSITIONS)
         self.episode_pub = self.create_publisher(EpisodeSummary, "hilserl/episodes", qos.EVENTS)
         self.reset_client = self.create_client(ResetEpisode, "sim/reset", callback_group=ReentrantCallbackGroup())
-        self.create_timer(0.2, lambda: None)  # wakes the executor, so a signal is handled without traffic
 
         self._stop = threading.Event()
         self.finished = Future()  # completes when the loop ends: node_main stops spinning, the process exits 0
-        if threading.current_thread() is threading.main_thread():
-            rclpy.signals.uninstall_signal_handlers()  # rclpy's would invalidate the context before the commit
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, self._on_signal)
         self._loop = threading.Thread(target=self._run, name="actor-loop", daemon=True)
         self._loop.start()
         mode, c = "evaluation" if self.evaluation else "training", self.control
@@ -136,11 +128,6 @@ class ActorNode(Node):
             self.get_logger().warning(f"policy weights {msg.version} refused, keeping "
                                       f"{self.control.policy_version}: {problem}")  # fmt: skip
 
-    def _on_signal(self, signum, frame) -> None:
-        signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
-        self.get_logger().info("stopping: committing the open episode")
-        self._stop.set()
-
     def _read_inputs(self) -> StepInputs | None:
         with self._lock:
             if self._follower is None or self._leader is None or not self._images:
@@ -155,37 +142,33 @@ class ActorNode(Node):
         # In this thread: torch's thread count is per thread; one thread, no OpenMP spinning against the executor.
         torch.set_num_threads(self.torch_threads)
         sys.setswitchinterval(0.0005)  # hand the GIL back quickly: callback threads must not stall the step
-        try:
-            while not self._stop.is_set() and rclpy.ok(context=self.context):
-                takers = self.transition_pub.get_subscription_count()
-                inputs = self._read_inputs() if takers >= self.wait_for_subscribers else None
-                if inputs is None:
-                    self.get_logger().info(f"waiting for inputs and {self.wait_for_subscribers} taker(s) of "
-                                           "transitions", throttle_duration_sec=5.0)  # fmt: skip
-                    self._stop.wait(0.05)
-                    self.pacer.restart()
-                elif not self.control.episode_open:
-                    if self.max_episodes and self.episodes_done >= self.max_episodes:
-                        break
-                    self._start_episode()
-                    self.pacer.restart()
-                else:
-                    self.pacer.step_started()
-                    started = time.perf_counter()
-                    self._publish(self.control.step(inputs))
-                    self.step_compute_s.append(time.perf_counter() - started)
-                    self.pacer.wait()
-            if rclpy.ok(context=self.context):  # commit the open episode, truncated, and see it delivered
-                self._publish(self.control.stop(self._read_inputs()))
-                for pub in (self.transition_pub, self.episode_pub):
-                    pub.wait_for_all_acked(Duration(seconds=2.0))
-            rate, steps = self.successes / max(self.episodes_done, 1), self.total_steps / max(self.episodes_done, 1)
-            self.get_logger().info(f"{'evaluation' if self.evaluation else 'run'} finished: {self.episodes_done} "
-                                   f"episodes, success rate {rate:.0%}, mean steps {steps:.1f}, "
-                                   f"{self.reset_failures} failed resets")  # fmt: skip
-        except Exception:  # a dead loop must not leave a live-looking node behind
-            self.get_logger().fatal(f"actor loop died:\n{traceback.format_exc()}")
-            os._exit(1)
+        while not self._stop.is_set() and rclpy.ok(context=self.context):
+            takers = self.transition_pub.get_subscription_count()
+            inputs = self._read_inputs() if takers >= self.wait_for_subscribers else None
+            if inputs is None:
+                self.get_logger().info(f"waiting for inputs and {self.wait_for_subscribers} taker(s) of "
+                                       "transitions", throttle_duration_sec=5.0)  # fmt: skip
+                self._stop.wait(0.05)
+                self.pacer.restart()
+            elif not self.control.episode_open:
+                if self.max_episodes and self.episodes_done >= self.max_episodes:
+                    break
+                self._start_episode()
+                self.pacer.restart()
+            else:
+                self.pacer.step_started()
+                started = time.perf_counter()
+                self._publish(self.control.step(inputs))
+                self.step_compute_s.append(time.perf_counter() - started)
+                self.pacer.wait()
+        if rclpy.ok(context=self.context):  # commit the open episode, truncated, and see it delivered
+            self._publish(self.control.stop(self._read_inputs()))
+            for pub in (self.transition_pub, self.episode_pub):
+                pub.wait_for_all_acked(Duration(seconds=2.0))
+        rate, steps = self.successes / max(self.episodes_done, 1), self.total_steps / max(self.episodes_done, 1)
+        self.get_logger().info(f"{'evaluation' if self.evaluation else 'run'} finished: {self.episodes_done} "
+                               f"episodes, success rate {rate:.0%}, mean steps {steps:.1f}, "
+                               f"{self.reset_failures} failed resets")  # fmt: skip
         self.finished.set_result(True)
 
     def _start_episode(self) -> None:
@@ -210,8 +193,10 @@ class ActorNode(Node):
 
     def _reset_scene(self) -> str:
         if self.reset_mode == "sim":
-            if not self.reset_client.wait_for_service(timeout_sec=10.0):
-                return "sim/reset is not available; is the simulation running?"
+            deadline = time.monotonic() + 10.0
+            while not self.reset_client.wait_for_service(timeout_sec=0.1):
+                if self._stop.is_set() or time.monotonic() > deadline:
+                    return "sim/reset is not available; is the simulation running?"
             future = self.reset_client.call_async(ResetEpisode.Request(seed=int(self.rng.integers(2**31)),
                                                                        randomize=True))  # fmt: skip
             deadline = time.monotonic() + 10.0
@@ -250,10 +235,12 @@ class ActorNode(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         self.command_pub.publish(msg)
 
+    shutdown_timeout_s = 6.0  # node_main: the loop's commit waits up to 2 s for delivery
+
     def destroy_node(self) -> None:
-        self._stop.set()
+        self._stop.set()  # the loop commits the open episode, then ends
         if self._loop.is_alive() and threading.current_thread() is not self._loop:
-            self._loop.join(timeout=10.0)
+            self._loop.join(timeout=5.0)
         super().destroy_node()
 
     @property

@@ -123,7 +123,7 @@ def measure_loop_jitter(sim_seconds: float, period_s: float = 0.1) -> dict[str, 
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     rclpy.init(
-        args=["--ros-args", "-p", "random_steps:=0", "-p", "reset_pause_s:=0.0", "-p", "wait_for_subscribers:=0"]
+        args=["--ros-args", "-p", "num_explore_steps:=0", "-p", "reset_pause_s:=0.0", "-p", "wait_for_subscribers:=0"]
     )
     node = ActorNode()
     executor = SingleThreadedExecutor()

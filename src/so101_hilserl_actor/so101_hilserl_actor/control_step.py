@@ -13,8 +13,10 @@ record. Order inside one step:
 3. The policy runs on the stack, every step, intervention or not: ``policy_action`` is what it proposed, the noisy
    sample it would have executed (the exploration noise is part of the behaviour policy, so the proposal is the
    action it would have taken; evaluation: the mean). During an intervention the follower follows the leader
-   (clipped per step) and ``action`` is the human's, encoded in the same 4-D space; otherwise the proposal goes
-   through the action mapping.
+   (clipped per step) and ``action`` is the human's, encoded in the policy's 4-D space (HumanActionEncoder);
+   otherwise the proposal goes through the policy's action mapping (PolicyActionMapper). Both, and the state's
+   orientation (StateBuilder), follow the semantics of the policy in force (its PolicyConfig), which can change
+   only at an episode boundary.
 
 Exploration: ONE schedule over environment steps, shared with the learner (exploration.py). The step is the
 ``environment_steps`` carried by the weights in force plus the training steps taken since they were taken; before
@@ -42,12 +44,7 @@ import torch
 
 from so101_driver.kinematics import Kinematics
 from so101_driver.preprocessing import ImagePreprocessing
-from so101_hilserl_actor.action_mapping import (
-    GRIPPER,
-    ActionConfig,
-    human_action_from_joints,
-    policy_action_to_joints,
-)
+from so101_hilserl_actor.action_mapping import ActionConfig, HumanActionEncoder, PolicyActionMapper
 from so101_hilserl_actor.episode import EpisodeConfig, EpisodeTracker
 from so101_hilserl_actor.exploration import (
     default_schedule,
@@ -209,12 +206,11 @@ class ControlStep:
         self.torch_rng = torch.Generator().manual_seed(config.seed)
         self.tracker = EpisodeTracker(config.episode)
         self.stack = FrameStack(policy.config.frame_stack, (policy.config.image_size,) * 2 + (3,))
-        self.state_builder = StateBuilder(kinematics, config.period_s)
+        self._apply_semantics(policy.config)
         self.episode_id = 0
         self._episode_start_ns = 0
         self._pending: _Pending | None = None
         self._offered: _Weights | None = None
-        self._prev_leader_gripper: float | None = None
         self._lock = threading.Lock()  # inputs from callback threads vs the loop thread
 
     # ---- inputs from other threads ------------------------------------------------------------------------------
@@ -272,8 +268,8 @@ class ControlStep:
         with self._lock:
             self.tracker.reset(self.episode_id)
         self.state_builder.reset()
+        self.encoder.reset()
         self._pending = None
-        self._prev_leader_gripper = None
         self._episode_start_ns = int(now_ns)
         return self.episode_id
 
@@ -288,6 +284,7 @@ class ControlStep:
         result = StepResult()
         if self._pending is None:
             self.stack.reset(observation.frame, observation.state)
+            self.mapper.reset(q)
         else:
             self.stack.push(observation.frame, observation.state)
             result.transition, result.episode = self._finish(observation, inputs.now_ns)
@@ -300,14 +297,13 @@ class ControlStep:
         proposal = self._propose(pixels, state)
         result.policy_inputs = (pixels, state)
         if inputs.intervention:
-            leader = np.asarray(inputs.leader, dtype=float)
-            action = self._human_action(q, leader)
-            step = self.config.action.max_joint_step_rad
-            target = np.clip(np.clip(leader, q - step, q + step), self.kinematics.lower, self.kinematics.upper)
+            action = self.encoder.encode(inputs.leader, q)
+            target = self.encoder.mirror_target(inputs.leader, q)
+            self.mapper.reset(q)  # an accumulated EE target restarts where the person leaves the arm
         else:
-            self._prev_leader_gripper = None
+            self.encoder.reset()  # the next intervention's first step carries no gripper command from before
             action = proposal
-            target = policy_action_to_joints(action, q, self.kinematics, self.config.action)
+            target = self.mapper.to_joints(action, q)
         if not self.config.evaluation:
             self.steps_since_weights += 1
         self._pending = _Pending(observation, action, proposal, bool(inputs.intervention), int(inputs.now_ns))
@@ -346,10 +342,10 @@ class ControlStep:
         std = stddev(self.schedule, self.exploration_step)
         return sample_exploration(mean, std, None, self.torch_rng)[0].numpy().astype(np.float32)
 
-    def _human_action(self, q: np.ndarray, leader: np.ndarray) -> np.ndarray:
-        prev = leader[GRIPPER] if self._prev_leader_gripper is None else self._prev_leader_gripper
-        self._prev_leader_gripper = float(leader[GRIPPER])
-        return human_action_from_joints(q, leader, prev, self.kinematics, self.config.action)
+    def _apply_semantics(self, policy_config: PolicyConfig) -> None:
+        self.mapper = PolicyActionMapper(self.kinematics, policy_config, self.config.action)
+        self.encoder = HumanActionEncoder(self.kinematics, policy_config, self.config.action)
+        self.state_builder = StateBuilder(self.kinematics, self.config.period_s, policy_config.orientation)
 
     def _finish(self, next_obs: Observation, now_ns: int) -> tuple[TransitionRecord, EpisodeRecord | None]:
         pending = self._pending
@@ -402,6 +398,8 @@ class ControlStep:
                 return  # a new learner or new semantics: only between episodes
             self._offered = None
         self.policy.load_state_dict(offered.tensors, strict=True)
+        if offered.config.semantics() != self.policy.config.semantics():
+            self._apply_semantics(offered.config)  # only at an episode boundary (see above)
         self.policy.config = offered.config
         self.policy_version, self.epoch = offered.version, offered.epoch
         self.schedule = offered.schedule

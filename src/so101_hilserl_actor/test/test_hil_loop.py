@@ -44,7 +44,7 @@ def test_hil_loop_in_simulation(processes, probe, tmp_path):
     wait_until(lambda: len(stats) > 0, 120, "the learner to be up")
     processes.start_module(
         "so101_hilserl_actor.actor_node",
-        *ros_args(network=TINY, max_episodes=EPISODES, max_steps=MAX_STEPS, random_steps=30, reset_pause_s=0.2,
+        *ros_args(network=TINY, max_episodes=EPISODES, max_steps=MAX_STEPS, num_explore_steps=30, reset_pause_s=0.2,
                   min_steps_before_success=5, seed=5, wait_for_subscribers=2),  # the learner and this test
         name="actor",
     )  # fmt: skip
@@ -77,11 +77,15 @@ def test_hil_loop_in_simulation(processes, probe, tmp_path):
         assert summary.intervention_steps == sum(m.intervention for m in steps)
         assert abs(summary.episode_return - sum(m.reward for m in steps)) < 1e-3
         for m in steps:
-            assert np.all(np.abs(m.action) <= 1.0) and np.isfinite(m.action).all()
-            if m.intervention:  # the stored action is the human's, in the same 4-D space
+            for action in (m.action, m.policy_action):
+                assert np.all(np.abs(action) <= 1.0) and np.isfinite(action).all()
+            if not m.intervention:  # the policy's proposal is what ran; during an intervention it is only stored
                 assert list(m.action) == list(m.policy_action)
 
     assert sum(s.intervention_steps for s in summaries) >= 5  # at least the manual takeover
+    # During interventions the action is the human's and policy_action what the policy proposed: not the same.
+    human = [m for m in received if m.intervention]
+    assert sum(list(m.action) != list(m.policy_action) for m in human) >= len(human) // 2
     assert any(f.data for f in flags.messages)
     versions = [m.policy_version for m in by_episode[summaries[-1].episode_id]]
     assert max(versions) >= 1 and len(set(versions)) == 1  # new weights, swapped only between episodes
