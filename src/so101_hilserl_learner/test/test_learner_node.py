@@ -205,3 +205,22 @@ def test_inspect_a_run_directory(processes, probe, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "30 transitions in 2 episodes" in out.stdout and "intervention steps 6" in out.stdout
     assert "newest:" in out.stdout and "weights_version" in out.stdout
+
+
+def test_a_resumed_run_keeps_its_schedule_and_step(processes, probe, tmp_path):
+    """The schedule set when the run started is in its checkpoints: a restart without the parameter keeps it,
+    and the step (committed training transitions) is rebuilt, so the actor's noise continues where it was."""
+    run_dir = tmp_path / "run"
+    weights = probe.subscribe(PolicyWeights, "hilserl/policy_weights", qos.LATCHED)
+    stats = probe.subscribe(LearnerStats, "hilserl/learner_stats", qos.EVENTS)
+    args = learner_args(run_dir, stddev_schedule="linear(0.4,0.2,100)")
+    learner = processes.start_module("so101_hilserl_learner.learner_node", *args, name="learner1")
+    send_episodes(probe, [1, 2])
+    wait_until(lambda: latest(stats) and latest(stats).training_transitions == 30, 60, "30 committed transitions")
+    first_epoch = latest(stats).learner_epoch
+    learner.stop()  # SIGINT: a clean shutdown writes a checkpoint
+    seen = len(weights)
+    processes.start_module("so101_hilserl_learner.learner_node", *learner_args(run_dir), name="learner2")
+    w = weights.wait_for(seen + 1, 60, "the resumed learner's first weights")[-1]
+    assert w.learner_epoch != first_epoch and w.version == 1
+    assert w.stddev_schedule == "linear(0.4,0.2,100)" and w.environment_steps == 30
