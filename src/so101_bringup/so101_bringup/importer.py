@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         description="Import recorded sessions (rosbag2 bags with hilserl/transitions, from the recorder or "
         "`ros2 bag record`) into a learner run directory: the transitions are appended to its journal, and the "
         "learner started with run_dir:=RUN_DIR loads them into its online and demonstration buffers. "
-        "Stop the learner of that run directory first.",
+        "Stop the learner of that run directory first. Record with `ros2 bag record --all-topics` or a topic list: "
+        "in Jazzy --all also records services, whose definitions the bag reader cannot parse.",
     )
     parser.add_argument("bags", nargs="+", type=Path, help="bag directories (or .mcap/.db3 bags) to import")
     parser.add_argument("--run-dir", required=True, type=Path, help="learner run directory (created if missing)")

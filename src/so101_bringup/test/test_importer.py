@@ -12,7 +12,7 @@ from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 from sensor_msgs.msg import JointState
 
-from so101_bringup.importer import import_bag
+from so101_bringup.importer import BagImportError, import_bag
 from so101_bringup.recorder import project_typestore
 from so101_driver import qos
 from so101_hilserl_actor.messages import observation_to_msg
@@ -227,3 +227,12 @@ def test_service_event_bag_from_the_command_line(tmp_path):
     done = run_importer(str(tmp_path / "services"), "--run-dir", str(tmp_path / "run"))
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "--exclude-services" in done.stderr and "bool data" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_of_several_bags_the_unreadable_one_is_named(tmp_path):
+    write_bag(tmp_path / "good")
+    write_service_event_bag(tmp_path / "services")
+    with pytest.raises(BagImportError) as error:
+        import_bag([tmp_path / "good", tmp_path / "services"], tmp_path / "run")
+    assert str(error.value).startswith(f"bag {tmp_path / 'services'} holds service events"), error.value
+    assert not (tmp_path / "run" / "journal").exists()
