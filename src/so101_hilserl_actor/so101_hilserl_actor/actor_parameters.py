@@ -5,7 +5,7 @@ plain configs of the control step. No other code reads the actor's parameters.""
 from __future__ import annotations
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import ParameterException
+from rclpy.exceptions import InvalidParameterTypeException, ParameterException
 from rclpy.node import Node
 
 from so101_hilserl_actor.action_mapping import ActionConfig
@@ -71,21 +71,24 @@ def declare(node: Node) -> dict:
     for name, (default, description, bounds) in PARAMETERS.items():
         try:
             values[name] = node.declare_parameter(name, default, descriptor(description, bounds)).value
-        except ParameterException as err:  # out of range, or the wrong type (rclpy says which)
-            reason = str(err).split("Reason:")[-1].strip() if "Reason:" in str(err) else type(err).__name__
-            raise ParameterRefused(f"parameter {name}: {reason}; expected {_expected(default, bounds)}") from None
+        except ParameterException as err:  # out of range, or the wrong type
+            given = getattr(node, "_parameter_overrides", {}).get(name)
+            value = f"={given.value!r}" if given is not None else ""
+            problem = "has the wrong type" if isinstance(err, InvalidParameterTypeException) else "is out of range"
+            expected = _expected(default, bounds)
+            raise ParameterRefused(f"parameter {name}{value} {problem}; expected {expected}") from None
         if isinstance(bounds, tuple) and isinstance(bounds[0], str) and values[name] not in bounds:
             raise ParameterRefused(f"parameter {name}={values[name]!r}: expected {_expected(default, bounds)}")
     return values
 
 
 def _expected(default, bounds) -> str:
-    kind = type(default).__name__
+    kind = {bool: "boolean", int: "integer", float: "float", str: "string"}[type(default)]
     if isinstance(bounds, tuple) and isinstance(bounds[0], str):
         return f"one of {', '.join(bounds)}"
     if isinstance(bounds, tuple):
-        return f"a {kind} in [{bounds[0]}, {bounds[1]}]"
-    return f"a {kind}"
+        return f"{kind} in [{bounds[0]}, {bounds[1]}]"
+    return kind
 
 
 def control_config(v: dict) -> ControlConfig:
