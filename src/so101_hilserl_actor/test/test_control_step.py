@@ -321,3 +321,27 @@ def test_random_actions_only_for_an_actor_started_without_weights_below_num_expl
     pretrained.begin_episode(feed.t)
     first = transitions(run_steps(pretrained, Feed(), 2))[0]
     assert not np.array_equal(first.action, np.random.default_rng(0).uniform(-1.0, 1.0, 4).astype(np.float32))
+
+
+def test_new_semantics_are_taken_only_at_an_episode_boundary_and_then_applied():
+    from dataclasses import replace
+
+    from so101_hilserl_actor.action_mapping import absolute_gripper_position
+    from so101_hilserl_actor.semantics import PICK101_SEMANTICS
+
+    control, feed = make_step(swap_weights_at="step", episode=EpisodeConfig(max_steps=50)), Feed()
+    control.offer_weights(**_weights(Policy(TINY), 1, "e:1"))
+    control.begin_episode(feed.t)
+    pick101 = Policy(replace(TINY, **PICK101_SEMANTICS))
+    assert control.offer_weights(**_weights(pick101, 2, "e:1")) == ""
+    run_steps(control, feed, 3)
+    assert control.policy_version == 1 and control.mapper.gripper_action == "delta"  # same epoch, but new semantics
+    control.begin_episode(feed.t)
+    assert control.policy_version == 2 and control.policy.config.semantics() == PICK101_SEMANTICS
+    assert control.state_builder.orientation == "euler_zyx"
+    first = control.step(feed.next())
+    second = control.step(feed.next())
+    action = second.transition.action
+    assert first.command[GRIPPER] == pytest.approx(
+        np.clip(absolute_gripper_position(action[3]), feed.q[GRIPPER] - 0.3, feed.q[GRIPPER] + 0.3)
+    )
