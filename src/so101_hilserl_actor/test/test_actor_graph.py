@@ -105,6 +105,7 @@ def test_the_stored_human_action_is_the_leaders_motion(processes, probe):
         name="sim",
     )  # fmt: skip
     processes.start_module("so101_hilserl_actor.intervention_node", name="intervention")
+    leader.wait_for(5, 60, "leader joint states at the probe")  # it sees every reading the actor will use
     start = OperatorCommand.Request(command=OperatorCommand.Request.START_INTERVENTION)
     assert probe.call(OperatorCommand, "operator/command", start, timeout_s=60).accepted  # the person drives
     actor = processes.start_module(
