@@ -162,6 +162,7 @@ class ActorNode(Node):
                 self.step_compute_s.append(time.perf_counter() - started)
                 self.pacer.wait()
         if rclpy.ok(context=self.context):  # commit the open episode, truncated, and see it delivered
+            self._wait_for_image_after(self.control.pending_stamp_ns, 0.3)  # its own o_T+1, if one comes in time
             self._publish(self.control.stop(self._read_inputs()))
             for pub in (self.transition_pub, self.episode_pub):
                 pub.wait_for_all_acked(Duration(seconds=2.0))
@@ -181,15 +182,21 @@ class ActorNode(Node):
             self._stop.wait(self.retry_pause_s)
             return
         self._stop.wait(self.reset_pause_s)
-        deadline = time.monotonic() + 5.0  # only images captured after the reset describe the new episode
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            with self._lock:
-                self._images = deque((m for m in self._images if stamp_to_ns(m.header.stamp) > reset_ns), maxlen=8)
-                if self._images:
-                    break
-            time.sleep(0.01)
-        if not self._stop.is_set():
+        with self._lock:  # only images captured after the reset describe the new episode
+            self._images = deque((m for m in self._images if stamp_to_ns(m.header.stamp) > reset_ns), maxlen=8)
+        if not self._wait_for_image_after(reset_ns, 5.0):
+            self.get_logger().warning("no wrist image within 5 s after the reset: resetting again")
+        elif not self._stop.is_set():
             self.control.begin_episode(self.get_clock().now().nanoseconds)
+
+    def _wait_for_image_after(self, stamp_ns: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._images and stamp_to_ns(self._images[-1].header.stamp) > stamp_ns:
+                    return True
+            time.sleep(0.01)
+        return False
 
     def _reset_scene(self) -> str:
         if self.reset_mode == "sim":
@@ -242,10 +249,6 @@ class ActorNode(Node):
         if self._loop.is_alive() and threading.current_thread() is not self._loop:
             self._loop.join(timeout=5.0)
         super().destroy_node()
-
-    @property
-    def loop_periods(self) -> deque[float]:
-        return self.pacer.intervals
 
 
 def main(args=None) -> None:

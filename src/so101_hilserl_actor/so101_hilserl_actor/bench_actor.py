@@ -161,9 +161,9 @@ def measure_loop_jitter(sim_seconds: float, period_s: float = 0.1) -> dict[str, 
     spinner.start()
     try:
         deadline = time.monotonic() + sim_seconds + 30.0
-        while time.monotonic() < deadline and len(node.loop_periods) < sim_seconds / period_s:
+        while time.monotonic() < deadline and len(node.pacer.intervals) < sim_seconds / period_s:
             time.sleep(0.2)
-        intervals = np.asarray(node.loop_periods, dtype=float)
+        intervals = np.asarray(node.pacer.intervals, dtype=float)
         compute = np.asarray(node.step_compute_s, dtype=float)
     finally:
         node.destroy_node()

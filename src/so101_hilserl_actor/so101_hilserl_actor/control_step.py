@@ -322,6 +322,11 @@ class ControlStep:
         return StepResult(transition=transition, episode=episode)
 
     @property
+    def pending_stamp_ns(self) -> int:
+        """Stamp of the image the pending (commanded, not yet committed) step acted on; -1 when none."""
+        return -1 if self._pending is None else self._pending.observation.stamp_ns
+
+    @property
     def exploration_step(self) -> int:
         return self.weights_steps + self.steps_since_weights
 
