@@ -345,3 +345,16 @@ def test_new_semantics_are_taken_only_at_an_episode_boundary_and_then_applied():
     assert first.command[GRIPPER] == pytest.approx(
         np.clip(absolute_gripper_position(action[3]), feed.q[GRIPPER] - 0.3, feed.q[GRIPPER] + 0.3)
     )
+
+
+def test_the_step_acts_on_the_newest_judged_image_or_the_newest_without_rewards():
+    control = make_step()
+    stamps = [100, 200, 300, 400]
+    assert control.choose_image(stamps) == 3  # nothing judged yet: the newest
+    control.record_reward(200, 0.4, False)
+    assert control.choose_image(stamps) == 1  # its reward will be known when the step's outcome is
+    control.record_reward(400, 0.9, True)
+    assert control.choose_image(stamps) == 3
+    blind = make_step(use_reward_signal=False)
+    blind.record_reward(200, 0.4, False)
+    assert blind.choose_image(stamps) == 3
