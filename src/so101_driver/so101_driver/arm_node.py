@@ -43,6 +43,7 @@ from so101_driver.feetech.ports import PortNotFoundError, resolve_port
 from so101_driver.joint_safety import JointCommandGuard
 from so101_driver.joints import JOINT_NAMES
 from so101_driver.kinematics import Kinematics
+from so101_driver.node_main import DEFAULT_SHUTDOWN_TIMEOUT_S
 
 EXIT_REFUSED = 2
 STS3215_STALL_TORQUE_NM = 2.94  # 12 V STS3215 (30 kg cm); Present_Load is in 0.1 % of it
@@ -72,6 +73,9 @@ class ArmNode(Node):
             p("rest_pose", [0.0, -1.57, 1.57, 0.75, 0.0, 0.0], "rest pose (rad, JOINT_NAMES order): arm folded"), float
         )
         self.rest_duration_s = p("rest_duration_s", 3.0, "time to move to the rest pose (s)")
+        # node_main's bound on the shutdown: the rest motion comes on top of the usual teardown (launch's SIGKILL
+        # comes 10 s after its SIGINT, so rest_duration_s up to ~5 s fits)
+        self.shutdown_timeout_s = DEFAULT_SHUTDOWN_TIMEOUT_S + max(0.0, self.rest_duration_s)
         self.diagnostics_period_s = p("diagnostics_period_s", 1.0, "diagnostics period (s)")
 
         if self.on_shutdown not in SHUTDOWN_MODES:
@@ -216,7 +220,8 @@ class ArmNode(Node):
         with self._state_lock:
             self._positions, self._reading = positions, reading
             self._stamps.append(reading.monotonic_s)
-        self.state_pub.publish(msg)
+        if self._running:  # never after destroy_node asked the thread to stop
+            self.state_pub.publish(msg)
 
     def _supervise(self, reading) -> None:
         """Watchdog hold and the rest-pose motion, once per read."""

@@ -37,6 +37,7 @@ from so101_driver.node_main import run_node
 
 DIAGNOSTICS_PERIOD_S = 1.0
 LOW_FPS_FRACTION = 0.8  # diagnostics warn below this fraction of the asked frame rate
+THREAD_JOIN_TIMEOUT_S = 1.0  # per thread at shutdown; node_main ends the process 4 s after the stop anyway
 
 _TYPES = {
     bool: ParameterType.PARAMETER_BOOL,
@@ -155,6 +156,8 @@ class CameraNode(Node):
             image = array_to_image_msg(frame.image, "rgb8", stamp, self.frame_id)
             info = self._camera_info(width, height)
             info.header.stamp = stamp
+            if not self._running:  # never after destroy_node asked the thread to stop
+                break
             self.image_pub.publish(image)
             self.info_pub.publish(info)
             self._published += 1
@@ -207,13 +210,14 @@ class CameraNode(Node):
         self.diagnostics_pub.publish(array)
 
     def destroy_node(self) -> None:
+        """Threads first, within node_main's shutdown bound (a grab stuck in a driver is left behind)."""
         self._running = False
         reader = getattr(self, "reader", None)
         if reader is not None:
-            reader.stop()
+            reader.stop(timeout_s=THREAD_JOIN_TIMEOUT_S)
         thread = getattr(self, "_thread", None)
         if thread is not None:
-            thread.join(timeout=2.0)
+            thread.join(timeout=THREAD_JOIN_TIMEOUT_S)
         super().destroy_node()
 
 

@@ -51,6 +51,20 @@ class NodeProcess:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
 
+    def send_signal(self, sig: int) -> None:
+        """Signal the main process only (as launch does; a terminal's Ctrl-C reaches the whole group)."""
+        try:
+            self.popen.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+    def wait_exit(self, timeout_s: float) -> int | None:
+        """The exit code once the process has exited, or None if it is still running after ``timeout_s``."""
+        try:
+            return self.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
     def _signal_group(self, sig: int) -> None:
         try:
             os.killpg(self.popen.pid, sig)

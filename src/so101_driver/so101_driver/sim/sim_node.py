@@ -4,7 +4,9 @@ so every node above it is the same in simulation and on the robot.
 
 Two threads do the work so that neither waits for the other: the physics thread steps the world in real time at
 the joint-state rate and publishes both arms' joint states; the camera thread renders a snapshot of the newest
-state at the camera rate (rendering takes ~20 ms and runs in parallel, MuJoCo releases the GIL).
+state at the camera rate (rendering takes ~20 ms and runs in parallel, MuJoCo releases the GIL). On shutdown
+``destroy_node`` sets their stop event and joins them before the node and the context go away (node_main's order),
+and neither publishes once the event is set.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from so101_driver.sim.scene import SceneConfig
 from so101_driver.sim.world import SimConfig, SimWorld
 from so101_hilserl_interfaces.msg import RewardSignal
 from so101_hilserl_interfaces.srv import ResetEpisode
+
+THREAD_JOIN_TIMEOUT_S = 2.0  # both threads together; a render takes ~20 ms, a physics tick less
 
 
 def _param(node: Node, name: str, default, description: str):
@@ -88,7 +92,7 @@ class SimNode(Node):
 
         fx, fy, cx, cy = self.world.camera_intrinsics()
         self._camera_info = pinhole_camera_info(width, height, fx, fy, cx, cy, self.camera_frame_id)
-        self._running = True
+        self._stop = threading.Event()
         self._physics = threading.Thread(target=self._physics_loop, name="sim-physics", daemon=True)
         self._camera = threading.Thread(target=self._camera_loop, name="sim-camera", daemon=True)
         self._physics.start()
@@ -150,7 +154,7 @@ class SimNode(Node):
     def _physics_loop(self) -> None:
         period = 1.0 / self.state_rate_hz
         next_tick = time.monotonic()
-        while self._running and rclpy.ok(context=self.context):
+        while not self._stop.is_set() and rclpy.ok(context=self.context):
             with self._lock:
                 follower_q = self.world.joint_positions()
                 hold = self.follower_guard.check_watchdog(follower_q, time.monotonic())
@@ -168,13 +172,15 @@ class SimNode(Node):
                 self.world.step(period)
                 follower_q, follower_v = self.world.joint_positions(), self.world.joint_velocities()
                 leader_q = self.leader.positions.copy()
+            if self._stop.is_set():
+                break
             stamp = self.get_clock().now().to_msg()
             self.follower_pub.publish(_joint_state(stamp, follower_q, follower_v))
             self.leader_pub.publish(_joint_state(stamp, leader_q))
             next_tick += period
             delay = next_tick - time.monotonic()
             if delay > 0:
-                time.sleep(delay)
+                self._stop.wait(delay)
             elif delay < -0.5:  # fell far behind (machine overloaded): do not try to catch up in a burst
                 self.get_logger().warning("simulation running slower than real time", throttle_duration_sec=5.0)
                 next_tick = time.monotonic()
@@ -186,7 +192,7 @@ class SimNode(Node):
         period = 1.0 / self.camera_rate_hz
         next_frame = time.monotonic()
         try:
-            while self._running and rclpy.ok(context=self.context):
+            while not self._stop.is_set() and rclpy.ok(context=self.context):
                 with self._lock:  # a consistent snapshot: the image and the ground truth describe the same instant
                     renderer_data.qpos[:] = self.world.data.qpos
                     renderer_data.time = self.world.data.time
@@ -196,6 +202,8 @@ class SimNode(Node):
                 mujoco.mj_kinematics(self.world.model, renderer_data)
                 renderer.update_scene(renderer_data, camera=self.world.camera_name)
                 image = renderer.render()
+                if self._stop.is_set():  # the render takes a while: the stop may have come meanwhile
+                    break
                 self._camera_info.header.stamp = stamp
                 self.image_pub.publish(array_to_image_msg(image, "rgb8", stamp, self.camera_frame_id))
                 self.info_pub.publish(self._camera_info)
@@ -209,16 +217,18 @@ class SimNode(Node):
                 next_frame += period
                 delay = next_frame - time.monotonic()
                 if delay > 0:
-                    time.sleep(delay)
+                    self._stop.wait(delay)
                 else:
                     next_frame = time.monotonic()
         finally:
             renderer.close()
 
     def destroy_node(self) -> None:
-        self._running = False
+        """Threads first, while the context is valid; one that outlives the join ends quietly at its next publish."""
+        self._stop.set()
+        deadline = time.monotonic() + THREAD_JOIN_TIMEOUT_S
         for thread in (self._physics, self._camera):
-            thread.join(timeout=2.0)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         super().destroy_node()
 
 

@@ -1,0 +1,73 @@
+"""A node that misbehaves at shutdown in one chosen way, run by test_clean_shutdown.py through node_main.run_node.
+
+python shutdown_probe_node.py --ros-args -p mode:=MODE [-p shutdown_timeout_s:=S]
+
+It publishes std_msgs/String on ``probe/alive`` every 50 ms (the test waits for that), then per mode:
+- ``destroy_node``: destroy_node blocks forever on an event (Python code, the GIL free);
+- ``destroy_node_holding_gil``: destroy_node blocks in C code that holds the GIL (libc sleep via ctypes.PyDLL), as
+  a middleware teardown spinning in C would;
+- ``context_shutdown``: a context on_shutdown callback blocks, i.e. rclpy's shutdown hangs after the node is gone;
+- ``publish_after_destroy``: a worker thread that nobody stops publishes every millisecond until its publisher is
+  destroyed under it;
+- ``thread_dies``: a worker thread raises once a subscriber sees the node (no signal needed);
+- ``clean``: nothing wrong.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+from rclpy.node import Node
+from std_msgs.msg import String
+
+from so101_driver.node_main import run_node
+
+MODES = (
+    "clean",
+    "destroy_node",
+    "destroy_node_holding_gil",
+    "context_shutdown",
+    "publish_after_destroy",
+    "thread_dies",
+)
+
+
+def _block_forever() -> None:
+    threading.Event().wait()
+
+
+class ShutdownProbeNode(Node):
+    def __init__(self):
+        super().__init__("shutdown_probe")
+        self.mode = self.declare_parameter("mode", "clean").value
+        if self.mode not in MODES:
+            raise SystemExit(f"shutdown_probe: mode {self.mode!r} is not one of {MODES}")
+        self.shutdown_timeout_s = float(self.declare_parameter("shutdown_timeout_s", 2.0).value)
+        self.alive_pub = self.create_publisher(String, "probe/alive", 10)
+        self.create_timer(0.05, lambda: self.alive_pub.publish(String(data=self.mode)))
+        if self.mode == "context_shutdown":
+            self.context.on_shutdown(_block_forever)  # a plain function: rclpy keeps it (methods only weakly)
+        if self.mode in ("publish_after_destroy", "thread_dies"):
+            threading.Thread(target=self._worker, name=f"probe-{self.mode}", daemon=True).start()
+
+    def _worker(self) -> None:
+        if self.mode == "thread_dies":
+            while self.alive_pub.get_subscription_count() == 0:  # the test has seen the node up
+                threading.Event().wait(0.05)
+            threading.Event().wait(0.5)
+            raise RuntimeError("probe worker failed")
+        while True:  # deliberately ignores any stop: its publish races the teardown
+            self.alive_pub.publish(String(data="worker"))
+            threading.Event().wait(0.001)
+
+    def destroy_node(self) -> None:
+        if self.mode == "destroy_node":
+            _block_forever()
+        elif self.mode == "destroy_node_holding_gil":
+            ctypes.PyDLL(None).sleep(3600)  # PyDLL keeps the GIL for the call
+        super().destroy_node()
+
+
+if __name__ == "__main__":
+    run_node(ShutdownProbeNode)
