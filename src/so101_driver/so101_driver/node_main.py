@@ -1,6 +1,6 @@
 """The one ``main`` of every project node: init, spin, then an ordered shutdown that always ends the process in time.
 
-What a node implements (all optional but the first):
+What a node implements for it (a node without threads or final work needs none of it):
 - ``destroy_node()``: stop the node's own threads first (set their stop event, join them with a timeout), write any
   final state, then call ``super().destroy_node()``. It runs once, on the main thread, on every exit path, with the
   ROS context still valid, so a worker's last publish cannot fail.
@@ -62,7 +62,11 @@ SHUTDOWN_RACE_ERRORS = (_rclpy.RCLError, InvalidHandle, ExternalShutdownExceptio
 
 
 class Shutdown:
-    """The process's one stop request and the guard that bounds the teardown after it."""
+    """The process's one stop request and the guard that bounds the teardown after it.
+
+    The guard thread exists from the start and only waits: a signal handler that started a thread could deadlock on
+    threading's own lock if the signal came while the main thread was starting one.
+    """
 
     def __init__(self, name: str, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S):
         self.name = name
@@ -72,30 +76,30 @@ class Shutdown:
         self.phase = "start-up"  # where the teardown is, for the guard's message
         self.node_stopped = False
         self._lock = threading.RLock()  # a signal handler may run while the main thread holds it
-        self._guard: threading.Thread | None = None
+        self._armed = threading.Event()
+        threading.Thread(target=self._watch, name="shutdown-guard", daemon=True).start()
 
     @property
     def requested(self) -> bool:
         return self.reason is not None
 
     def request(self, reason: str, exit_code: int = 0) -> None:
-        """Ask for the stop (first request wins) and start the clock of the bounded exit."""
+        """Ask for the stop (the first reason is kept, a failure code wins) and start the bounded exit's clock."""
         with self._lock:
             if self.reason is None:
                 self.reason = reason
+            if exit_code and not self.exit_code:
                 self.exit_code = exit_code
-            elif exit_code and not self.exit_code:
-                self.exit_code = exit_code
-            if self._guard is not None:
+            if self._armed.is_set():
                 return
-            self._guard = threading.Thread(target=self._watch, name="shutdown-guard", daemon=True)
-            self._guard.start()
+            self._armed.set()
         try:  # no usable stderr file descriptor (an unusual embedding): the guard thread alone bounds the exit
             faulthandler.dump_traceback_later(self.timeout_s + BACKSTOP_MARGIN_S, exit=True)
         except (RuntimeError, ValueError, OSError, AttributeError):
             pass
 
     def _watch(self) -> None:
+        self._armed.wait()
         time.sleep(self.timeout_s)
         code = self.exit_code if self.node_stopped else (self.exit_code or EXIT_FAILURE)
         _write_line(
@@ -172,17 +176,19 @@ def run_node(node_class: Callable[[], Node], args: list[str] | None = None) -> N
 
 def _teardown(node: Node | None, executor, context, shutdown: Shutdown) -> None:
     """Node first (its threads, its final state), then the executor, the context and the DDS participant."""
-    if node is not None:
-        shutdown.phase = f"{type(node).__name__}.destroy_node"
-        node.destroy_node()
-    shutdown.node_stopped = True
-    shutdown.phase = "rclpy shutdown"
-    if executor is not None:
-        executor.shutdown(timeout_sec=0)
-    context.try_shutdown()
-    shutdown.phase = "the middleware's teardown (DDS participant)"
-    context.destroy()  # now, under the guard; otherwise at interpreter exit, where nothing bounds it
-    shutdown.phase = "interpreter exit"
+    try:
+        if node is not None:
+            shutdown.phase = f"{type(node).__name__}.destroy_node"
+            node.destroy_node()
+        shutdown.node_stopped = True
+    finally:  # a destroy_node that raised still leaves no context behind (its traceback follows)
+        shutdown.phase = "rclpy shutdown"
+        if executor is not None:
+            executor.shutdown(timeout_sec=0)
+        context.try_shutdown()
+        shutdown.phase = "the middleware's teardown (DDS participant)"
+        context.destroy()  # now, under the guard; otherwise at interpreter exit, where nothing bounds it
+        shutdown.phase = "interpreter exit"
 
 
 def _code_of(exc: SystemExit) -> int:

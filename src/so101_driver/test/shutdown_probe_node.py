@@ -10,6 +10,8 @@ It publishes std_msgs/String on ``probe/alive`` every 50 ms (the test waits for 
 - ``publish_after_destroy``: a worker thread that nobody stops publishes every millisecond until its publisher is
   destroyed under it;
 - ``thread_dies``: a worker thread raises once a subscriber sees the node (no signal needed);
+- ``slow_start``: the constructor takes 1.5 s after printing ``constructing`` (a signal comes meanwhile); the
+  node prints ``destroyed`` from destroy_node;
 - ``clean``: nothing wrong.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import time
 
 from rclpy.node import Node
 from std_msgs.msg import String
@@ -30,7 +33,9 @@ MODES = (
     "context_shutdown",
     "publish_after_destroy",
     "thread_dies",
+    "slow_start",
 )
+SLOW_START_S = 1.5
 
 
 def _block_forever() -> None:
@@ -43,6 +48,9 @@ class ShutdownProbeNode(Node):
         self.mode = self.declare_parameter("mode", "clean").value
         if self.mode not in MODES:
             raise SystemExit(f"shutdown_probe: mode {self.mode!r} is not one of {MODES}")
+        if self.mode == "slow_start":
+            print("constructing", flush=True)
+            time.sleep(SLOW_START_S)  # as a learner loading its replay buffer
         self.shutdown_timeout_s = float(self.declare_parameter("shutdown_timeout_s", 2.0).value)
         self.alive_pub = self.create_publisher(String, "probe/alive", 10)
         self.create_timer(0.05, lambda: self.alive_pub.publish(String(data=self.mode)))
@@ -62,6 +70,8 @@ class ShutdownProbeNode(Node):
             threading.Event().wait(0.001)
 
     def destroy_node(self) -> None:
+        if self.mode == "slow_start":
+            print("destroyed", flush=True)
         if self.mode == "destroy_node":
             _block_forever()
         elif self.mode == "destroy_node_holding_gil":

@@ -22,6 +22,7 @@ from so101_driver.node_main import (
     LAUNCH_SIGKILL_AFTER_SIGINT_S,
     LAUNCH_SIGTERM_AFTER_SIGINT_S,
 )
+from so101_testing.graph import wait_until
 
 START_TIMEOUT_S = 60.0  # a cold start of MuJoCo and DDS on a loaded 2-core machine
 # A node must be gone before launch escalates to SIGTERM; on a loaded machine a clean stop takes well under 1 s.
@@ -143,6 +144,19 @@ def test_a_publish_racing_the_teardown_ends_its_thread_quietly(processes, probe)
     node = start_probe_node(processes, probe, "publish_after_destroy")
     code, elapsed = signal_and_time_exit(node, [signal.SIGINT], EXIT_BOUND_S)
     assert code == 0, f"exit {code} after {elapsed:.1f} s (None: still running)\n{node.output()}"
+    assert_clean_log(node)
+
+
+def test_a_signal_during_start_up_stops_the_node_once_it_is_built(processes):
+    """Ctrl-C while a node is still being built (a learner loading its buffer): the node is finished, then torn
+    down in order, instead of a KeyboardInterrupt inside its constructor."""
+    node = processes.start(
+        [sys.executable, "-u", str(PROBE_NODE), "--ros-args", "-p", "mode:=slow_start"], name="probe_slow_start"
+    )
+    wait_until(lambda: "constructing" in node.output(), START_TIMEOUT_S, "the probe node's constructor")
+    code, elapsed = signal_and_time_exit(node, [signal.SIGINT], EXIT_BOUND_S)
+    assert code == 0, f"exit {code} after {elapsed:.1f} s (None: still running)\n{node.output()}"
+    assert "destroyed" in node.output()
     assert_clean_log(node)
 
 
