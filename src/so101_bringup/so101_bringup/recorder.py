@@ -212,6 +212,8 @@ class BagRecorder(Node):
         summary = ", ".join(f"{t}: {n}" for t, n in sorted(self.counts.items())) or "nothing"
         print(f"recorder: bag {self.out} closed ({summary})", flush=True)  # the ROS context may be shut down already
 
+    shutdown_timeout_s = 8.0  # node_main's bound: closing a large bag writes its index; it must not be cut short
+
     def destroy_node(self) -> None:
         # A second Ctrl-C (or the runner's SIGTERM) must not cut the close short and leave a bag without its index.
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -411,9 +411,13 @@ class LearnerNode(Node):
         for key, value in scalars.items():
             self.writer.add_scalar(key, value, self.updates)
 
+    # node_main's bound on the whole shutdown: the update under way (about 1 s at reference sizes on a CPU) and the
+    # final checkpoint must fit, and stay under launch's SIGKILL 10 s after its SIGINT.
+    shutdown_timeout_s = 9.0
+
     def destroy_node(self) -> None:
         self._running = False
-        self._trainer.join(timeout=30.0)
+        self._trainer.join(timeout=5.0)
         self._checkpoint()  # Ctrl-C leaves a resumable run
         self.journal.close()
         self.writer.close()
