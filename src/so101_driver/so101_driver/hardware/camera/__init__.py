@@ -1,0 +1,1 @@
+"""The wrist camera: frame sources, the reader thread and camera-info files."""

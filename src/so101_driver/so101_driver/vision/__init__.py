@@ -1,0 +1,1 @@
+"""Camera-frame preprocessing (one crop and resize for every consumer) and Image <-> numpy conversion."""
