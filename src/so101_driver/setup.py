@@ -23,12 +23,12 @@ setup(
     entry_points={
         "console_scripts": [
             "sim_node = so101_driver.sim.sim_node:main",
-            "fk_node = so101_driver.fk_node:main",
-            "follower_node = so101_driver.follower_node:main",
-            "leader_node = so101_driver.leader_node:main",
-            "camera_node = so101_driver.camera_node:main",
-            "calibrate = so101_driver.calibrate:main",
-            "servo_emulator = so101_driver.feetech.emulator:main",
+            "fk_node = so101_driver.model.fk_node:main",
+            "follower_node = so101_driver.hardware.follower_node:main",
+            "leader_node = so101_driver.hardware.leader_node:main",
+            "camera_node = so101_driver.hardware.camera_node:main",
+            "calibrate = so101_driver.hardware.calibrate:main",
+            "servo_emulator = so101_driver.hardware.feetech.emulator:main",
         ],
     },
 )

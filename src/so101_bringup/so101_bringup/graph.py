@@ -53,9 +53,10 @@ DRIVER_NODES = ("so101_sim", "follower", "leader", "wrist_camera")
 ARMS = ("follower", "leader")
 
 # What real mode cannot start without, and where the user finds it.
-_PORTS = "the arms' serial ports, /dev/serial/by-id/... (python -m so101_driver.feetech.ports lists them)"
+_PORTS = "the arms' serial ports, /dev/serial/by-id/... (python -m so101_driver.hardware.feetech.ports lists them)"
 _IDS = (
-    "each arm's LeRobot id as it was calibrated (python -m so101_driver.calibrate --kind follower|leader --id ...), "
+    "each arm's LeRobot id as it was calibrated "
+    "(python -m so101_driver.hardware.calibrate --kind follower|leader --id ...), "
     "or its calibration JSON as follower_calibration_file/leader_calibration_file"
 )
 REAL_MODE_NEEDS = {
@@ -175,7 +176,7 @@ def build_graph(options: GraphOptions) -> list[NodeSpec]:
 def _arm_calibrations(options: GraphOptions, parameter_file: Path) -> dict[str, dict[str, str] | None]:
     """Per arm, the robot_id/calibration_file parameters the options set ({} when they set none and the parameter
     file names one; None when neither does). ValueError naming the option for a bad id or a missing file."""
-    from so101_driver.calibration import lerobot_calibration_candidates  # the drivers' own rule for an id
+    from so101_driver.hardware.calibration import lerobot_calibration_candidates  # the drivers' own rule for an id
 
     arms: dict[str, dict[str, str]] = {}
     for arm in ARMS:
@@ -192,7 +193,7 @@ def _arm_calibrations(options: GraphOptions, parameter_file: Path) -> dict[str, 
             if not path.is_file():
                 raise ValueError(
                     f"{arm}_calibration_file={calibration!r} does not exist; calibrate with python -m "
-                    f"so101_driver.calibrate --kind {arm}, or pass {arm}_id"
+                    f"so101_driver.hardware.calibrate --kind {arm}, or pass {arm}_id"
                 )
             chosen["calibration_file"] = str(path.resolve())
         if chosen:

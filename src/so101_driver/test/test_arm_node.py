@@ -17,10 +17,10 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool
 
 from so101_driver import qos
-from so101_driver.calibration import JointConversion, load_calibration
-from so101_driver.feetech.emulator import ServoBusEmulator
+from so101_driver.hardware.calibration import JointConversion, load_calibration
+from so101_driver.hardware.feetech.emulator import ServoBusEmulator
 from so101_driver.joints import JOINT_NAMES
-from so101_driver.kinematics import Kinematics
+from so101_driver.model.kinematics import Kinematics
 from so101_testing.graph import wait_until
 
 STARTUP_S = 60.0
@@ -190,7 +190,7 @@ def test_refuses_a_calibration_the_servos_do_not_hold_and_a_missing_port(rig, pr
     assert "elbow_flex (id 3) homing_offset" in node.output() and "--write-only" in node.output()
 
     missing = processes.start_module(
-        "so101_driver.follower_node", "--ros-args", "-p", "port:=/dev/serial/by-id/nothing-here",
+        "so101_driver.hardware.follower_node", "--ros-args", "-p", "port:=/dev/serial/by-id/nothing-here",
         "-p", f"calibration_file:={calibration_file}", name="missing",
     )  # fmt: skip
     wait_until(lambda: not missing.alive(), STARTUP_S, "the node to refuse")

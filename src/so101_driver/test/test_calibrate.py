@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from so101_driver.calibrate import main
-from so101_driver.calibration import JointConversion, load_calibration
-from so101_driver.feetech.bus import FeetechBus
-from so101_driver.feetech.emulator import ServoBusEmulator
+from so101_driver.hardware.calibrate import main
+from so101_driver.hardware.calibration import JointConversion, load_calibration
+from so101_driver.hardware.feetech.bus import FeetechBus
+from so101_driver.hardware.feetech.emulator import ServoBusEmulator
 from so101_driver.joints import JOINT_NAMES
 
 IDS = {name: i + 1 for i, name in enumerate(JOINT_NAMES)}
@@ -209,7 +209,7 @@ def test_write_only_from_the_command_line(emulator, tmp_path):
     table = {name: expected_entry(name, record_wrist_roll=False) for name in JOINT_NAMES}
     path = tmp_path / "arm.json"
     path.write_text(json.dumps(table, indent=4))
-    command = [sys.executable, "-m", "so101_driver.calibrate", "--port", emulator.port, "--kind", "follower"]
+    command = [sys.executable, "-m", "so101_driver.hardware.calibrate", "--port", emulator.port, "--kind", "follower"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     result = subprocess.run(
         [*command, "--write-only", str(path)], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from so101_driver.calibration import (
+from so101_driver.hardware.calibration import (
     MIN_RANGE_DEGREES,
     MIN_RANGE_TICKS,
     CalibrationError,
@@ -26,7 +26,7 @@ from so101_driver.calibration import (
     save_calibration,
 )
 from so101_driver.joints import JOINT_NAMES
-from so101_driver.kinematics import Kinematics
+from so101_driver.model.kinematics import Kinematics
 
 # A real follower file (nimiCurtis/so101_ros2 config/calibration/Tzili.json, as quoted by the reference), written the
 # way draccus writes it: indent 4.
@@ -357,7 +357,7 @@ def test_old_array_format_is_refused_with_the_fix(tmp_path):
         load_calibration(path)
     message = str(error.value)
     assert str(path) in message and "mid-2025" in message and "calib_mode" in message
-    assert "Recalibrate" in message and "so101_driver.calibrate" in message
+    assert "Recalibrate" in message and "so101_driver.hardware.calibrate" in message
 
 
 def entry_with(name: str, **changes) -> dict:

@@ -13,8 +13,8 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from sensor_msgs.msg import CameraInfo, Image
 
-from so101_driver.image_messages import image_msg_to_array
 from so101_driver.qos import SENSOR_DATA
+from so101_driver.vision.image_messages import image_msg_to_array
 from so101_testing.graph import wait_until
 
 TIMEOUT_S = 20.0
@@ -60,7 +60,7 @@ def test_camera_node_publishes_a_video_at_its_rate_and_recovers_when_it_returns(
     calibration = tmp_path / "wrist.yaml"
     calibration.write_text(CALIBRATION)
     node = processes.start_module(
-        "so101_driver.camera_node",
+        "so101_driver.hardware.camera_node",
         "--ros-args",
         "-p", f"source:={video}",
         "-p", f"fps:={FPS}",

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from so101_driver.camera_source import (
+from so101_driver.hardware.camera.sources import (
     DEFAULT_HORIZONTAL_FOV_DEG,
     CalibrationFileError,
     CameraReader,

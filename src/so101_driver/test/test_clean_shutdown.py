@@ -66,7 +66,7 @@ def test_shutdown_bound_fits_launchs_grace_period():
 
 def test_sim_and_fk_node_stop_cleanly_on_sigint(processes, probe):
     sim = processes.start_module("so101_driver.sim.sim_node", *SIM_ARGS, name="sim")
-    fk = processes.start_module("so101_driver.fk_node", name="fk")
+    fk = processes.start_module("so101_driver.model.fk_node", name="fk")
     images = probe.subscribe(Image, "wrist_camera/image_raw", qos.SENSOR_DATA)
     states = probe.subscribe(JointState, "follower/joint_states", qos.SENSOR_DATA)
     poses = probe.subscribe(PoseStamped, "follower/ee_pose", 10)

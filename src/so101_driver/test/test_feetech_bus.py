@@ -11,10 +11,10 @@ import time
 import numpy as np
 import pytest
 
-from so101_driver.feetech import control_table as ct
-from so101_driver.feetech.bus import BusDisconnected, BusError, FeetechBus
-from so101_driver.feetech.emulator import ServoBusEmulator
-from so101_driver.feetech.ports import PortNotFoundError, list_ports, resolve_port
+from so101_driver.hardware.feetech import control_table as ct
+from so101_driver.hardware.feetech.bus import BusDisconnected, BusError, FeetechBus
+from so101_driver.hardware.feetech.emulator import ServoBusEmulator
+from so101_driver.hardware.feetech.ports import PortNotFoundError, list_ports, resolve_port
 
 IDS = (1, 2, 3, 4, 5, 6)
 

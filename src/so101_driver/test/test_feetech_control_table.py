@@ -3,7 +3,7 @@ its worked packet examples, its sign-magnitude examples, its error bits. Pure fu
 
 import pytest
 
-from so101_driver.feetech import control_table as ct
+from so101_driver.hardware.feetech import control_table as ct
 
 # Worked byte examples, copied from the reference (§3), each built here from its fields.
 WORKED_EXAMPLES = [

@@ -12,8 +12,8 @@ import time
 import pytest
 import serial
 
-from so101_driver.feetech import control_table as ct
-from so101_driver.feetech.emulator import MAX_SPEED_TICKS_S, ServoBusEmulator
+from so101_driver.hardware.feetech import control_table as ct
+from so101_driver.hardware.feetech.emulator import MAX_SPEED_TICKS_S, ServoBusEmulator
 
 
 @pytest.fixture
@@ -176,7 +176,7 @@ def test_faults_are_injected_per_status_packet(line, emulator):
 def test_standalone_emulator_serves_a_link_until_terminated(tmp_path):
     link = tmp_path / "so101_follower"
     process = subprocess.Popen(
-        [sys.executable, "-m", "so101_driver.feetech.emulator", "--link", str(link), "--ids", "7", "8"],
+        [sys.executable, "-m", "so101_driver.hardware.feetech.emulator", "--link", str(link), "--ids", "7", "8"],
         stdout=subprocess.PIPE,
         text=True,
     )

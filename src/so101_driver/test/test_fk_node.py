@@ -7,7 +7,7 @@ from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
 
 from so101_driver.joints import JOINT_NAMES
-from so101_driver.kinematics import Kinematics, quaternion_xyzw_from_matrix
+from so101_driver.model.kinematics import Kinematics, quaternion_xyzw_from_matrix
 from so101_driver.qos import SENSOR_DATA
 from so101_testing.graph import wait_until
 
@@ -24,7 +24,7 @@ def _joint_state(names, positions, sec: int, nanosec: int) -> JointState:
 
 
 def test_fk_node_publishes_pose_of_joint_states_matched_by_name(processes, probe):
-    node = processes.start_module("so101_driver.fk_node", "--ros-args", "-p", "frame_id:=so101_base", name="fk")
+    node = processes.start_module("so101_driver.model.fk_node", "--ros-args", "-p", "frame_id:=so101_base", name="fk")
     poses = probe.subscribe(PoseStamped, "follower/ee_pose", 10)
     publisher = probe.publisher(JointState, "follower/joint_states", SENSOR_DATA)
     probe.wait_for_subscribers(publisher, timeout_s=TIMEOUT_S)

@@ -1,10 +1,9 @@
-"""ScriptedGrasp: step limits and phases; closed-loop grasps in SimWorld; grasp_success's negatives; the bench CLI."""
+"""ScriptedGrasp: step limits and phases; closed-loop grasps in SimWorld; grasp_success's negatives."""
 
 import mujoco
 import numpy as np
 import pytest
 
-from so101_driver.sim import bench
 from so101_driver.sim.grasp_controller import (
     APPROACH,
     CLOSE,
@@ -64,16 +63,6 @@ def test_targets_are_limited_per_axis_and_phases_advance():
     assert phase == APPROACH and gripper == cfg.gripper_open
     controller.reset()
     assert controller.phase == APPROACH
-
-
-def test_closed_loop_scripted_grasps_succeed():
-    """The CI version of the bench: 6 randomised episodes at 10 Hz with ik_step, success = still held at step 100."""
-    successes, results = bench.demo_grasp_rate(6, seed=100, progress=False)
-    assert successes >= 5, [(r.success, r.first_success_step) for r in results]
-    for result in results:
-        assert result.phases[0] == APPROACH
-        if result.success:
-            assert result.phases[-1] == HOLD
 
 
 def drive(world: SimWorld, controller: ScriptedGrasp, cube_position, steps: int, gripper=None) -> str:
@@ -176,12 +165,3 @@ def test_gripper_closed_on_air_next_to_the_cube_is_not_a_grasp(world):
     assert {FIXED_FINGER_GEOM, JAW_FINGER_GEOM} <= touching
     assert world.data.actuator_force[world.model.actuator("gripper").id] < -1.0
     assert not world.grasp_success()
-
-
-def test_bench_cli_prints_both_measurements_and_gates_on_min_rate(capsys):
-    assert bench.main(["--episodes", "1", "--seconds", "0.3", "--no-progress", "--seed", "5"]) == 0
-    out = capsys.readouterr().out
-    assert "demo grasp success: 1/1 = 100.0%" in out
-    assert "real-time factor:" in out
-    assert bench.main(["--episodes", "1", "--max-steps", "3", "--seconds", "0", "--no-progress"]) == 1
-    assert "demo grasp success: 0/1" in capsys.readouterr().out

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from so101_driver.image_messages import (
+from so101_driver.vision.image_messages import (
     ImageConversionError,
     array_to_image_msg,
     image_msg_to_array,

@@ -9,7 +9,7 @@ import pinocchio as pin
 import pytest
 
 from so101_driver.joints import JOINT_NAMES
-from so101_driver.kinematics import (
+from so101_driver.model.kinematics import (
     HOME_EE_POSITION,
     HOME_SEED,
     TOOL_DOWN,
@@ -17,7 +17,7 @@ from so101_driver.kinematics import (
     euler_zyx_from_matrix,
     quaternion_xyzw_from_matrix,
 )
-from so101_driver.robot_model import default_urdf_path, resolve_urdf_path
+from so101_driver.model.robot_model import default_urdf_path, resolve_urdf_path
 
 # gripper_frame_link in base_link, from /work/shared/reference/so101-kinematics.md (pinocchio on so101_new_calib.urdf).
 REFERENCE_POSES = [

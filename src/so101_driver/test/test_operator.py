@@ -13,7 +13,7 @@ from collections import deque
 import numpy as np
 import pytest
 
-from so101_driver.kinematics import HOME_SEED, TOOL_DOWN, Kinematics
+from so101_driver.model.kinematics import HOME_SEED, TOOL_DOWN, Kinematics
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 from so101_driver.sim.operator import LeaderArm, LeaderArmConfig, OperatorConfig, SimulatedOperator
 from so101_driver.sim.world import SimConfig, SimWorld

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from so101_driver.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing, PreprocessingError
+from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing, PreprocessingError
 
 
 def test_default_is_the_centre_square_of_640x480_to_84():

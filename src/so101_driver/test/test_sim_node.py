@@ -7,7 +7,7 @@ from std_srvs.srv import SetBool
 
 from so101_driver import qos
 from so101_driver.joints import JOINT_NAMES
-from so101_driver.kinematics import Kinematics
+from so101_driver.model.kinematics import Kinematics
 from so101_hilserl_interfaces.srv import ResetEpisode
 from so101_testing.graph import wait_until
 from so101_testing.processes import ProcessGroup

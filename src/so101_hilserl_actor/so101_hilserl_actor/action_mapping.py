@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from so101_driver.joints import JOINT_NAMES, NUM_JOINTS
-from so101_driver.kinematics import Kinematics
+from so101_driver.model.kinematics import Kinematics
 from so101_hilserl_actor.semantics import ABSOLUTE_GRIPPER_RANGE, check_semantic
 
 ACTION_DIM = 4

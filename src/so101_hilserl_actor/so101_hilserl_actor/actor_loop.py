@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from so101_driver.joints import JOINT_NAMES
-from so101_driver.kinematics import HOME_EE_POSITION, TOOL_DOWN, Kinematics
+from so101_driver.model.kinematics import HOME_EE_POSITION, TOOL_DOWN, Kinematics
 
 GRIPPER = JOINT_NAMES.index("gripper")
 

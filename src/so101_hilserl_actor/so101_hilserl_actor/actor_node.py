@@ -28,11 +28,11 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, UInt8
 
 from so101_driver import qos
-from so101_driver.image_messages import image_msg_to_array
 from so101_driver.joints import JOINT_NAMES, positions_by_name
-from so101_driver.kinematics import Kinematics
+from so101_driver.model.kinematics import Kinematics
 from so101_driver.node_main import run_node
-from so101_driver.preprocessing import ImagePreprocessing
+from so101_driver.vision.image_messages import image_msg_to_array
+from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_actor import actor_parameters
 from so101_hilserl_actor.actor_loop import IkReset, Pacer, dump_policy_inputs, home_pose, run_ik_reset
 from so101_hilserl_actor.control_step import ControlStep, StepInputs, StepResult, load_initial_policy

@@ -42,8 +42,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from so101_driver.kinematics import Kinematics
-from so101_driver.preprocessing import ImagePreprocessing
+from so101_driver.model.kinematics import Kinematics
+from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_actor.action_mapping import ActionConfig, HumanActionEncoder, PolicyActionMapper
 from so101_hilserl_actor.episode import EpisodeConfig, EpisodeTracker
 from so101_hilserl_actor.exploration import (

@@ -25,8 +25,8 @@ import numpy as np
 import pinocchio as pin
 
 from so101_driver.joints import NUM_JOINTS
-from so101_driver.kinematics import HOME_SEED, Kinematics, euler_zyx_from_matrix
-from so101_driver.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing
+from so101_driver.model.kinematics import HOME_SEED, Kinematics, euler_zyx_from_matrix
+from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing
 from so101_hilserl_actor.semantics import check_semantic
 from so101_hilserl_actor.state_vector import (
     EE_ORIENTATION,
@@ -159,7 +159,7 @@ def preprocess(image, preprocessing: ImagePreprocessing = DEFAULT_PREPROCESSING,
     order is ``encoding``.
     """
     if hasattr(image, "encoding") and hasattr(image, "data"):  # a sensor_msgs/Image
-        from so101_driver.image_messages import image_msg_to_array
+        from so101_driver.vision.image_messages import image_msg_to_array
 
         return preprocessing.apply(image_msg_to_array(image), encoding=image.encoding)
     return preprocessing.apply(np.asarray(image), encoding=encoding)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from so101_driver.kinematics import HOME_SEED, Kinematics
+from so101_driver.model.kinematics import HOME_SEED, Kinematics
 from so101_hilserl_actor.action_mapping import (
     GRIPPER,
     ActionConfig,

@@ -17,7 +17,7 @@ from sensor_msgs.msg import JointState
 
 from so101_driver import qos
 from so101_driver.joints import positions_by_name
-from so101_driver.kinematics import Kinematics
+from so101_driver.model.kinematics import Kinematics
 from so101_hilserl_actor.action_mapping import DEFAULT_ACTION_CONFIG, GRIPPER, PolicyActionMapper
 from so101_hilserl_actor.episode import stamp_to_ns
 from so101_hilserl_actor.policy import PolicyConfig

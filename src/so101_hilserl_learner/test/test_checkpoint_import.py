@@ -649,7 +649,7 @@ def test_export_refuses_bad_input_with_one_line(tmp_path, capsys):
 def test_both_semantics_travel_through_files_to_the_robot(small_snapshot, tmp_path):
     """An imported pick-101 snapshot and an exported project checkpoint, loaded by a node configured with the
     project's defaults: each file's semantics decide the action mapping and the state, not the node's."""
-    from so101_driver.kinematics import HOME_SEED, Kinematics
+    from so101_driver.model.kinematics import HOME_SEED, Kinematics
 
     snapshot, _ = small_snapshot
     imported = tmp_path / "pick101.safetensors"

@@ -17,7 +17,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from so101_driver.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing, PreprocessingError
+from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing, PreprocessingError
 from so101_reward.dataset import DatasetError, RewardDataset, concatenate
 
 EXIT_BAD_INPUT = 2

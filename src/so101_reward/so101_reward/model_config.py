@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from so101_driver.preprocessing import ImagePreprocessing, PreprocessingError
+from so101_driver.vision.preprocessing import ImagePreprocessing, PreprocessingError
 
 FORMAT_VERSION = 1
 ARCHITECTURES = ("small_cnn", "resnet10", "resnet18")

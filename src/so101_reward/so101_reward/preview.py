@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from so101_driver.preprocessing import ImagePreprocessing
+from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_reward.classifier import RewardClassifier
 from so101_reward.dataset import DatasetError, RewardDataset
 from so101_reward.model_config import RewardModelConfigError, check_same_preprocessing

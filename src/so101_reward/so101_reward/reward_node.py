@@ -30,9 +30,9 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from so101_driver import qos
-from so101_driver.image_messages import ImageConversionError, image_msg_to_array
 from so101_driver.node_main import run_node
-from so101_driver.preprocessing import ImagePreprocessing, PreprocessingError
+from so101_driver.vision.image_messages import ImageConversionError, image_msg_to_array
+from so101_driver.vision.preprocessing import ImagePreprocessing, PreprocessingError
 from so101_hilserl_interfaces.msg import RewardSignal
 from so101_reward.classifier import RewardClassifier
 from so101_reward.model_config import RewardModelConfigError, check_same_preprocessing

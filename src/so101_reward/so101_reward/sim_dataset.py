@@ -37,10 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from so101_driver.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing
-from so101_driver.sim.bench import CONTROL_PERIOD_S
+from so101_driver.sim import CONTROL_PERIOD_S
 from so101_driver.sim.grasp_controller import DESCEND, HOLD, GraspConfig, ScriptedGrasp
 from so101_driver.sim.world import GRIPPER_INDEX, SimConfig, SimWorld
+from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing
 from so101_reward.dataset import RewardDataset
 
 GRASP, NEAR_MISS, AIR_CLOSE, TOUCH, NO_CUBE = "grasp", "near_miss", "air_close", "touch", "no_cube"

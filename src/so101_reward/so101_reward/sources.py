@@ -63,7 +63,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from so101_driver.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing
+from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing
 from so101_reward.dataset import DatasetError, RewardDataset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")

@@ -19,8 +19,8 @@ import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from so101_driver.preprocessing import ImagePreprocessing
-from so101_driver.sim.bench import CONTROL_PERIOD_S
+from so101_driver.sim import CONTROL_PERIOD_S
+from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_reward.classifier import RewardClassifier
 from so101_reward.make_dataset import main as make_dataset
 from so101_reward.metrics import binary_metrics

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from so101_driver.preprocessing import ImagePreprocessing
+from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_reward.dataset import DatasetError, RewardDataset, concatenate
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from so101_driver.preprocessing import ImagePreprocessing
+from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_reward.classifier import CONFIG_FILE, WEIGHTS_FILE, RewardClassifier, RewardModelError
 from so101_reward.model import ModelWeightsError, ResNetBackbone, RewardNet, load_backbone_weights
 from so101_reward.model_config import RewardModelConfig

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from so101_driver.preprocessing import ImagePreprocessing
+from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_reward.model_config import RewardModelConfig, RewardModelConfigError, check_same_preprocessing
 
 

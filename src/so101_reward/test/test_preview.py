@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from so101_driver.preprocessing import DEFAULT_PREPROCESSING
+from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING
 from so101_reward.classifier import RewardClassifier
 from so101_reward.dataset import RewardDataset
 from so101_reward.model_config import RewardModelConfig

@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from so101_driver.preprocessing import DEFAULT_PREPROCESSING as PRE
-from so101_driver.sim.bench import CONTROL_PERIOD_S
+from so101_driver.sim import CONTROL_PERIOD_S
 from so101_driver.sim.world import GRIPPER_INDEX, SimConfig
+from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING as PRE
 from so101_reward.dataset import RewardDataset
 from so101_reward.sim_dataset import (
     AIR_CLOSE,

@@ -9,7 +9,7 @@ import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from so101_driver.preprocessing import DEFAULT_PREPROCESSING as PRE
+from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING as PRE
 from so101_reward.dataset import RewardDataset
 from so101_reward.make_dataset import main as make_dataset_main
 from so101_reward.sources import SourceError, from_image_folders, from_labelled_bags

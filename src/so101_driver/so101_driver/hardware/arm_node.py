@@ -10,7 +10,7 @@ The same node class drives the leader (role "leader"): limp by default so a pers
 One thread owns the read loop; command callbacks write from the executor thread. The serial bus is half duplex, so
 both take one lock: a command waits at most for the read in flight (~1 ms at 1 Mbps) and is written at once, rather
 than at the next read tick. Units: radians and rad/s on the topics, servo ticks on the bus; the one conversion is
-so101_driver.calibration.JointConversion (LeRobot's calibration files).
+so101_driver.hardware.calibration.JointConversion (LeRobot's calibration files).
 
 Safety: commands are clamped to the URDF limits and to ``max_joint_step`` from the measured position; a watchdog
 holds the arm where it is when commands stop for ``command_timeout_s``; after a reconnect the goal is set to the
@@ -36,13 +36,18 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
 
 from so101_driver import qos
-from so101_driver.calibrate import read_motor_calibration
-from so101_driver.calibration import CalibrationError, JointConversion, find_lerobot_calibration, load_calibration
-from so101_driver.feetech.bus import BusDisconnected, BusError, FeetechBus
-from so101_driver.feetech.ports import PortNotFoundError, resolve_port
-from so101_driver.joint_safety import JointCommandGuard
+from so101_driver.hardware.calibrate import read_motor_calibration
+from so101_driver.hardware.calibration import (
+    CalibrationError,
+    JointConversion,
+    find_lerobot_calibration,
+    load_calibration,
+)
+from so101_driver.hardware.feetech.bus import BusDisconnected, BusError, FeetechBus
+from so101_driver.hardware.feetech.ports import PortNotFoundError, resolve_port
 from so101_driver.joints import JOINT_NAMES
-from so101_driver.kinematics import Kinematics
+from so101_driver.model.joint_safety import JointCommandGuard
+from so101_driver.model.kinematics import Kinematics
 from so101_driver.node_main import DEFAULT_SHUTDOWN_TIMEOUT_S
 
 EXIT_REFUSED = 2
@@ -92,7 +97,9 @@ class ArmNode(Node):
             self.calibration = load_calibration(calibration_path)
             self.conversion = JointConversion(self.calibration)
         except CalibrationError as err:
-            self._refuse(f"{err}. Calibrate with: python -m so101_driver.calibrate --kind {role} --port {port}")
+            self._refuse(
+                f"{err}. Calibrate with: python -m so101_driver.hardware.calibrate --kind {role} --port {port}"
+            )
 
         try:
             port = resolve_port(port)  # a by-id fragment becomes its path; the link is kept, so a replug is followed
@@ -156,7 +163,7 @@ class ArmNode(Node):
         if mismatches:
             raise BusError(
                 "the servos do not hold the calibration file's values (" + "; ".join(mismatches) + "). Write the file "
-                "to the servos with python -m so101_driver.calibrate --write-only FILE, or recalibrate"
+                "to the servos with python -m so101_driver.hardware.calibrate --write-only FILE, or recalibrate"
             )
         self.bus.set_torque(False)
         for motor_id in self.bus.motor_ids:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from so101_driver.calibration import (
+from so101_driver.hardware.calibration import (
     HOMING_TARGET_TICKS,
     MAX_HOMING_OFFSET,
     MAX_TICK,
@@ -284,7 +284,7 @@ class ArmCalibrator:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m so101_driver.calibrate",
+        prog="python -m so101_driver.hardware.calibrate",
         description=(
             "Calibrate an SO-101 follower or leader arm the way lerobot-calibrate does, and save LeRobot's "
             "calibration JSON (usable by LeRobot and by this project's drivers). You will be asked to put the arm "
@@ -292,7 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
             "the recorded limits are written to the servos' EEPROM. If a calibration file already exists you can "
             "press ENTER to just write it to the motors."
         ),
-        epilog="Conversions from the resulting file: so101_driver.calibration (ticks, LeRobot values, URDF radians).",
+        epilog=(
+            "Conversions from the resulting file: so101_driver.hardware.calibration "
+            "(ticks, LeRobot values, URDF radians)."
+        ),
     )
     parser.add_argument("--port", required=True, help="serial port of the arm's bus, ideally /dev/serial/by-id/...")
     parser.add_argument("--kind", required=True, choices=("follower", "leader"), help="which arm is on --port")
@@ -354,7 +357,7 @@ def main(
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     args = build_parser().parse_args(argv)
-    from so101_driver.feetech.bus import BusError, FeetechBus
+    from so101_driver.hardware.feetech.bus import BusError, FeetechBus
 
     bus = None
     try:

@@ -46,8 +46,8 @@ no range, so there is no faithful way to obtain the mid-of-range zero above from
 A joint that was not moved through its range during calibration records a range of a few ticks (a published
 follower file has shoulder_pan 1996..2047): its zero (the middle of that range) is wrong and its servo limits lock it
 in place. ``narrow_ranges`` names such joints (``MIN_RANGE_TICKS``); ``load_calibration`` warns about them
-(``NarrowRangeWarning``, so a driver starting on such a file says so) and ``python -m so101_driver.calibrate`` refuses
-to record or write one unless ``--force`` is given.
+(``NarrowRangeWarning``, so a driver starting on such a file says so) and
+``python -m so101_driver.hardware.calibrate`` refuses to record or write one unless ``--force`` is given.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ MIN_RANGE_TICKS: dict[str, int] = {
     name: math.ceil(degrees * LEROBOT_MAX_RES / 360) for name, degrees in MIN_RANGE_DEGREES.items()
 }
 OLD_FORMAT_KEYS = frozenset({"homing_offset", "drive_mode", "start_pos", "end_pos", "calib_mode", "motor_names"})
-RECALIBRATE_HINT = "python -m so101_driver.calibrate --port PORT --kind follower|leader --id NAME"
+RECALIBRATE_HINT = "python -m so101_driver.hardware.calibrate --port PORT --kind follower|leader --id NAME"
 
 
 class CalibrationError(ValueError):

@@ -4,10 +4,10 @@ Publishes exactly what the simulation publishes for its camera: ``wrist_camera/i
 and ``wrist_camera/camera_info`` with the same stamp, plus a camera status on ``/diagnostics`` once a second
 (capture and publish fps, dropped frames, watchdog timeouts and reconnects).
 
-The capture logic lives in so101_driver.camera_source (reader thread, one-frame buffer, watchdog); this node only
-declares parameters, turns frames into messages in its publishing thread and reports. Each image is published as
-soon as it is captured, stamped with the capture time; a frame the publisher could not keep up with is dropped,
-never sent late.
+The capture logic lives in so101_driver.hardware.camera (sources, the reader thread with its one-frame buffer and
+watchdog, camera-info files); this node only declares parameters, turns frames into messages in its publishing
+thread and reports. Each image is published as soon as it is captured, stamped with the capture time; a frame the
+publisher could not keep up with is dropped, never sent late.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from so101_driver import qos
-from so101_driver.camera_source import (
+from so101_driver.hardware.camera.sources import (
     DEFAULT_HORIZONTAL_FOV_DEG,
     CalibrationFileError,
     CameraCalibration,
@@ -32,8 +32,8 @@ from so101_driver.camera_source import (
     make_source_factory,
     pinhole_from_fov,
 )
-from so101_driver.image_messages import array_to_image_msg, pinhole_camera_info
 from so101_driver.node_main import run_node
+from so101_driver.vision.image_messages import array_to_image_msg, pinhole_camera_info
 
 DIAGNOSTICS_PERIOD_S = 1.0
 LOW_FPS_FRACTION = 0.8  # diagnostics warn below this fraction of the asked frame rate

@@ -1,9 +1,11 @@
-"""follower: the SO-101 follower arm on its Feetech bus (the node is so101_driver.arm_node.ArmNode, role "follower").
+"""follower: the SO-101 follower arm on its Feetech bus.
+
+The node is so101_driver.hardware.arm_node.ArmNode, role "follower".
 
 ros2 run so101_driver follower_node --ros-args -p port:=/dev/serial/by-id/... -p robot_id:=my_follower
 """
 
-from so101_driver.arm_node import FollowerNode
+from so101_driver.hardware.arm_node import FollowerNode
 from so101_driver.node_main import run_node
 
 

@@ -1,9 +1,9 @@
-"""leader: the SO-101 leader arm on its Feetech bus (the node is so101_driver.arm_node.ArmNode, role "leader").
+"""leader: the SO-101 leader arm on its Feetech bus (the node is so101_driver.hardware.arm_node.ArmNode, role "leader").
 
 ros2 run so101_driver leader_node --ros-args -p port:=/dev/serial/by-id/... -p robot_id:=my_leader
 """
 
-from so101_driver.arm_node import LeaderNode
+from so101_driver.hardware.arm_node import LeaderNode
 from so101_driver.node_main import run_node
 
 

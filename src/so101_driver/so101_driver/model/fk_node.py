@@ -1,6 +1,6 @@
 """fk_node: the follower's TCP pose for rviz2 and recorders (follower/joint_states -> follower/ee_pose).
 
-A thin message converter: joints are matched by name, the pose comes from so101_driver.kinematics, and the pose
+A thin message converter: joints are matched by name, the pose comes from so101_driver.model.kinematics, and the pose
 keeps the joint state's stamp so it lines up with the camera and the transitions in a bag.
 """
 
@@ -12,7 +12,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from so101_driver.joints import positions_by_name
-from so101_driver.kinematics import Kinematics, quaternion_xyzw_from_matrix
+from so101_driver.model.kinematics import Kinematics, quaternion_xyzw_from_matrix
 from so101_driver.node_main import run_node
 from so101_driver.qos import SENSOR_DATA
 

@@ -18,7 +18,7 @@ import numpy as np
 import pinocchio as pin
 
 from so101_driver.joints import ARM_JOINT_NAMES, JOINT_NAMES
-from so101_driver.robot_model import resolve_urdf_path
+from so101_driver.model.robot_model import resolve_urdf_path
 
 NUM_ARM_JOINTS = len(ARM_JOINT_NAMES)
 

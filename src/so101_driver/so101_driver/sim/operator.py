@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from so101_driver.joints import ARM_JOINT_NAMES, NUM_JOINTS
-from so101_driver.kinematics import Kinematics
+from so101_driver.model.kinematics import Kinematics
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 
 NUM_ARM = len(ARM_JOINT_NAMES)

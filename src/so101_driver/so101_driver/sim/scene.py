@@ -20,7 +20,7 @@ import mujoco
 import numpy as np
 
 from so101_driver.joints import JOINT_NAMES
-from so101_driver.robot_model import resolve_urdf_path
+from so101_driver.model.robot_model import resolve_urdf_path
 
 # Geom names given to the URDF's unnamed boxes (MuJoCo keeps them in file order per body).
 FIXED_FINGER_GEOM = "fixed_finger"
@@ -54,7 +54,7 @@ class ServoConfig:
 class SceneConfig:
     """Everything the simulated scene is built from. Defaults match the seed system's desk and cube."""
 
-    urdf_path: str | None = None  # None or "": the project URDF (so101_driver.robot_model.default_urdf_path)
+    urdf_path: str | None = None  # None or "": the project URDF (so101_driver.model.robot_model.default_urdf_path)
     timestep: float = 0.002  # s
     arm_servo: ServoConfig = field(default_factory=ServoConfig)
     # The gripper servo is softer (the jaw is light; a stiff servo would jitter against the cube) and squeezes with

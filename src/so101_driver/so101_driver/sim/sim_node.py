@@ -25,14 +25,14 @@ from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
 
 from so101_driver import qos
-from so101_driver.image_messages import array_to_image_msg, pinhole_camera_info
-from so101_driver.joint_safety import JointCommandGuard
 from so101_driver.joints import JOINT_NAMES, positions_by_name
+from so101_driver.model.joint_safety import JointCommandGuard
 from so101_driver.node_main import run_node
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 from so101_driver.sim.operator import LeaderArm, OperatorConfig, SimulatedOperator
 from so101_driver.sim.scene import SceneConfig
 from so101_driver.sim.world import SimConfig, SimWorld
+from so101_driver.vision.image_messages import array_to_image_msg, pinhole_camera_info
 from so101_hilserl_interfaces.msg import RewardSignal
 from so101_hilserl_interfaces.srv import ResetEpisode
 

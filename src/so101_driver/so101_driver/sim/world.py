@@ -16,7 +16,7 @@ import mujoco
 import numpy as np
 
 from so101_driver.joints import JOINT_NAMES, NUM_JOINTS
-from so101_driver.kinematics import HOME_SEED, TOOL_DOWN, Kinematics
+from so101_driver.model.kinematics import HOME_SEED, TOOL_DOWN, Kinematics
 from so101_driver.sim.scene import (
     CUBE_BODY,
     CUBE_GEOM,

@@ -1,7 +1,7 @@
 """FeetechBus: the SO-101's STS3215 servo bus on the Feetech SDK (PyPI ``feetech-servo-sdk``, ``scservo_sdk``).
 
 Raw servo units only (ticks, ticks/s, 0.1 % load, volts, °C); conversions to radians live in
-``so101_driver.calibration``. Every transaction goes through the SDK's own packet code (PacketHandler(0),
+``so101_driver.hardware.calibration``. Every transaction goes through the SDK's own packet code (PacketHandler(0),
 GroupSyncRead, GroupSyncWrite, read/write TxRx); the SDK's known faults are fixed in subclasses, never by editing it:
 
 * **Packet timeout.** The SDK waits ``bytes*tx_time + 2*16 + 2`` ms for a reply (a 16 ms USB latency timer
@@ -49,8 +49,8 @@ import numpy as np
 import scservo_sdk as scs
 import serial
 
-from so101_driver.feetech import control_table as ct
-from so101_driver.feetech.ports import PortNotFoundError, resolve_port
+from so101_driver.hardware.feetech import control_table as ct
+from so101_driver.hardware.feetech.ports import PortNotFoundError, resolve_port
 
 DEFAULT_TIMEOUT_MARGIN_S = 0.005
 DRAIN_QUIET_S = 0.001  # a retry waits for this much silence on the line (see the module docstring)
@@ -58,8 +58,8 @@ SUPPORTED_BAUDRATES = (4800, 9600, 14400, 19200, 38400, 57600, 115200, 128000, 2
 PORT_FAILURES = (OSError, serial.SerialException, termios.error)
 OPEN_FIX = (
     "check the USB cable and the servo power supply, find the adapter's stable name with "
-    "ls -l /dev/serial/by-id (python -m so101_driver.feetech.ports), and if permission is denied add the user to "
-    "the dialout group or install a udev rule"
+    "ls -l /dev/serial/by-id (python -m so101_driver.hardware.feetech.ports), "
+    "and if permission is denied add the user to the dialout group or install a udev rule"
 )
 T = TypeVar("T")
 

@@ -27,7 +27,7 @@ Faults (settable at any time from any thread): ``corrupt_probability`` (the stat
 register), ``disconnect()`` (the pty is closed and the link removed: a driver's open port fails like an unplugged
 adapter) and ``reconnect()`` (a new pty behind the same link, like a replug). Probabilities apply per status packet.
 
-    python -m so101_driver.feetech.emulator --link /tmp/so101_follower     # a standalone bus for manual tests
+    python -m so101_driver.hardware.feetech.emulator --link /tmp/so101_follower     # a standalone bus for manual tests
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from so101_driver.feetech import control_table as ct
+from so101_driver.hardware.feetech import control_table as ct
 
 MAX_SPEED_TICKS_S = 3072.0  # 45 rpm no-load (reference §8): 0.75 turn/s * 4096 ticks
 NO_RAMP_ACCEL_TICKS_S2 = 50_000.0  # Acceleration = 0 (no ramp): full speed within ~60 ms
@@ -539,7 +539,7 @@ class ServoBusEmulator:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m so101_driver.feetech.emulator",
+        prog="python -m so101_driver.hardware.feetech.emulator",
         description="Run an emulated STS3215 servo bus on a pseudo-terminal until Ctrl-C, for trying the follower/"
         "leader nodes or the calibration CLI without an arm. Point them at the --link path.",
     )

@@ -4,8 +4,8 @@
 ttyACM numbering swaps"); udev's /dev/serial/by-id/usb-<vendor>_<product>_<serial>-if00 links do not. A user may
 give the full path, or any unique fragment of a by-id name (for example the adapter's serial number "5A46").
 
-    python -m so101_driver.feetech.ports           # list what is plugged in
-    python -m so101_driver.feetech.ports 5A46      # which path the fragment resolves to
+    python -m so101_driver.hardware.feetech.ports           # list what is plugged in
+    python -m so101_driver.hardware.feetech.ports 5A46      # which path the fragment resolves to
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def resolve_port(port: str, by_id_dir: str | Path = BY_ID_DIR) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m so101_driver.feetech.ports",
+        prog="python -m so101_driver.hardware.feetech.ports",
         description="List the serial adapters under /dev/serial/by-id (stable names for the servo buses), or show "
         "which device a port argument (a path or a unique fragment of a by-id name) resolves to.",
     )
