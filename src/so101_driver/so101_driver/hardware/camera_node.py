@@ -21,17 +21,15 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from so101_driver import qos
-from so101_driver.hardware.camera.sources import (
+from so101_driver.hardware.camera.camera_info import (
     DEFAULT_HORIZONTAL_FOV_DEG,
     CalibrationFileError,
     CameraCalibration,
-    CameraReader,
-    CaptureSettings,
-    RateMeter,
     load_camera_calibration,
-    make_source_factory,
     pinhole_from_fov,
 )
+from so101_driver.hardware.camera.reader import CameraReader, RateMeter
+from so101_driver.hardware.camera.sources import CaptureSettings, make_source_factory
 from so101_driver.node_main import run_node
 from so101_driver.vision.image_messages import array_to_image_msg, pinhole_camera_info
 

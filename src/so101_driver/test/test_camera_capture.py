@@ -1,4 +1,4 @@
-"""Camera capture without ROS: sources, the one-frame buffer, the reader's watchdog, the calibration file.
+"""Camera capture without ROS (hardware/camera): sources, the one-frame buffer, the watchdog, camera info.
 
 Videos and images are written here with OpenCV; frame i of a test video has green = 10 + 10 i and red = 200 (blue
 0), so a frame's index and the channel order can be read back from its pixels.
@@ -17,22 +17,22 @@ import cv2
 import numpy as np
 import pytest
 
-from so101_driver.hardware.camera.sources import (
+from so101_driver.hardware.camera.camera_info import (
     DEFAULT_HORIZONTAL_FOV_DEG,
     CalibrationFileError,
-    CameraReader,
+    load_camera_calibration,
+    pinhole_from_fov,
+)
+from so101_driver.hardware.camera.reader import CameraReader, Frame, LatestFrame
+from so101_driver.hardware.camera.sources import (
     CaptureSettings,
     DeviceSource,
     EndOfSource,
-    Frame,
     FrameSource,
     ImageFolderSource,
-    LatestFrame,
     SourceUnavailable,
     VideoFileSource,
-    load_camera_calibration,
     make_source_factory,
-    pinhole_from_fov,
     source_kind,
 )
 
