@@ -13,7 +13,8 @@ import pytest
 import serial
 
 from so101_driver.hardware.feetech import control_table as ct
-from so101_driver.hardware.feetech.emulator import MAX_SPEED_TICKS_S, ServoBusEmulator
+from so101_driver.hardware.feetech.emulator import ServoBusEmulator
+from so101_driver.hardware.feetech.servo_model import MAX_SPEED_TICKS_S
 
 
 @pytest.fixture

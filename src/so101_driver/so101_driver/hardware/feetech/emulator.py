@@ -33,7 +33,6 @@ adapter) and ``reconnect()`` (a new pty behind the same link, like a replug). Pr
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import queue
 import random
@@ -49,42 +48,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from so101_driver.hardware.feetech import control_table as ct
+from so101_driver.hardware.feetech.servo_model import EmulatedServo
 
-MAX_SPEED_TICKS_S = 3072.0  # 45 rpm no-load (reference §8): 0.75 turn/s * 4096 ticks
-NO_RAMP_ACCEL_TICKS_S2 = 50_000.0  # Acceleration = 0 (no ramp): full speed within ~60 ms
-STEP_S = 0.001  # integration step of the motion model
 STALE_PARTIAL_S = 0.01  # an incomplete packet older than this is garbage: resynchronise past its first byte
-_ADDRESS_OWNER = {
-    address + offset: name for name, (address, size, _) in ct.CONTROL_TABLE.items() for offset in range(size)
-}
-
-
-@dataclass
-class _Servo:
-    """One servo: its control-table memory and the continuous motion state behind Present_Position/Velocity."""
-
-    motor_id: int
-    mem: bytearray
-    position: float  # present frame (after Homing_Offset), ticks
-    velocity: float = 0.0  # ticks/s
-    updated_s: float = 0.0
-    pending: tuple[int, bytes] | None = None  # a REG_WRITE waiting for ACTION: (address, data)
-    load: int = 0
-
-    def get(self, name: str) -> int:
-        address, size, _ = ct.CONTROL_TABLE[name]
-        return ct.decode_value(name, ct.from_bytes(self.mem[address : address + size]))
-
-    def put(self, name: str, value: int) -> None:
-        address, size, _ = ct.CONTROL_TABLE[name]
-        self.mem[address : address + size] = bytes(ct.to_bytes(ct.encode_value(name, value), size))
 
 
 @dataclass
 class _Reply:
     """A status packet to send, with the servo whose Return_Delay_Time precedes it."""
 
-    servo: _Servo
+    servo: EmulatedServo
     packet: bytes
 
 
@@ -125,9 +98,9 @@ class ServoBusEmulator:
         self._lock = threading.Lock()  # servo state
         self._io_lock = threading.Lock()  # the pty file descriptors
         now = time.monotonic()
-        self._servos: dict[int, _Servo] = {}
+        self._servos: dict[int, EmulatedServo] = {}
         for motor_id in self.motor_ids:
-            servo = _Servo(motor_id, bytearray(256), position=2048.0, updated_s=now)
+            servo = EmulatedServo(motor_id, bytearray(256), position=2048.0, updated_s=now)
             for name, value in ct.FACTORY_DEFAULTS.items():
                 servo.put(name, value)
             servo.put("ID", motor_id)
@@ -269,82 +242,23 @@ class ServoBusEmulator:
             servo.position, servo.velocity = float(int(ticks) % ct.TICKS_PER_TURN), 0.0
             self._sync_present(servo)
 
-    def _servo(self, motor_id: int) -> _Servo:
+    def _servo(self, motor_id: int) -> EmulatedServo:
         try:
             return self._servos[int(motor_id)]
         except KeyError:
             raise ValueError(f"no servo with id {motor_id} on this bus (ids {sorted(self._servos)})") from None
 
-    # ---- motion --------------------------------------------------------------------------------------------------
-    def _advance(self, servo: _Servo, now: float) -> None:
-        dt = now - servo.updated_s
-        if dt <= 0:
-            self._sync_present(servo)
-            return
-        servo.updated_s = now
-        goal = float(servo.get("Goal_Position"))
-        low, high = servo.get("Min_Position_Limit"), servo.get("Max_Position_Limit")
-        if low < high:
-            goal = min(max(goal, low), high)
-        if servo.get("Torque_Enable") == 0 or servo.get("Operating_Mode") != 0:
-            servo.velocity = 0.0
-        elif servo.position != goal or servo.velocity != 0.0:
-            vmax = MAX_SPEED_TICKS_S
-            if servo.get("Goal_Velocity"):
-                vmax = min(vmax, abs(servo.get("Goal_Velocity")))
-            amax = servo.get("Acceleration") * 100.0 or NO_RAMP_ACCEL_TICKS_S2
-            steps = min(math.ceil(dt / STEP_S), 2000)
-            h = dt / steps
-            for _ in range(steps):
-                error = goal - servo.position
-                if abs(error) < 0.5 and abs(servo.velocity) <= amax * h:
-                    servo.position, servo.velocity = goal, 0.0
-                    break
-                wanted = math.copysign(min(vmax, math.sqrt(2.0 * amax * abs(error))), error)
-                servo.velocity += min(max(wanted - servo.velocity, -amax * h), amax * h)
-                new_position = servo.position + servo.velocity * h
-                if (goal - new_position) * error <= 0:  # reached or crossed the goal within this step
-                    servo.position, servo.velocity = goal, 0.0
-                    break
-                servo.position = new_position
-        self._sync_present(servo)
+    # ---- the servo model (servo_model) and the bus-level side effects -------------------------------------------
+    def _advance(self, servo: EmulatedServo, now: float) -> None:
+        servo.advance(now, self.error_bits.get(servo.motor_id, 0))
 
-    def _sync_present(self, servo: _Servo) -> None:
-        """Write the motion state into the Present_* registers the host reads."""
-        moving = servo.velocity != 0.0
-        load = 0
-        if moving:
-            magnitude = min(1000.0, 60.0 + 300.0 * abs(servo.velocity) / MAX_SPEED_TICKS_S)
-            load = int(math.copysign(magnitude, servo.velocity))
-        servo.put("Present_Position", round(servo.position) % ct.TICKS_PER_TURN)
-        servo.put("Present_Velocity", round(servo.velocity))
-        servo.put("Present_Load", load)
-        servo.put("Present_Current", abs(load) // 4)
-        servo.put("Moving", int(moving))
-        servo.put("Status", self.error_bits.get(servo.motor_id, 0) & 0xFF)
+    def _sync_present(self, servo: EmulatedServo) -> None:
+        servo.sync_present(self.error_bits.get(servo.motor_id, 0))
 
-    # ---- memory writes and their side effects --------------------------------------------------------------------
-    def _write_memory(self, servo: _Servo, address: int, data: bytes, now: float, force: bool = False) -> None:
-        """Write bytes as the firmware does: read-only registers keep their value (unless ``force``), and writes to
-        Homing_Offset / Torque_Enable / ID take effect on the motion state and the bus."""
-        old_offset = servo.get("Homing_Offset")
-        touched = set()
-        for offset, byte in enumerate(data):
-            a = address + offset
-            if a > 255:
-                break
-            name = _ADDRESS_OWNER.get(a)
-            if name in ct.READ_ONLY and not force:
-                continue
-            servo.mem[a] = byte
-            touched.add(name)
-        if "Homing_Offset" in touched:
-            shift = servo.get("Homing_Offset") - old_offset
-            servo.position = (servo.position - shift) % ct.TICKS_PER_TURN  # Present = Actual - Homing_Offset
-        if "Torque_Enable" in touched and servo.get("Torque_Enable") == 0:
-            servo.velocity = 0.0
-        if "Present_Position" in touched:
-            servo.position, servo.velocity = float(servo.get("Present_Position")), 0.0
+    def _write_memory(self, servo: EmulatedServo, address: int, data: bytes, now: float, force: bool = False) -> None:
+        """Write bytes as the firmware does (``EmulatedServo.write_memory``); a new ID re-addresses the servo on the
+        bus unless another servo already answers to it."""
+        touched = servo.write_memory(address, data, force)
         if "ID" in touched and servo.get("ID") != servo.motor_id:
             new_id = servo.get("ID")
             if new_id in self._servos or new_id > ct.MAX_ID:
@@ -407,7 +321,7 @@ class ServoBusEmulator:
             self._advance(servo, now)
         replies: list[_Reply] = []
 
-        def status(servo: _Servo, data: bytes = b"", always: bool = False) -> None:
+        def status(servo: EmulatedServo, data: bytes = b"", always: bool = False) -> None:
             if broadcast and not always:
                 return
             if not always and servo.get("Response_Status_Level") == 0:
@@ -415,7 +329,7 @@ class ServoBusEmulator:
             error = self.error_bits.get(servo.motor_id, 0) & 0x7F
             replies.append(_Reply(servo, ct.build_packet(servo.motor_id, error, data)))
 
-        def read(servo: _Servo, address: int, length: int) -> bytes:
+        def read(servo: EmulatedServo, address: int, length: int) -> bytes:
             return bytes(servo.mem[address : address + length]).ljust(length, b"\x00")
 
         if instruction == ct.PING:
