@@ -30,25 +30,25 @@ sim: build ## HIL-SERL in simulation with the simulated operator until Ctrl-C (o
 	@$(IN_BUILT_ENV) ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-37} python -m so101_bringup.runner --mode sim --run-dir $(RUN_DIR) --episodes $(EPISODES)
 
 bench-sim: build ## simulation: operator demo grasp rate (50 episodes) and real-time factor with the camera at 10 Hz
-	@$(IN_BUILT_ENV) python -m so101_driver.sim.bench
+	@$(IN_BUILT_ENV) python -m so101_bench.sim
 
 bench-buffer: build ## replay buffer: bytes per stored transition and batches of 256 sampled per second
-	@$(IN_BUILT_ENV) python -m so101_hilserl_learner.bench_buffer
+	@$(IN_BUILT_ENV) python -m so101_bench.buffer
 
 bench-learner: build ## DrQ-v2 updates per second, batch 256 on 9x84x84, vs a drqv2-style reference update
-	@$(IN_BUILT_ENV) python -m so101_hilserl_learner.bench_learner
+	@$(IN_BUILT_ENV) python -m so101_bench.learner
 
 bench-learning: build ## DrQ-v2 learns the dot-to-target pixel task (300 episodes, a few minutes on CPU)
-	@$(IN_BUILT_ENV) python -m so101_hilserl_learner.train_pixel_task --episodes 300
+	@$(IN_BUILT_ENV) python -m so101_bench.learning --episodes 300
 
 bench-actor: build ## actor step compute p50/p99 (full-size policy) and loop period jitter over a sim run
-	@$(IN_BUILT_ENV) python -m so101_hilserl_actor.bench_actor
+	@$(IN_BUILT_ENV) python -m so101_bench.actor
 
 bench-reward: build ## reward classifier: held-out F1 on simulated episodes, and the node's per-frame latency p50/p99
-	@$(IN_BUILT_ENV) python -m so101_reward.bench_reward
+	@$(IN_BUILT_ENV) python -m so101_bench.reward
 
 bench-drivers: build ## follower driver vs the servo bus emulator at 1 Mbps: state rate and command-to-bus latency
-	@$(IN_BUILT_ENV) python -m so101_driver.bench_drivers
+	@$(IN_BUILT_ENV) python -m so101_bench.drivers
 
 lint: setup ## ruff check and format check over all Python
 	@$(IN_ENV) ruff check . && ruff format --check .

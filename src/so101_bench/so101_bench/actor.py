@@ -12,7 +12,7 @@ measured with torch's intra-op thread count set as the actor sets it (1 and 2 by
 ``ControlStep.step`` itself (the actor's step, control_step.py: the same stages plus the transition bookkeeping),
 fed 640x480 camera arrays as the node feeds it; the stage breakdown shows where the time goes.
 
-    python -m so101_hilserl_actor.bench_actor --steps 500 --threads 1 2
+    python -m so101_bench.actor --steps 500 --threads 1 2
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import time
 import numpy as np
 import torch
 
-from so101_driver.image_messages import array_to_image_msg
-from so101_driver.kinematics import HOME_SEED, Kinematics
+from so101_driver.model.kinematics import HOME_SEED, Kinematics
+from so101_driver.vision.image_messages import array_to_image_msg
 from so101_hilserl_actor.action_mapping import ActionConfig, policy_action_to_joints
 from so101_hilserl_actor.exploration import sample_exploration
 from so101_hilserl_actor.observation import FrameStack, StateBuilder, preprocess
@@ -107,7 +107,7 @@ def bench_actor_step(
 
 def bench_control_step(steps: int = 500, threads: int = 1, warmup: int = 20, seed: int = 0) -> dict[int, float]:
     """p50/p99 (ms) of ControlStep.step (full-size policy, training mode: inference + noise every step)."""
-    from so101_driver.preprocessing import DEFAULT_PREPROCESSING
+    from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING
     from so101_hilserl_actor.control_step import ControlConfig, ControlStep, StepInputs
     from so101_hilserl_actor.episode import EpisodeConfig
 
@@ -184,7 +184,7 @@ def measure_loop_jitter(sim_seconds: float, period_s: float = 0.1) -> dict[str, 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m so101_hilserl_actor.bench_actor",
+        prog="python -m so101_bench.actor",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

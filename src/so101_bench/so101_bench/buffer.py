@@ -4,7 +4,7 @@ Fills a buffer with 100-step episodes of random uint8 frames, then reports bytes
 array counted), its ratio to one raw frame + state + action, and how many batches (stacked obs, stacked next obs,
 n-step targets) it samples per second, both into fresh arrays and into a reused output batch.
 
-    python -m so101_hilserl_learner.bench_buffer --capacity 20000
+    python -m so101_bench.buffer --capacity 20000
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Benchmark of the follower driver against the servo bus emulator at 1 Mbps wire timing.
 
-    python -m so101_driver.bench_drivers                # 10 s per figure
-    python -m so101_driver.bench_drivers --seconds 3
+    python -m so101_bench.drivers                # 10 s per figure
+    python -m so101_bench.drivers --seconds 3
 
 (a) State rate: the follower node (a real process) publishes follower/joint_states; the rate a subscriber receives
     at the default 100 Hz, and the highest the bus allows (state_rate_hz 1000: the loop runs back to back).
@@ -42,8 +42,8 @@ def measure(seconds: float, state_rate_hz: float, corrupt: float, commands: int,
     from sensor_msgs.msg import JointState
 
     from so101_driver import qos
-    from so101_driver.calibration import JointConversion, load_calibration
-    from so101_driver.feetech.emulator import ServoBusEmulator
+    from so101_driver.hardware.calibration import JointConversion, load_calibration
+    from so101_driver.hardware.feetech.emulator import ServoBusEmulator
     from so101_driver.joints import JOINT_NAMES
     from so101_testing.graph import GraphProbe, wait_until
     from so101_testing.processes import ProcessGroup
@@ -58,7 +58,7 @@ def measure(seconds: float, state_rate_hz: float, corrupt: float, commands: int,
     ):
         emulator.corrupt_probability = corrupt
         node = group.start_module(
-            "so101_driver.follower_node", "--ros-args", "-p", f"port:={emulator.port}",
+            "so101_driver.hardware.follower_node", "--ros-args", "-p", f"port:={emulator.port}",
             "-p", f"calibration_file:={calibration_file}", "-p", f"state_rate_hz:={state_rate_hz}",
             "-p", "on_shutdown:=limp", "-p", "command_timeout_s:=5.0", "-p", "max_joint_step:=1.0",
             name=f"follower-{state_rate_hz:g}",
@@ -107,7 +107,7 @@ def measure(seconds: float, state_rate_hz: float, corrupt: float, commands: int,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m so101_driver.bench_drivers",
+        prog="python -m so101_bench.drivers",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

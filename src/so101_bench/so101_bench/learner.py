@@ -10,7 +10,7 @@ Batch 256 of 9x84x84 uint8 pixels (3 stacked RGB frames), updates per second for
 
 (b)/(c) is the speed-up from the implementation alone (same sizes, same machine, same process and allocator).
 
-    python -m so101_hilserl_learner.bench_learner --updates 5
+    python -m so101_bench.learner --updates 5
 """
 
 from __future__ import annotations
@@ -19,15 +19,14 @@ import argparse
 import re
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from so101_driver.cpu_allocator import configure_cpu_allocator
+from so101_contract.cpu_allocator import configure_cpu_allocator
 from so101_hilserl_actor.policy import PolicyConfig
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
-from so101_hilserl_learner.replay import Batch, empty_batch
+from so101_hilserl_learner.replay import Batch, random_batch
 
 # facebookresearch/drqv2 itself (hidden 1024, batch 256, 9x84x84) on this project's 2-core CPU (ENVIRONMENT.md).
 DRQV2_MEASURED_UPDATES_PER_S = 0.38
@@ -188,22 +187,6 @@ class ReferenceDrQV2:
 
 
 # ------------------------------------------------------------------------------------------------- benchmark
-
-
-def random_batch(batch_size: int, config: PolicyConfig, seed: int = 0) -> Batch:
-    rng = np.random.default_rng(seed)
-    size = config.image_size
-    batch = empty_batch(batch_size, (size, size, config.image_channels), config.state_dim, config.action_dim,
-                        config.frame_stack)  # fmt: skip
-    batch.pixels[:] = rng.integers(0, 256, batch.pixels.shape, dtype=np.uint8)
-    batch.next_pixels[:] = rng.integers(0, 256, batch.next_pixels.shape, dtype=np.uint8)
-    batch.state[:] = rng.normal(size=batch.state.shape)
-    batch.next_state[:] = rng.normal(size=batch.next_state.shape)
-    batch.action[:] = rng.uniform(-1, 1, batch.action.shape)
-    batch.reward[:] = rng.normal(size=batch_size)
-    batch.discount[:] = 0.99**3
-    batch.intervention[:] = False
-    return batch
 
 
 def updates_per_second(update, batch: Batch, updates: int, warmup: int, device: torch.device) -> float:

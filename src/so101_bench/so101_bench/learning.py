@@ -5,7 +5,7 @@ An explicit CleanRL-style loop, nothing hidden::
     env step with agent.act -> ReplayBuffer (begin_sequence / add / end_sequence) -> `utd` agent.update per env step
     -> every `eval_every` episodes: greedy evaluation episodes
 
-    python -m so101_hilserl_learner.train_pixel_task --episodes 250
+    python -m so101_bench.learning --episodes 250
 
 Prints the training success rate over the last ``--window`` episodes as it goes and a summary at the end.
 """
@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from so101_driver.cpu_allocator import configure_cpu_allocator
+from so101_bench.pixel_task import FrameStack, PixelReachEnv, PixelTaskConfig, random_policy_success
+from so101_contract.cpu_allocator import configure_cpu_allocator
 from so101_hilserl_actor.policy import PolicyConfig
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
-from so101_hilserl_learner.pixel_task import FrameStack, PixelReachEnv, PixelTaskConfig, random_policy_success
 from so101_hilserl_learner.replay import ReplayBuffer
 
 

@@ -1,7 +1,7 @@
 """Benchmark of the reward classifier: held-out F1 on simulated episodes, and the node's per-frame latency.
 
-    python -m so101_reward.bench_reward                        # ~2,400 training frames, 600 test frames, then latency
-    python -m so101_reward.bench_reward --train-episodes 12 --test-episodes 6 --latency-frames 100   # quick look
+    python -m so101_bench.reward                        # ~2,400 training frames, 600 test frames, then latency
+    python -m so101_bench.reward --train-episodes 12 --test-episodes 6 --latency-frames 100   # quick look
 
 (a) Accuracy: records a training set and a separate test set from the simulation (different seeds: no test episode
     was seen in training or validation), trains the default small CNN with the default settings, and prints the
@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from so101_driver.cpu_allocator import configure_cpu_allocator
+from so101_contract.cpu_allocator import configure_cpu_allocator
 from so101_reward.dataset import RewardDataset
 from so101_reward.metrics import format_report
 from so101_reward.train import TrainConfig, train
@@ -41,7 +41,7 @@ def cached_sim_dataset(path: Path, episodes: int, steps: int, seed: int, fresh: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m so101_reward.bench_reward",
+        prog="python -m so101_bench.reward",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     if args.latency_frames > 0:
-        from so101_reward.bench_latency import format_latency, measure_node_latency
+        from so101_bench.reward_latency import format_latency, measure_node_latency
 
         latency = measure_node_latency(args.data_dir / "model", frames=args.latency_frames)
         text, ok_latency = format_latency(latency, LATENCY_P99_GOAL_MS)

@@ -1,7 +1,7 @@
 """Latency of the reward node on this machine: camera image stamped -> reward/signal received.
 
-    python -m so101_reward.bench_latency                           # an untrained default model (same compute)
-    python -m so101_reward.bench_latency --model runs/reward/model --frames 300 --rate 10
+    python -m so101_bench.reward_latency                           # an untrained default model (same compute)
+    python -m so101_bench.reward_latency --model runs/reward/model --frames 300 --rate 10
 
 The node runs as its own process, exactly as in the graph. This process publishes 640x480 rgb8 images over DDS at
 the camera rate, each stamped the moment it is published, and receives reward/signal; latency = receive time - the
@@ -128,7 +128,7 @@ def _run_node_and_measure(model_dir: Path, frames: int, rate_hz: float, log_dir:
     from sensor_msgs.msg import Image
 
     from so101_driver import qos
-    from so101_driver.image_messages import array_to_image_msg
+    from so101_driver.vision.image_messages import array_to_image_msg
     from so101_hilserl_interfaces.msg import RewardSignal
     from so101_testing.graph import GraphProbe, wait_until
     from so101_testing.processes import ProcessGroup
@@ -227,7 +227,7 @@ def _run_node_and_measure(model_dir: Path, frames: int, rate_hz: float, log_dir:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m so101_reward.bench_latency",
+        prog="python -m so101_bench.reward_latency",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

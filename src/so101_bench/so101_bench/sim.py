@@ -1,7 +1,7 @@
 """Benchmarks of the simulation: scripted-demo grasp rate and real-time factor with the wrist camera.
 
-    python -m so101_driver.sim.bench                    # 50 episodes + 20 s of sim time
-    python -m so101_driver.sim.bench --episodes 10 --seconds 5 --min-rate 0.9
+    python -m so101_bench.sim                    # 50 episodes + 20 s of sim time
+    python -m so101_bench.sim --episodes 10 --seconds 5 --min-rate 0.9
 
 (a) Demo grasp rate: randomised episodes in which the simulated operator in demo mode performs the whole episode
     on the simulated leader arm, and the follower copies the leader's joints at the 10 Hz control rate, exactly as
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from so101_contract.control import CONTROL_PERIOD_S
 from so101_driver.sim.grasp_controller import GraspConfig, ScriptedGrasp
 from so101_driver.sim.operator import LeaderArm, OperatorConfig, SimulatedOperator
 from so101_driver.sim.world import SimConfig, SimWorld
 
-CONTROL_PERIOD_S = 0.1  # the 10 Hz control rate of the policy and the operator
 LEADER_SUBSTEPS = 10  # the leader arm, the operator's hand and the physics run at 100 Hz, like the sim node
 
 
@@ -124,7 +124,7 @@ def real_time_factor(sim_seconds: float, *, config: SimConfig | None = None, see
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m so101_driver.sim.bench",
+        prog="python -m so101_bench.sim",
         description="Simulation benchmarks: scripted-demo grasp rate and real-time factor with the wrist camera.",
     )
     parser.add_argument("--episodes", type=int, default=50, help="scripted grasp episodes (default 50; 0 skips)")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from so101_bench.learning import TrainConfig, train
+from so101_bench.pixel_task import FrameStack, PixelReachEnv, PixelTaskConfig, random_policy_success
 
-from so101_driver.cpu_allocator import configure_cpu_allocator
-from so101_hilserl_learner.pixel_task import FrameStack, PixelReachEnv, PixelTaskConfig, random_policy_success
-from so101_hilserl_learner.train_pixel_task import TrainConfig, train
+from so101_contract.cpu_allocator import configure_cpu_allocator
 
 
 def test_task_is_deterministic_and_rewards_success():

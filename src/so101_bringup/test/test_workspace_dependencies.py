@@ -1,22 +1,30 @@
 """Every import of a project package is declared in package.xml, and dependencies point one way (DESIGN.md):
-driver <- reward, driver <- actor <- learner, everything <- bringup."""
+driver <- reward, driver <- actor <- learner, everything <- bringup; the benchmarks (so101_bench) sit beside bringup
+and may import every package and the test helpers, which no runtime package imports outside its tests."""
 
 import ast
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2]
-PYTHON_PACKAGES = ["so101_driver", "so101_reward", "so101_hilserl_actor", "so101_hilserl_learner", "so101_bringup"]
+PYTHON_PACKAGES = [
+    "so101_driver",
+    "so101_reward",
+    "so101_hilserl_actor",
+    "so101_hilserl_learner",
+    "so101_bringup",
+    "so101_bench",
+]
 PROJECT = {*PYTHON_PACKAGES, "so101_hilserl_interfaces", "so101_testing"}
-# What each package may import from the project. Test code, and benchmarks (bench_*.py: they start nodes as
-# processes and must reap them like tests do), may also import so101_testing; a benchmark's package then declares
-# it as an exec_depend.
+# What each package may import from the project. Test code may also import so101_testing (a test_depend); of the
+# packages' own modules only the benchmarks may (they start nodes as processes and must reap them like tests do).
 ALLOWED = {
     "so101_driver": {"so101_hilserl_interfaces"},
     "so101_reward": {"so101_driver", "so101_hilserl_interfaces"},
     "so101_hilserl_actor": {"so101_driver", "so101_hilserl_interfaces"},
     "so101_hilserl_learner": {"so101_hilserl_actor", "so101_driver", "so101_hilserl_interfaces"},
-    "so101_bringup": PROJECT - {"so101_bringup", "so101_testing"},
+    "so101_bringup": PROJECT - {"so101_bringup", "so101_testing", "so101_bench"},
+    "so101_bench": PROJECT - {"so101_bench"},
 }
 
 
@@ -55,8 +63,7 @@ def test_imports_are_declared_and_point_one_way():
             if dep == package:
                 continue
             where = ", ".join(sorted(str(f.relative_to(SRC)) for f in files))
-            benchmarks_only = all(f.name.startswith("bench_") for f in files)
-            if dep not in ALLOWED[package] and not (dep == "so101_testing" and benchmarks_only):
+            if dep not in ALLOWED[package]:
                 problems.append(f"{package} must not import {dep} (in {where})")
             elif dep not in declared:
                 problems.append(f"{package} imports {dep} without declaring it in package.xml (in {where})")
@@ -64,3 +71,14 @@ def test_imports_are_declared_and_point_one_way():
             if dep != package and dep not in declared:
                 problems.append(f"{package}'s tests import {dep} without a test_depend")
     assert not problems, "\n".join(problems)
+
+
+def test_only_the_benchmarks_ship_the_test_helpers():
+    """A runtime package declares so101_testing as a test_depend only; so101_bench runs it, so exec_depends on it."""
+    shipped = []
+    for package in PYTHON_PACKAGES:
+        root = ET.parse(SRC / package / "package.xml").getroot()
+        runtime = {e.text.strip() for tag in ("depend", "exec_depend") for e in root.findall(tag)}
+        if "so101_testing" in runtime:
+            shipped.append(package)
+    assert shipped == ["so101_bench"], f"only so101_bench may exec_depend on so101_testing, not {shipped}"

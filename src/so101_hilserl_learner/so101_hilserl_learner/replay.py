@@ -83,6 +83,23 @@ def empty_batch(
     )
 
 
+def random_batch(batch_size: int, config, seed: int = 0) -> Batch:
+    """A batch of random data in a policy's shapes (``config`` a PolicyConfig), for tests and benchmarks."""
+    rng = np.random.default_rng(seed)
+    size = config.image_size
+    batch = empty_batch(batch_size, (size, size, config.image_channels), config.state_dim, config.action_dim,
+                        config.frame_stack)  # fmt: skip
+    batch.pixels[:] = rng.integers(0, 256, batch.pixels.shape, dtype=np.uint8)
+    batch.next_pixels[:] = rng.integers(0, 256, batch.next_pixels.shape, dtype=np.uint8)
+    batch.state[:] = rng.normal(size=batch.state.shape)
+    batch.next_state[:] = rng.normal(size=batch.next_state.shape)
+    batch.action[:] = rng.uniform(-1, 1, batch.action.shape)
+    batch.reward[:] = rng.normal(size=batch_size)
+    batch.discount[:] = 0.99**3
+    batch.intervention[:] = False
+    return batch
+
+
 class _Step(NamedTuple):
     t: int  # step index inside the sequence (o_t is frame obs0 + t)
     action: np.ndarray

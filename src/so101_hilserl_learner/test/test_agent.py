@@ -12,35 +12,16 @@ from so101_hilserl_learner import agent as agent_module
 from so101_hilserl_learner.agent import (
     AgentConfig,
     DrQV2Agent,
-    random_shifts,
-    shift_pixels,
     to_unit_float,
     truncated_normal_sample,
 )
-from so101_hilserl_learner.bench_learner import random_batch, reference_random_shift
+from so101_hilserl_learner.replay import random_batch
 
 TINY = PolicyConfig(image_size=20, state_dim=2, action_dim=2, encoder_channels=8, bottleneck=8, hidden=(32, 32))
 
 
 def make_agent(**overrides) -> DrQV2Agent:
     return DrQV2Agent(TINY, AgentConfig(**{"num_explore_steps": 0, **overrides}))
-
-
-def test_integer_shift_equals_grid_sample_formulation():
-    gen = torch.Generator().manual_seed(3)
-    pixels = torch.randint(0, 256, (16, 9, 20, 20), generator=gen, dtype=torch.uint8)
-    shifts = random_shifts(16, 4, gen, "cpu")
-    shifts[0], shifts[1], shifts[2] = torch.tensor([0, 8]), torch.tensor([8, 0]), torch.tensor([1, 6])
-    ours = shift_pixels(pixels, shifts, 4).float()
-    reference = reference_random_shift(pixels.float(), 4, shifts)
-    assert ours.shape == reference.shape
-    assert (ours - reference).abs().max() < 0.01  # grid_sample lands on pixel centres up to float rounding
-    # Not trivially equal: the shifts move the image, x and y are not swapped, edges replicate.
-    assert not torch.equal(ours[2], pixels[2].float())
-    assert (ours[2] - shift_pixels(pixels, shifts.flip(1), 4).float()[2]).abs().max() > 10
-    rows = (torch.arange(20) + 4).clamp(max=19)  # shift (x 0, y 8): rows move up by 4, columns right by 4
-    assert torch.equal(ours[0, :, :, :5], pixels[0, :, rows, :1].expand(-1, -1, 5).float())
-    assert torch.equal(ours[0, :, :, 4:], pixels[0, :, rows, :16].float())
 
 
 def test_to_unit_float_matches_encoder_scaling():

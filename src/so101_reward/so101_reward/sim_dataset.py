@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from so101_driver.sim import CONTROL_PERIOD_S
+from so101_contract.control import CONTROL_PERIOD_S
 from so101_driver.sim.grasp_controller import DESCEND, HOLD, GraspConfig, ScriptedGrasp
 from so101_driver.sim.world import GRIPPER_INDEX, SimConfig, SimWorld
 from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing

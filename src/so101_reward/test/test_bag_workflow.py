@@ -19,7 +19,7 @@ import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from so101_driver.sim import CONTROL_PERIOD_S
+from so101_contract.control import CONTROL_PERIOD_S
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_reward.classifier import RewardClassifier
 from so101_reward.make_dataset import main as make_dataset

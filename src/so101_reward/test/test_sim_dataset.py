@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from so101_driver.sim import CONTROL_PERIOD_S
+from so101_contract.control import CONTROL_PERIOD_S
 from so101_driver.sim.world import GRIPPER_INDEX, SimConfig
 from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING as PRE
 from so101_reward.dataset import RewardDataset
