@@ -46,13 +46,7 @@ from so101_driver.model.kinematics import Kinematics
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_actor.action_mapping import ActionConfig, HumanActionEncoder, PolicyActionMapper
 from so101_hilserl_actor.episode import EpisodeConfig, EpisodeTracker
-from so101_hilserl_actor.exploration import (
-    default_schedule,
-    from_metadata,
-    sample_exploration,
-    stddev,
-    validate_schedule,
-)
+from so101_hilserl_actor.exploration import act, default_schedule, from_metadata, validate_schedule
 from so101_hilserl_actor.observation import FrameStack, StateBuilder
 from so101_hilserl_actor.policy import Policy, PolicyConfig
 from so101_hilserl_actor.policy_io import (
@@ -202,7 +196,6 @@ class ControlStep:
         self.steps_since_weights = 0  # training steps taken since
         self.policy_version = 0
         self.epoch: str | None = None
-        self.rng = np.random.default_rng(config.seed)
         self.torch_rng = torch.Generator().manual_seed(config.seed)
         self.tracker = EpisodeTracker(config.episode)
         self.stack = FrameStack(policy.config.frame_stack, (policy.config.image_size,) * 2 + (3,))
@@ -338,14 +331,21 @@ class ControlStep:
 
     def _propose(self, pixels: np.ndarray, state: np.ndarray) -> np.ndarray:
         cfg = self.config
-        if not cfg.evaluation and not self.pretrained and self.exploration_step < cfg.num_explore_steps:
-            return self.rng.uniform(-1.0, 1.0, 4).astype(np.float32)
+
+        def mean() -> torch.Tensor:
+            return self._inference(torch.from_numpy(pixels).unsqueeze(0), torch.from_numpy(state).unsqueeze(0))
+
         with torch.no_grad():
-            mean = self._inference(torch.from_numpy(pixels).unsqueeze(0), torch.from_numpy(state).unsqueeze(0))
-        if cfg.evaluation:
-            return mean[0].numpy().astype(np.float32)
-        std = stddev(self.schedule, self.exploration_step)
-        return sample_exploration(mean, std, None, self.torch_rng)[0].numpy().astype(np.float32)
+            action = act(
+                mean,
+                (1, self.policy.config.action_dim),
+                self.schedule,
+                self.exploration_step,
+                0 if self.pretrained else cfg.num_explore_steps,  # uniform only for an actor started without weights
+                cfg.evaluation,
+                self.torch_rng,
+            )
+        return action[0].numpy().astype(np.float32)
 
     def _apply_semantics(self, policy_config: PolicyConfig) -> None:
         self.mapper = PolicyActionMapper(self.kinematics, policy_config, self.config.action)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -139,3 +140,26 @@ def sample_exploration(mean: torch.Tensor, std: float, clip: float | None, gener
     if clip is not None:
         noise = noise.clamp(-clip, clip)
     return (mean + noise).clamp(-1.0, 1.0)
+
+
+def act(
+    policy_mean: Callable[[], torch.Tensor],
+    batch_shape: tuple[int, int],
+    schedule: str,
+    step: int,
+    num_explore_steps: int,
+    evaluation: bool,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """The one acting rule, DrQ-v2's ``act``, for the actor's control step and the learner's agent alike.
+
+    ``evaluation``: the policy's mean. Otherwise uniform random actions in [-1, 1] (``batch_shape``: (B, action
+    dim)) while ``step`` < ``num_explore_steps`` (drqv2's num_expl_steps; the mean is then not computed), else the
+    mean plus Gaussian noise of ``schedule``'s std at ``step``, unclipped noise as RoboBase samples when acting,
+    clamped into [-1, 1]. ``policy_mean()`` returns the (B, action dim) mean; the noise comes from ``generator``."""
+    if not evaluation and step < num_explore_steps:
+        return torch.rand(batch_shape, generator=generator, device=generator.device) * 2.0 - 1.0
+    mean = policy_mean()
+    if evaluation:
+        return mean
+    return sample_exploration(mean, stddev(schedule, step), None, generator)

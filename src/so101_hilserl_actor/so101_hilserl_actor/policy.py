@@ -1,12 +1,12 @@
 """The DrQ-v2 networks as RoboBase builds them (the source of the sim-pretrained checkpoints of devlog 022).
 
-One definition, used by the actor for inference and imported by the learner for training. Module names mirror
-RoboBase's state-dict keys (encoder.convs_per_cam.0.{0,3,6,9}, *.input_preprocess_modules.{fused_view_feats,
-low_dim_obs}, main_mlp, out_mlp, critic.qs.{0,1}), so importing a RoboBase snapshot is a key check, not a rewrite.
+One definition of what the actor runs (encoder + actor), used by the actor for inference and imported by the
+learner for training; the critics, which only the learner trains, are so101_hilserl_learner.critic. Module names
+mirror RoboBase's state-dict keys (encoder.convs_per_cam.0.{0,3,6,9}, *.input_preprocess_modules.{fused_view_feats,
+low_dim_obs}, main_mlp, out_mlp), so importing a RoboBase snapshot is a key check, not a rewrite.
 
-    pixels uint8 (B, 3*frames, 84, 84) --Encoder--> features (B, 39200)       # x/255 - 0.5 happens here only
+    pixels uint8 (B, 3*frames, 84, 84) --Encoder--> features (B, 39200)       # scale_pixels: x/255 - 0.5, only here
     features, state (B, 18*frames) --Actor--> mean action in [-1, 1]^4        # separate bottlenecks per modality
-    features, state, action --Critic--> two Q values                         # each head with its own bottlenecks
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ class PolicyConfig:
         return cls(**{**{name: fill[name] for name in SEMANTIC_FIELDS if name not in data}, **data})
 
 
-def _init_weights(module: nn.Module) -> None:
+def init_weights(module: nn.Module) -> None:
     """RoboBase/DrQ-v2 initialisation: orthogonal linear layers, orthogonal convs with ReLU gain, zero biases."""
     if isinstance(module, nn.Linear):
         nn.init.orthogonal_(module.weight.data)
@@ -113,6 +113,15 @@ def _init_weights(module: nn.Module) -> None:
         module.bias.data.fill_(0.0)
 
 
+def scale_pixels(pixels: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """The one pixel scaling (DESIGN.md: uint8 everywhere, the encoder alone scales): 0..255 -> float32 x/255 - 0.5.
+
+    Always a new tensor (``copy=True``: float input is never scaled in place), converted once and scaled in place,
+    in the convolutions' memory format (channels-last is oneDNN's fast layout on CPU)."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return pixels.to(dtype=torch.float32, memory_format=fmt, copy=True).div_(255.0).sub_(0.5)
+
+
 class Encoder(nn.Module):
     def __init__(self, config: PolicyConfig):
         super().__init__()
@@ -124,12 +133,12 @@ class Encoder(nn.Module):
             layers += [nn.Conv2d(in_channels, config.encoder_channels, 3, stride=stride), nn.Identity(), nn.ReLU()]
             in_channels = config.encoder_channels
         self.convs_per_cam = nn.ModuleList([nn.Sequential(*layers)])
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """uint8 or float pixels in 0..255, (B, C, H, W) -> (B, feature_dim)."""
-        x = pixels.float() / 255.0 - 0.5
-        return self.convs_per_cam[0](x).flatten(1)
+    def forward(self, pixels: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """uint8 or float pixels in 0..255, (B, C, H, W) -> (B, feature_dim). ``channels_last``: the memory format
+        the convolutions run in (the learner's choice, see scale_pixels)."""
+        return self.convs_per_cam[0](scale_pixels(pixels, channels_last)).flatten(1)
 
 
 def _bottleneck(in_dim: int, out_dim: int) -> nn.Sequential:
@@ -167,24 +176,11 @@ class Actor(nn.Module):
     def __init__(self, config: PolicyConfig):
         super().__init__()
         self.actor_model = BottleneckMLP(config, extra_dim=0, out_dim=config.action_dim)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     def forward(self, features: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
         """The mean action, tanh-squashed into [-1, 1]."""
         return torch.tanh(self.actor_model(features, state))
-
-
-class Critic(nn.Module):
-    def __init__(self, config: PolicyConfig, num_critics: int = 2):
-        super().__init__()
-        self.qs = nn.ModuleList(
-            [BottleneckMLP(config, extra_dim=config.action_dim, out_dim=1) for _ in range(num_critics)]
-        )
-        self.apply(_init_weights)
-
-    def forward(self, features: torch.Tensor, state: torch.Tensor | None, action: torch.Tensor) -> torch.Tensor:
-        """(num_critics, B, 1) Q values."""
-        return torch.stack([q(features, state, action) for q in self.qs])
 
 
 class Policy(nn.Module):

@@ -11,8 +11,9 @@ policy_config holds the network sizes and the policy's semantics (gripper_action
 semantics.py). A reader's ``expected`` config is checked on the sizes only: the semantics are the file's, and the
 caller applies them (a pick-101 import next to a project policy is not a mismatch, it is a different policy).
 
-The learner's full agent files (AGENT_FORMAT: the same plus critic.* and critic_target.*) load here too; only their
-encoder.*/actor.* subset is taken. safetensors only: never torch.load or pickle, so loading runs no code from a file.
+The project's other weight files (FORMAT_FAMILY: the learner's agent files, the same plus critic.* and
+critic_target.*, whose format the learner defines) load here too; only their encoder.*/actor.* subset is taken.
+safetensors only: never torch.load or pickle, so loading runs no code from a file.
 """
 
 from __future__ import annotations
@@ -27,15 +28,16 @@ from pathlib import Path
 import safetensors.torch
 import torch
 
-from so101_hilserl_actor.policy import Critic, Policy, PolicyConfig
+from so101_hilserl_actor.policy import Policy, PolicyConfig
 from so101_hilserl_actor.semantics import PICK101_SEMANTICS, SEMANTIC_FIELDS
 
-POLICY_FORMAT = "so101-hilserl-policy/1"
-AGENT_FORMAT = "so101-hilserl-agent/1"  # written by so101_hilserl_learner.checkpoint_import; defined here so both agree
+# Every weights file of the project has a format "so101-hilserl-<kind>/<version>"; each holds the policy under
+# POLICY_PREFIXES. This package defines the policy's own format; the learner defines its agent format in the family.
+FORMAT_FAMILY = "so101-hilserl-"
+POLICY_FORMAT = f"{FORMAT_FAMILY}policy/1"
 POLICY_PREFIXES = ("encoder.", "actor.")
 # source "kind"s of imported sim checkpoints: a file of these written before semantics were recorded is pick-101's.
 SIM_IMPORT_KINDS = ("robobase-snapshot", "lerobot-drqv2")
-CRITIC_PREFIXES = ("critic.", "critic_target.")
 
 _MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 _MAX_LISTED = 8  # how many keys an error message lists before it says "and N more"
@@ -123,19 +125,15 @@ def read_safetensors(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, st
     return tensors, metadata
 
 
-def _shapes(module: torch.nn.Module, prefix: str = "") -> dict[str, tuple[int, ...]]:
+def module_shapes(module: torch.nn.Module, prefix: str = "") -> dict[str, tuple[int, ...]]:
+    """{prefix + state-dict key: shape} of a module."""
     return {prefix + key: tuple(value.shape) for key, value in module.state_dict().items()}
 
 
 def expected_policy_shapes(config: PolicyConfig) -> dict[str, tuple[int, ...]]:
     """Every key of Policy(config).state_dict() with its shape (built on the meta device: no memory, no init)."""
     with torch.device("meta"):
-        return _shapes(Policy(config))
-
-
-def expected_critic_shapes(config: PolicyConfig, num_critics: int, prefix: str) -> dict[str, tuple[int, ...]]:
-    with torch.device("meta"):
-        return _shapes(Critic(config, num_critics=num_critics), prefix)
+        return module_shapes(Policy(config))
 
 
 def _listing(keys: list[str]) -> str:
@@ -191,13 +189,25 @@ def semantic_differences(found: PolicyConfig, expected: PolicyConfig) -> list[st
     ]
 
 
-def config_from_metadata(metadata: dict[str, str], accepted_formats: tuple[str, ...]) -> PolicyConfig:
-    """Check metadata["format"] and parse metadata["policy_config"]."""
+def _holds_a_policy(fmt: str) -> bool:
+    """POLICY_FORMAT, or another kind of the project's family (which holds the policy under POLICY_PREFIXES); another
+    version of the policy format itself is not one this reader knows."""
+    policy_kind = POLICY_FORMAT.rsplit("/", 1)[0] + "/"
+    return fmt == POLICY_FORMAT or (fmt.startswith(FORMAT_FAMILY) and not fmt.startswith(policy_kind))
+
+
+def config_from_metadata(metadata: dict[str, str], accepted_formats: tuple[str, ...] | None) -> PolicyConfig:
+    """Check metadata["format"] (one of ``accepted_formats``; None: any of the project's FORMAT_FAMILY) and parse
+    metadata["policy_config"]."""
     fmt = metadata.get("format")
+    expected = (
+        f"one of {list(accepted_formats)}" if accepted_formats else f"{POLICY_FORMAT} or a {FORMAT_FAMILY}* format"
+    )
     if fmt is None:
-        raise PolicyFormatError(f"metadata has no 'format' (expected one of {list(accepted_formats)})")
-    if fmt not in accepted_formats:
-        raise PolicyFormatError(f"format is {fmt!r}, expected one of {list(accepted_formats)}")
+        raise PolicyFormatError(f"metadata has no 'format' (expected {expected})")
+    accepted = fmt in accepted_formats if accepted_formats else _holds_a_policy(fmt)
+    if not accepted:
+        raise PolicyFormatError(f"format is {fmt!r}, expected {expected}")
     text = metadata.get("policy_config")
     if text is None:
         raise PolicyFormatError("metadata has no 'policy_config'")
@@ -237,7 +247,8 @@ def policy_to_bytes(policy: Policy) -> bytes:
 def policy_from_bytes(
     data: bytes, expected: PolicyConfig | None = None
 ) -> tuple[dict[str, torch.Tensor], PolicyConfig]:
-    """Validated (encoder.* + actor.* tensors, config) from a policy or agent file's bytes.
+    """Validated (encoder.* + actor.* tensors, config) from a policy file's bytes, or the policy part of another of
+    the project's weight files (the learner's agent files).
 
     If expected is given, the file's network sizes must equal it (every differing field is named). The returned
     config is the file's, semantics included: apply those, not the expected config's."""
@@ -246,12 +257,12 @@ def policy_from_bytes(
     data = bytes(data)
     tensors, metadata = read_safetensors(data)
     fmt = metadata.get("format")
-    config = config_from_metadata(metadata, (POLICY_FORMAT, AGENT_FORMAT))
+    config = config_from_metadata(metadata, None)
     differences = config_differences(config, expected) if expected is not None else []
     if differences:
         raise PolicyFormatError("policy_config differs from the expected network: " + "; ".join(differences))
-    if fmt == AGENT_FORMAT:  # take the policy part; the learner's loader validates the critics
-        tensors = {key: value for key, value in tensors.items() if not key.startswith(CRITIC_PREFIXES)}
+    if fmt != POLICY_FORMAT:  # take the policy part; the learner's loader validates the rest
+        tensors = {key: value for key, value in tensors.items() if key.startswith(POLICY_PREFIXES)}
     check_tensors(tensors, expected_policy_shapes(config), f"{fmt} weights")
     return tensors, config
 

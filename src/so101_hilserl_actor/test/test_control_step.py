@@ -311,8 +311,8 @@ def test_random_actions_only_for_an_actor_started_without_weights_below_num_expl
     feed = Feed()
     fresh.begin_episode(feed.t)
     actions = [t.action for t in transitions(run_steps(fresh, feed, 6))]
-    rng = np.random.default_rng(0)
-    uniform = [rng.uniform(-1.0, 1.0, 4).astype(np.float32) for _ in range(4)]
+    generator = torch.Generator().manual_seed(0)  # exploration.act draws from the step's one torch generator
+    uniform = [(torch.rand((1, 4), generator=generator) * 2.0 - 1.0)[0].numpy() for _ in range(4)]
     assert all(np.array_equal(a, u) for a, u in zip(actions[:3], uniform, strict=False))
     assert not np.array_equal(actions[3], uniform[3])  # from exploration step 3 on: the policy (and its noise)
     assert fresh.exploration_step == 6
@@ -320,7 +320,7 @@ def test_random_actions_only_for_an_actor_started_without_weights_below_num_expl
     pretrained = make_step(num_explore_steps=3)  # started from a checkpoint: never uniform
     pretrained.begin_episode(feed.t)
     first = transitions(run_steps(pretrained, Feed(), 2))[0]
-    assert not np.array_equal(first.action, np.random.default_rng(0).uniform(-1.0, 1.0, 4).astype(np.float32))
+    assert not np.array_equal(first.action, uniform[0])
 
 
 def test_new_semantics_are_taken_only_at_an_episode_boundary_and_then_applied():

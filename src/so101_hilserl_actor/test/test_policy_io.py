@@ -10,9 +10,9 @@ import pytest
 import safetensors.torch
 import torch
 
-from so101_hilserl_actor.policy import Critic, Policy, PolicyConfig
+from so101_hilserl_actor.policy import Policy, PolicyConfig
 from so101_hilserl_actor.policy_io import (
-    AGENT_FORMAT,
+    FORMAT_FAMILY,
     POLICY_FORMAT,
     PolicyFormatError,
     config_differences,
@@ -152,27 +152,34 @@ def test_unknown_semantics_are_refused_with_the_choices(field, value):
         policy_from_bytes(data)
 
 
-def test_agent_file_loads_as_policy(tmp_path):
+def _critic_like(policy: Policy) -> dict[str, torch.Tensor]:
+    """Tensors under critic.* as the learner's agent files hold them (the actor package knows no critic)."""
+    return {f"critic.qs.0.{k}": v.clone() for k, v in policy.actor.actor_model.state_dict().items()}
+
+
+def test_the_policy_part_of_another_project_weights_file_loads(tmp_path):
     policy = _policy()
-    critic, target = Critic(SMALL), Critic(SMALL)
-    tensors = _tensors(policy)
-    tensors.update({f"critic.{k}": v for k, v in critic.state_dict().items()})
-    tensors.update({f"critic_target.{k}": v.clone() for k, v in target.state_dict().items()})
+    tensors = _tensors(policy) | _critic_like(policy)
     path = tmp_path / "agent.safetensors"
-    path.write_bytes(_file(tensors, fmt=AGENT_FORMAT, source="{}"))
+    path.write_bytes(_file(tensors, fmt=f"{FORMAT_FAMILY}agent/1", source="{}"))  # the learner's family member
     loaded = load_policy(path, expected=SMALL)
     for key, value in policy.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value)
-    tensors["value_head.weight"] = torch.zeros(2)  # neither policy nor critic: refused even in an agent file
-    with pytest.raises(PolicyFormatError, match=r"unexpected keys \(1\): value_head.weight"):
-        policy_from_bytes(_file(tensors, fmt=AGENT_FORMAT))
+    tensors["actor.extra.weight"] = torch.zeros(2)  # under the policy's prefixes: the policy part must be exact
+    with pytest.raises(PolicyFormatError, match=r"unexpected keys \(1\): actor.extra.weight"):
+        policy_from_bytes(_file(tensors, fmt=f"{FORMAT_FAMILY}agent/1"))
+    with pytest.raises(
+        PolicyFormatError,
+        match=r"format is 'someone-else/1', expected so101-hilserl-policy/1 or a so101-hilserl-\* format",
+    ):
+        policy_from_bytes(_file(_tensors(policy), fmt="someone-else/1"))
 
 
 def test_critic_keys_in_a_policy_file_are_unexpected():
-    tensors = _tensors(_policy())
-    tensors.update({f"critic.{k}": v for k, v in Critic(SMALL).state_dict().items()})
-    with pytest.raises(PolicyFormatError, match=r"unexpected keys \(28\): critic\.qs\.0\."):
-        policy_from_bytes(_file(tensors))
+    policy = _policy()
+    critic = _critic_like(policy)
+    with pytest.raises(PolicyFormatError, match=rf"unexpected keys \({len(critic)}\): critic\.qs\.0\."):
+        policy_from_bytes(_file(_tensors(policy) | critic))
 
 
 @pytest.mark.parametrize(

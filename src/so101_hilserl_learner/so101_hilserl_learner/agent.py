@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from so101_hilserl_actor import exploration
-from so101_hilserl_actor.exploration import sample_exploration
-from so101_hilserl_actor.policy import Actor, Critic, Encoder, Policy, PolicyConfig
+from so101_hilserl_actor.policy import Actor, Encoder, Policy, PolicyConfig
+from so101_hilserl_learner.critic import Critic
 
 _WEIGHT_PREFIXES = ("encoder.", "actor.", "critic.", "critic_target.")
 _OPTIMIZERS = ("encoder", "critic", "actor")
@@ -94,12 +94,6 @@ def shift_pixels(pixels: torch.Tensor, shifts: torch.Tensor, pad: int) -> torch.
     return pixels[index, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # gathered as (B, H, W, C)
 
 
-def to_unit_float(pixels: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """uint8 0..255 -> float x/255 - 0.5, exactly as Encoder.forward scales, in one allocation."""
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return pixels.to(dtype=torch.float32, memory_format=fmt).div_(255.0).sub_(0.5)
-
-
 def truncated_normal_sample(mean: torch.Tensor, std: float, clip: float | None, generator) -> torch.Tensor:
     """DrQ-v2/RoboBase TruncatedNormal.sample: mean + clipped noise, clamped to +-(1 - 1e-6) with a straight-through
     gradient (the clamp does not block gradients to the mean, unlike a plain clamp)."""
@@ -154,9 +148,8 @@ class DrQV2Agent:
         pad = self.config.augmentation_pad
         if augment and pad > 0:
             pixels = shift_pixels(pixels, random_shifts(len(pixels), pad, self.update_generator, self.device), pad)
-        x = to_unit_float(pixels, self.config.channels_last)
-        with self._autocast():
-            return self.encoder.convs_per_cam[0](x).flatten(1)
+        with self._autocast():  # the pixel scaling inside is elementwise float32: autocast leaves it alone
+            return self.encoder(pixels, self.config.channels_last)
 
     def _state(self, state: torch.Tensor) -> torch.Tensor | None:
         return state if self._uses_state else None
@@ -261,22 +254,27 @@ class DrQV2Agent:
         """Action(s) in [-1, 1] for uint8 pixels (C, H, W) or (B, C, H, W) and state; numpy, same batch-ness.
 
         eval_mode: the mean action. Otherwise uniform random before ``num_explore_steps``, then the mean plus
-        Gaussian noise of the scheduled std (RoboBase samples without noise clipping when acting)."""
+        Gaussian noise of the scheduled std: exploration.act, the rule the actor's control step follows."""
         pixels = torch.as_tensor(np.asarray(pixels), device=self.device)
         single = pixels.dim() == 3
         pixels = pixels[None] if single else pixels
         state_t = None
         if self._uses_state:
             state_t = torch.as_tensor(np.asarray(state, np.float32), device=self.device).reshape(len(pixels), -1)
-        dim = self.policy_config.action_dim
-        if not eval_mode and step < self.config.num_explore_steps:
-            action = torch.rand((len(pixels), dim), generator=self.act_generator, device=self.device) * 2.0 - 1.0
-        else:
-            features = self.encoder.convs_per_cam[0](to_unit_float(pixels, self.config.channels_last)).flatten(1)
-            action = self.actor(features, state_t)
-            if not eval_mode:
-                action = sample_exploration(action, self.stddev(step), None, self.act_generator)
-        action = action.float().cpu().numpy()
+        action = (
+            exploration.act(
+                lambda: self.actor(self.encoder(pixels, self.config.channels_last), state_t),
+                (len(pixels), self.policy_config.action_dim),
+                self.config.stddev_schedule,
+                step,
+                self.config.num_explore_steps,
+                eval_mode,
+                self.act_generator,
+            )
+            .float()
+            .cpu()
+            .numpy()
+        )
         return action[0] if single else action
 
     def policy(self, device: Any = "cpu") -> Policy:
@@ -289,7 +287,7 @@ class DrQV2Agent:
     # --------------------------------------------------------------------------------------------- checkpoints
     def weights(self) -> dict[str, torch.Tensor]:
         """Network tensors in the AGENT_FORMAT key layout (encoder.*, actor.actor_model.*, critic.qs.*,
-        critic_target.qs.*), as ``checkpoint_import.save_agent_weights`` takes them."""
+        critic_target.qs.*), as ``agent_file.save_agent_weights`` takes them."""
         out = {}
         for name in ("encoder", "actor", "critic", "critic_target"):
             for key, value in getattr(self, name).state_dict().items():

@@ -1,24 +1,14 @@
-"""The learner's agent checkpoint format, and importers for RoboBase snapshots and LeRobot drqv2 directories.
+"""Importers into the learner's agent file (agent_file.py): RoboBase snapshots, LeRobot drqv2 directories, and the
+project's own learner checkpoints.
 
 Why: the sim-pretrained DrQ-v2 weights of devlog 022 exist as RoboBase snapshots (torch.save pickles that also hold
-an OmegaConf config) and as LeRobot conversions. Both are turned into one safetensors agent file:
-
-    AGENT_FORMAT file: encoder.*, actor.actor_model.*, critic.qs.*, critic_target.qs.*  (float32)
-        metadata {"format", "policy_config" (PolicyConfig JSON: sizes and the policy's semantics),
-                  "source" (JSON: where it came from),
-                  "training" (JSON, optional: stddev_schedule, stddev_clip, discount, nstep, critic_target_tau, lr...:
-                  how the source was trained, a record, not settings), and optional entries such as
-                  "exploration" (so101_hilserl_actor.exploration: a schedule to continue with)}
+an OmegaConf config, read by safe_unpickle.py without running code from them) and as LeRobot conversions. Both are
+turned into one safetensors agent file.
 
 Imported sim checkpoints are marked with pick-101's semantics (absolute gripper, accumulated EE target, raw euler
 state; so101_hilserl_actor.semantics) because that is how they were trained; the importers take other semantics
 only when told. ``import_learner_checkpoint`` turns one of the project's own learner checkpoints into an agent file
 with its semantics and exploration schedule (``checkpoint_tool export``).
-
-Importing a snapshot must not run code from the file (DESIGN.md). torch.load(weights_only=True) only rebuilds
-tensors and plain containers; every other class the pickle names must be on our allowlist, and the allowlist maps
-each one (OmegaConf's DictConfig, ListConfig, nodes and metadata, typing.Any, numpy scalars) to an inert stub that
-merely records what the pickle hands it. Any other global is refused before unpickling starts.
 """
 
 from __future__ import annotations
@@ -26,32 +16,26 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import re
-import zipfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import safetensors.torch
 import torch
 
-from so101_hilserl_actor import exploration
-from so101_hilserl_actor.policy import Critic, Policy, PolicyConfig
-from so101_hilserl_actor.policy_io import (
-    AGENT_FORMAT,
-    PolicyFormatError,
-    atomic_write_bytes,
-    check_tensors,
-    config_from_metadata,
-    expected_critic_shapes,
-    expected_policy_shapes,
-    read_safetensors,
-    sha256_hex,
-)
+from so101_hilserl_actor.policy import PolicyConfig
+from so101_hilserl_actor.policy_io import PolicyFormatError, read_safetensors, sha256_hex
 from so101_hilserl_actor.semantics import PICK101_SEMANTICS, SEMANTIC_FIELDS
-from so101_hilserl_learner import checkpoint
+from so101_hilserl_learner.agent_file import (
+    AGENT_FORMAT,
+    CheckpointImportError,
+    expected_agent_shapes,
+    import_learner_checkpoint,
+    load_agent_weights,
+    save_agent_weights,
+    verify_agent_tensors,
+)
+from so101_hilserl_learner.safe_unpickle import _MISSING, cfg_get, plain, safe_load_snapshot
 
 __all__ = [
     "AGENT_FORMAT",
@@ -75,101 +59,6 @@ _FUSED = "actor.actor_model.input_preprocess_modules.fused_view_feats.0.weight"
 _LOW_DIM = "actor.actor_model.input_preprocess_modules.low_dim_obs.0.weight"
 _OUT = "actor.actor_model.out_mlp.0.weight"
 _CONV0 = "encoder.convs_per_cam.0.0.weight"
-
-
-class CheckpointImportError(ValueError):
-    """A checkpoint that cannot be imported as it stands; the message names the file, key or field."""
-
-
-# --------------------------------------------------------------------------------------------- the agent file
-
-
-def _num_critics(tensors: dict[str, torch.Tensor], prefix: str = "critic.qs.") -> int:
-    indices = {int(m.group(1)) for key in tensors if (m := re.match(re.escape(prefix) + r"(\d+)\.", key))}
-    return max(indices) + 1 if indices else 0
-
-
-def expected_agent_shapes(config: PolicyConfig, num_critics: int = 2) -> dict[str, tuple[int, ...]]:
-    shapes = expected_policy_shapes(config)
-    shapes.update(expected_critic_shapes(config, num_critics, "critic."))
-    shapes.update(expected_critic_shapes(config, num_critics, "critic_target."))
-    return shapes
-
-
-def verify_agent_tensors(tensors: dict[str, torch.Tensor], config: PolicyConfig, what: str = "agent weights") -> int:
-    """Exact keys, shapes, float32, finite; then a strict load into Policy and Critic. Returns the critic count."""
-    num_critics = max(_num_critics(tensors), 1)
-    try:
-        check_tensors(tensors, expected_agent_shapes(config, num_critics), what)
-    except PolicyFormatError as err:
-        raise CheckpointImportError(str(err)) from None
-    with torch.device("meta"):  # the key/shape checks above are the precise ones; this proves the modules agree
-        policy, critic, target = Policy(config), Critic(config, num_critics), Critic(config, num_critics)
-    for module, prefix in ((critic, "critic."), (target, "critic_target.")):
-        part = {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
-        module.load_state_dict(part, strict=True, assign=True)
-    policy.load_state_dict(
-        {key: value for key, value in tensors.items() if key.startswith(("encoder.", "actor."))},
-        strict=True,
-        assign=True,
-    )
-    return num_critics
-
-
-_OWN_METADATA = ("format", "policy_config", "source", "training")
-
-
-def save_agent_weights(
-    path: str | os.PathLike,
-    tensors: dict[str, torch.Tensor],
-    config: PolicyConfig,
-    source: str | dict,
-    training: dict | None = None,
-    extra_metadata: dict[str, str] | None = None,
-) -> str:
-    """Validate, then atomically write an AGENT_FORMAT file; returns the sha256 of the bytes written.
-
-    ``extra_metadata``: further string entries (e.g. exploration.to_metadata(...)); they cannot replace the four
-    this function writes."""
-    tensors = {key: value.detach().to("cpu", torch.float32).contiguous().clone() for key, value in tensors.items()}
-    verify_agent_tensors(tensors, config)
-    metadata = {
-        "format": AGENT_FORMAT,
-        "policy_config": config.to_json(),
-        "source": source if isinstance(source, str) else json.dumps(source, sort_keys=True),
-    }
-    if training:
-        metadata["training"] = json.dumps(training, sort_keys=True)
-    extra = dict(extra_metadata or {})
-    clash = sorted(set(extra) & set(_OWN_METADATA))
-    if clash or not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
-        raise CheckpointImportError(f"extra metadata must be string entries other than {list(_OWN_METADATA)}")
-    metadata.update(extra)
-    data = safetensors.torch.save(tensors, metadata=metadata)
-    atomic_write_bytes(path, data)
-    return sha256_hex(data)
-
-
-def load_agent_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], PolicyConfig, dict[str, str]]:
-    """(tensors, config, metadata) of an AGENT_FORMAT file, fully validated."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointImportError(f"{path}: no such file")
-    try:
-        tensors, metadata = read_safetensors(path.read_bytes())
-        config = config_from_metadata(metadata, (AGENT_FORMAT,))
-    except PolicyFormatError as err:
-        raise CheckpointImportError(f"{path}: {err}") from None
-    try:
-        verify_agent_tensors(tensors, config)
-    except CheckpointImportError as err:
-        raise CheckpointImportError(f"{path}: {err}") from None
-    if "training" in metadata:
-        try:
-            json.loads(metadata["training"])
-        except json.JSONDecodeError as err:
-            raise CheckpointImportError(f"{path}: metadata 'training' is not JSON ({err})") from None
-    return tensors, config, metadata
 
 
 # ------------------------------------------------------------------------------------------ config inference
@@ -315,165 +204,7 @@ def _map_keys(state: dict[str, Any], aliases: dict[str, str], drop: tuple[str, .
     return mapped
 
 
-# ------------------------------------------------------------------------- inert stand-ins for pickled classes
-
-
-class _Recorded:
-    """Stand-in for a class a trusted-layout pickle names: it runs nothing and only records its arguments/state."""
-
-    global_name = "?"
-    args: tuple = ()
-    state: Any = None
-
-    def __init__(self, *args: Any) -> None:  # REDUCE calls the class with its arguments
-        self.args = args
-
-    def __setstate__(self, state: Any) -> None:  # BUILD hands over the pickled __dict__
-        self.state = state
-
-    def __repr__(self) -> str:
-        return f"<{self.global_name}>"
-
-
-def _inert_defaultdict(*_args: Any) -> dict:
-    """collections.defaultdict(factory) -> a plain dict (the unpickler only fills exact dicts)."""
-    return {}
-
-
-_STUBBED_GLOBALS = (
-    "omegaconf.dictconfig.DictConfig",
-    "omegaconf.listconfig.ListConfig",
-    "omegaconf.base.Metadata",
-    "omegaconf.base.ContainerMetadata",
-    "omegaconf.nodes.AnyNode",
-    "omegaconf.nodes.StringNode",
-    "omegaconf.nodes.IntegerNode",
-    "omegaconf.nodes.FloatNode",
-    "omegaconf.nodes.BooleanNode",
-    "omegaconf.nodes.BytesNode",
-    "omegaconf.nodes.PathNode",
-    "typing.Any",
-    "typing.Dict",
-    "typing.List",
-    "builtins.dict",
-    "builtins.list",
-    "builtins.tuple",
-    "builtins.int",
-    "builtins.float",
-    "builtins.str",
-    "builtins.bool",
-    "builtins.bytes",
-    "builtins.object",
-    "numpy.dtype",
-    "numpy.core.multiarray.scalar",
-    "numpy._core.multiarray.scalar",
-)
-_STUBS: dict[str, type] = {
-    name: type(name.rsplit(".", 1)[1], (_Recorded,), {"global_name": name, "__module__": __name__})
-    for name in _STUBBED_GLOBALS
-}
-SAFE_GLOBALS: list[tuple[Any, str]] = [(stub, name) for name, stub in _STUBS.items()] + [
-    (_inert_defaultdict, "collections.defaultdict")
-]
-
-
-def _numpy_scalar(stub: _Recorded) -> Any:
-    """The value of a pickled numpy scalar (numeric kinds only), decoded from its bytes without numpy's pickle code."""
-    if len(stub.args) != 2 or not isinstance(stub.args[1], bytes) or not isinstance(stub.args[0], _Recorded):
-        return repr(stub)
-    dtype_stub, raw = stub.args
-    code = dtype_stub.args[0] if dtype_stub.args else None
-    order = dtype_stub.state[1] if isinstance(dtype_stub.state, tuple) and len(dtype_stub.state) > 1 else "<"
-    if not (isinstance(code, str) and re.fullmatch(r"[fiub]\d{1,2}", code) and order in ("<", ">", "|", "=")):
-        return repr(stub)
-    try:
-        return np.frombuffer(raw, dtype=np.dtype(("=" if order == "|" else order) + code))[0].item()
-    except (TypeError, ValueError):
-        return repr(stub)
-
-
-def plain(obj: Any, _depth: int = 0) -> Any:
-    """Stub tree -> plain Python: DictConfig -> dict, ListConfig -> list, nodes -> their values."""
-    if _depth > 200:
-        raise CheckpointImportError("config nesting deeper than 200 levels")
-    if isinstance(obj, _Recorded):
-        name = obj.global_name
-        state = obj.state if isinstance(obj.state, dict) else {}
-        if name in ("omegaconf.dictconfig.DictConfig", "omegaconf.listconfig.ListConfig"):
-            return plain(state.get("_content"), _depth + 1)  # None or a "${...}"/"???" string stay as they are
-        if name.startswith("omegaconf.nodes."):
-            return plain(state.get("_val"), _depth + 1)
-        if name.endswith("multiarray.scalar"):
-            return _numpy_scalar(obj)
-        return repr(obj)
-    if isinstance(obj, dict):
-        return {
-            key if isinstance(key, (str, int, float, bool)) else repr(key): plain(v, _depth + 1)
-            for key, v in obj.items()
-        }
-    if isinstance(obj, (list, tuple)):
-        return [plain(v, _depth + 1) for v in obj]
-    return obj
-
-
-_MISSING = object()
-_INTERPOLATION = re.compile(r"^\$\{([A-Za-z0-9_.]+)\}$")
-
-
-def cfg_get(cfg: Any, dotted: str, _hops: int = 0) -> Any:
-    """cfg value at a dotted path, following plain ${a.b} interpolations; _MISSING if absent or unresolvable."""
-    node = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return _MISSING
-        node = node[part]
-    if isinstance(node, str) and (m := _INTERPOLATION.match(node)) and _hops < 10:
-        return cfg_get(cfg, m.group(1), _hops + 1)
-    if isinstance(node, str) and ("${" in node or node == "???"):
-        return _MISSING
-    return node
-
-
 # ----------------------------------------------------------------------------------------------- RoboBase
-
-
-def safe_load_snapshot(path: str | os.PathLike) -> dict[str, Any]:
-    """A torch.save file loaded without running any code from it: stubs for the allowlisted classes, refusal (naming
-    the globals) for anything else. Tensors are mapped to the CPU."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointImportError(f"{path}: no such file")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointImportError(
-            f"{path}: not a torch.save zip archive (truncated or corrupt, or the legacy pre-1.6 format)"
-        )
-    with torch.serialization.safe_globals(SAFE_GLOBALS):
-        try:
-            disallowed = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-        except (ValueError, RuntimeError, KeyError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError) as err:
-            raise CheckpointImportError(
-                f"{path}: unreadable torch.save archive (truncated or corrupt?): {err}"
-            ) from None
-        if disallowed:
-            raise CheckpointImportError(
-                f"{path}: refused: its pickle names global(s) {', '.join(sorted(disallowed))} that are not on the "
-                "allowlist of inert config classes; nothing from the file was executed"
-            )
-        try:
-            loaded = torch.load(str(path), map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CheckpointImportError(
-                f"{path}: refused by the weights-only unpickler ({first}); nothing was executed"
-            ) from None
-        except (RuntimeError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CheckpointImportError(
-                f"{path}: unreadable torch.save archive (truncated or corrupt?): {first}"
-            ) from None
-    if not isinstance(loaded, dict):
-        raise CheckpointImportError(f"{path}: expected a dict at the top level, found {type(loaded).__name__}")
-    return loaded
 
 
 def _robobase_claims(cfg: dict) -> dict[str, Any]:
@@ -713,90 +444,3 @@ def import_lerobot_with_source(
     training["nstep"] = 1  # the LeRobot port does single-step TD (seed-system-facts 3b)
     source = {"kind": "lerobot-drqv2", "directory": directory.name, "sha256": sha256_hex(weights_path.read_bytes())}
     return tensors, config, training, source
-
-
-# ------------------------------------------------------------------------------- the project's own checkpoints
-
-_AGENT_PREFIXES = ("encoder.", "actor.", "critic.", "critic_target.")
-
-
-def _read_checkpoint(path: Path) -> tuple[int, dict]:
-    """One ckpt-N directory, read only (no clean-up: a learner may be writing next to it)."""
-    try:
-        meta = json.loads((path / checkpoint.META_FILE).read_text())
-        tensors, _ = read_safetensors((path / checkpoint.TENSORS_FILE).read_bytes())
-        state = checkpoint.unflatten_state(tensors, meta["state"])
-        step = int(meta["step"])
-    except (OSError, ValueError, KeyError, TypeError, checkpoint.CheckpointError) as err:
-        raise CheckpointImportError(f"{path}: unreadable learner checkpoint ({' '.join(str(err).split())})") from None
-    if not isinstance(state, dict):
-        raise CheckpointImportError(f"{path}: the checkpoint's state is not a mapping")
-    return step, state
-
-
-def _checkpoint_candidates(path: Path) -> list[Path]:
-    """ckpt-N directories to try, best first: ``path`` itself if it is one; else the one its LATEST names, then the
-    others newest first (``path`` is a run dir or its checkpoints directory)."""
-    if path.name.startswith(checkpoint.PREFIX) and (path / checkpoint.META_FILE).is_file():
-        return [path]
-    directory = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    candidates = sorted((p for p in directory.glob(f"{checkpoint.PREFIX}*") if p.is_dir()), reverse=True)
-    latest = directory / checkpoint.LATEST
-    if latest.is_file():
-        named = directory / latest.read_text().strip()
-        if named in candidates:
-            candidates.remove(named)
-            candidates.insert(0, named)
-    return candidates
-
-
-def import_learner_checkpoint(
-    run_dir: str | os.PathLike,
-) -> tuple[dict[str, torch.Tensor], PolicyConfig, dict, dict[str, str]]:
-    """(agent tensors, PolicyConfig, source, extra metadata) from a learner checkpoint: ``run_dir`` is a learner run
-    directory (its checkpoints/LATEST, else the newest complete ckpt-N), its checkpoints directory or one ckpt-N.
-
-    The config is the checkpoint's, semantics included; the extra metadata carries its exploration schedule and
-    the environment step it had reached (exploration.to_metadata) when the checkpoint records them. Read only."""
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise CheckpointImportError(f"{path}: not a directory (expected a learner run_dir or a ckpt-N directory)")
-    candidates = _checkpoint_candidates(path)
-    if not candidates:
-        raise CheckpointImportError(f"{path}: no learner checkpoint (expected checkpoints/ckpt-N with a LATEST file)")
-    errors = []
-    for candidate in candidates:
-        try:
-            step, state = _read_checkpoint(candidate)
-            break
-        except CheckpointImportError as err:
-            errors.append(str(err))
-    else:
-        raise CheckpointImportError("no readable checkpoint: " + "; ".join(errors))
-    where = str(candidate)
-    try:
-        config = PolicyConfig.from_json(state["policy_config"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointImportError(f"{where}: bad or missing policy_config ({err})") from None
-    agent = state.get("agent")
-    if not isinstance(agent, dict):
-        raise CheckpointImportError(f"{where}: no agent state")
-    tensors = {key: value for key, value in agent.items() if key.startswith(_AGENT_PREFIXES)}
-    try:
-        verify_agent_tensors(tensors, config, f"{where}: agent")
-    except CheckpointImportError as err:
-        raise CheckpointImportError(str(err)) from None
-    extra: dict[str, str] = {}
-    explore = state.get("exploration")
-    if isinstance(explore, dict) and explore.get("stddev_schedule"):
-        try:
-            extra = exploration.to_metadata(explore["stddev_schedule"], int(explore.get("environment_steps", 0)))
-        except (ValueError, TypeError) as err:
-            raise CheckpointImportError(f"{where}: bad exploration record ({err})") from None
-    source: dict[str, Any] = {"kind": "learner-checkpoint", "checkpoint": candidate.name, "updates": step}
-    if candidate.parent.name == "checkpoints":
-        source["run_dir"] = candidate.parent.parent.name
-    for key in ("run_id", "learner_epoch"):
-        if isinstance(state.get(key), str):
-            source[key] = state[key]
-    return tensors, config, source, extra

@@ -25,24 +25,21 @@ import zipfile
 from pathlib import Path
 
 from so101_hilserl_actor.policy_io import (
-    AGENT_FORMAT,
     POLICY_FORMAT,
     PolicyFormatError,
     parse_safetensors_header,
     policy_from_bytes,
 )
 from so101_hilserl_actor.semantics import EE_TARGETS, GRIPPER_ACTIONS, ORIENTATIONS, PICK101_SEMANTICS
-from so101_hilserl_learner.checkpoint_import import (
+from so101_hilserl_learner.agent_file import (
+    AGENT_FORMAT,
     CheckpointImportError,
-    cfg_get,
     import_learner_checkpoint,
-    import_lerobot_with_source,
-    import_robobase_with_source,
     load_agent_weights,
-    plain,
-    safe_load_snapshot,
     save_agent_weights,
 )
+from so101_hilserl_learner.checkpoint_import import import_lerobot_with_source, import_robobase_with_source
+from so101_hilserl_learner.safe_unpickle import cfg_get, plain, safe_load_snapshot
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2

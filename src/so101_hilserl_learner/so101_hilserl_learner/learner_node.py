@@ -41,8 +41,8 @@ from so101_hilserl_actor.state_vector import STATE_DIM
 from so101_hilserl_actor.weights_gate import make_epoch
 from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerStats, PolicyWeights, Transition
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
+from so101_hilserl_learner.agent_file import load_agent_weights
 from so101_hilserl_learner.checkpoint import load_latest_checkpoint, save_checkpoint
-from so101_hilserl_learner.checkpoint_import import load_agent_weights
 from so101_hilserl_learner.ingest import TransitionIngest
 from so101_hilserl_learner.journal import TransitionJournal, read_journal
 from so101_hilserl_learner.replay import MixedSampler, ReplayBuffer

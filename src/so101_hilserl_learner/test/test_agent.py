@@ -7,12 +7,11 @@ import pytest
 import torch
 
 from so101_hilserl_actor import exploration
-from so101_hilserl_actor.policy import PolicyConfig
+from so101_hilserl_actor.policy import PolicyConfig, scale_pixels
 from so101_hilserl_learner import agent as agent_module
 from so101_hilserl_learner.agent import (
     AgentConfig,
     DrQV2Agent,
-    to_unit_float,
     truncated_normal_sample,
 )
 from so101_hilserl_learner.replay import random_batch
@@ -24,10 +23,13 @@ def make_agent(**overrides) -> DrQV2Agent:
     return DrQV2Agent(TINY, AgentConfig(**{"num_explore_steps": 0, **overrides}))
 
 
-def test_to_unit_float_matches_encoder_scaling():
+def test_scale_pixels_is_x_over_255_minus_half_in_either_layout_and_never_in_place():
     pixels = torch.randint(0, 256, (2, 9, 20, 20), dtype=torch.uint8)
     for channels_last in (True, False):
-        assert torch.equal(to_unit_float(pixels, channels_last), pixels.float() / 255.0 - 0.5)
+        assert torch.equal(scale_pixels(pixels, channels_last), pixels.float() / 255.0 - 0.5)
+    floats = pixels.float()
+    scale_pixels(floats)
+    assert torch.equal(floats, pixels.float())  # float input is left as it was
 
 
 def _count_grad_hooks(module: torch.nn.Module) -> list[int]:

@@ -26,7 +26,7 @@ import torch
 from so101_hilserl_actor import exploration
 from so101_hilserl_actor.action_mapping import PolicyActionMapper, absolute_gripper_position
 from so101_hilserl_actor.observation import StateBuilder
-from so101_hilserl_actor.policy import Critic, Policy, PolicyConfig
+from so101_hilserl_actor.policy import Policy, PolicyConfig
 from so101_hilserl_actor.policy_io import load_policy
 from so101_hilserl_actor.semantics import PICK101_SEMANTICS, PROJECT_SEMANTICS
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
@@ -42,6 +42,7 @@ from so101_hilserl_learner.checkpoint_import import (
     save_agent_weights,
 )
 from so101_hilserl_learner.checkpoint_tool import main
+from so101_hilserl_learner.critic import Critic
 
 SMALL = PolicyConfig(
     frame_stack=2, image_size=32, state_dim=5, action_dim=3, encoder_channels=8, bottleneck=16, hidden=(32, 24)

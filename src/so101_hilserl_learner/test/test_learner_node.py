@@ -14,10 +14,11 @@ from so101_driver import qos
 from so101_hilserl_actor import exploration
 from so101_hilserl_actor.messages import observation_to_msg
 from so101_hilserl_actor.policy import PolicyConfig
-from so101_hilserl_actor.policy_io import AGENT_FORMAT, policy_from_bytes, sha256_hex
+from so101_hilserl_actor.policy_io import policy_from_bytes, sha256_hex
 from so101_hilserl_actor.semantics import PICK101_SEMANTICS, PROJECT_SEMANTICS
 from so101_hilserl_actor.weights_gate import accept
 from so101_hilserl_interfaces.msg import LearnerStats, PolicyWeights, Transition
+from so101_hilserl_learner.agent_file import AGENT_FORMAT
 from so101_testing.graph import wait_until
 
 TINY = '{"encoder_channels": 4, "hidden": [16, 16], "bottleneck": 8}'
