@@ -5,7 +5,7 @@ runner (`make sim`, machines without ROS tools) starts as processes; this file o
 built in an OpaqueFunction so the graph follows the resolved arguments. Alongside the graph: robot_state_publisher
 with the project's URDF (TF for rviz2; robot_state_publisher:=false without it), `ros2 bag record` of the project's
 topics when record:=true, rviz2 when rviz:=true, and with use_ros2_control:=true the controller manager
-(config/ros2_control.urdf, controllers.yaml) commanding the follower instead of the actor.
+(so101_driver's urdf/so101.ros2_control.urdf, config/controllers.yaml) commanding the follower instead of the actor.
 
 Before any action exists, so101_bringup.launch_checks parses every argument and checks that each package outside the
 workspace that would start is installed: a bad argument or a missing package is one launch error and nothing starts.

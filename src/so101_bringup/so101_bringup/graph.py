@@ -146,9 +146,11 @@ def build_graph(options: GraphOptions) -> list[NodeSpec]:
     nodes: list[NodeSpec] = []
     if real:
         follower = {"port": options.follower_port, **arms["follower"]}
-        nodes.append(spec("follower", "so101_driver", "follower_node", follower))
-        nodes.append(spec("leader", "so101_driver", "leader_node", {"port": options.leader_port, **arms["leader"]}))
-        nodes.append(spec("wrist_camera", "so101_driver", "camera_node", {"source": options.camera_source}))
+        nodes.append(spec("follower", "so101_driver", "hardware.follower_node", follower))
+        nodes.append(
+            spec("leader", "so101_driver", "hardware.leader_node", {"port": options.leader_port, **arms["leader"]})
+        )
+        nodes.append(spec("wrist_camera", "so101_driver", "hardware.camera_node", {"source": options.camera_source}))
     else:
         ground_truth = not options.reward_model
         nodes.append(spec("so101_sim", "so101_driver", "sim.sim_node", {"publish_ground_truth_reward": ground_truth}))
@@ -169,7 +171,7 @@ def build_graph(options: GraphOptions) -> list[NodeSpec]:
         nodes.append(spec("actor", "so101_hilserl_actor", "actor_node", actor))
         learner = {"run_dir": str(Path(options.run_dir) / "learner"), "initial_weights": options.initial_checkpoint}
         nodes.append(spec("learner", "so101_hilserl_learner", "learner_node", learner))
-    nodes.append(spec("fk_node", "so101_driver", "fk_node"))
+    nodes.append(spec("fk_node", "so101_driver", "model.fk_node"))
     return nodes
 
 
@@ -221,11 +223,14 @@ def session_bag_path(run_dir: str | Path) -> Path:
 
 
 def robot_description(urdf: str, with_ros2_control: bool) -> str:
-    """The URDF text for robot_state_publisher; with ros2_control, config/ros2_control.urdf's <ros2_control>
-    element inserted before </robot> (the controller manager reads it from the robot_description topic)."""
+    """The URDF text for robot_state_publisher; with ros2_control, so101_driver's urdf/so101.ros2_control.urdf
+    <ros2_control> element inserted before </robot> (the controller manager reads it from the robot_description
+    topic)."""
     if not with_ros2_control:
         return urdf
-    path = config_path("ros2_control.urdf")
+    from so101_driver.model.robot_model import ros2_control_path  # the description's files are found in one place
+
+    path = ros2_control_path()
     block = ET.parse(path).getroot().find("ros2_control")
     if block is None:
         raise ValueError(f"{path} has no <ros2_control> element under <robot>")

@@ -142,8 +142,8 @@ ROSBAG = (
     ExternalPackage("ros2bag", "ros-jazzy-ros2bag", "record:=false"),
     ExternalPackage("rosbag2_storage_mcap", "ros-jazzy-rosbag2-storage-mcap", "record:=false"),
 )
-# config/ros2_control.urdf's plugin joint_state_topic_hardware_interface/JointStateTopicSystem and the two
-# controllers of config/controllers.yaml.
+# so101_driver's urdf/so101.ros2_control.urdf plugin joint_state_topic_hardware_interface/JointStateTopicSystem and
+# the two controllers of config/controllers.yaml.
 ROS2_CONTROL = (
     ExternalPackage("controller_manager", "ros-jazzy-controller-manager", "use_ros2_control:=false"),
     ExternalPackage(

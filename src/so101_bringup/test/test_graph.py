@@ -23,6 +23,7 @@ from so101_bringup.graph import (
     config_path,
     robot_description,
 )
+from so101_driver.model.robot_model import ros2_control_path
 
 SRC = Path(__file__).resolve().parents[2]
 BRINGUP = SRC / "so101_bringup"
@@ -271,7 +272,7 @@ def test_project_topics_are_used_by_the_nodes_and_recorded():
 
 
 def test_ros2_control_block_matches_the_urdf_and_the_graph():
-    root = ET.parse(config_path("ros2_control.urdf")).getroot()
+    root = ET.parse(ros2_control_path()).getroot()
     (block,) = root.findall("ros2_control")
     assert block.get("type") == "system"
     hardware = block.find("hardware")

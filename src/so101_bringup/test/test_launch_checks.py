@@ -113,7 +113,7 @@ def test_each_choice_needs_its_packages():
     assert needed(use_ros2_control="true") == {
         "robot_state_publisher",
         "controller_manager",
-        "joint_state_topic_hardware_interface",  # the plugin config/ros2_control.urdf names
+        "joint_state_topic_hardware_interface",  # the plugin so101.ros2_control.urdf names
         "joint_state_broadcaster",
         "forward_command_controller",
     }
