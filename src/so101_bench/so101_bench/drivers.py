@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from so101_contract.joints import JOINT_NAMES
+
 CALIBRATION = {  # the factory state of an uncalibrated bus: zero offset, full range
     name: {"id": i, "drive_mode": 0, "homing_offset": 0, "range_min": 0, "range_max": 4095}
-    for i, name in enumerate(
-        ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"), start=1
-    )
+    for i, name in enumerate(JOINT_NAMES, start=1)
 }
 STATE_RATE_GOAL_HZ = 100.0
 
@@ -41,10 +41,9 @@ def measure(seconds: float, state_rate_hz: float, corrupt: float, commands: int,
     """One node run against a fresh emulator: received state rate, and command latency when ``commands`` > 0."""
     from sensor_msgs.msg import JointState
 
-    from so101_driver import qos
+    from so101_contract import qos
     from so101_driver.hardware.calibration import JointConversion, load_calibration
     from so101_driver.hardware.feetech.emulator import ServoBusEmulator
-    from so101_driver.joints import JOINT_NAMES
     from so101_testing.graph import GraphProbe, wait_until
     from so101_testing.processes import ProcessGroup
 

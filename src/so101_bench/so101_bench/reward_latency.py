@@ -127,7 +127,7 @@ def _run_node_and_measure(model_dir: Path, frames: int, rate_hz: float, log_dir:
     from builtin_interfaces.msg import Time
     from sensor_msgs.msg import Image
 
-    from so101_driver import qos
+    from so101_contract import qos
     from so101_driver.vision.image_messages import array_to_image_msg
     from so101_hilserl_interfaces.msg import RewardSignal
     from so101_testing.graph import GraphProbe, wait_until
