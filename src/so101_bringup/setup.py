@@ -1,3 +1,4 @@
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -11,7 +12,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml", "README.md"]),
-        ("share/" + package_name + "/config", sorted(glob("config/*"))),
+        # isfile: a symlink-install build tree keeps dangling links to config files since moved or deleted
+        ("share/" + package_name + "/config", sorted(f for f in glob("config/*") if os.path.isfile(f))),
         ("share/" + package_name + "/launch", sorted(glob("launch/*.launch.py"))),
     ],
     install_requires=["setuptools"],
