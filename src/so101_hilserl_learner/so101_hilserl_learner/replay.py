@@ -11,8 +11,11 @@ together. Here:
   are transposed once at ``add`` time, so a sampled stack is a plain contiguous copy into the (B, S*C, H, W) output
   the encoder wants. Same bytes as HWC; the transpose at sample time would cost 4x the gather.
 * Data arrives as *sequences* (an episode; for the demonstration buffer an intervention segment). Stacks never reach
-  across a sequence start: there the earliest frame is repeated, as the actor fills its stack, unless the caller
-  passes the frames that preceded the segment (``context_frames``) so the stacks equal what the actor saw.
+  across a sequence start: there the earliest frame is repeated, the rule of the actor's one frame stack
+  (so101_hilserl_actor.observation.FrameStack; these index-rebuilt stacks are storage, not acting, and
+  test_replay checks they equal FrameStack's), unless the caller passes the frames that preceded the segment
+  (``context_frames``) so the stacks equal what the actor saw.
+* Buffers persist through the learner's transition journal (journal.py), replayed into fresh buffers on restart.
 * n-step windows stop at the end of the sequence and where the intervention flag changes (the human's and the
   policy's actions are never mixed in one target). A window that reaches a terminal end gets discount 0; one that
   reaches a time-limit end bootstraps from the stored final observation with gamma^k.
@@ -30,8 +33,6 @@ from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 import numpy as np
-
-STATE_DICT_VERSION = 1
 
 
 @dataclass
@@ -182,6 +183,27 @@ class ReplayBuffer:
         self._obs0 = 0  # serial of o_0
         self._n_added = 0
         self._pending: deque[_Step] = deque()  # steps whose n-step window is not complete yet
+
+    @classmethod
+    def for_policy(
+        cls,
+        policy_config,
+        capacity: int,
+        nstep: int = 3,
+        discount: float = 0.99,
+        seed: int = 0,
+        state_dim: int | None = None,
+    ) -> ReplayBuffer:
+        """The buffer for a policy's observations and actions (``policy_config`` a PolicyConfig): its image size and
+        channels, action size and frame stack. ``state_dim``: the per-frame state the data carries, by default the
+        policy's; the graph's messages always carry the full STATE_DIM (a pixels-only network ignores it). The one
+        way the learner node, the bag importer and the pixel-task trainer build their buffers."""
+        size = policy_config.image_size
+        return cls(
+            capacity, (size, size, policy_config.image_channels),
+            policy_config.state_dim if state_dim is None else state_dim, policy_config.action_dim,
+            policy_config.frame_stack, nstep, discount, seed=seed,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ sizes
     def __len__(self) -> int:
@@ -414,88 +436,6 @@ class ReplayBuffer:
         self._head += 1
 
     # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        """Stored transitions, the frames they reference and the sampling RNG, as numpy arrays and ints.
-
-        An open sequence's not yet complete steps are not included; after loading no sequence is open.
-        Frames are channel-first (C, H, W) as held inside the store.
-        """
-        with self._lock:
-            count = len(self)
-            pos = (self._tail + np.arange(count)) % self.capacity
-            if count:
-                first = int(self._obs_idx[self._tail % self.capacity, 0])
-                last = int(self._next_idx[(self._head - 1) % self.capacity].max()) + 1
-            else:
-                first = last = self._next_serial
-            serials = np.arange(first, last, dtype=np.int64) % len(self._frames)
-            return {
-                "version": STATE_DICT_VERSION,
-                "frame_shape": np.asarray(self.frame_shape, np.int64),
-                "state_dim": self.state_dim,
-                "action_dim": self.action_dim,
-                "frame_stack": self.frame_stack,
-                "nstep": self.nstep,
-                "discount": np.asarray(self.discount, np.float64),
-                "frame_base": first,
-                "frames": self._frames[serials],
-                "states": self._states[serials],
-                "tail": self._tail,
-                "obs_idx": self._obs_idx[pos],
-                "next_idx": self._next_idx[pos],
-                "action": self._action[pos],
-                "reward": self._reward[pos],
-                "discount_k": self._disc[pos],
-                "intervention": self._intervention[pos],
-                "k": self._k[pos],
-                "rng": _rng_to_array(self._rng),
-            }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Replace the contents with a ``state_dict()``; the configuration must match (capacity may be larger)."""
-        with self._lock:
-            if int(state["version"]) != STATE_DICT_VERSION:
-                raise ValueError(f"replay state version {int(state['version'])}, this code reads {STATE_DICT_VERSION}")
-            saved = {
-                "frame_shape": tuple(int(v) for v in np.asarray(state["frame_shape"])),
-                "state_dim": int(state["state_dim"]),
-                "action_dim": int(state["action_dim"]),
-                "frame_stack": int(state["frame_stack"]),
-                "nstep": int(state["nstep"]),
-                "discount": float(state["discount"]),
-            }
-            for name, value in saved.items():
-                if value != getattr(self, name):
-                    raise ValueError(
-                        f"load_state_dict: saved {name}={value} but this buffer has {getattr(self, name)}; "
-                        "construct the buffer with the saved configuration (stored n-step targets depend on it)"
-                    )
-            count = len(state["reward"])
-            if count > self.capacity:
-                raise ValueError(f"load_state_dict: {count} saved transitions exceed capacity {self.capacity}")
-            n_frames = len(state["frames"])
-            base = int(state["frame_base"])
-            if n_frames + 1 > len(self._frames):
-                new_cap = n_frames + 2 * (self.frame_stack + self.nstep + 1)
-                self._frames = np.zeros((new_cap, *self._frames.shape[1:]), np.uint8)
-                self._states = np.zeros((new_cap, self.state_dim), np.float32)
-            slots = np.arange(base, base + n_frames, dtype=np.int64) % len(self._frames)
-            self._frames[slots] = state["frames"]
-            self._states[slots] = state["states"]
-            self._next_serial = base + n_frames
-            self._tail = int(state["tail"])
-            self._head = self._tail + count
-            pos = (self._tail + np.arange(count)) % self.capacity
-            self._obs_idx[pos] = state["obs_idx"]
-            self._next_idx[pos] = state["next_idx"]
-            self._action[pos] = state["action"]
-            self._reward[pos] = state["reward"]
-            self._disc[pos] = state["discount_k"]
-            self._intervention[pos] = state["intervention"]
-            self._k[pos] = state["k"]
-            self._open = False
-            self._pending.clear()
-            self._rng = _rng_from_array(np.asarray(state["rng"]))
 
 
 class MixedSampler:
@@ -529,26 +469,3 @@ class MixedSampler:
         self.online._sample_into(out, 0, n_online)
         self.demo._sample_into(out, n_online, n_demo)
         return out
-
-
-def _rng_to_array(rng: np.random.Generator) -> np.ndarray:
-    """PCG64 state as uint64 words (no pickle): state hi, lo, inc hi, lo, has_uint32, uinteger."""
-    st = rng.bit_generator.state
-    if st["bit_generator"] != "PCG64":
-        raise ValueError(f"only PCG64 generators are saved, got {st['bit_generator']}")
-    mask = (1 << 64) - 1
-    s, inc = st["state"]["state"], st["state"]["inc"]
-    words = [s >> 64, s & mask, inc >> 64, inc & mask, st["has_uint32"], st["uinteger"]]
-    return np.asarray(words, np.uint64)
-
-
-def _rng_from_array(words: np.ndarray) -> np.random.Generator:
-    w = [int(v) for v in words]
-    bit_gen = np.random.PCG64()
-    bit_gen.state = {
-        "bit_generator": "PCG64",
-        "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
-        "has_uint32": w[4],
-        "uinteger": w[5],
-    }
-    return np.random.Generator(bit_gen)

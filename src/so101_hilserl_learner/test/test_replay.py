@@ -8,6 +8,8 @@ compared with an independent, brute-force reference of what that transition must
 import numpy as np
 import pytest
 
+from so101_hilserl_actor.observation import FrameStack
+from so101_hilserl_actor.policy import PolicyConfig
 from so101_hilserl_learner.replay import MixedSampler, ReplayBuffer
 
 SHAPE = (4, 5, 3)
@@ -296,28 +298,30 @@ def test_mixed_sampler_proportions():
     assert np.sum(batch.action[:, 0] == 500) == 64 and np.all(batch.action[:192, 0] == 1)
 
 
-def test_state_dict_round_trip_gives_identical_samples():
-    src = make(capacity=40, seed=5)
-    rng = np.random.default_rng(0)
-    for seq in range(12):
-        n = int(rng.integers(2, 9))
-        feed(src, seq, n, flags=rng.random(n) < 0.3, end="trunc", n_ctx=seq % 3)
-    src.sample(32)  # advance the RNG: its state must travel too
-    sd = src.state_dict()
-    assert all(isinstance(v, int | np.ndarray) for v in sd.values())  # no pickle needed
-    dst = make(capacity=40, seed=99)
-    dst.load_state_dict(sd)
-    assert len(dst) == len(src)
-    for _ in range(3):
-        a, b = src.sample(64), dst.sample(64)
-        for name in ("pixels", "state", "action", "reward", "discount", "next_pixels", "next_state", "intervention"):
-            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-    # Both keep working identically after the load.
-    for buf in (src, dst):
-        feed(buf, 100, 7)
-    np.testing.assert_array_equal(src.sample(64).next_pixels, dst.sample(64).next_pixels)
-    with pytest.raises(ValueError, match="nstep"):
-        make(capacity=40, nstep=2).load_state_dict(sd)
+def test_stacks_equal_the_actors_frame_stack():
+    """The buffer rebuilds stacks by index (storage); they must equal what the actor's one FrameStack gave the
+    policy, first frame repeated at the episode start included."""
+    buf = make(nstep=1, frame_stack=3)
+    stack, expected = FrameStack(3, SHAPE, STATE_DIM), []
+    buf.begin_sequence()
+    for t in range(6):
+        (stack.reset if t == 0 else stack.push)(frame(7, t), state(7, t))
+        expected.append((stack.pixels(), stack.state()))
+        buf.add(frame(7, t), state(7, t), action(7, t), 0.0, intervention=False)
+    buf.end_sequence(frame(7, 6, FINAL), state(7, 6, FINAL), terminated=False)
+    batch = buf.sample(64)
+    assert len(buf) == 6
+    for row in range(64):
+        t = int(batch.action[row, 1])
+        np.testing.assert_array_equal(batch.pixels[row], expected[t][0])
+        np.testing.assert_array_equal(batch.state[row], expected[t][1])
+
+
+def test_for_policy_takes_the_policys_shapes():
+    config = PolicyConfig(frame_stack=2, image_size=16, state_dim=0, action_dim=2)
+    buf = ReplayBuffer.for_policy(config, 10, nstep=1, seed=3)
+    assert (buf.frame_shape, buf.state_dim, buf.action_dim, buf.frame_stack) == ((16, 16, 3), 0, 2, 2)
+    assert ReplayBuffer.for_policy(config, 10, state_dim=18).state_dim == 18  # the graph's messages carry 18
 
 
 def test_same_seed_same_samples_other_seed_differs():
