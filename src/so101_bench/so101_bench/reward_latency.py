@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from so101_contract.stamps import stamp_to_ns
 from so101_reward.classifier import RewardClassifier
 from so101_reward.model_config import RewardModelConfig
 
@@ -153,7 +154,7 @@ def _run_node_and_measure(model_dir: Path, frames: int, rate_hz: float, log_dir:
 
         def on_signal(msg: RewardSignal) -> None:
             now = clock.now().nanoseconds
-            received[msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = now
+            received[stamp_to_ns(msg.header.stamp)] = now
 
         probe.node.create_subscription(RewardSignal, "reward/signal", on_signal, qos.EVENTS)
         publisher = probe.publisher(Image, "wrist_camera/image_raw", qos.SENSOR_DATA)

@@ -33,7 +33,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
 from so101_bringup.graph import RECORDED_TOPICS  # the graph declaration owns the list
-from so101_driver.node_main import run_node
+from so101_contract.node_main import run_node
 
 RELIABLE_DEPTH = 1000  # a writer hiccup (disk flush) must not drop transitions
 BEST_EFFORT_DEPTH = 100  # sensor streams: bounded memory for images

@@ -191,7 +191,7 @@ def watch_progress(progress: Progress, stop: threading.Event, namespace: str) ->
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    from so101_driver import qos
+    from so101_contract import qos
     from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerStats
 
     context = rclpy.Context()

@@ -2,8 +2,9 @@
 parameter (name and type) and topic it names exists; the parameter files, the ros2_control block and the
 controllers file agree with the nodes, the URDF and the graph; the launch files are built from the declaration.
 
-Declared parameters are read from the node sources with ast (declare_parameter and the nodes' `_param`/`p` helpers),
-so a renamed parameter fails here instead of silently keeping its default at launch.
+Declared parameters are read from the node sources with ast (so101_contract.parameters' `declare(node, name, default,
+...)` and `PARAMETERS` tables, and a plain declare_parameter), so a renamed parameter fails here instead of silently
+keeping its default at launch.
 """
 
 import ast
@@ -28,7 +29,7 @@ from so101_driver.model.robot_model import ros2_control_path
 SRC = Path(__file__).resolve().parents[2]
 BRINGUP = SRC / "so101_bringup"
 URDF = SRC / "so101_driver" / "urdf" / "so101.urdf"
-PARAM_HELPERS = {"declare_parameter", "_param", "p"}
+PARAM_HELPERS = {"declare_parameter", "declare"}
 REAL = {
     "follower_port": "/dev/ttyACM0",
     "leader_port": "/dev/ttyACM1",
@@ -73,6 +74,14 @@ def node_sources(module: str) -> list[Path]:
     return files
 
 
+def literal_type(node: ast.expr) -> type | None:
+    """The type of a literal default; for a name (CONTROL_RATE_HZ) or an expression, None (not checked)."""
+    try:
+        return type(ast.literal_eval(node))
+    except ValueError:
+        return None
+
+
 def declared_parameters(module: str) -> dict[str, type | None]:
     """name -> type of the literal default (None where the default is an expression)."""
     found: dict[str, type | None] = {}
@@ -82,7 +91,7 @@ def declared_parameters(module: str) -> dict[str, type | None]:
             if isinstance(table, ast.Assign) and [getattr(t, "id", None) for t in table.targets] == ["PARAMETERS"]:
                 for key, value in zip(table.value.keys, table.value.values, strict=True):
                     if isinstance(key, ast.Constant) and isinstance(value, ast.Tuple):
-                        found[key.value] = type(ast.literal_eval(value.elts[0]))
+                        found[key.value] = literal_type(value.elts[0])
         for call in ast.walk(ast.parse(path.read_text())):
             if not isinstance(call, ast.Call):
                 continue
@@ -93,11 +102,7 @@ def declared_parameters(module: str) -> dict[str, type | None]:
             for i, arg in enumerate(call.args[:2]):
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                     default = call.args[i + 1] if len(call.args) > i + 1 else None
-                    try:
-                        kind = type(ast.literal_eval(default)) if default is not None else None
-                    except ValueError:
-                        kind = None
-                    found[arg.value] = kind
+                    found[arg.value] = literal_type(default) if default is not None else None
                     break
     return found
 

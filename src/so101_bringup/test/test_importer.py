@@ -14,7 +14,7 @@ from sensor_msgs.msg import JointState
 
 from so101_bringup.importer import BagImportError, import_bag
 from so101_bringup.recorder import project_typestore
-from so101_driver import qos
+from so101_contract import qos
 from so101_hilserl_actor.messages import observation_to_msg
 from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerStats, Transition
 from so101_testing.graph import wait_until

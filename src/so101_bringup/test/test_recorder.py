@@ -14,7 +14,7 @@ from rclpy.serialization import deserialize_message
 from rosbags.highlevel import AnyReader
 from sensor_msgs.msg import Image, JointState
 
-from so101_driver import qos
+from so101_contract import qos
 from so101_hilserl_actor.messages import observation_to_msg
 from so101_hilserl_interfaces.msg import EpisodeSummary, Transition
 

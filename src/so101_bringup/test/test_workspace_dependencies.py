@@ -1,5 +1,6 @@
 """Every import of a project package is declared in package.xml, and dependencies point one way (DESIGN.md):
-driver <- reward, driver <- actor <- learner, everything <- bringup; the benchmarks (so101_bench) sit beside bringup
+the contract (so101_contract) imports nothing from the project and every package imports it; driver <- reward,
+driver <- actor <- learner, everything <- bringup; the benchmarks (so101_bench) sit beside bringup
 and may import every package and the test helpers, which no runtime package imports outside its tests."""
 
 import ast
@@ -8,6 +9,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2]
 PYTHON_PACKAGES = [
+    "so101_contract",
     "so101_driver",
     "so101_reward",
     "so101_hilserl_actor",
@@ -19,10 +21,11 @@ PROJECT = {*PYTHON_PACKAGES, "so101_hilserl_interfaces", "so101_testing"}
 # What each package may import from the project. Test code may also import so101_testing (a test_depend); of the
 # packages' own modules only the benchmarks may (they start nodes as processes and must reap them like tests do).
 ALLOWED = {
-    "so101_driver": {"so101_hilserl_interfaces"},
-    "so101_reward": {"so101_driver", "so101_hilserl_interfaces"},
-    "so101_hilserl_actor": {"so101_driver", "so101_hilserl_interfaces"},
-    "so101_hilserl_learner": {"so101_hilserl_actor", "so101_driver", "so101_hilserl_interfaces"},
+    "so101_contract": set(),
+    "so101_driver": {"so101_contract", "so101_hilserl_interfaces"},
+    "so101_reward": {"so101_contract", "so101_driver", "so101_hilserl_interfaces"},
+    "so101_hilserl_actor": {"so101_contract", "so101_driver", "so101_hilserl_interfaces"},
+    "so101_hilserl_learner": {"so101_contract", "so101_hilserl_actor", "so101_driver", "so101_hilserl_interfaces"},
     "so101_bringup": PROJECT - {"so101_bringup", "so101_testing", "so101_bench"},
     "so101_bench": PROJECT - {"so101_bench"},
 }
@@ -71,6 +74,13 @@ def test_imports_are_declared_and_point_one_way():
             if dep != package and dep not in declared:
                 problems.append(f"{package}'s tests import {dep} without a test_depend")
     assert not problems, "\n".join(problems)
+
+
+def test_every_package_depends_on_the_contract():
+    """The contract is what every package shares: each declares it (an exec_depend), so a package installed alone
+    finds the joint names, QoS profiles and node main it runs with."""
+    missing = [p for p in PYTHON_PACKAGES if p != "so101_contract" and "so101_contract" not in declared_dependencies(p)]
+    assert not missing, f"these packages do not exec_depend on so101_contract: {missing}"
 
 
 def test_only_the_benchmarks_ship_the_test_helpers():

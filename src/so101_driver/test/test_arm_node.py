@@ -16,10 +16,10 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool
 
-from so101_driver import qos
+from so101_contract import qos
+from so101_contract.joints import JOINT_NAMES
 from so101_driver.hardware.calibration import JointConversion, load_calibration
 from so101_driver.hardware.feetech.emulator import ServoBusEmulator
-from so101_driver.joints import JOINT_NAMES
 from so101_driver.model.kinematics import Kinematics
 from so101_testing.graph import wait_until
 

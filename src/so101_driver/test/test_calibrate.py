@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from so101_contract.joints import JOINT_NAMES
 from so101_driver.hardware.calibrate import main
 from so101_driver.hardware.calibration import JointConversion, load_calibration
 from so101_driver.hardware.feetech.bus import FeetechBus
 from so101_driver.hardware.feetech.emulator import ServoBusEmulator
-from so101_driver.joints import JOINT_NAMES
 
 IDS = {name: i + 1 for i, name in enumerate(JOINT_NAMES)}
 HALF_TURN = 2047

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from so101_contract.joints import JOINT_NAMES
 from so101_driver.hardware.calibration import (
     MIN_RANGE_DEGREES,
     MIN_RANGE_TICKS,
@@ -25,7 +26,6 @@ from so101_driver.hardware.calibration import (
     narrow_ranges,
     save_calibration,
 )
-from so101_driver.joints import JOINT_NAMES
 from so101_driver.model.kinematics import Kinematics
 
 # A real follower file (nimiCurtis/so101_ros2 config/calibration/Tzili.json, as quoted by the reference), written the

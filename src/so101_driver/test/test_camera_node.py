@@ -13,7 +13,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from sensor_msgs.msg import CameraInfo, Image
 
-from so101_driver.qos import SENSOR_DATA
+from so101_contract.qos import SENSOR_DATA
 from so101_driver.vision.image_messages import image_msg_to_array
 from so101_testing.graph import wait_until
 

@@ -1,4 +1,5 @@
-"""Shutdown through node_main, with real processes over DDS: ordered (no traceback, exit 0) and always bounded.
+"""The driver's nodes stop through node_main (so101_contract), with real processes over DDS: ordered (no
+traceback, exit 0) and always bounded.
 
 The sim node renders a large image as fast as it can here, so its camera thread is nearly always between its last
 look at the stop and its next publish when the signal comes: with rclpy's own signal handlers (the context shut
@@ -6,30 +7,18 @@ down at once) every one of these stops printed "Exception in thread sim-camera .
 """
 
 import signal
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import String
 
-from so101_driver import qos
-from so101_driver.node_main import (
-    BACKSTOP_MARGIN_S,
-    DEFAULT_SHUTDOWN_TIMEOUT_S,
-    LAUNCH_SIGKILL_AFTER_SIGINT_S,
-    LAUNCH_SIGTERM_AFTER_SIGINT_S,
-)
-from so101_testing.graph import wait_until
+from so101_contract import qos
+from so101_contract.node_main import LAUNCH_SIGTERM_AFTER_SIGINT_S
 
 START_TIMEOUT_S = 60.0  # a cold start of MuJoCo and DDS on a loaded 2-core machine
 # A node must be gone before launch escalates to SIGTERM; on a loaded machine a clean stop takes well under 1 s.
 EXIT_BOUND_S = LAUNCH_SIGTERM_AFTER_SIGINT_S
-PROBE_NODE = Path(__file__).with_name("shutdown_probe_node.py")
-PROBE_TIMEOUT_S = 2.0  # the probe node's shutdown_timeout_s: short, so the hang tests are quick
-SLACK_S = 2.0  # scheduling and os._exit on a loaded machine, on top of the guard's own time
 SIM_ARGS = (
     "--ros-args",
     "-p",
@@ -56,12 +45,6 @@ def signal_and_time_exit(process, signals: list[int], bound_s: float) -> tuple[i
         process.send_signal(sig)
     code = process.wait_exit(bound_s)
     return code, time.monotonic() - start
-
-
-def test_shutdown_bound_fits_launchs_grace_period():
-    # The guard (plus faulthandler's backstop for a hang that holds the GIL) ends a node before launch's SIGTERM.
-    assert DEFAULT_SHUTDOWN_TIMEOUT_S + BACKSTOP_MARGIN_S <= LAUNCH_SIGTERM_AFTER_SIGINT_S
-    assert LAUNCH_SIGTERM_AFTER_SIGINT_S < LAUNCH_SIGKILL_AFTER_SIGINT_S
 
 
 def test_sim_and_fk_node_stop_cleanly_on_sigint(processes, probe):
@@ -101,68 +84,3 @@ def test_sim_stops_cleanly_whatever_the_signals(processes, probe, signals):
     code, elapsed = signal_and_time_exit(sim, signals, EXIT_BOUND_S)
     assert code == 0, f"exit {code} after {elapsed:.1f} s (None: still running)\n{sim.output()}"
     assert_clean_log(sim)
-
-
-def start_probe_node(processes, probe, mode: str):
-    parameters = ["-p", f"mode:={mode}", "-p", f"shutdown_timeout_s:={PROBE_TIMEOUT_S}"]
-    node = processes.start([sys.executable, "-u", str(PROBE_NODE), "--ros-args", *parameters], name=f"probe_{mode}")
-    alive = probe.subscribe(String, "probe/alive", 10)
-    alive.wait_for(1, START_TIMEOUT_S, f"the {mode} probe node")
-    return node
-
-
-@pytest.mark.parametrize(
-    ("mode", "expected_code", "stuck_in"),
-    [
-        # The node's own stop never finished: its final state is not written, so the exit says failure.
-        ("destroy_node", 1, "ShutdownProbeNode.destroy_node"),
-        # The node was destroyed; only rclpy's shutdown hung (as a DDS teardown can): the run's own code.
-        ("context_shutdown", 0, "rclpy shutdown"),
-    ],
-)
-def test_a_hanging_teardown_still_exits_in_time(processes, probe, mode, expected_code, stuck_in):
-    node = start_probe_node(processes, probe, mode)
-    code, elapsed = signal_and_time_exit(node, [signal.SIGINT], PROBE_TIMEOUT_S + SLACK_S)
-    assert code == expected_code, f"exit {code} after {elapsed:.1f} s (None: still running)\n{node.output()}"
-    assert elapsed >= PROBE_TIMEOUT_S - 0.1, "exited before the guard's time: the teardown did not really hang"
-    log = node.output()
-    assert f"did not finish within {PROBE_TIMEOUT_S:g} s (stuck in {stuck_in})" in log, log
-    assert "Traceback" not in log, log
-
-
-def test_a_teardown_hanging_in_c_with_the_gil_held_still_exits(processes, probe):
-    """The guard thread cannot run while C code holds the GIL; faulthandler's C watchdog ends the process."""
-    node = start_probe_node(processes, probe, "destroy_node_holding_gil")
-    code, elapsed = signal_and_time_exit(node, [signal.SIGINT], PROBE_TIMEOUT_S + BACKSTOP_MARGIN_S + SLACK_S)
-    assert code == 1, f"exit {code} after {elapsed:.1f} s (None: still running)\n{node.output()}"
-    assert elapsed >= PROBE_TIMEOUT_S - 0.1, "exited before the guard's time: the teardown did not really hang"
-    log = node.output()
-    assert "Timeout" in log and "destroy_node" in log, log  # faulthandler's dump says where it hung
-
-
-def test_a_publish_racing_the_teardown_ends_its_thread_quietly(processes, probe):
-    node = start_probe_node(processes, probe, "publish_after_destroy")
-    code, elapsed = signal_and_time_exit(node, [signal.SIGINT], EXIT_BOUND_S)
-    assert code == 0, f"exit {code} after {elapsed:.1f} s (None: still running)\n{node.output()}"
-    assert_clean_log(node)
-
-
-def test_a_signal_during_start_up_stops_the_node_once_it_is_built(processes):
-    """Ctrl-C while a node is still being built (a learner loading its buffer): the node is finished, then torn
-    down in order, instead of a KeyboardInterrupt inside its constructor."""
-    node = processes.start(
-        [sys.executable, "-u", str(PROBE_NODE), "--ros-args", "-p", "mode:=slow_start"], name="probe_slow_start"
-    )
-    wait_until(lambda: "constructing" in node.output(), START_TIMEOUT_S, "the probe node's constructor")
-    code, elapsed = signal_and_time_exit(node, [signal.SIGINT], EXIT_BOUND_S)
-    assert code == 0, f"exit {code} after {elapsed:.1f} s (None: still running)\n{node.output()}"
-    assert "destroyed" in node.output()
-    assert_clean_log(node)
-
-
-def test_a_dying_worker_thread_takes_the_node_down(processes, probe):
-    node = start_probe_node(processes, probe, "thread_dies")
-    code = node.wait_exit(START_TIMEOUT_S)  # no signal: the thread's death alone stops the node
-    log = node.output()
-    assert code == 1, f"exit {code} (None: still running)\n{log}"
-    assert "RuntimeError: probe worker failed" in log and "thread probe-thread_dies died" in log, log

@@ -6,9 +6,9 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
 
-from so101_driver.joints import JOINT_NAMES
+from so101_contract.joints import JOINT_NAMES
+from so101_contract.qos import SENSOR_DATA
 from so101_driver.model.kinematics import Kinematics, quaternion_xyzw_from_matrix
-from so101_driver.qos import SENSOR_DATA
 from so101_testing.graph import wait_until
 
 TIMEOUT_S = 20.0

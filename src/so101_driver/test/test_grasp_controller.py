@@ -4,6 +4,7 @@ import mujoco
 import numpy as np
 import pytest
 
+from so101_contract.joints import GRIPPER
 from so101_driver.sim.grasp_controller import (
     APPROACH,
     CLOSE,
@@ -14,7 +15,7 @@ from so101_driver.sim.grasp_controller import (
     ScriptedGrasp,
 )
 from so101_driver.sim.scene import CUBE_GEOM, FIXED_FINGER_GEOM, JAW_FINGER_GEOM
-from so101_driver.sim.world import GRIPPER_INDEX, SimConfig, SimWorld
+from so101_driver.sim.world import SimConfig, SimWorld
 
 CUBE = np.array([0.26, 0.01, 0.015])
 
@@ -71,9 +72,9 @@ def drive(world: SimWorld, controller: ScriptedGrasp, cube_position, steps: int,
     for _ in range(steps):
         q = world.joint_positions()
         tcp, rotation = world.kinematics.fk(q)
-        target, jaw, phase = controller.act(tcp, q[GRIPPER_INDEX], cube_position, rotation)
+        target, jaw, phase = controller.act(tcp, q[GRIPPER], cube_position, rotation)
         command = world.kinematics.ik_step(q, target)
-        command[GRIPPER_INDEX] = jaw if gripper is None else gripper
+        command[GRIPPER] = jaw if gripper is None else gripper
         world.set_joint_targets(command)
         world.step(0.1)
     return phase
@@ -94,7 +95,7 @@ def test_open_gripper_around_the_cube_is_not_a_grasp_until_it_closes(world):
     position, rotation = world.kinematics.frame_pose(world.joint_positions(), "gripper_link")
     cube_in_gripper = rotation.T @ (world.cube_pose()[0] - position)
     assert -0.008 < cube_in_gripper[0] < 0.05 and abs(cube_in_gripper[1]) < 0.01
-    assert world.joint_positions()[GRIPPER_INDEX] > 0.9
+    assert world.joint_positions()[GRIPPER] > 0.9
     assert not world.grasp_success()
     drive(world, controller, cube, 8)  # now let the controller close
     assert world.grasp_success()
@@ -136,7 +137,7 @@ def test_grasp_needs_both_fingers_and_a_squeeze(world):
     assert world.grasp_success()
     # Both fingers touch, but the servo is relaxed at the jaw's angle: resting fingers are not a grasp.
     targets = world.joint_targets()
-    targets[GRIPPER_INDEX] = world.joint_positions()[GRIPPER_INDEX]
+    targets[GRIPPER] = world.joint_positions()[GRIPPER]
     world.set_joint_targets(targets)
     world.step(0.002)
     assert {FIXED_FINGER_GEOM, JAW_FINGER_GEOM} <= cube_contacts(world)
@@ -150,14 +151,14 @@ def test_gripper_closed_on_air_next_to_the_cube_is_not_a_grasp(world):
     controller = ScriptedGrasp()
     phase = drive(world, controller, beside, 25)
     assert phase == HOLD
-    assert world.joint_positions()[GRIPPER_INDEX] < 0.1  # closed on air
+    assert world.joint_positions()[GRIPPER] < 0.1  # closed on air
     assert np.linalg.norm(world.cube_pose()[0][:2] - world.tcp_position()[:2]) < 0.05  # right next to the cube
     assert not world.grasp_success()
 
     # Worst case: the cube pressed against the sides of both closed fingers touches the fixed finger and the jaw,
     # the servo squeezes hard (target at the lower limit), yet the jaw is shut: not a grasp.
     targets = world.joint_targets()
-    targets[GRIPPER_INDEX] = world.kinematics.lower[GRIPPER_INDEX]
+    targets[GRIPPER] = world.kinematics.lower[GRIPPER]
     world.set_joint_targets(targets)
     world.step(0.3)
     place_cube(world, np.array([-0.008, 0.012 + 0.015 - 0.0005, -0.08]))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from so101_driver.joints import JOINT_NAMES
+from so101_contract.joints import JOINT_NAMES
 from so101_driver.model.joint_safety import JointCommandGuard
 
 LOWER = np.array([-1.9, -1.7, -1.7, -1.6, -2.7, -0.17])

@@ -8,7 +8,7 @@ import numpy as np
 import pinocchio as pin
 import pytest
 
-from so101_driver.joints import JOINT_NAMES
+from so101_contract.joints import JOINT_NAMES
 from so101_driver.model.kinematics import (
     HOME_EE_POSITION,
     HOME_SEED,

@@ -5,8 +5,8 @@ import pytest
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import SetBool
 
-from so101_driver import qos
-from so101_driver.joints import JOINT_NAMES
+from so101_contract import qos
+from so101_contract.joints import JOINT_NAMES
 from so101_driver.model.kinematics import Kinematics
 from so101_hilserl_interfaces.srv import ResetEpisode
 from so101_testing.graph import wait_until

@@ -7,9 +7,9 @@ import mujoco
 import numpy as np
 import pytest
 
-from so101_driver.joints import NUM_JOINTS
+from so101_contract.joints import GRIPPER, NUM_JOINTS
 from so101_driver.sim.scene import CUBE_GEOM, WRIST_CAMERA, SceneConfig, build_scene
-from so101_driver.sim.world import GRIPPER_INDEX, SimConfig, SimWorld
+from so101_driver.sim.world import SimConfig, SimWorld
 
 CFG = SimConfig()
 
@@ -92,7 +92,7 @@ def test_reset_stays_within_the_configured_bounds(world):
         assert position[2] == pytest.approx(half, abs=1e-3)  # resting on the table
         assert abs(quat[1]) < 1e-3 and abs(quat[2]) < 1e-3  # upright
         assert abs(2 * math.atan2(quat[3], quat[0])) <= CFG.cube_yaw_range + 1e-3
-        assert world.joint_positions()[GRIPPER_INDEX] == pytest.approx(CFG.gripper_open, abs=0.02)
+        assert world.joint_positions()[GRIPPER] == pytest.approx(CFG.gripper_open, abs=0.02)
         assert np.abs(world.joint_velocities()).max() < 0.05  # settled
         assert world.time == 0.0
     # Tool pointing down at the home pose, within the reset's tilt allowance.

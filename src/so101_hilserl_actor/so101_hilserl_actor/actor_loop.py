@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from so101_driver.joints import JOINT_NAMES
+from so101_contract.files import atomic_write
+from so101_contract.joints import GRIPPER, JOINT_NAMES
 from so101_driver.model.kinematics import HOME_EE_POSITION, TOOL_DOWN, Kinematics
-
-GRIPPER = JOINT_NAMES.index("gripper")
 
 
 class Pacer:
@@ -163,8 +161,10 @@ def dump_policy_inputs(directory: Path, episode_id: int, step: int, pixels: np.n
     written whole (temporary file, then rename), so a reader never sees half of one."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"episode_{episode_id}_step_{step}.npz"
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as handle:
-        np.savez(handle, pixels=pixels, state=state)
-    os.replace(tmp, path)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:  # a handle: np.savez would add .npz to a file name
+            np.savez(handle, pixels=pixels, state=state)
+
+    atomic_write(path, write)
     return path

@@ -27,16 +27,16 @@ from rclpy.task import Future
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, UInt8
 
-from so101_driver import qos
-from so101_driver.joints import JOINT_NAMES, positions_by_name
+from so101_contract import qos
+from so101_contract.joints import JOINT_NAMES, positions_by_name
+from so101_contract.node_main import EXIT_REFUSED, run_node
+from so101_contract.stamps import stamp_to_ns
 from so101_driver.model.kinematics import Kinematics
-from so101_driver.node_main import run_node
 from so101_driver.vision.image_messages import image_msg_to_array
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_actor import actor_parameters
 from so101_hilserl_actor.actor_loop import IkReset, Pacer, dump_policy_inputs, home_pose, run_ik_reset
 from so101_hilserl_actor.control_step import ControlStep, StepInputs, StepResult, load_initial_policy
-from so101_hilserl_actor.episode import stamp_to_ns
 from so101_hilserl_actor.messages import episode_to_msg, transition_to_msg
 from so101_hilserl_actor.policy import PolicyConfig
 from so101_hilserl_interfaces.msg import EpisodeSummary, PolicyWeights, RewardSignal, Transition
@@ -57,9 +57,9 @@ class ActorNode(Node):
             self.control = ControlStep(config, policy, self.kinematics, preprocessing,
                                        pretrained=bool(v["initial_weights"]), schedule=schedule,
                                        environment_steps=steps)  # fmt: skip
-        except (ValueError, TypeError, OSError) as err:  # ParameterRefused, PolicyFormatError: ValueErrors
+        except (ValueError, TypeError, OSError) as err:  # ParameterError, PolicyFormatError: ValueErrors
             self.get_logger().fatal(str(err))
-            raise SystemExit(actor_parameters.EXIT_REFUSED) from None
+            raise SystemExit(EXIT_REFUSED) from None
         self.period = config.period_s
         self.actor_id = v["actor_id"] or f"{self.get_namespace().strip('/') or 'so101'}-{time.time_ns()}"
         self.max_episodes, self.reset_mode, self.evaluation = v["max_episodes"], v["reset_mode"], v["evaluation"]

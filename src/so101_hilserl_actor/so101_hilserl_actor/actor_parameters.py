@@ -1,23 +1,21 @@
-"""The actor node's parameters: one table (default, description, range or choices), declared read-only with
-ROS parameter descriptors, validated (a bad value exits 2 with a line naming the parameter), and turned into the
+"""The actor node's parameters: one table (default, description, range or choices), declared read-only and
+validated by so101_contract.parameters (a bad value exits 2 with a line naming the parameter), and turned into the
 plain configs of the control step. No other code reads the actor's parameters."""
 
 from __future__ import annotations
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterTypeException, ParameterException
 from rclpy.node import Node
 
+from so101_contract.control import CONTROL_RATE_HZ
+from so101_contract.parameters import declare_all
 from so101_hilserl_actor.action_mapping import ActionConfig
 from so101_hilserl_actor.actor_loop import ResetConfig
 from so101_hilserl_actor.control_step import ControlConfig
 from so101_hilserl_actor.episode import EpisodeConfig
 
-EXIT_REFUSED = 2
-
 # name: (default, description, (min, max) or choices or None). All read-only: the actor reads them once at start.
 PARAMETERS = {
-    "control_rate_hz": (10.0, "control rate (Hz)", (1.0, 100.0)),
+    "control_rate_hz": (CONTROL_RATE_HZ, "control rate (Hz)", (1.0, 100.0)),
     "actor_id": ("", "identifies this actor in transitions; '' = node namespace + start time", None),
     "initial_weights": ("", "policy or agent .safetensors to start from ('' = random init)", None),
     "network": ("", "JSON overrides of PolicyConfig size fields (must match the learner's)", None),
@@ -50,45 +48,9 @@ PARAMETERS = {
 }  # fmt: skip
 
 
-class ParameterRefused(ValueError):
-    """A parameter value the actor cannot run with; the message names the parameter."""
-
-
-def descriptor(description: str, bounds) -> ParameterDescriptor:
-    d = ParameterDescriptor(description=description, read_only=True)
-    if isinstance(bounds, tuple) and isinstance(bounds[0], float):
-        d.floating_point_range = [FloatingPointRange(from_value=bounds[0], to_value=bounds[1])]
-    elif isinstance(bounds, tuple) and isinstance(bounds[0], int):
-        d.integer_range = [IntegerRange(from_value=bounds[0], to_value=bounds[1], step=1)]
-    elif bounds:
-        d.additional_constraints = f"one of {', '.join(bounds)}"
-    return d
-
-
 def declare(node: Node) -> dict:
-    """Declare every parameter of the table on ``node``; {name: value}. Raises ParameterRefused."""
-    values = {}
-    for name, (default, description, bounds) in PARAMETERS.items():
-        try:
-            values[name] = node.declare_parameter(name, default, descriptor(description, bounds)).value
-        except ParameterException as err:  # out of range, or the wrong type
-            given = getattr(node, "_parameter_overrides", {}).get(name)
-            value = f"={given.value!r}" if given is not None else ""
-            problem = "has the wrong type" if isinstance(err, InvalidParameterTypeException) else "is out of range"
-            expected = _expected(default, bounds)
-            raise ParameterRefused(f"parameter {name}{value} {problem}; expected {expected}") from None
-        if isinstance(bounds, tuple) and isinstance(bounds[0], str) and values[name] not in bounds:
-            raise ParameterRefused(f"parameter {name}={values[name]!r}: expected {_expected(default, bounds)}")
-    return values
-
-
-def _expected(default, bounds) -> str:
-    kind = {bool: "boolean", int: "integer", float: "float", str: "string"}[type(default)]
-    if isinstance(bounds, tuple) and isinstance(bounds[0], str):
-        return f"one of {', '.join(bounds)}"
-    if isinstance(bounds, tuple):
-        return f"{kind} in [{bounds[0]}, {bounds[1]}]"
-    return kind
+    """Declare every parameter of the table on ``node``; {name: value}. Raises ParameterError."""
+    return declare_all(node, PARAMETERS)
 
 
 def control_config(v: dict) -> ControlConfig:

@@ -42,6 +42,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from so101_contract.control import CONTROL_PERIOD_S
 from so101_driver.model.kinematics import Kinematics
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_actor.action_mapping import ActionConfig, HumanActionEncoder, PolicyActionMapper
@@ -63,7 +64,7 @@ SWAP_POINTS = ("episode", "step")
 
 @dataclass(frozen=True)
 class ControlConfig:
-    period_s: float = 0.1
+    period_s: float = CONTROL_PERIOD_S
     evaluation: bool = False
     num_explore_steps: int = 0
     swap_weights_at: str = "episode"

@@ -36,6 +36,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from so101_contract.stamps import stamp_to_ns
+
 SUCCESS = "success"
 TIMEOUT = "timeout"
 SUCCESS_MARK = "success_mark"
@@ -77,17 +79,6 @@ class EpisodeConfig:
             )
         if not self.max_frame_age_s > 0:
             raise ValueError(f"EpisodeConfig.max_frame_age_s must be positive (seconds), got {self.max_frame_age_s}")
-
-
-def stamp_to_ns(stamp) -> int:
-    """Integer nanoseconds of a stamp (int ns, builtin_interfaces/Time, or rclpy.time.Time)."""
-    if isinstance(stamp, int):
-        return stamp
-    if hasattr(stamp, "sec") and hasattr(stamp, "nanosec"):
-        return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-    if hasattr(stamp, "nanoseconds"):
-        return int(stamp.nanoseconds)
-    raise TypeError(f"a stamp must be int nanoseconds, builtin_interfaces/Time or rclpy Time, got {type(stamp)}")
 
 
 class StepOutcome(NamedTuple):

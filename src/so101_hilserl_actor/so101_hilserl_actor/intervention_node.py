@@ -19,15 +19,16 @@ keeps its value) until both arms report again.
 from __future__ import annotations
 
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Bool, UInt8
 from std_srvs.srv import SetBool
 
-from so101_driver import qos
-from so101_driver.joints import JOINT_NAMES, positions_by_name
-from so101_driver.node_main import run_node
+from so101_contract import qos
+from so101_contract.control import CONTROL_RATE_HZ
+from so101_contract.joints import JOINT_NAMES, positions_by_name
+from so101_contract.node_main import run_node
+from so101_contract.parameters import declare
 from so101_hilserl_actor.intervention import (
     ButtonEdges,
     DetectorConfig,
@@ -52,39 +53,55 @@ class InterventionNode(Node):
         super().__init__("intervention")
         defaults = DetectorConfig()
         self.config = DetectorConfig(
-            queue_size=self._param("queue_size", defaults.queue_size, "tracking-error samples kept (control steps)"),
-            start_window=self._param(
-                "start_window", defaults.start_window, "newest samples whose variance starts an intervention"
+            queue_size=declare(self, "queue_size", defaults.queue_size, "tracking-error samples kept (control steps)"),
+            start_window=declare(
+                self, "start_window", defaults.start_window, "newest samples whose variance starts an intervention"
             ),
-            start_variance_deg2=self._param(
+            start_variance_deg2=declare(
+                self,
                 "start_variance_deg2",
                 defaults.start_variance_deg2,
                 "start when var(last start_window tracking errors) exceeds this (deg^2)",
             ),
-            release_variance_deg2=self._param(
+            release_variance_deg2=declare(
+                self,
                 "release_variance_deg2",
                 defaults.release_variance_deg2,
                 "release when var(all queue_size tracking errors) is below this (deg^2)",
             ),
-            min_intervention_s=self._param(
-                "min_intervention_s", defaults.min_intervention_s, "an automatic intervention lasts at least this (s)"
+            min_intervention_s=declare(
+                self,
+                "min_intervention_s",
+                defaults.min_intervention_s,
+                "an automatic intervention lasts at least this (s)",
             ),
-            min_release_gap_s=self._param(
-                "min_release_gap_s", defaults.min_release_gap_s, "no automatic start sooner than this after a release"
+            min_release_gap_s=declare(
+                self,
+                "min_release_gap_s",
+                defaults.min_release_gap_s,
+                "no automatic start sooner than this after a release",
             ),
-            auto_detect=self._param(
-                "auto_detect", defaults.auto_detect, "detect interventions from the tracking error (else manual only)"
+            auto_detect=declare(
+                self,
+                "auto_detect",
+                defaults.auto_detect,
+                "detect interventions from the tracking error (else manual only)",
             ),
         )
-        rate = self._param("control_rate_hz", 10.0, "detector and leader command rate (Hz); the queue is in steps")
-        tracking = self._param(
-            "leader_tracking", True, "command the leader to the follower and switch its torque (False: passive leader)"
+        rate = declare(
+            self, "control_rate_hz", CONTROL_RATE_HZ, "detector and leader command rate (Hz); the queue is in steps"
         )
-        self.state_timeout_s = self._param("state_timeout_s", 0.5, "joint states older than this are not used (s)")
-        heartbeat = self._param("publish_period_s", 1.0, "also republish the flag this often (s); 0 = on change only")
-        self.toggle_button = self._param("joy_toggle_button", 0, "Joy button index that toggles intervention; -1 off")
-        self.success_button = self._param("joy_success_button", 1, "Joy button index that marks success; -1 off")
-        self.failure_button = self._param("joy_failure_button", 2, "Joy button index that marks failure; -1 off")
+        tracking = declare(
+            self,
+            "leader_tracking",
+            True,
+            "command the leader to the follower and switch its torque (False: passive leader)",
+        )
+        self.state_timeout_s = declare(self, "state_timeout_s", 0.5, "joint states older than this are not used (s)")
+        heartbeat = declare(self, "publish_period_s", 1.0, "also republish the flag this often (s); 0 = on change only")
+        self.toggle_button = declare(self, "joy_toggle_button", 0, "Joy button index that toggles intervention; -1 off")
+        self.success_button = declare(self, "joy_success_button", 1, "Joy button index that marks success; -1 off")
+        self.failure_button = declare(self, "joy_failure_button", 2, "Joy button index that marks failure; -1 off")
         if not rate > 0.0:
             raise ValueError(f"parameter control_rate_hz must be > 0, got {rate}")
 
@@ -114,15 +131,6 @@ class InterventionNode(Node):
             f"intervention: {rate:.0f} Hz, automatic detection {'on' if self.config.auto_detect else 'off'}, "
             f"leader tracking {'on' if tracking else 'off'}"
         )
-
-    def _param(self, name: str, default, description: str):
-        kind = {
-            bool: ParameterType.PARAMETER_BOOL,
-            int: ParameterType.PARAMETER_INTEGER,
-            float: ParameterType.PARAMETER_DOUBLE,
-        }[type(default)]
-        descriptor = ParameterDescriptor(type=kind, description=description, read_only=True)
-        return self.declare_parameter(name, default, descriptor).value
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

@@ -16,7 +16,7 @@ import rclpy
 from rclpy.node import Node
 from std_msgs.msg import UInt8
 
-from so101_driver import qos
+from so101_contract import qos
 from so101_hilserl_interfaces.srv import OperatorCommand
 
 KEYS = {

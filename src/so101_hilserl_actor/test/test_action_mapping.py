@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from so101_contract.joints import GRIPPER
 from so101_driver.model.kinematics import HOME_SEED, Kinematics
 from so101_hilserl_actor.action_mapping import (
-    GRIPPER,
     ActionConfig,
     HumanActionEncoder,
     PolicyActionMapper,

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from so101_contract.joints import GRIPPER
 from so101_driver.model.kinematics import HOME_SEED, Kinematics
 from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING
-from so101_hilserl_actor.action_mapping import GRIPPER, human_action_from_joints, policy_action_to_joints
+from so101_hilserl_actor.action_mapping import human_action_from_joints, policy_action_to_joints
 from so101_hilserl_actor.actor_loop import IkReset, Pacer, ResetConfig, ResetFailed, run_ik_reset
 from so101_hilserl_actor.control_step import ControlConfig, ControlStep, StepInputs
 from so101_hilserl_actor.episode import EpisodeConfig

@@ -3,6 +3,7 @@ import math
 import pytest
 from builtin_interfaces.msg import Time
 
+from so101_contract.stamps import stamp_to_ns
 from so101_hilserl_actor.episode import (
     FAILURE_MARK,
     STOPPED,
@@ -11,7 +12,6 @@ from so101_hilserl_actor.episode import (
     TIMEOUT,
     EpisodeConfig,
     EpisodeTracker,
-    stamp_to_ns,
 )
 
 CFG = EpisodeConfig(max_steps=20, consecutive_success_frames=3, min_steps_before_success=5)

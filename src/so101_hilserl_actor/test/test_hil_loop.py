@@ -10,7 +10,7 @@ import time
 import numpy as np
 from std_msgs.msg import Bool
 
-from so101_driver import qos
+from so101_contract import qos
 from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerStats, Transition
 from so101_hilserl_interfaces.srv import OperatorCommand
 from so101_testing.graph import wait_until

@@ -18,8 +18,8 @@ import pytest
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Bool, UInt8
 
-from so101_driver import qos
-from so101_driver.joints import JOINT_NAMES
+from so101_contract import qos
+from so101_contract.joints import JOINT_NAMES
 from so101_hilserl_interfaces.msg import EpisodeSummary
 from so101_hilserl_interfaces.srv import OperatorCommand
 from so101_testing.graph import wait_until

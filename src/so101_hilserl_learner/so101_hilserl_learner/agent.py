@@ -20,7 +20,7 @@ Speed (same math as the reference formulation, measured with ``bench_learner``):
 * During the actor step the critic's parameters do not require grad, so no critic weight gradients are computed
   that the reference throws away.
 * Metrics are gathered in one device->host copy at the end of the update.
-* ``so101_driver.cpu_allocator.configure_cpu_allocator()`` (the caller's choice, like torch.set_num_threads):
+* ``so101_contract.cpu_allocator.configure_cpu_allocator()`` (the caller's choice, like torch.set_num_threads):
   glibc hands every tensor above its mmap threshold fresh pages from the OS and takes them back on free, so each
   update page-faults through ~1 GB of activations. Keeping freed memory in the heap made one CPU update about
   1.4x faster here.

@@ -24,13 +24,13 @@ from typing import Any
 import safetensors.torch
 import torch
 
+from so101_contract.files import atomic_write_bytes
 from so101_hilserl_actor import exploration
 from so101_hilserl_actor.policy import Policy, PolicyConfig
 from so101_hilserl_actor.policy_io import (
     FORMAT_FAMILY,
     POLICY_PREFIXES,
     PolicyFormatError,
-    atomic_write_bytes,
     check_tensors,
     config_from_metadata,
     expected_policy_shapes,

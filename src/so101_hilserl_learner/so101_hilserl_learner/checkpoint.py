@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from so101_contract.files import atomic_write_text, fsync_path
+
 TENSORS_FILE = "state.safetensors"
 META_FILE = "state.json"
 LATEST = "LATEST"
@@ -72,15 +74,6 @@ def unflatten_state(tensors: dict[str, torch.Tensor], skeleton: Any) -> Any:
     return build(skeleton)
 
 
-def fsync_path(path: Path) -> None:
-    """fsync a file or a directory (a rename is durable only once its directory is)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(directory: Path, step: int, state: dict, keep: int = 3) -> Path:
     """Write ``state`` (nested dicts of tensors and plain values) as checkpoint ``step``; returns its directory."""
     directory = Path(directory)
@@ -99,11 +92,7 @@ def save_checkpoint(directory: Path, step: int, state: dict, keep: int = 3) -> P
         shutil.rmtree(final)
     os.replace(tmp, final)
     fsync_path(directory)
-    latest_tmp = directory / f"{LATEST}.tmp"
-    latest_tmp.write_text(final.name + "\n")
-    fsync_path(latest_tmp)
-    os.replace(latest_tmp, directory / LATEST)
-    fsync_path(directory)
+    atomic_write_text(directory / LATEST, final.name + "\n")
     for old in sorted(directory.glob(f"{PREFIX}*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

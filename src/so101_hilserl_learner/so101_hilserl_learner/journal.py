@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from so101_hilserl_learner.checkpoint import fsync_path
+from so101_contract.files import fsync_path
 
 HEADER = struct.Struct("<II")
 SEGMENT_SUFFIX = ".journal"

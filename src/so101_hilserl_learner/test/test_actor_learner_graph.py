@@ -15,11 +15,11 @@ import numpy as np
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import JointState
 
-from so101_driver import qos
-from so101_driver.joints import positions_by_name
+from so101_contract import qos
+from so101_contract.joints import GRIPPER, positions_by_name
+from so101_contract.stamps import stamp_to_ns
 from so101_driver.model.kinematics import Kinematics
-from so101_hilserl_actor.action_mapping import DEFAULT_ACTION_CONFIG, GRIPPER, PolicyActionMapper
-from so101_hilserl_actor.episode import stamp_to_ns
+from so101_hilserl_actor.action_mapping import DEFAULT_ACTION_CONFIG, PolicyActionMapper
 from so101_hilserl_actor.policy import PolicyConfig
 from so101_hilserl_interfaces.msg import EpisodeSummary, Transition
 from so101_hilserl_interfaces.srv import OperatorCommand

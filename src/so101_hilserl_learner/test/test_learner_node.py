@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from so101_driver import qos
+from so101_contract import qos
 from so101_hilserl_actor import exploration
 from so101_hilserl_actor.messages import observation_to_msg
 from so101_hilserl_actor.policy import PolicyConfig

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from so101_reward.atomic import atomic_write
+from so101_contract.files import atomic_write
 from so101_reward.model import RewardNet
 from so101_reward.model_config import RewardModelConfig, RewardModelConfigError
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from so101_contract.files import atomic_write
 from so101_driver.vision.preprocessing import ImagePreprocessing, PreprocessingError
-from so101_reward.atomic import atomic_write
 
 FORMAT_VERSION = 1
 

@@ -24,20 +24,19 @@ from collections import deque
 
 import numpy as np
 import torch
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from so101_driver import qos
-from so101_driver.node_main import run_node
+from so101_contract import qos
+from so101_contract.node_main import EXIT_REFUSED, run_node
+from so101_contract.parameters import declare
+from so101_contract.stamps import stamp_to_ns
 from so101_driver.vision.image_messages import ImageConversionError, image_msg_to_array
 from so101_driver.vision.preprocessing import ImagePreprocessing, PreprocessingError
 from so101_hilserl_interfaces.msg import RewardSignal
 from so101_reward.classifier import RewardClassifier
 from so101_reward.model_config import RewardModelConfigError, check_same_preprocessing
-
-EXIT_REFUSED = 2
 
 
 def classify_image(classifier: RewardClassifier, msg: Image, threshold: float) -> RewardSignal:
@@ -95,17 +94,23 @@ class ProcessingStats:
 class RewardNode(Node):
     def __init__(self):
         super().__init__("reward_classifier")
-        p = self._param
-        model_path = p("model_path", "", "reward model directory (model.safetensors + model.json); required")
-        preprocessing = p(
+        model_path = declare(
+            self, "model_path", "", "reward model directory (model.safetensors + model.json); required"
+        )
+        preprocessing = declare(
+            self,
             "preprocessing",
             "",
             "the ACTOR's image preprocessing as JSON of ImagePreprocessing fields ('' = project default); the node "
             "refuses a model trained with a different one",
         )
-        threshold = p("threshold", -1.0, "success threshold on P(success); -1 = the model's own")
-        torch_threads = p("torch_threads", 1, "torch CPU threads for inference (1 keeps latency predictable)")
-        self.stats_period_s = p("stats_period_s", 30.0, "log a timing summary this often (s); 0 = only at shutdown")
+        threshold = declare(self, "threshold", -1.0, "success threshold on P(success); -1 = the model's own")
+        torch_threads = declare(
+            self, "torch_threads", 1, "torch CPU threads for inference (1 keeps latency predictable)"
+        )
+        self.stats_period_s = declare(
+            self, "stats_period_s", 30.0, "log a timing summary this often (s); 0 = only at shutdown"
+        )
 
         if not model_path:
             self._refuse(
@@ -145,9 +150,6 @@ class RewardNode(Node):
             f"{self.threshold:.3f}, {torch.get_num_threads()} torch thread(s)"
         )
 
-    def _param(self, name: str, default, description: str):
-        return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
-
     def _refuse(self, message: str) -> None:
         self.get_logger().fatal(message)
         raise SystemExit(EXIT_REFUSED)
@@ -167,7 +169,7 @@ class RewardNode(Node):
             return
         self.signal_pub.publish(signal)
         stamp = msg.header.stamp
-        self.stats.add(time.perf_counter() - start, (arrival_ns - stamp.sec * 1_000_000_000 - stamp.nanosec) * 1e-9)
+        self.stats.add(time.perf_counter() - start, (arrival_ns - stamp_to_ns(stamp)) * 1e-9)
 
     def _log_stats(self) -> None:
         self.get_logger().info(self.stats.summary(f"in the last {self.stats_period_s:g} s"))

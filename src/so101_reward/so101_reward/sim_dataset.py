@@ -38,8 +38,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from so101_contract.control import CONTROL_PERIOD_S
+from so101_contract.joints import GRIPPER
 from so101_driver.sim.grasp_controller import DESCEND, HOLD, GraspConfig, ScriptedGrasp
-from so101_driver.sim.world import GRIPPER_INDEX, SimConfig, SimWorld
+from so101_driver.sim.world import SimConfig, SimWorld
 from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing
 from so101_reward.dataset import RewardDataset
 
@@ -105,7 +106,7 @@ class _GraspScenario(Scenario):
         cfg = self.grasp.config
         q = world.joint_positions()
         tcp, rotation = world.kinematics.fk(q)
-        if self.linger is not None and self.grasp.phase == HOLD and q[GRIPPER_INDEX] < self.miss_angle:
+        if self.linger is not None and self.grasp.phase == HOLD and q[GRIPPER] < self.miss_angle:
             self._closed_steps += 1
             if self._closed_steps > self._linger_steps:
                 self.grasp.reset()
@@ -114,14 +115,14 @@ class _GraspScenario(Scenario):
             target, jaw = tcp + np.clip(self._above - tcp, -cfg.max_step, cfg.max_step), cfg.gripper_closed
         else:
             aim = world.cube_pose()[0] + self.aim_offset
-            target, jaw, phase = self.grasp.act(tcp, q[GRIPPER_INDEX], aim, rotation)
+            target, jaw, phase = self.grasp.act(tcp, q[GRIPPER], aim, rotation)
             if self.close_above and phase == DESCEND:
                 self._above = tcp.copy()
                 target, jaw = tcp, cfg.gripper_closed
             if self.keep_open:
                 jaw = cfg.gripper_open
         command = world.kinematics.ik_step(q, target)
-        command[GRIPPER_INDEX] = jaw
+        command[GRIPPER] = jaw
         return command
 
 
@@ -144,7 +145,7 @@ class _WanderScenario(Scenario):
             self.jaw = self.config.gripper_open if closed else self.config.gripper_closed
         step = self.config.max_step
         command = world.kinematics.ik_step(q, tcp + np.clip(self.waypoint - tcp, -step, step))
-        command[GRIPPER_INDEX] = self.jaw
+        command[GRIPPER] = self.jaw
         return command
 
 
@@ -212,7 +213,7 @@ def record_episode(
         world.step(CONTROL_PERIOD_S)
         frames[t] = preprocessing.apply(world.render_wrist(), "rgb8")
         labels[t] = world.grasp_success()  # the same physics state the frame shows
-        jaw[t] = world.joint_positions()[GRIPPER_INDEX]
+        jaw[t] = world.joint_positions()[GRIPPER]
         if on_step is not None:
             on_step(bool(labels[t]))
     return SimEpisode(name or f"sim-{scenario}", scenario, seed, frames, labels, jaw)

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from so101_driver.cpu_allocator import configure_cpu_allocator
-from so101_reward.atomic import atomic_write
+from so101_contract.cpu_allocator import configure_cpu_allocator
+from so101_contract.files import atomic_write
 from so101_reward.augment import AugmentConfig, augment
 from so101_reward.classifier import RewardClassifier
 from so101_reward.dataset import DatasetError, RewardDataset, concatenate

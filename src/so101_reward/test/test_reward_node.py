@@ -15,7 +15,7 @@ import torch
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 
-from so101_driver import qos
+from so101_contract import qos
 from so101_driver.vision.image_messages import ImageConversionError, array_to_image_msg
 from so101_driver.vision.preprocessing import PreprocessingError
 from so101_hilserl_interfaces.msg import RewardSignal

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from so101_contract.control import CONTROL_PERIOD_S
-from so101_driver.sim.world import GRIPPER_INDEX, SimConfig
+from so101_contract.joints import GRIPPER
+from so101_driver.sim.world import SimConfig
 from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING as PRE
 from so101_reward.dataset import RewardDataset
 from so101_reward.sim_dataset import (
@@ -55,7 +56,7 @@ def rerun(recorded):
                 world.set_joint_targets(hand.command(world))
                 world.step(CONTROL_PERIOD_S)
                 truth.append(world.grasp_success())
-                jaw.append(world.joint_positions()[GRIPPER_INDEX])
+                jaw.append(world.joint_positions()[GRIPPER])
             runs[scenario] = (np.array(truth, dtype=np.uint8), np.array(jaw), PRE.apply(world.render_wrist()))
     finally:
         world.close()

@@ -29,13 +29,16 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
 
-from so101_driver import qos
+from so101_contract import diagnostics, qos
+from so101_contract.diagnostics import diagnostic_array
+from so101_contract.joints import JOINT_NAMES
+from so101_contract.node_main import DEFAULT_SHUTDOWN_TIMEOUT_S, EXIT_REFUSED
+from so101_contract.parameters import declare
 from so101_driver.hardware.calibrate import read_motor_calibration
 from so101_driver.hardware.calibration import (
     CalibrationError,
@@ -45,12 +48,9 @@ from so101_driver.hardware.calibration import (
 )
 from so101_driver.hardware.feetech.bus import BusDisconnected, BusError, FeetechBus
 from so101_driver.hardware.feetech.ports import PortNotFoundError, resolve_port
-from so101_driver.joints import JOINT_NAMES
 from so101_driver.model.joint_safety import JointCommandGuard
 from so101_driver.model.kinematics import Kinematics
-from so101_driver.node_main import DEFAULT_SHUTDOWN_TIMEOUT_S
 
-EXIT_REFUSED = 2
 STS3215_STALL_TORQUE_NM = 2.94  # 12 V STS3215 (30 kg cm); Present_Load is in 0.1 % of it
 # "limp", not "off": ROS parameter overrides are YAML, which reads a bare off as false
 SHUTDOWN_MODES = ("rest", "hold", "limp")
@@ -61,27 +61,43 @@ class ArmNode(Node):
         super().__init__(role)
         self.role = role
         follower = role == "follower"
-        p = self._param
-        port = p("port", "", "serial port of the bus: a path (prefer /dev/serial/by-id/...) or a by-id name fragment")
-        calibration_file = p("calibration_file", "", "LeRobot calibration JSON; '' = LeRobot's location for robot_id")
-        robot_id = p("robot_id", "", "LeRobot robot/teleoperator id, used to find the calibration file")
-        baudrate = p("baudrate", 1_000_000, "bus baud rate (the STS3215 factory default is 1 Mbps)")
-        retries = p("retries", 2, "retries of a failed bus transaction before it counts as an error")
-        self.state_rate_hz = p("state_rate_hz", 100.0, "joint state rate (Hz): one sync read per period")
-        self.reconnect_timeout_s = p("reconnect_timeout_s", 2.0, "each reopen attempt of a vanished port lasts this")
-        self.torque_on_start = p("torque_on_start", follower, "enable the torque at start (leader: False = limp)")
-        gains = p("pid", [16, 0, 32] if follower else [8, 0, 0], "position P, I, D coefficients written at start")
-        max_step = p("max_joint_step", 0.3, "largest target change per command from the measured position (rad)")
-        timeout = p("command_timeout_s", 0.5, "hold the arm when commands stop this long (s)")
-        self.on_shutdown = p("on_shutdown", "rest" if follower else "limp", "at shutdown: rest (then limp), hold, limp")
-        self.rest_pose = np.asarray(
-            p("rest_pose", [0.0, -1.57, 1.57, 0.75, 0.0, 0.0], "rest pose (rad, JOINT_NAMES order): arm folded"), float
+        port = declare(
+            self, "port", "", "serial port of the bus: a path (prefer /dev/serial/by-id/...) or a by-id name fragment"
         )
-        self.rest_duration_s = p("rest_duration_s", 3.0, "time to move to the rest pose (s)")
+        calibration_file = declare(
+            self, "calibration_file", "", "LeRobot calibration JSON; '' = LeRobot's location for robot_id"
+        )
+        robot_id = declare(self, "robot_id", "", "LeRobot robot/teleoperator id, used to find the calibration file")
+        baudrate = declare(self, "baudrate", 1_000_000, "bus baud rate (the STS3215 factory default is 1 Mbps)")
+        retries = declare(self, "retries", 2, "retries of a failed bus transaction before it counts as an error")
+        self.state_rate_hz = declare(self, "state_rate_hz", 100.0, "joint state rate (Hz): one sync read per period")
+        self.reconnect_timeout_s = declare(
+            self, "reconnect_timeout_s", 2.0, "each reopen attempt of a vanished port lasts this"
+        )
+        self.torque_on_start = declare(
+            self, "torque_on_start", follower, "enable the torque at start (leader: False = limp)"
+        )
+        gains = declare(
+            self, "pid", [16, 0, 32] if follower else [8, 0, 0], "position P, I, D coefficients written at start"
+        )
+        max_step = declare(
+            self, "max_joint_step", 0.3, "largest target change per command from the measured position (rad)"
+        )
+        timeout = declare(self, "command_timeout_s", 0.5, "hold the arm when commands stop this long (s)")
+        self.on_shutdown = declare(
+            self, "on_shutdown", "rest" if follower else "limp", "at shutdown: rest (then limp), hold, limp"
+        )
+        self.rest_pose = np.asarray(
+            declare(
+                self, "rest_pose", [0.0, -1.57, 1.57, 0.75, 0.0, 0.0], "rest pose (rad, JOINT_NAMES order): arm folded"
+            ),
+            float,
+        )
+        self.rest_duration_s = declare(self, "rest_duration_s", 3.0, "time to move to the rest pose (s)")
         # node_main's bound on the shutdown: the rest motion comes on top of the usual teardown (launch's SIGKILL
         # comes 10 s after its SIGINT, so rest_duration_s up to ~5 s fits)
         self.shutdown_timeout_s = DEFAULT_SHUTDOWN_TIMEOUT_S + max(0.0, self.rest_duration_s)
-        self.diagnostics_period_s = p("diagnostics_period_s", 1.0, "diagnostics period (s)")
+        self.diagnostics_period_s = declare(self, "diagnostics_period_s", 1.0, "diagnostics period (s)")
 
         if self.on_shutdown not in SHUTDOWN_MODES:
             self._refuse(f"parameter on_shutdown={self.on_shutdown!r} must be one of {SHUTDOWN_MODES}")
@@ -128,7 +144,7 @@ class ArmNode(Node):
             self._refuse(f"cannot start the {role} on {port}: {err}")
 
         self.state_pub = self.create_publisher(JointState, f"{role}/joint_states", qos.SENSOR_DATA)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, diagnostics.TOPIC, diagnostics.DEPTH)
         self.create_subscription(JointState, f"{role}/joint_commands", self._on_command, qos.COMMAND)
         self.create_service(SetBool, f"{role}/enable_torque", self._on_torque)
         self.create_service(Trigger, f"{role}/rest", self._on_rest)
@@ -142,8 +158,6 @@ class ArmNode(Node):
         )
 
     # ---- start-up ----------------------------------------------------------------------------------------------
-    def _param(self, name: str, default, description: str):
-        return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
 
     def _refuse(self, message: str) -> None:
         self.get_logger().fatal(message)
@@ -304,7 +318,6 @@ class ArmNode(Node):
         stats = self.bus.stats
         with self._state_lock:
             reading = self._reading
-        status = DiagnosticStatus(name=f"so101 {self.role} bus", hardware_id=str(self.bus.port))
         values = {
             "state_rate_hz": f"{self.state_rate():.1f}",
             "connected": str(self._connected),
@@ -322,24 +335,22 @@ class ArmNode(Node):
             "commands_clamped": str(self.guard.clamped),
             "commands_rejected": str(self.guard.rejected),
         }
-        level, message = DiagnosticStatus.OK, "ok"
+        level, message = diagnostics.OK, "ok"
         if reading is not None:
             values["max_temperature_c"] = str(int(np.max(reading.temperatures)))
             values["min_voltage_v"] = f"{float(np.min(reading.voltages)):.1f}"
             if np.max(reading.temperatures) >= 60:
-                level, message = DiagnosticStatus.WARN, "a servo is hot (>= 60 C; they cut out at 70 C)"
+                level, message = diagnostics.WARN, "a servo is hot (>= 60 C; they cut out at 70 C)"
         if stats.error_rate > 0.01:
-            level, message = DiagnosticStatus.WARN, f"bus error rate {stats.error_rate:.1%}: check cable and power"
+            level, message = diagnostics.WARN, f"bus error rate {stats.error_rate:.1%}: check cable and power"
         if stats.error_bits_seen:
-            level = DiagnosticStatus.WARN
+            level = diagnostics.WARN
             message = "servo status errors: " + ", ".join(stats.error_bits_seen)
         if not self._connected:
-            level, message = DiagnosticStatus.ERROR, "bus disconnected: reopening"
-        status.level, status.message = level, message
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_pub.publish(array)
+            level, message = diagnostics.ERROR, "bus disconnected: reopening"
+        stamp = self.get_clock().now().to_msg()
+        name = f"so101 {self.role} bus"
+        self.diagnostics_pub.publish(diagnostic_array(stamp, name, self.bus.port, level, message, values))
 
     # ---- shutdown ------------------------------------------------------------------------------------------------
     def destroy_node(self) -> None:

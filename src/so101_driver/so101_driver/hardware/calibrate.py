@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from so101_contract.joints import JOINT_NAMES
 from so101_driver.hardware.calibration import (
     HOMING_TARGET_TICKS,
     MAX_HOMING_OFFSET,
@@ -45,7 +46,6 @@ from so101_driver.hardware.calibration import (
     save_calibration,
     validate_calibration,
 )
-from so101_driver.joints import JOINT_NAMES
 
 DEFAULT_MOTOR_IDS: dict[str, int] = {name: i + 1 for i, name in enumerate(JOINT_NAMES)}
 STS3215_MODEL_NUMBER = 777

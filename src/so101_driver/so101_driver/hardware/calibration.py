@@ -55,7 +55,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -64,7 +63,8 @@ from typing import Literal
 
 import numpy as np
 
-from so101_driver.joints import JOINT_NAMES, NUM_JOINTS
+from so101_contract.files import atomic_write_text
+from so101_contract.joints import GRIPPER, JOINT_NAMES, NUM_JOINTS
 
 LEROBOT_MAX_RES = 4095
 """LeRobot's ``max_res`` (resolution - 1) used in its degree maths: 4095 ticks = 360 deg."""
@@ -74,9 +74,7 @@ HOMING_TARGET_TICKS = 2047
 """Half-turn homing: the calibration pose reads int(4095 / 2) = 2047 after Homing_Offset is written."""
 MAX_HOMING_OFFSET = 2047
 """Homing_Offset is sign-magnitude with the sign in bit 11: magnitudes above 2047 cannot be stored."""
-GRIPPER = "gripper"
-GRIPPER_INDEX = JOINT_NAMES.index(GRIPPER)
-BODY_MASK = np.array([name != GRIPPER for name in JOINT_NAMES])
+BODY_MASK = np.arange(NUM_JOINTS) != GRIPPER  # every joint but the jaw
 
 Kind = Literal["follower", "leader"]
 # (category folder, device folder names newest generation first): so_* from LeRobot v0.4.3, so101_* up to v0.4.2.
@@ -279,16 +277,7 @@ def save_calibration(path: str | Path, calibration: Mapping[str, MotorCalibratio
     path = Path(path).expanduser()
     text = json.dumps(calibration_to_dict(calibration), indent=4)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
     return path
 
 
@@ -354,8 +343,8 @@ class JointConversion:
         self.mid = (self.range_min + self.range_max) / 2
         self.drive_mode = np.array([m.drive_mode for m in motors], dtype=int)
         span = self.range_max - self.range_min
-        gripper_rad_per_tick = math.radians(100.0 / span[GRIPPER_INDEX])
-        if self.drive_mode[GRIPPER_INDEX]:
+        gripper_rad_per_tick = math.radians(100.0 / span[GRIPPER])
+        if self.drive_mode[GRIPPER]:
             gripper_rad_per_tick = -gripper_rad_per_tick
         self.radians_per_tick = np.where(BODY_MASK, RADIANS_PER_TICK, gripper_rad_per_tick)
 
@@ -377,10 +366,10 @@ class JointConversion:
 
     def _normalize(self, i: int, ticks: float, use_degrees: bool) -> float:
         low, high, drive = self.range_min[i], self.range_max[i], self.drive_mode[i]
-        if use_degrees and i != GRIPPER_INDEX:
+        if use_degrees and i != GRIPPER:
             return (ticks - self.mid[i]) * 360 / LEROBOT_MAX_RES
         bounded = min(high, max(low, ticks))
-        if i == GRIPPER_INDEX:
+        if i == GRIPPER:
             norm = ((bounded - low) / (high - low)) * 100
             return 100 - norm if drive else norm
         norm = (((bounded - low) / (high - low)) * 200) - 100
@@ -388,9 +377,9 @@ class JointConversion:
 
     def _unnormalize(self, i: int, value: float, use_degrees: bool) -> int:
         low, high, drive = self.range_min[i], self.range_max[i], self.drive_mode[i]
-        if use_degrees and i != GRIPPER_INDEX:
+        if use_degrees and i != GRIPPER:
             return int((value * LEROBOT_MAX_RES / 360) + self.mid[i])
-        if i == GRIPPER_INDEX:
+        if i == GRIPPER:
             value = 100 - value if drive else value
             return int((min(100.0, max(0.0, value)) / 100) * (high - low) + low)
         value = -value if drive else value
@@ -424,12 +413,12 @@ class JointConversion:
         """Nearest ticks for URDF joint angles, clamped to each joint's calibrated [range_min, range_max]."""
         degrees = np.rad2deg(self._vector(radians, "radians"))
         ticks = degrees * LEROBOT_MAX_RES / 360 + self.mid
-        gripper = degrees[GRIPPER_INDEX]
-        if self.drive_mode[GRIPPER_INDEX]:
+        gripper = degrees[GRIPPER]
+        if self.drive_mode[GRIPPER]:
             gripper = 100.0 - gripper
         gripper = min(100.0, max(0.0, gripper))
-        low, high = self.range_min[GRIPPER_INDEX], self.range_max[GRIPPER_INDEX]
-        ticks[GRIPPER_INDEX] = gripper / 100 * (high - low) + low
+        low, high = self.range_min[GRIPPER], self.range_max[GRIPPER]
+        ticks[GRIPPER] = gripper / 100 * (high - low) + low
         return np.clip(np.rint(ticks), self.range_min, self.range_max).astype(int)
 
     def velocity_ticks_to_rad_s(self, ticks_per_s: object) -> np.ndarray:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import threading
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
-from rclpy.exceptions import InvalidParameterTypeException
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
-from so101_driver import qos
+from so101_contract import diagnostics, qos
+from so101_contract.diagnostics import diagnostic_array
+from so101_contract.node_main import run_node
+from so101_contract.parameters import declare
 from so101_driver.hardware.camera.camera_info import (
     DEFAULT_HORIZONTAL_FOV_DEG,
     CalibrationFileError,
@@ -30,43 +31,42 @@ from so101_driver.hardware.camera.camera_info import (
 )
 from so101_driver.hardware.camera.reader import CameraReader, RateMeter
 from so101_driver.hardware.camera.sources import CaptureSettings, make_source_factory
-from so101_driver.node_main import run_node
 from so101_driver.vision.image_messages import array_to_image_msg, pinhole_camera_info
 
 DIAGNOSTICS_PERIOD_S = 1.0
 LOW_FPS_FRACTION = 0.8  # diagnostics warn below this fraction of the asked frame rate
 THREAD_JOIN_TIMEOUT_S = 1.0  # per thread at shutdown; node_main ends the process 4 s after the stop anyway
 
-_TYPES = {
-    bool: ParameterType.PARAMETER_BOOL,
-    int: ParameterType.PARAMETER_INTEGER,
-    float: ParameterType.PARAMETER_DOUBLE,
-    str: ParameterType.PARAMETER_STRING,
-}
-
 
 class CameraNode(Node):
     def __init__(self):
         super().__init__("wrist_camera")
-        source = self._param(
+        source = declare(
+            self,
             "source",
             "0",
             "camera device index (0 = /dev/video0), a device path (better: /dev/v4l/by-id/usb-...-video-index0, "
             "stable across USB ports), a video file or an image folder (played at fps, looping)",
         )
-        width = self._param("width", 640, "image width asked of the camera (px)")
-        height = self._param("height", 480, "image height asked of the camera (px)")
-        fps = self._param("fps", 30.0, "frame rate asked of the camera, and the playback rate of files (Hz)")
-        fourcc = self._param("fourcc", "MJPG", "pixel format asked of the camera; MJPG fits 640x480@30 in USB 2")
-        info_file = self._param(
-            "camera_info_file", "", "ROS camera calibration YAML; '' = uncalibrated pinhole from horizontal_fov_deg"
+        width = declare(self, "width", 640, "image width asked of the camera (px)")
+        height = declare(self, "height", 480, "image height asked of the camera (px)")
+        fps = declare(self, "fps", 30.0, "frame rate asked of the camera, and the playback rate of files (Hz)")
+        fourcc = declare(self, "fourcc", "MJPG", "pixel format asked of the camera; MJPG fits 640x480@30 in USB 2")
+        info_file = declare(
+            self,
+            "camera_info_file",
+            "",
+            "ROS camera calibration YAML; '' = uncalibrated pinhole from horizontal_fov_deg",
         )
-        self.fov_deg = self._param(
-            "horizontal_fov_deg", DEFAULT_HORIZONTAL_FOV_DEG, "horizontal field of view of the uncalibrated pinhole"
+        self.fov_deg = declare(
+            self,
+            "horizontal_fov_deg",
+            DEFAULT_HORIZONTAL_FOV_DEG,
+            "horizontal field of view of the uncalibrated pinhole",
         )
-        self.frame_id = self._param("frame_id", "wrist_camera_optical_frame", "header.frame_id of images and info")
-        timeout = self._param("reconnect_timeout_s", 2.0, "reopen the camera when no frame came for this long (s)")
-        loop = self._param("loop", True, "play video files and image folders again from the start at their end")
+        self.frame_id = declare(self, "frame_id", "wrist_camera_optical_frame", "header.frame_id of images and info")
+        timeout = declare(self, "reconnect_timeout_s", 2.0, "reopen the camera when no frame came for this long (s)")
+        loop = declare(self, "loop", True, "play video files and image folders again from the start at their end")
 
         try:
             self.settings = CaptureSettings(width=width, height=height, fps=fps, fourcc=fourcc, loop=loop)
@@ -81,7 +81,7 @@ class CameraNode(Node):
 
         self.image_pub = self.create_publisher(Image, "wrist_camera/image_raw", qos.SENSOR_DATA)
         self.info_pub = self.create_publisher(CameraInfo, "wrist_camera/camera_info", qos.SENSOR_DATA)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, diagnostics.TOPIC, diagnostics.DEPTH)
         self.source = str(source)
         self.reader = CameraReader(
             factory,
@@ -102,22 +102,6 @@ class CameraNode(Node):
             f"wrist camera on {source}: {width}x{height} {fourcc or 'default format'} at {fps:g} fps, {calibration}, "
             f"frame {self.frame_id}"
         )
-
-    def _param(self, name: str, default, description: str):
-        """Declare a typed, read-only parameter. An integer given for a float (fps:=30) or for the source
-        (source:=0) is accepted as what was meant rather than refused with a type error."""
-        kind = _TYPES[type(default)]
-        descriptor = ParameterDescriptor(type=kind, description=description, read_only=True)
-        try:
-            return self.declare_parameter(name, default, descriptor).value
-        except InvalidParameterTypeException:
-            if kind not in (ParameterType.PARAMETER_DOUBLE, ParameterType.PARAMETER_STRING):
-                raise
-        loose = ParameterDescriptor(description=description, read_only=True, dynamic_typing=True)
-        value = self.declare_parameter(name, default, loose).value
-        if isinstance(value, int) and not isinstance(value, bool):
-            return float(value) if kind == ParameterType.PARAMETER_DOUBLE else str(value)
-        raise SystemExit(f"wrist_camera: parameter {name} must be a {type(default).__name__}, got {value!r}")
 
     # ---- camera info ----
     def _camera_info(self, width: int, height: int) -> CameraInfo:
@@ -184,28 +168,25 @@ class CameraNode(Node):
             "camera_info": f"calibration {self.calibration.path}" if self.calibration else "uncalibrated pinhole",
         }
         values.update({f"achieved_{k}": v for k, v in stats.achieved.items()})
-        level, message = DiagnosticStatus.OK, "streaming"
+        level, message = diagnostics.OK, "streaming"
         if stats.warnings:
-            level, message = DiagnosticStatus.WARN, "; ".join(stats.warnings)
+            level, message = diagnostics.WARN, "; ".join(stats.warnings)
         if self._info_mismatch_warned:
-            level, message = DiagnosticStatus.WARN, "camera_info is for another image size than the frames"
+            level, message = diagnostics.WARN, "camera_info is for another image size than the frames"
         if (
             stats.state == "streaming"
             and self.settings.fps > 0
             and stats.capture_fps < LOW_FPS_FRACTION * self.settings.fps
         ):
-            level = DiagnosticStatus.WARN
+            level = diagnostics.WARN
             message = f"capturing at {stats.capture_fps:.1f} fps, asked {self.settings.fps:g}"
         if stats.state == "ended":
-            level, message = DiagnosticStatus.WARN, f"source ended: {stats.last_error}"
+            level, message = diagnostics.WARN, f"source ended: {stats.last_error}"
         elif stats.state in ("opening", "reconnecting", "starting"):
-            level, message = DiagnosticStatus.ERROR, f"no frames ({stats.state}): {stats.last_error or 'opening'}"
-        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: camera", message=message)
-        status.hardware_id = self.source
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_pub.publish(array)
+            level, message = diagnostics.ERROR, f"no frames ({stats.state}): {stats.last_error or 'opening'}"
+        stamp = self.get_clock().now().to_msg()
+        name = f"{self.get_name()}: camera"
+        self.diagnostics_pub.publish(diagnostic_array(stamp, name, self.source, level, message, values))
 
     def destroy_node(self) -> None:
         """Threads first, within node_main's shutdown bound (a grab stuck in a driver is left behind)."""

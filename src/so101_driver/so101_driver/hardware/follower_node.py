@@ -5,8 +5,8 @@ The node is so101_driver.hardware.arm_node.ArmNode, role "follower".
 ros2 run so101_driver follower_node --ros-args -p port:=/dev/serial/by-id/... -p robot_id:=my_follower
 """
 
+from so101_contract.node_main import run_node
 from so101_driver.hardware.arm_node import FollowerNode
-from so101_driver.node_main import run_node
 
 
 def main(args=None) -> None:

@@ -3,8 +3,8 @@
 ros2 run so101_driver leader_node --ros-args -p port:=/dev/serial/by-id/... -p robot_id:=my_leader
 """
 
+from so101_contract.node_main import run_node
 from so101_driver.hardware.arm_node import LeaderNode
-from so101_driver.node_main import run_node
 
 
 def main(args=None) -> None:

@@ -7,14 +7,14 @@ keeps the joint state's stamp so it lines up with the camera and the transitions
 from __future__ import annotations
 
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
-from so101_driver.joints import positions_by_name
+from so101_contract.joints import positions_by_name
+from so101_contract.node_main import run_node
+from so101_contract.parameters import declare
+from so101_contract.qos import SENSOR_DATA
 from so101_driver.model.kinematics import Kinematics, quaternion_xyzw_from_matrix
-from so101_driver.node_main import run_node
-from so101_driver.qos import SENSOR_DATA
 
 WARN_THROTTLE_S = 5.0
 
@@ -22,24 +22,12 @@ WARN_THROTTLE_S = 5.0
 class FkNode(Node):
     def __init__(self):
         super().__init__("fk_node")
-        urdf_path = self.declare_parameter(
-            "urdf_path",
-            "",
-            ParameterDescriptor(
-                type=ParameterType.PARAMETER_STRING,
-                description="SO-101 URDF file; empty = the so101.urdf installed with so101_driver",
-                read_only=True,
-            ),
-        ).value
-        self._frame_id = self.declare_parameter(
-            "frame_id",
-            "base_link",
-            ParameterDescriptor(
-                type=ParameterType.PARAMETER_STRING,
-                description="header.frame_id of the published pose (the URDF root the pose is expressed in)",
-                read_only=True,
-            ),
-        ).value
+        urdf_path = declare(
+            self, "urdf_path", "", "SO-101 URDF file; empty = the so101.urdf installed with so101_driver"
+        )
+        self._frame_id = declare(
+            self, "frame_id", "base_link", "header.frame_id of the published pose (the URDF root it is expressed in)"
+        )
         self._kinematics = Kinematics(urdf_path)
         self._publisher = self.create_publisher(PoseStamped, "follower/ee_pose", 10)
         self._subscription = self.create_subscription(

@@ -17,10 +17,8 @@ from pathlib import Path
 import numpy as np
 import pinocchio as pin
 
-from so101_driver.joints import ARM_JOINT_NAMES, JOINT_NAMES
+from so101_contract.joints import JOINT_NAMES, NUM_ARM_JOINTS
 from so101_driver.model.robot_model import resolve_urdf_path
-
-NUM_ARM_JOINTS = len(ARM_JOINT_NAMES)
 
 # The seed system's reset EE target (ik_reset_ee_pos, seed-system-facts section 7): 7 cm above the table, 25 cm ahead.
 HOME_EE_POSITION = np.array([0.25, 0.0, 0.07])

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from so101_driver.joints import ARM_JOINT_NAMES, NUM_JOINTS
+from so101_contract.control import CONTROL_PERIOD_S
+from so101_contract.joints import GRIPPER, NUM_ARM_JOINTS, NUM_JOINTS
 from so101_driver.model.kinematics import Kinematics
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 
-NUM_ARM = len(ARM_JOINT_NAMES)
 # "none" rather than "off": YAML (and so ROS parameter overrides) reads a bare off as false.
 MODES = ("correct", "demo", "none")
 
@@ -166,7 +166,9 @@ class OperatorConfig:
     cooldown_s: float = 1.0  # hands-off time after a correction or a declined decision before watching again
     grab_pull_rad: float = 0.25  # norm (5 arm joints) of the brisk pull that starts a grab (0.25 rad = 14 deg)
     hand_speed_spread: float = 0.4  # each re-aim moves U(1 -+ spread) times the grasp controller's step
-    plan_period_s: float = 0.1  # how often the hand re-aims (the grasp controller's steps are sized for 10 Hz)
+    plan_period_s: float = (
+        CONTROL_PERIOD_S  # how often the hand re-aims (the grasp controller's steps are sized for 10 Hz)
+    )
     ik_damping: float = 0.1
     ik_max_step_rad: float = 0.5
 
@@ -292,7 +294,7 @@ class SimulatedOperator:
         if self._t0 is None:
             self._t0 = float(t)
         # The person judges the grasp by the follower's jaw (it stops on the cube; the leader's closes on air).
-        self._follower_gripper = float(follower_q[NUM_ARM])
+        self._follower_gripper = float(follower_q[GRIPPER])
         tcp = np.asarray(self.kinematics.fk(follower_q)[0], dtype=float)
         self._history.append((float(t), tcp.copy(), float(np.linalg.norm(cube - tcp))))
         horizon = max(self.config.stuck_window_s, self.config.away_window_s) + 1.0
@@ -378,7 +380,7 @@ class SimulatedOperator:
         target_tcp = tcp + share * (np.asarray(target_tcp, dtype=float) - tcp)
         hand = self.kinematics.ik_step(leader_q, target_tcp, damping=cfg.ik_damping, max_step=cfg.ik_max_step_rad)
         hand = np.asarray(hand, dtype=float).copy()
-        hand[NUM_ARM] = float(gripper_target)
+        hand[GRIPPER] = float(gripper_target)
         return hand
 
     def _grab(self, t: float, dt: float, leader_q: np.ndarray, cube: np.ndarray, reason: str) -> np.ndarray:
@@ -391,17 +393,17 @@ class SimulatedOperator:
             reset_grasp()
         hand = self._plan(leader_q, cube)
         self._last_plan = float(t)
-        direction = hand[:NUM_ARM] - leader_q[:NUM_ARM]
+        direction = hand[:NUM_ARM_JOINTS] - leader_q[:NUM_ARM_JOINTS]
         if np.linalg.norm(direction) < 1e-4:  # nothing to fix in the arm (say, only the gripper): pull toward the cube
             tcp = np.asarray(self.kinematics.fk(leader_q)[0], dtype=float)
             toward = cube - tcp
             if np.linalg.norm(toward) < 1e-3:
                 toward = np.array([0.0, 0.0, 0.05])
             probe = self.kinematics.ik_step(leader_q, tcp + 0.05 * toward / np.linalg.norm(toward))
-            direction = np.asarray(probe, dtype=float)[:NUM_ARM] - leader_q[:NUM_ARM]
+            direction = np.asarray(probe, dtype=float)[:NUM_ARM_JOINTS] - leader_q[:NUM_ARM_JOINTS]
         norm = float(np.linalg.norm(direction))
         if norm > 1e-9 and norm < self.config.grab_pull_rad:
-            hand[:NUM_ARM] = leader_q[:NUM_ARM] + direction * (self.config.grab_pull_rad / norm)
+            hand[:NUM_ARM_JOINTS] = leader_q[:NUM_ARM_JOINTS] + direction * (self.config.grab_pull_rad / norm)
         lower = np.asarray(self.kinematics.lower, dtype=float)
         upper = np.asarray(self.kinematics.upper, dtype=float)
         self._hand = np.clip(hand, lower, upper)

@@ -19,7 +19,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from so101_driver.joints import JOINT_NAMES
+from so101_contract.joints import JOINT_NAMES
 from so101_driver.model.robot_model import resolve_urdf_path
 
 # Geom names given to the URDF's unnamed boxes (MuJoCo keeps them in file order per body).

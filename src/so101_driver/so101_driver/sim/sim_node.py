@@ -18,16 +18,16 @@ import mujoco
 import numpy as np
 import rclpy
 from geometry_msgs.msg import Point, PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
 
-from so101_driver import qos
-from so101_driver.joints import JOINT_NAMES, positions_by_name
+from so101_contract import qos
+from so101_contract.joints import JOINT_NAMES, positions_by_name
+from so101_contract.node_main import run_node
+from so101_contract.parameters import declare
 from so101_driver.model.joint_safety import JointCommandGuard
-from so101_driver.node_main import run_node
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 from so101_driver.sim.operator import LeaderArm, OperatorConfig, SimulatedOperator
 from so101_driver.sim.scene import SceneConfig
@@ -39,29 +39,25 @@ from so101_hilserl_interfaces.srv import ResetEpisode
 THREAD_JOIN_TIMEOUT_S = 2.0  # both threads together; a render takes ~20 ms, a physics tick less
 
 
-def _param(node: Node, name: str, default, description: str):
-    return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value
-
-
 class SimNode(Node):
     def __init__(self):
         super().__init__("so101_sim")
-        seed = _param(self, "seed", 0, "seed of the scene randomisation and the simulated operator")
-        self.state_rate_hz = _param(self, "state_rate_hz", 100.0, "joint state rate of both arms (Hz)")
-        self.camera_rate_hz = _param(self, "camera_rate_hz", 10.0, "wrist image rate (Hz)")
-        width = _param(self, "camera_width", 640, "wrist image width (px), as the real camera")
-        height = _param(self, "camera_height", 480, "wrist image height (px), as the real camera")
-        self.camera_frame_id = _param(self, "camera_frame_id", "wrist_camera_optical_frame", "frame of the images")
-        max_step = _param(self, "max_joint_step", 0.3, "largest follower target change per command (rad)")
-        timeout = _param(self, "command_timeout_s", 0.5, "hold the follower when commands stop this long (s)")
-        operator_mode = _param(self, "operator_mode", "correct", "simulated operator: correct, demo or none")
-        reaction = _param(self, "operator_reaction_delay_s", 0.4, "operator's reaction delay (s)")
-        probability = _param(self, "operator_intervene_probability", 1.0, "chance the operator corrects when due")
-        self.publish_reward = _param(
+        seed = declare(self, "seed", 0, "seed of the scene randomisation and the simulated operator")
+        self.state_rate_hz = declare(self, "state_rate_hz", 100.0, "joint state rate of both arms (Hz)")
+        self.camera_rate_hz = declare(self, "camera_rate_hz", 10.0, "wrist image rate (Hz)")
+        width = declare(self, "camera_width", 640, "wrist image width (px), as the real camera")
+        height = declare(self, "camera_height", 480, "wrist image height (px), as the real camera")
+        self.camera_frame_id = declare(self, "camera_frame_id", "wrist_camera_optical_frame", "frame of the images")
+        max_step = declare(self, "max_joint_step", 0.3, "largest follower target change per command (rad)")
+        timeout = declare(self, "command_timeout_s", 0.5, "hold the follower when commands stop this long (s)")
+        operator_mode = declare(self, "operator_mode", "correct", "simulated operator: correct, demo or none")
+        reaction = declare(self, "operator_reaction_delay_s", 0.4, "operator's reaction delay (s)")
+        probability = declare(self, "operator_intervene_probability", 1.0, "chance the operator corrects when due")
+        self.publish_reward = declare(
             self, "publish_ground_truth_reward", False, "publish reward/signal from ground truth, not a classifier"
         )
 
-        urdf_path = _param(self, "urdf_path", "", "robot URDF with the wrist camera joints; '' = the project's")
+        urdf_path = declare(self, "urdf_path", "", "robot URDF with the wrist camera joints; '' = the project's")
         scene = SceneConfig(urdf_path=urdf_path or None)
         self.world = SimWorld(SimConfig(scene=scene, camera_width=width, camera_height=height), seed=seed)
         kinematics = self.world.kinematics

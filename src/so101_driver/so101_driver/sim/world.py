@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from so101_driver.joints import JOINT_NAMES, NUM_JOINTS
+from so101_contract.joints import GRIPPER, JOINT_NAMES, NUM_JOINTS
 from so101_driver.model.kinematics import HOME_SEED, TOOL_DOWN, Kinematics
 from so101_driver.sim.scene import (
     CUBE_BODY,
@@ -27,8 +27,6 @@ from so101_driver.sim.scene import (
     SceneConfig,
     build_scene,
 )
-
-GRIPPER_INDEX = JOINT_NAMES.index("gripper")
 
 
 @dataclass(frozen=True)
@@ -134,7 +132,7 @@ class SimWorld:
             q, error = self.kinematics.solve_ik(q, home)
         if error > cfg.home_ik_tol:
             raise RuntimeError(f"reset: IK missed the home target {home} by {error:.4f} m; check SimConfig.home_ee")
-        q[GRIPPER_INDEX] = cfg.gripper_open
+        q[GRIPPER] = cfg.gripper_open
 
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[self._qpos_adr] = q
@@ -223,9 +221,9 @@ class SimWorld:
             other = (pair - {self._cube_geom}).pop()
             touches_fixed |= other == self._fixed_finger_geom
             touches_jaw |= other in self._jaw_geoms
-        gripper = self._actuator_ids[GRIPPER_INDEX]
+        gripper = self._actuator_ids[GRIPPER]
         squeezing = float(self.data.actuator_force[gripper]) <= -self.config.grasp_min_squeeze
-        jaw_open = self.joint_positions()[GRIPPER_INDEX] >= self.config.grasp_min_jaw_angle
+        jaw_open = self.joint_positions()[GRIPPER] >= self.config.grasp_min_jaw_angle
         return bool(touches_fixed and touches_jaw and squeezing and jaw_open)
 
     # ---- camera ----------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 import numpy as np
 
-from so101_driver.joints import JOINT_NAMES, positions_by_name
+from so101_contract.joints import JOINT_NAMES, positions_by_name
 
 
 def test_matched_by_name_not_by_index():

@@ -13,8 +13,10 @@ JOINT_NAMES: tuple[str, ...] = (
     "wrist_roll",
     "gripper",
 )
-ARM_JOINT_NAMES: tuple[str, ...] = JOINT_NAMES[:5]
+ARM_JOINT_NAMES: tuple[str, ...] = JOINT_NAMES[:5]  # the joints that move the tool centre point
 NUM_JOINTS = len(JOINT_NAMES)
+NUM_ARM_JOINTS = len(ARM_JOINT_NAMES)
+GRIPPER = JOINT_NAMES.index("gripper")  # the jaw's index in every joint array (not the arm-joint count by chance)
 
 
 def positions_by_name(names: Sequence[str], positions: Sequence[float]) -> tuple[np.ndarray | None, list[str]]:

@@ -2,7 +2,7 @@
 
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy, qos_check_compatible
 
-from so101_driver import qos
+from so101_contract import qos
 
 
 def test_design_profiles():

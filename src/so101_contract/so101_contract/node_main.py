@@ -24,6 +24,9 @@ exit code if the node was already destroyed (only the middleware hung), 1 if the
 A hang in C that holds the GIL starves that thread; faulthandler's watchdog (a C thread) then dumps every thread's
 stack and exits 1 one second later.
 
+A parameter the node refuses (so101_contract.parameters.ParameterError, raised while the node is built) ends the
+process with exit code 2 and one line naming the parameter, what it got and what is allowed.
+
 Worker threads: an exception that escapes a thread stops the node and the process exits 1 (a dead control loop
 must not leave a node that looks alive). A publish that races the teardown (a thread that outlived its join
 timeout) ends its thread quietly once the stop was requested.
@@ -48,6 +51,8 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import get_default_context
 
+from so101_contract.parameters import ParameterError
+
 # launch's ExecuteProcess sends SIGTERM 5 s after SIGINT (sigterm_timeout) and SIGKILL 5 s after that
 # (sigkill_timeout); a node leaves within the first period unless it declares slow final work.
 LAUNCH_SIGTERM_AFTER_SIGINT_S = 5.0
@@ -56,6 +61,7 @@ DEFAULT_SHUTDOWN_TIMEOUT_S = 4.0
 BACKSTOP_MARGIN_S = 1.0  # faulthandler's exit, after the guard thread had its chance
 SPIN_POLL_S = 0.1  # how often the spin loop looks at the stop request (a Python signal handler runs between waits)
 EXIT_FAILURE = 1
+EXIT_REFUSED = 2  # a node that cannot start with its parameters: a usage error, not a crash
 
 # What a publish (or a clock or graph call) raises once its node or context is gone.
 SHUTDOWN_RACE_ERRORS = (_rclpy.RCLError, InvalidHandle, ExternalShutdownException)
@@ -160,6 +166,9 @@ def run_node(node_class: Callable[[], Node], args: list[str] | None = None) -> N
         pass  # the context was shut down elsewhere: tear down what is left
     except KeyboardInterrupt:
         pass  # only without our handlers (run_node off the main thread)
+    except ParameterError as err:  # a bad parameter: one line naming it, no traceback
+        _write_line(f"[{shutdown.name}] {err}")
+        shutdown.request("a refused parameter", EXIT_REFUSED)
     except SystemExit as exc:  # a node refusing to start: exit with its code once the context is torn down
         shutdown.request("SystemExit", _code_of(exc))
         raise

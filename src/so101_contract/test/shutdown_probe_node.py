@@ -1,4 +1,4 @@
-"""A node that misbehaves at shutdown in one chosen way, run by test_clean_shutdown.py through node_main.run_node.
+"""A node that misbehaves at shutdown in one chosen way, run by test_node_main.py through node_main.run_node.
 
 python shutdown_probe_node.py --ros-args -p mode:=MODE [-p shutdown_timeout_s:=S]
 
@@ -24,7 +24,8 @@ import time
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from so101_driver.node_main import run_node
+from so101_contract.node_main import run_node
+from so101_contract.parameters import declare
 
 MODES = (
     "clean",
@@ -45,13 +46,11 @@ def _block_forever() -> None:
 class ShutdownProbeNode(Node):
     def __init__(self):
         super().__init__("shutdown_probe")
-        self.mode = self.declare_parameter("mode", "clean").value
-        if self.mode not in MODES:
-            raise SystemExit(f"shutdown_probe: mode {self.mode!r} is not one of {MODES}")
+        self.mode = declare(self, "mode", "clean", "how the node misbehaves at shutdown", MODES)
         if self.mode == "slow_start":
             print("constructing", flush=True)
             time.sleep(SLOW_START_S)  # as a learner loading its replay buffer
-        self.shutdown_timeout_s = float(self.declare_parameter("shutdown_timeout_s", 2.0).value)
+        self.shutdown_timeout_s = declare(self, "shutdown_timeout_s", 2.0, "node_main's bound (s)", (0.1, 60.0))
         self.alive_pub = self.create_publisher(String, "probe/alive", 10)
         self.create_timer(0.05, lambda: self.alive_pub.publish(String(data=self.mode)))
         if self.mode == "context_shutdown":
