@@ -58,7 +58,7 @@ def start_arm(processes, role: str, emulator, calibration_file, *params: str):
     args = ["-p", f"port:={emulator.port}", "-p", f"calibration_file:={calibration_file}"]
     for param in params:
         args += ["-p", param]
-    return processes.start_module(f"so101_driver.{role}_node", "--ros-args", *args, name=role)
+    return processes.start_module(f"so101_driver.hardware.{role}_node", "--ros-args", *args, name=role)
 
 
 def positions(msg: JointState) -> np.ndarray:
