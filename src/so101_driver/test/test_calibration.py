@@ -395,7 +395,7 @@ def test_bad_files_name_file_motor_and_field(tmp_path, data, pattern):
 
 
 def test_unreadable_files(tmp_path):
-    with pytest.raises(CalibrationError, match=r"does not exist.*so101_driver\.calibrate"):
+    with pytest.raises(CalibrationError, match=r"does not exist.*so101_driver\.hardware\.calibrate"):
         load_calibration(tmp_path / "nope.json")
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(CalibrationError, match=r"broken\.json is not valid JSON"):
