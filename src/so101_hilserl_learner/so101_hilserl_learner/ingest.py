@@ -3,7 +3,11 @@
 Pure logic (no ROS graph): the learner node calls ``ingest`` for each received message, and replays its journal
 through the same function after a restart, which rebuilds the buffers exactly.
 
-- Each message is checked (fields, image size, finite values); a bad one breaks its episode, never enters a buffer.
+- Bytes are deserialized and checked (size, fields, image size, finite values) before anything else (``receive``):
+  a message that fails is counted and changes nothing else, so it is never journaled and a journal replay without
+  it rebuilds the same buffers; the hole it leaves is cut by the sequencer at that actor's next message.
+- A copy of what was handled already (the sequencer's DUPLICATE or STALE, e.g. a transient-local backlog
+  re-delivered to a restarted learner) is counted and not recorded again (``receive``'s ``record`` is not called).
 - Order is checked per actor (TransitionSequencer): a lost, duplicated or reordered message never yields a wrong
   stack or next observation; the broken segment is cut and counted.
 - Steps are staged per actor and committed when the episode closes (or breaks), so several actors can interleave.
@@ -19,14 +23,44 @@ through the same function after a restart, which rebuilds the buffers exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from rclpy.serialization import deserialize_message
 
 from so101_hilserl_actor.messages import MessageFormatError, check_transition, observation_from_msg
 from so101_hilserl_interfaces.msg import Transition
 from so101_hilserl_learner.replay import ReplayBuffer
 from so101_hilserl_learner.sequencer import TransitionSequencer, Verdict
+
+
+def max_message_bytes(image_size: int) -> int:
+    """A generous bound on a serialized Transition of ``image_size`` images (two rgb8 images and small fields):
+    bigger bytes are refused before they are deserialized."""
+    return 4 * 2 * image_size * image_size * 3 + 64 * 1024
+
+
+def decode_transition(raw: bytes, limit: int) -> Transition:
+    """Serialized bytes -> Transition; MessageFormatError (naming the problem) for oversized or malformed CDR."""
+    if len(raw) > limit:
+        raise MessageFormatError(f"{len(raw)} bytes, more than the {limit} a transition of the learner's size takes")
+    try:
+        return deserialize_message(raw, Transition)
+    except Exception as err:  # rclpy raises RMWError (and others) for truncated or garbled CDR
+        raise MessageFormatError(
+            f"{len(raw)} bytes that are not a Transition ({type(err).__name__}: {' '.join(str(err).split())[:160]})"
+        ) from None
+
+
+@dataclass
+class CheckedTransition:
+    """A message that passed every check that needs no history, with its decoded observations."""
+
+    msg: Transition
+    frame: np.ndarray
+    state: np.ndarray
+    final: tuple[np.ndarray, np.ndarray] | None  # the next observation of an episode's last step
 
 
 @dataclass
@@ -77,34 +111,83 @@ class TransitionIngest:
         self.sequencer = TransitionSequencer()
         self.counters = IngestCounters()
         self._staged: dict[str, _Episode] = {}
-        self._last_seen: dict[str, int] = {}  # actor id -> counters.received at its newest message
+        self.max_message_bytes = max_message_bytes(image_size)
+        # Messages that change the stream's state, counted: the clock of silent-actor expiry. Rejected messages
+        # and copies do not tick it, so replaying a journal (which holds neither) ticks it the same way.
+        self._clock = 0
+        self._last_seen: dict[str, int] = {}  # actor id -> self._clock at its newest message
         self.last_problem = ""
         self.expired: list[str] = []  # descriptions of expired episodes since the caller last cleared it
+        self.notices: list[str] = []  # re-based actor streams since the caller last cleared it
 
     @property
     def dropped(self) -> int:
         s = self.sequencer
-        return self.counters.invalid + s.duplicates + s.stale + s.dropped_after_break
+        return self.counters.invalid + s.duplicates + s.stale + s.dropped_after_break + s.implausible
 
-    def ingest(self, msg: Transition) -> Verdict | None:
-        """Handle one message; returns the sequencer's verdict, or None for a message that failed validation."""
-        self.counters.received += 1
-        self._last_seen[msg.actor_id] = self.counters.received
-        self._expire_silent_actors()
-        is_last = bool(msg.terminated or msg.truncated)
+    def check(self, msg: Transition) -> CheckedTransition:
+        """The checks that need no history; raises MessageFormatError naming the field. Changes nothing."""
         try:
             check_transition(msg)
             frame, state = observation_from_msg(msg.observation, self.image_size)
             final = None
-            if is_last:
+            if msg.terminated or msg.truncated:
                 final = observation_from_msg(msg.next_observation[0], self.image_size, "next_observation")
         except MessageFormatError as err:
-            self.counters.invalid += 1
-            self.last_problem = f"actor {msg.actor_id!r} episode {msg.episode_id} step {msg.step}: {err}"
-            self._break(msg.actor_id)  # the episode has a hole now: cut it here
+            raise MessageFormatError(
+                f"actor {msg.actor_id!r} episode {msg.episode_id} step {msg.step}: {err}"
+            ) from None
+        return CheckedTransition(msg, frame, state, final)
+
+    def reject(self, problem: str) -> None:
+        """Count a message that failed its checks; nothing else changes."""
+        self.counters.received += 1
+        self.counters.invalid += 1
+        self.last_problem = problem
+
+    def is_copy(self, item: CheckedTransition) -> bool:
+        """Already handled (a duplicate, or late for an episode that is over): recording it again adds nothing."""
+        m = item.msg
+        return self.sequencer.known(m.actor_id, int(m.episode_id), int(m.step))
+
+    def receive(self, raw: bytes, record: Callable[[bytes], None] | None = None) -> Verdict | None:
+        """The one path from bytes to the buffers, live, from the journal and from a bag. Bad bytes are counted
+        (None; ``last_problem`` says why); a copy is counted (DUPLICATE/STALE); anything else is handed to
+        ``record`` (the journal's append) and then handled, so what is recorded is exactly what is handled."""
+        try:
+            item = self.check(decode_transition(raw, self.max_message_bytes))
+        except MessageFormatError as err:
+            self.reject(str(err))
             return None
+        if record is not None and not self.is_copy(item):
+            record(raw)
+        return self.ingest(item)
+
+    def ingest(self, message: Transition | CheckedTransition) -> Verdict | None:
+        """Handle one message; returns the sequencer's verdict, or None for a message that failed validation."""
+        if isinstance(message, CheckedTransition):
+            item = message
+        else:
+            try:
+                item = self.check(message)
+            except MessageFormatError as err:
+                self.reject(str(err))  # invisible to the stream: the hole is cut at the actor's next message
+                return None
+        msg, frame, state, final = item.msg, item.frame, item.state, item.final
+        self.counters.received += 1
+        is_last = bool(msg.terminated or msg.truncated)
+        if self.is_copy(item):  # counted by the sequencer, changes nothing
+            return self.sequencer.push(msg.actor_id, int(msg.episode_id), int(msg.step), is_last).verdict
+        self._clock += 1
+        self._last_seen[msg.actor_id] = self._clock
+        self._expire_silent_actors()
 
         decision = self.sequencer.push(msg.actor_id, int(msg.episode_id), int(msg.step), is_last)
+        if decision.notice:
+            self.notices.append(decision.notice)
+        if decision.verdict is Verdict.IMPLAUSIBLE:
+            self.last_problem = f"actor {msg.actor_id!r}: {decision.reason}"
+            return decision.verdict
         if decision.abandoned_episode is not None:
             self.last_problem = f"actor {msg.actor_id!r}: episode {decision.abandoned_episode} never closed"
             self._break(msg.actor_id)
@@ -127,7 +210,7 @@ class TransitionIngest:
         return decision.verdict
 
     def _expire_silent_actors(self) -> None:
-        now = self.counters.received
+        now = self._clock
         for actor_id in [a for a in self._staged if now - self._last_seen.get(a, now) > self.stale_after]:
             episode = self._staged[actor_id]
             self.sequencer.expire(actor_id)

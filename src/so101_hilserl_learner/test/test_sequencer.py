@@ -1,3 +1,5 @@
+import random
+
 from so101_hilserl_learner.sequencer import TransitionSequencer, Verdict
 
 
@@ -61,3 +63,45 @@ def test_expire_cuts_a_silent_actors_open_episode():
     assert seq.push("a", 2, 0, False).verdict == Verdict.ACCEPT
     verdicts(seq, [("b", 1, 0, True)])
     assert not seq.expire("b")  # a closed episode is not cut
+
+
+def test_an_absurd_episode_id_does_not_silence_the_actor():
+    """One message with episode_id 2**63 (garbled or hostile) is dropped; the actor's next episodes are accepted."""
+    s = TransitionSequencer()
+    for step in range(3):
+        s.push("a", 1, step, step == 2)
+    absurd = s.push("a", 2**63, 0, False)
+    assert absurd.verdict is Verdict.IMPLAUSIBLE and str(2**63) in absurd.reason
+    assert not s.known("a", 2, 0)  # the next normal episode is new, not stale
+    for episode in (2, 3):
+        assert [s.push("a", episode, step, step == 2).verdict for step in range(3)] == [Verdict.ACCEPT] * 3
+    assert s.implausible == 1 and s.stale == 0 and s.rebased == 0
+
+
+def test_a_confirmed_jump_rebases_the_stream_with_a_notice():
+    """An actor that really jumped (a long outage, or restarted under the same id at episode 1) is followed after
+    one more message near the new ids, with a notice for a warning."""
+    s = TransitionSequencer(max_episode_gap=10)
+    for episode in (100, 101):
+        for step in range(2):
+            s.push("a", episode, step, step == 1)
+    assert s.push("a", 1, 0, False).verdict is Verdict.IMPLAUSIBLE
+    second = s.push("a", 1, 1, False)  # confirms the jump; episode 1 lost its step 0, so it is cut
+    assert second.verdict is Verdict.BROKEN and "re-based" in second.notice
+    assert [s.push("a", 2, step, step == 1).verdict for step in range(2)] == [Verdict.ACCEPT] * 2
+    assert s.rebased == 1
+
+
+def test_known_is_exactly_what_push_calls_a_copy_or_late():
+    """``known`` (used to keep copies out of the journal) agrees with push on random streams, without changing it."""
+    rng = random.Random(7)
+    for _ in range(200):
+        s = TransitionSequencer(max_episode_gap=5)
+        for _ in range(60):
+            actor = rng.choice("ab")
+            episode = rng.choice([1, 2, 3, 4, 20, 2**63])
+            step = rng.randrange(4)
+            known = s.known(actor, episode, step)
+            assert s.known(actor, episode, step) == known  # pure
+            verdict = s.push(actor, episode, step, rng.random() < 0.3).verdict
+            assert known == (verdict in (Verdict.DUPLICATE, Verdict.STALE)), (actor, episode, step, verdict)
