@@ -9,23 +9,34 @@ Loss window (documented in the package README):
   write() as it arrives, and the OS keeps it;
 - the machine losing power: at most ``fsync_period_s`` seconds of transitions (records are fsync'ed that often).
 
-Record layout: 4-byte little-endian payload length, 4-byte CRC-32 of the payload, payload. A kill in the middle of a
-write leaves a torn record at the end of the newest segment; reading stops there and the next open truncates it.
+Record layout: 4-byte magic ``SOJ1``, 4-byte little-endian payload length, 4-byte CRC-32 of the payload, payload.
+Damage never costs more than the damaged bytes: a record that fails its check is skipped, and reading resumes at
+the next valid record (magic, a length that fits, a matching CRC). Only a true torn tail (a record whose write a
+kill interrupted: a partial header, or a header claiming more bytes than the newest segment holds, with no valid
+record after it) is cut on the next open. Every skip and cut is reported with its byte counts (``Damage``).
+Segments written before the magic existed (length + CRC only) are still read; damage there ends the segment,
+which is then skipped to its end, never truncated; appends go to a new segment.
 Segment files roll over at ``segment_bytes`` so old data can be archived or removed by whole files.
+``repair_journal`` rewrites a journal from its valid records (a backup of the old one is kept).
 """
 
 from __future__ import annotations
 
+import mmap
 import os
+import shutil
 import struct
 import time
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from so101_contract.files import fsync_path
 
-HEADER = struct.Struct("<II")
+MAGIC = b"SOJ1"
+HEADER = struct.Struct("<4sII")  # magic, payload length, CRC-32 of the payload
+LEGACY_HEADER = struct.Struct("<II")  # segments written before the magic: payload length, CRC-32
 SEGMENT_SUFFIX = ".journal"
 
 
@@ -33,43 +44,169 @@ class JournalError(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class Damage:
+    """Bytes of a segment that hold no valid record: ``skipped`` (kept on disk, read past) or ``torn`` (the end of
+    the newest segment, where a kill interrupted a write; cut when the journal is next opened for appending)."""
+
+    path: Path
+    offset: int
+    length: int
+    kind: str
+
+    def __str__(self) -> str:
+        what = "a torn tail (an interrupted write)" if self.kind == "torn" else "no valid record: skipped"
+        return f"{self.path}: {self.length} bytes at byte {self.offset}: {what}"
+
+
+@dataclass
+class SegmentScan:
+    path: Path
+    records: list[tuple[int, int]]  # (payload offset, payload length) of each valid record, in order
+    damage: list[Damage]
+    legacy: bool = False
+
+    @property
+    def torn(self) -> Damage | None:
+        return self.damage[-1] if self.damage and self.damage[-1].kind == "torn" else None
+
+
 def _segments(directory: Path) -> list[Path]:
     return sorted(directory.glob(f"*{SEGMENT_SUFFIX}"))
 
 
-def _valid_length(path: Path) -> tuple[int, int]:
-    """(bytes of whole valid records, record count) at the start of a segment."""
+def _valid_at(data, offset: int, size: int) -> int | None:
+    """Payload length of a whole valid record at ``offset``, else None."""
+    if offset + HEADER.size > size:
+        return None
+    magic, length, crc = HEADER.unpack_from(data, offset)
+    if magic != MAGIC or offset + HEADER.size + length > size:
+        return None
+    start = offset + HEADER.size
+    return length if zlib.crc32(data[start : start + length]) == crc else None
+
+
+def _is_torn(data, offset: int, size: int) -> bool:
+    """The bytes from ``offset`` to the end are an interrupted write of one record: a prefix of a header, or a
+    header claiming more bytes than there are."""
+    tail = bytes(data[offset : offset + HEADER.size])
+    if len(tail) < HEADER.size:
+        return MAGIC.startswith(tail[: len(MAGIC)])
+    magic, length, _ = HEADER.unpack(tail)
+    return magic == MAGIC and offset + HEADER.size + length > size
+
+
+def scan_segment(path: Path, newest: bool) -> SegmentScan:
+    """Every valid record of a segment, and every stretch of bytes between them that holds none."""
+    path = Path(path)
     size = path.stat().st_size
-    offset = count = 0
-    with open(path, "rb") as handle:
-        while offset + HEADER.size <= size:
-            length, crc = HEADER.unpack(handle.read(HEADER.size))
-            if offset + HEADER.size + length > size:
-                break
-            payload = handle.read(length)
-            if zlib.crc32(payload) != crc:
-                break
-            offset += HEADER.size + length
-            count += 1
-    return offset, count
-
-
-def read_journal(directory: Path) -> Iterator[bytes]:
-    """Every whole record, oldest first. A torn or corrupt record ends its segment (only the newest can have one)."""
-    segments = _segments(Path(directory))
-    for index, path in enumerate(segments):
-        valid, _ = _valid_length(path)
-        if valid < path.stat().st_size and index < len(segments) - 1:
-            raise JournalError(
-                f"{path}: corrupt record at byte {valid} in a segment that is not the newest; the journal was "
-                "modified outside the learner. Move that file away to start from the records before it."
-            )
-        with open(path, "rb") as handle:
-            offset = 0
-            while offset < valid:
-                length, _ = HEADER.unpack(handle.read(HEADER.size))
-                yield handle.read(length)
+    if size == 0:
+        return SegmentScan(path, [], [])
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if data[: len(MAGIC)] != MAGIC and _legacy_valid_at(data, 0, size) is not None:
+            return _scan_legacy(path, data, size, newest)
+        records: list[tuple[int, int]] = []
+        damage: list[Damage] = []
+        offset = 0
+        while offset < size:
+            length = _valid_at(data, offset, size)
+            if length is not None:
+                records.append((offset + HEADER.size, length))
                 offset += HEADER.size + length
+                continue
+            # resynchronise: the next offset holding a valid record
+            found = data.find(MAGIC, offset + 1)
+            while found != -1 and _valid_at(data, found, size) is None:
+                found = data.find(MAGIC, found + 1)
+            end = size if found == -1 else found
+            if found == -1 and newest:  # the end of the newest segment: is its last record start a torn write?
+                last = data.rfind(MAGIC, offset)
+                torn_at = last if last != -1 and _is_torn(data, last, size) else offset
+                if _is_torn(data, torn_at, size):
+                    if torn_at > offset:
+                        damage.append(Damage(path, offset, torn_at - offset, "skipped"))
+                    damage.append(Damage(path, torn_at, size - torn_at, "torn"))
+                    break
+            damage.append(Damage(path, offset, end - offset, "skipped"))
+            offset = end
+        return SegmentScan(path, records, damage)
+
+
+def _legacy_valid_at(data, offset: int, size: int) -> int | None:
+    if offset + LEGACY_HEADER.size > size:
+        return None
+    length, crc = LEGACY_HEADER.unpack_from(data, offset)
+    start = offset + LEGACY_HEADER.size
+    if start + length > size or zlib.crc32(data[start : start + length]) != crc:
+        return None
+    return length
+
+
+def _scan_legacy(path: Path, data, size: int, newest: bool) -> SegmentScan:
+    """A segment of the format without magic: records until the first bad one (no way to resynchronise)."""
+    records: list[tuple[int, int]] = []
+    offset = 0
+    while (length := _legacy_valid_at(data, offset, size)) is not None:
+        records.append((offset + LEGACY_HEADER.size, length))
+        offset += LEGACY_HEADER.size + length
+    damage = []
+    if offset < size:
+        claims = LEGACY_HEADER.unpack_from(data, offset)[0] if size - offset >= LEGACY_HEADER.size else size
+        torn = newest and offset + LEGACY_HEADER.size + claims > size
+        damage.append(Damage(path, offset, size - offset, "torn" if torn else "skipped"))
+    return SegmentScan(path, records, damage, legacy=True)
+
+
+def scan_journal(directory: Path) -> list[SegmentScan]:
+    segments = _segments(Path(directory))
+    return [scan_segment(path, index == len(segments) - 1) for index, path in enumerate(segments)]
+
+
+def read_journal(directory: Path, damage: list[Damage] | None = None) -> Iterator[bytes]:
+    """Every valid record, oldest first; damaged stretches are read past and appended to ``damage`` (when given)
+    as each segment is reached, so a caller can log them with their byte counts."""
+    for scan in scan_journal(Path(directory)):
+        if damage is not None:
+            damage.extend(scan.damage)
+        if not scan.records:
+            continue
+        with open(scan.path, "rb") as handle:
+            for offset, length in scan.records:
+                handle.seek(offset)
+                yield handle.read(length)
+
+
+def repair_journal(directory: Path) -> tuple[int, list[Damage], Path | None]:
+    """Rewrite a journal from its valid records, in the current format: (records kept, damage dropped, backup).
+
+    The new journal is written and fsync'ed beside the old one, then the old directory is renamed to a backup
+    (``journal.bak-<time>``) and the new one into place; a crash in between leaves both directories, never a half
+    journal under the journal's name. Nothing to repair: nothing written, backup None.
+    """
+    directory = Path(directory)
+    scans = scan_journal(directory)
+    damage = [d for scan in scans for d in scan.damage]
+    kept = sum(len(scan.records) for scan in scans)
+    if not damage and not any(scan.legacy for scan in scans):
+        return kept, [], None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    fresh = directory.with_name(f"{directory.name}.repair-{stamp}")
+    backup = directory.with_name(f"{directory.name}.bak-{stamp}")
+    if fresh.exists() or backup.exists():
+        raise JournalError(f"{fresh} or {backup} exists already; move it away and repair again")
+    writer = TransitionJournal(fresh, fsync_period_s=3600)
+    try:
+        for payload in read_journal(directory):
+            writer.append(payload)
+    except BaseException:
+        writer.close()
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    writer.close()
+    os.replace(directory, backup)
+    os.replace(fresh, directory)
+    fsync_path(directory.parent)
+    return kept, damage, backup
 
 
 class TransitionJournal:
@@ -79,20 +216,21 @@ class TransitionJournal:
         self.fsync_period_s = float(fsync_period_s)
         self.segment_bytes = int(segment_bytes)
         self.records = 0
-        segments = _segments(self.directory)
-        for path in segments[:-1]:
-            self.records += _valid_length(path)[1]
-        if segments:
-            path = segments[-1]
-            valid, count = _valid_length(path)
-            self.records += count
-            if valid < path.stat().st_size:  # a torn tail from a kill mid-write: cut it so appends stay readable
-                with open(path, "r+b") as handle:
-                    handle.truncate(valid)
+        self.cut: Damage | None = None  # the torn tail cut at this open, if any
+        scans = scan_journal(self.directory)
+        self.damage = [d for scan in scans for d in scan.damage]  # skipped stretches stay on disk, read past
+        self.records = sum(len(scan.records) for scan in scans)
+        if scans and not scans[-1].legacy:
+            newest = scans[-1]
+            if newest.torn is not None:  # a kill mid-write: cut it so appends follow the last whole record
+                self.cut = newest.torn
+                with open(newest.path, "r+b") as handle:
+                    handle.truncate(self.cut.offset)
                     os.fsync(handle.fileno())
-            self._open(path)
-        else:
-            self._open(self.directory / f"{0:08d}{SEGMENT_SUFFIX}")
+            self._open(newest.path)
+        else:  # no segment yet, or the newest is of the old format: appends go to a new one
+            number = int(scans[-1].path.stem) + 1 if scans else 0
+            self._open(self.directory / f"{number:08d}{SEGMENT_SUFFIX}")
         self._last_sync = time.monotonic()
 
     def _open(self, path: Path) -> None:
@@ -102,7 +240,7 @@ class TransitionJournal:
         fsync_path(self.directory)
 
     def append(self, payload: bytes) -> None:
-        record = HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        record = HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
         if self._size > 0 and self._size + len(record) > self.segment_bytes:
             self._roll()
         written = os.write(self._fd, record)  # one write: a kill leaves the record whole or torn, never interleaved
