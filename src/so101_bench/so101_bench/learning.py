@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from so101_bench.pixel_task import FrameStack, PixelReachEnv, PixelTaskConfig, random_policy_success
+from so101_bench.pixel_task import PixelReachEnv, PixelTaskConfig, random_policy_success
 from so101_contract.cpu_allocator import configure_cpu_allocator
+from so101_hilserl_actor.observation import FrameStack
 from so101_hilserl_actor.policy import PolicyConfig
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.replay import ReplayBuffer
@@ -76,7 +77,8 @@ def run_episode(env, agent, stack, seed, step, eval_mode, buffer=None, on_step=N
     Returns (success, steps taken)."""
     no_state = np.zeros(0, np.float32)
     frame = env.reset(seed)
-    pixels = stack.reset(frame)
+    stack.reset(frame)
+    pixels = stack.pixels()
     if buffer is not None:
         buffer.begin_sequence()
     for t in range(env.config.episode_length):
@@ -84,7 +86,8 @@ def run_episode(env, agent, stack, seed, step, eval_mode, buffer=None, on_step=N
         next_frame, reward, terminated, truncated = env.step(action)
         if buffer is not None:
             buffer.add(frame, no_state, action, reward, intervention=False)
-        frame, pixels = next_frame, stack.push(next_frame)
+        stack.push(next_frame)
+        frame, pixels = next_frame, stack.pixels()
         if on_step is not None:
             on_step(step + t + 1)
         if terminated or truncated:
@@ -95,12 +98,12 @@ def run_episode(env, agent, stack, seed, step, eval_mode, buffer=None, on_step=N
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
-    env, eval_env, stack = PixelReachEnv(cfg.task), PixelReachEnv(cfg.task), FrameStack(3)
     agent = make_agent(cfg)
-    size = cfg.task.image_size
-    buffer = ReplayBuffer(
-        cfg.capacity, (size, size, 3), state_dim=0, action_dim=2, nstep=cfg.nstep, discount=cfg.discount, seed=cfg.seed
-    )
+    network = agent.policy_config
+    env, eval_env = PixelReachEnv(cfg.task), PixelReachEnv(cfg.task)
+    size = network.image_size
+    stack = FrameStack(network.frame_stack, (size, size, network.image_channels), state_dim=network.state_dim)
+    buffer = ReplayBuffer.for_policy(network, cfg.capacity, nstep=cfg.nstep, discount=cfg.discount, seed=cfg.seed)
     batch = buffer.empty_batch(cfg.batch_size)
     result = TrainResult([], [], 0, 0, 0.0)
     start = time.perf_counter()

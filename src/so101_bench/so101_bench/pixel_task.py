@@ -12,7 +12,6 @@ up to ``max_step`` of the arena per step. The agent only sees pixels (3 stacked 
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,27 +82,6 @@ class PixelReachEnv:
             col, row = np.rint(pos * (size - 1)).astype(int)
             frame[max(row - r, 0) : row + r + 1, max(col - r, 0) : col + r + 1, channel] = 255
         return frame
-
-
-class FrameStack:
-    """The actor's view: the last ``frames`` frames as (frames*3, H, W), oldest first; at an episode start the
-    first frame is repeated (as the replay buffer rebuilds stacks)."""
-
-    def __init__(self, frames: int = 3):
-        self._frames: deque[np.ndarray] = deque(maxlen=frames)
-
-    def reset(self, frame: np.ndarray) -> np.ndarray:
-        self._frames.clear()
-        for _ in range(self._frames.maxlen):
-            self._frames.append(frame)
-        return self.pixels()
-
-    def push(self, frame: np.ndarray) -> np.ndarray:
-        self._frames.append(frame)
-        return self.pixels()
-
-    def pixels(self) -> np.ndarray:
-        return np.concatenate([f.transpose(2, 0, 1) for f in self._frames], axis=0)
 
 
 def random_policy_success(config: PixelTaskConfig, episodes: int, seed: int) -> float:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 from so101_bench.learning import TrainConfig, train
-from so101_bench.pixel_task import FrameStack, PixelReachEnv, PixelTaskConfig, random_policy_success
+from so101_bench.pixel_task import PixelReachEnv, PixelTaskConfig, random_policy_success
 
 from so101_contract.cpu_allocator import configure_cpu_allocator
+from so101_hilserl_actor.observation import FrameStack
 
 
 def test_task_is_deterministic_and_rewards_success():
@@ -15,7 +16,9 @@ def test_task_is_deterministic_and_rewards_success():
     assert not np.array_equal(env_a.reset(7), env_b.reset(8))
     frame = env_a.reset(7)
     assert frame.shape == (32, 32, 3) and frame.dtype == np.uint8 and frame[..., 0].any() and frame[..., 1].any()
-    assert FrameStack(3).reset(frame).shape == (9, 32, 32)
+    stack = FrameStack(3, frame.shape, state_dim=0)  # the actor's one frame stack, pixels only
+    stack.reset(frame)
+    assert stack.pixels().shape == (9, 32, 32)
     # Walk straight at the target: success (terminal, bonus) well inside the time limit.
     for _ in range(30):
         direction = env_a._target - env_a._dot

@@ -25,8 +25,8 @@ from rclpy.serialization import deserialize_message
 from tqdm import tqdm
 
 from so101_bringup.recorder import TypeDefinitionError, project_typestore
+from so101_contract.state import STATE_DIM
 from so101_hilserl_actor.policy import PolicyConfig
-from so101_hilserl_actor.state_vector import STATE_DIM
 from so101_hilserl_interfaces.msg import Transition
 from so101_hilserl_learner.ingest import TransitionIngest
 from so101_hilserl_learner.journal import TransitionJournal, read_journal
@@ -118,8 +118,7 @@ class TransitionBags:
 
 
 def _buffers(capacity: int, config: PolicyConfig) -> tuple[ReplayBuffer, ReplayBuffer]:
-    shape = (config.image_size, config.image_size, config.image_channels)
-    make = lambda: ReplayBuffer(max(capacity, 1), shape, STATE_DIM, config.action_dim, config.frame_stack)  # noqa: E731
+    make = lambda: ReplayBuffer.for_policy(config, max(capacity, 1), state_dim=STATE_DIM)  # noqa: E731
     return make(), make()
 
 

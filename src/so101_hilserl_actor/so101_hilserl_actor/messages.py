@@ -11,10 +11,11 @@ import math
 import numpy as np
 from builtin_interfaces.msg import Time
 
-from so101_hilserl_actor.state_vector import STATE_DIM
+from so101_contract.control import ACTION_DIM
+from so101_contract.stamps import ns_to_stamp
+from so101_contract.state import STATE_DIM
+from so101_driver.vision.image_messages import array_to_image_msg, image_msg_to_array
 from so101_hilserl_interfaces.msg import EpisodeSummary, Observation, Transition
-
-ACTION_DIM = 4
 
 
 class MessageFormatError(ValueError):
@@ -31,13 +32,7 @@ def observation_to_msg(
     if state.shape != (STATE_DIM,):
         raise MessageFormatError(f"observation.state must have {STATE_DIM} values, got shape {state.shape}")
     msg = Observation()
-    if stamp is not None:
-        msg.image.header.stamp = stamp
-    msg.image.header.frame_id = frame_id
-    msg.image.height, msg.image.width = int(image.shape[0]), int(image.shape[1])
-    msg.image.encoding = "rgb8"
-    msg.image.step = int(image.shape[1]) * 3
-    msg.image.data = np.ascontiguousarray(image).tobytes()
+    msg.image = array_to_image_msg(image, "rgb8", stamp, frame_id)  # the one Image <-> numpy conversion
     msg.state = state
     return msg
 
@@ -57,7 +52,7 @@ def observation_from_msg(msg: Observation, expected_size: int | None = None, fie
             f"{field}.image.data has {len(img.data)} bytes, step {img.step}; "
             f"{img.width}x{img.height} rgb8 needs {img.height * img.width * 3} bytes with step {img.width * 3}"
         )
-    image = np.frombuffer(img.data, np.uint8).reshape(img.height, img.width, 3)  # zero copy: data is array('B')
+    image = image_msg_to_array(img)  # the one Image <-> numpy conversion (a zero-copy view)
     state = np.asarray(msg.state, dtype=np.float32)
     if state.shape != (STATE_DIM,):
         raise MessageFormatError(f"{field}.state has {state.size} values, expected {STATE_DIM}")
@@ -84,10 +79,6 @@ def check_transition(msg: Transition) -> None:
         )
 
 
-def ns_to_time(ns: int) -> Time:
-    return Time(sec=int(ns) // 1_000_000_000, nanosec=int(ns) % 1_000_000_000)
-
-
 def transition_to_msg(record, actor_id: str) -> Transition:
     """A control_step.TransitionRecord -> Transition (header stamp: when its action was commanded)."""
     msg = Transition(
@@ -104,12 +95,12 @@ def transition_to_msg(record, actor_id: str) -> Transition:
         policy_version=int(record.policy_version),
         evaluation=bool(record.evaluation),
     )
-    msg.header.stamp, msg.header.frame_id = ns_to_time(record.action_time_ns), "base_link"
+    msg.header.stamp, msg.header.frame_id = ns_to_stamp(record.action_time_ns), "base_link"
     obs = record.observation
-    msg.observation = observation_to_msg(obs.frame, obs.state, ns_to_time(obs.stamp_ns))
+    msg.observation = observation_to_msg(obs.frame, obs.state, ns_to_stamp(obs.stamp_ns))
     if record.next_observation is not None:
         nxt = record.next_observation
-        msg.next_observation = [observation_to_msg(nxt.frame, nxt.state, ns_to_time(nxt.stamp_ns))]
+        msg.next_observation = [observation_to_msg(nxt.frame, nxt.state, ns_to_stamp(nxt.stamp_ns))]
     return msg
 
 
@@ -129,5 +120,5 @@ def episode_to_msg(record, actor_id: str, stamp_ns: int) -> EpisodeSummary:
         evaluation=bool(record.evaluation),
         duration=float(record.duration_s),
     )
-    msg.header.stamp = ns_to_time(stamp_ns)
+    msg.header.stamp = ns_to_stamp(stamp_ns)
     return msg

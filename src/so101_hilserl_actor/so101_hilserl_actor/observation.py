@@ -9,11 +9,13 @@ Shared by the actor, the learner tools and the importers, so an observation is a
   the base frame (0 at the home pose, continuous there; a wrist_flex tilt shows on its y, a pan on its z);
   "euler_zyx", pick-101's, is the raw ZYX euler of R, whose roll sits at +-pi at the home pose and jumps by 2 pi
   between neighbouring poses, kept for the checkpoints trained on it.
-* ``FrameStack`` keeps the last k preprocessed frames and states. At episode start every slot holds the first
-  observation (RoboBase's FrameStack and the seed system's deployment did the same; the learner's ReplayBuffer
-  repeats the earliest frame at a sequence start too). ``pixels()`` and ``state()`` give exactly the layout of the
-  learner's ``Batch`` row: (3k, 84, 84) uint8, frames oldest..newest, each frame's channels R, G, B; and float32[18k]
-  oldest..newest.
+* ``FrameStack`` keeps the last k preprocessed frames and states: the one frame stack of acting (the actor's control
+  step, the pixel task, the Gymnasium environment). At episode start every slot holds the first observation
+  (RoboBase's FrameStack and the seed system's deployment did the same; the learner's ReplayBuffer, which rebuilds
+  stacks by index for storage, repeats the earliest frame at a sequence start too, and its tests check it equals
+  this). A pixels-only network (state_dim 0) passes no state. ``pixels()`` and ``state()`` give exactly the layout
+  of the learner's ``Batch`` row: (3k, 84, 84) uint8, frames oldest..newest, each frame's channels R, G, B; and
+  float32[18k] oldest..newest.
 * ``preprocess`` applies the one ImagePreprocessing to a camera message or array (rgb8 or bgr8 in, RGB out).
 """
 
@@ -24,17 +26,18 @@ from collections import deque
 import numpy as np
 import pinocchio as pin
 
-from so101_driver.joints import NUM_JOINTS
-from so101_driver.model.kinematics import HOME_SEED, Kinematics, euler_zyx_from_matrix
-from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing
-from so101_hilserl_actor.semantics import check_semantic
-from so101_hilserl_actor.state_vector import (
+from so101_contract.control import CONTROL_PERIOD_S
+from so101_contract.joints import NUM_JOINTS
+from so101_contract.state import (
     EE_ORIENTATION,
     EE_POSITION,
     JOINT_POSITIONS,
     JOINT_VELOCITIES,
     STATE_DIM,
 )
+from so101_driver.model.kinematics import HOME_SEED, Kinematics, euler_zyx_from_matrix
+from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing
+from so101_hilserl_actor.semantics import check_semantic
 
 
 def home_rotation(kinematics: Kinematics) -> np.ndarray:
@@ -59,7 +62,9 @@ class StateBuilder:
     placed and there is no previous reading of this episode to difference against).
     """
 
-    def __init__(self, kinematics: Kinematics, control_period_s: float = 0.1, orientation: str = "home_rotvec"):
+    def __init__(
+        self, kinematics: Kinematics, control_period_s: float = CONTROL_PERIOD_S, orientation: str = "home_rotvec"
+    ):
         if not control_period_s > 0:
             raise ValueError(f"control_period_s must be positive (seconds), got {control_period_s}")
         self.kinematics = kinematics
@@ -103,8 +108,10 @@ class FrameStack:
         self._frames: deque[np.ndarray] = deque(maxlen=self.k)  # each (C, H, W) uint8
         self._states: deque[np.ndarray] = deque(maxlen=self.k)
 
-    def _check(self, frame: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _check(self, frame: np.ndarray, state: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         frame = np.asarray(frame)
+        if state is None and self.state_dim == 0:  # a pixels-only network
+            state = np.zeros(0, np.float32)
         if frame.dtype != np.uint8 or frame.shape != self.frame_shape:
             raise ValueError(
                 f"frame must be uint8 HWC with shape {self.frame_shape} (the output of preprocess), got "
@@ -115,7 +122,7 @@ class FrameStack:
             raise ValueError(f"state must have {self.state_dim} values (StateBuilder.build), got shape {state.shape}")
         return np.ascontiguousarray(frame.transpose(2, 0, 1)), state.copy()
 
-    def reset(self, first_frame: np.ndarray, first_state: np.ndarray) -> None:
+    def reset(self, first_frame: np.ndarray, first_state: np.ndarray | None = None) -> None:
         """Start an episode: every slot holds the first observation."""
         frame, state = self._check(first_frame, first_state)
         self._frames.clear()
@@ -124,7 +131,7 @@ class FrameStack:
             self._frames.append(frame)
             self._states.append(state)
 
-    def push(self, frame: np.ndarray, state: np.ndarray) -> None:
+    def push(self, frame: np.ndarray, state: np.ndarray | None = None) -> None:
         """Append the newest observation; the oldest drops out."""
         if not self._frames:
             raise RuntimeError("FrameStack.push before reset: call reset(first_frame, first_state) at episode start")

@@ -1,6 +1,7 @@
 """learner: consumes transitions, trains DrQ-v2 in its own thread, publishes policy weights and stats.
 
-Everything it receives is journaled before it is handled (so101_hilserl_learner.journal); checkpoints are atomic
+Every valid new transition is journaled before it is handled (so101_hilserl_learner.journal; bad bytes are refused
+before the journal and kept in run_dir/quarantine, copies are not journaled again); checkpoints are atomic
 (so101_hilserl_learner.checkpoint); on start it loads the newest checkpoint and replays the journal, so a killed
 learner resumes with its buffers, networks, optimisers and counters.
 
@@ -16,7 +17,7 @@ Contracts it keeps (issue 13):
 from __future__ import annotations
 
 import json
-import os
+import math
 import threading
 import time
 import uuid
@@ -26,26 +27,34 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from rclpy.serialization import deserialize_message
 from std_srvs.srv import Trigger
 
-from so101_driver import qos
-from so101_driver.cpu_allocator import configure_cpu_allocator
-from so101_driver.node_main import run_node
+from so101_contract import qos
+from so101_contract.cpu_allocator import configure_cpu_allocator
+from so101_contract.files import atomic_write_text
+from so101_contract.node_main import run_node
+from so101_contract.parameters import ParameterError, declare
+from so101_contract.state import STATE_DIM
 from so101_hilserl_actor import exploration
 from so101_hilserl_actor.policy import PolicyConfig
 from so101_hilserl_actor.policy_io import config_differences, policy_to_bytes, semantic_differences, sha256_hex
-from so101_hilserl_actor.state_vector import STATE_DIM
 from so101_hilserl_actor.weights_gate import make_epoch
 from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerStats, PolicyWeights, Transition
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.agent_file import load_agent_weights
-from so101_hilserl_learner.checkpoint import load_latest_checkpoint, save_checkpoint
+from so101_hilserl_learner.checkpoint import (
+    DEFAULT_KEEP,
+    CheckpointError,
+    NonFiniteStateError,
+    load_newest_good,
+    save_checkpoint,
+)
 from so101_hilserl_learner.ingest import TransitionIngest
-from so101_hilserl_learner.journal import TransitionJournal, read_journal
+from so101_hilserl_learner.journal import Quarantine, TransitionJournal, read_journal
 from so101_hilserl_learner.replay import MixedSampler, ReplayBuffer
+from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
+from so101_hilserl_learner.sequencer import Verdict
 from so101_hilserl_learner.utd import UtdBudget
 
 RUN_ID_FILE = "run_id"
@@ -56,9 +65,7 @@ def run_id_of(run_dir: Path) -> str:
     path = run_dir / RUN_ID_FILE
     if not path.is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_dir / f".{RUN_ID_FILE}.{os.getpid()}"
-        tmp.write_text(uuid.uuid4().hex[:12] + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(path, uuid.uuid4().hex[:12] + "\n")
     run_id = path.read_text().strip()
     if not run_id or ":" in run_id:
         raise RuntimeError(f"{path}: not a run id ({run_id!r}); remove the file to get a new one")
@@ -68,65 +75,120 @@ def run_id_of(run_dir: Path) -> str:
 class LearnerNode(Node):
     def __init__(self):
         super().__init__("learner")
-        p = self._param
-        self.run_dir = Path(p("run_dir", "runs/learner", "directory for the journal, checkpoints and TensorBoard"))
-        device = p("device", "auto", "torch device: auto (cuda when present), cpu or cuda")
-        seed = p("seed", 0, "seed of the networks and of batch sampling")
-        network = p("network", "", 'JSON overrides of PolicyConfig fields, e.g. {"hidden": [64, 64]}')
-        self.initial_weights = p(
-            "initial_weights", "", "agent weights (checkpoint_tool import-robobase output) for a fresh run_dir"
+        self.run_dir = Path(
+            declare(self, "run_dir", "runs/learner", "directory for the journal, checkpoints and TensorBoard")
         )
-        self.batch_size = p("batch_size", 256, "transitions per update")
-        self.utd_ratio = p("utd_ratio", 1.0, "updates per committed training transition (update-to-data ratio)")
-        backlog_transitions = p(
-            "max_backlog_transitions", 200, "owed updates are capped at utd_ratio x this many transitions' worth"
+        device = declare(
+            self, "device", "auto", "torch device: auto (cuda when present), cpu or cuda", ("auto", "cpu", "cuda")
         )
-        self.warmup = p("warmup_transitions", 1000, "online transitions needed before training starts")
-        stale_after = p(
-            "stale_episode_transitions", 1000, "a staged episode is cut after this many messages of other actors"
+        seed = declare(self, "seed", 0, "seed of the networks and of batch sampling", (0, 2**31 - 1))
+        network = declare(self, "network", "", 'JSON overrides of PolicyConfig fields, e.g. {"hidden": [64, 64]}')
+        self.initial_weights = declare(
+            self, "initial_weights", "", "agent weights (checkpoint_tool import-robobase output) for a fresh run_dir"
         )
-        online_capacity = p("online_capacity", 100_000, "transitions kept in the online buffer")
-        demo_capacity = p("demo_capacity", 20_000, "transitions kept in the demonstration buffer")
-        demo_fraction = p("demo_fraction", 0.5, "share of each batch drawn from the demonstration buffer")
-        nstep = p("nstep", 3, "n of the n-step returns")
-        discount = p("discount", 0.99, "discount factor")
+        self.batch_size = declare(self, "batch_size", 256, "transitions per update", (1, 65_536))
+        self.utd_ratio = declare(
+            self, "utd_ratio", 1.0, "updates per committed training transition (update-to-data ratio)", (0.0, 1000.0)
+        )
+        backlog_transitions = declare(
+            self,
+            "max_backlog_transitions",
+            200,
+            "owed updates are capped at utd_ratio x this many transitions' worth",
+            (1, 10**9),
+        )
+        self.warmup = declare(
+            self, "warmup_transitions", 1000, "online transitions needed before training starts", (1, 10**9)
+        )
+        stale_after = declare(
+            self,
+            "stale_episode_transitions",
+            1000,
+            "a staged episode is cut after this many messages of other actors",
+            (1, 10**9),
+        )
+        online_capacity = declare(self, "online_capacity", 100_000, "transitions kept in the online buffer", (1, 10**9))
+        demo_capacity = declare(
+            self, "demo_capacity", 20_000, "transitions kept in the demonstration buffer", (1, 10**9)
+        )
+        demo_fraction = declare(
+            self, "demo_fraction", 0.5, "share of each batch drawn from the demonstration buffer", (0.0, 1.0)
+        )
+        nstep = declare(self, "nstep", 3, "n of the n-step returns", (1, 100))
+        discount = declare(self, "discount", 0.99, "discount factor", (0.0, 1.0))
         agent_config = AgentConfig(
-            lr=p("lr", 1e-4, "AdamW learning rate of encoder, actor and critic"),
-            critic_target_tau=p("critic_target_tau", 0.01, "soft target update rate"),
-            stddev_clip=p("stddev_clip", 0.3, "clip of the target policy noise"),
+            lr=declare(self, "lr", 1e-4, "AdamW learning rate of encoder, actor and critic", (1e-12, 1.0)),
+            critic_target_tau=declare(self, "critic_target_tau", 0.01, "soft target update rate", (1e-6, 1.0)),
+            stddev_clip=declare(self, "stddev_clip", 0.3, "clip of the target policy noise", (0.0, 10.0)),
             seed=seed,
         )
-        schedule_parameter = p(
+        schedule_parameter = declare(
+            self,
             "stddev_schedule",
             "",
             "the run's exploration std over environment steps, e.g. linear(0.2,0.1,10000); '' = the one the run's "
             f"checkpoint or initial_weights carries, else {exploration.DEFAULT_PRETRAINED_SCHEDULE} with "
             f"initial_weights, {exploration.DEFAULT_SCRATCH_SCHEDULE} from scratch",
         )
-        self.publish_every = p("publish_every_updates", 50, "publish weights after this many updates...")
-        self.publish_period_s = p("publish_period_s", 5.0, "...or this many seconds, whichever comes first")
-        self.checkpoint_period_s = p("checkpoint_period_s", 120.0, "seconds between checkpoints")
-        stats_period = p("stats_period_s", 1.0, "seconds between learner_stats messages and TensorBoard scalars")
-        fsync_period = p("journal_fsync_period_s", 1.0, "journal fsync period: the loss window on power failure")
-        train_on_evaluation = p("train_on_evaluation", False, "also train on deterministic evaluation episodes")
+        self.publish_every = declare(
+            self, "publish_every_updates", 50, "publish weights after this many updates...", (1, 10**9)
+        )
+        self.publish_period_s = declare(
+            self, "publish_period_s", 5.0, "...or this many seconds, whichever comes first", (0.01, 86400.0)
+        )
+        self.checkpoint_period_s = declare(
+            self, "checkpoint_period_s", 120.0, "seconds between checkpoints", (1.0, 86400.0)
+        )
+        self.checkpoints_kept = declare(
+            self,
+            "checkpoints_kept",
+            DEFAULT_KEEP,
+            "newest checkpoints kept (older good ones to fall back to)",
+            (1, 1000),
+        )
+        self.debug_poison_after = declare(
+            self,
+            "debug_poison_after_updates",
+            0,
+            "debug: after this many updates, set the critic's weights to NaN (a diverged run, to test that the "
+            "learner exits and keeps its last good checkpoint); 0 = off",
+            (0, 10**9),
+        )
+        stats_period = declare(
+            self,
+            "stats_period_s",
+            1.0,
+            "seconds between learner_stats messages and TensorBoard scalars",
+            (0.05, 3600.0),
+        )
+        fsync_period = declare(
+            self, "journal_fsync_period_s", 1.0, "journal fsync period: the loss window on power failure", (0.0, 3600.0)
+        )
+        train_on_evaluation = declare(
+            self, "train_on_evaluation", False, "also train on deterministic evaluation episodes"
+        )
 
-        for name, value, least in (
-            ("utd_ratio", self.utd_ratio, 0),
-            ("max_backlog_transitions", backlog_transitions, 1),
-            ("stale_episode_transitions", stale_after, 1),
-        ):
-            if value < least:
-                raise ValueError(f"parameter {name}={value}: must be >= {least}")
+        try:  # at start, not at the first update of the training thread (or the actor's first step)
+            if schedule_parameter.strip():
+                exploration.validate_schedule(schedule_parameter)
+        except ValueError as err:
+            raise ParameterError(f"parameter {err}") from None
         try:
             self.policy_config = replace(PolicyConfig(), **(json.loads(network) if network else {}))
         except (TypeError, ValueError) as err:
-            raise ValueError(f"parameter network={network!r}: {err}") from err
+            raise ParameterError(f"parameter network={network!r}: {err}") from None
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif device == "cuda" and not torch.cuda.is_available():
+            raise ParameterError("parameter device='cuda': torch sees no CUDA device; use auto or cpu")
         self.device = torch.device(device)
         if self.device.type == "cpu":
             configure_cpu_allocator()  # reuse freed update buffers: ~1.5x more updates/s (bench_learner)
         torch.manual_seed(seed)
+        try:  # one writer per run dir (the importer and checkpoint_tool repair take it too); the OS frees it on exit
+            self.run_lock = RunDirLock(self.run_dir, "a learner")
+        except (RunDirBusy, OSError) as err:
+            raise ParameterError(f"parameter run_dir={str(self.run_dir)!r}: {err}") from None
         self.run_id = run_id_of(self.run_dir)
         self.learner_epoch = make_epoch(self.run_id, time.time_ns())
         checkpoint, initial, carried, self.start_steps = self._load_start()
@@ -135,15 +197,11 @@ class LearnerNode(Node):
             self.get_logger().warning(f"stddev_schedule {self.stddev_schedule} overrides the carried {carried}")
         agent_config = replace(agent_config, stddev_schedule=self.stddev_schedule)
         self.agent = DrQV2Agent(self.policy_config, agent_config, device=str(self.device))
-        size, channels = self.policy_config.image_size, self.policy_config.image_channels
-
-        def buffer(capacity: int, offset: int) -> ReplayBuffer:
-            return ReplayBuffer(
-                capacity, (size, size, channels), STATE_DIM, self.policy_config.action_dim,
-                self.policy_config.frame_stack, nstep, discount, seed=seed + offset,
-            )  # fmt: skip
-
-        self.online, self.demo = buffer(online_capacity, 0), buffer(demo_capacity, 1)
+        size = self.policy_config.image_size
+        self.online, self.demo = (
+            ReplayBuffer.for_policy(self.policy_config, capacity, nstep, discount, seed + offset, STATE_DIM)
+            for capacity, offset in ((online_capacity, 0), (demo_capacity, 1))
+        )
         self.sampler = MixedSampler(self.online, self.demo, demo_fraction)
         self.ingest = TransitionIngest(
             self.online, self.demo, size, self.policy_config.frame_stack, train_on_evaluation, stale_after
@@ -157,6 +215,9 @@ class LearnerNode(Node):
         self._budget_lock = threading.Lock()
         self._counted = self.ingest.counters.training_transitions
         self.journal = TransitionJournal(self.run_dir / "journal", fsync_period_s=fsync_period)
+        if self.journal.cut is not None:
+            self.get_logger().warning(f"journal: cut {self.journal.cut}")
+        self.quarantine = Quarantine(self.run_dir / "quarantine")
 
         from torch.utils.tensorboard import SummaryWriter
 
@@ -173,6 +234,7 @@ class LearnerNode(Node):
         self._rate_window: deque[tuple[float, int, int]] = deque([(time.monotonic(), self.updates, 0)], maxlen=30)
         self._checkpoint_requested = threading.Event()
         self._checkpoint_done = threading.Event()
+        self._checkpoint_error: str | None = None  # why the last checkpoint was not written
         self._running = True
         self._publish_weights()  # version 1 of this epoch: a running actor learns the epoch and schedule at once
         self._trainer = threading.Thread(target=self._train_thread, name="learner-train", daemon=True)
@@ -184,15 +246,12 @@ class LearnerNode(Node):
             f"{self.schedule_step()}, epoch {self.learner_epoch}"
         )
 
-    def _param(self, name: str, default, description: str):
-        return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
-
     # ---- restart ----
     def _load_start(self):
         """(checkpoint state or None, initial agent tensors or None, carried schedule or None, start steps)."""
-        latest = load_latest_checkpoint(self.run_dir / "checkpoints")
+        latest = self._load_checkpoint()
         if latest is not None:
-            _, state = latest
+            state = latest.state
             saved = PolicyConfig.from_json(state["policy_config"])
             if differences := config_differences(saved, self.policy_config):
                 raise RuntimeError(
@@ -214,6 +273,24 @@ class LearnerNode(Node):
             return None, tensors, schedule, steps
         return None, None, None, 0
 
+    def _load_checkpoint(self):
+        """The newest good checkpoint (checksums and finiteness checked); each newer one refused is logged with why,
+        and set aside as refused-ckpt-*. A dangling LATEST, or checkpoints none of which is good, refuse the start
+        (exit 2 with the fix): a silent fresh start would throw the run's training away."""
+        directory = self.run_dir / "checkpoints"
+        try:
+            loaded = load_newest_good(directory, set_aside=True)
+        except CheckpointError as err:
+            raise ParameterError(f"parameter run_dir={str(self.run_dir)!r}: {err}") from None
+        if loaded is not None:
+            for name, why in loaded.refused:
+                self.get_logger().error(f"checkpoint {name} refused ({why}); set aside as refused-{name}")
+            if loaded.refused:
+                self.get_logger().warning(
+                    f"falling back to checkpoint {loaded.path.name} ({loaded.step} updates), the newest good one"
+                )
+        return loaded
+
     def _adopt_semantics(self, found: PolicyConfig, where: str) -> None:
         """A policy's action/observation semantics are its file's (the network parameter sets sizes only); the
         published weights then tell the actor how to apply them."""
@@ -228,12 +305,19 @@ class LearnerNode(Node):
         elif initial is not None:
             self.agent.load_weights(initial)
             self.get_logger().info(f"started from {self.initial_weights}")
-        replayed = 0
-        for raw in read_journal(self.run_dir / "journal"):
-            self.ingest.ingest(deserialize_message(raw, Transition))
+        replayed, damage = 0, []
+        for raw in read_journal(self.run_dir / "journal", damage):
+            self.ingest.receive(raw)  # the live path: a bad record (a journal of an older learner) is counted
             replayed += 1
+        for stretch in damage:  # kept on disk: `checkpoint_tool repair RUN_DIR` rewrites the journal without them
+            self.get_logger().warning(f"journal: {stretch}")
         if replayed:
-            self.get_logger().info(f"replayed {replayed} journaled transitions")
+            refused = self.ingest.counters.invalid
+            self.get_logger().info(
+                f"replayed {replayed} journaled transitions"
+                + (f" ({refused} refused, the last: {self.ingest.last_problem})" if refused else "")
+                + (f"; {sum(d.length for d in damage)} damaged bytes skipped" if damage else "")
+            )
         self._log_expired()
 
     def schedule_step(self) -> int:
@@ -244,14 +328,23 @@ class LearnerNode(Node):
         for text in self.ingest.expired:
             self.get_logger().warning(f"cut a staged episode: {text}")
         self.ingest.expired.clear()
+        for text in self.ingest.notices:
+            self.get_logger().warning(text)
+        self.ingest.notices.clear()
 
     # ---- incoming data (executor thread) ----
     def _on_transition(self, raw: bytes) -> None:
-        self.journal.append(raw)  # on disk (OS) before it is handled: a kill cannot lose it
-        verdict = self.ingest.ingest(deserialize_message(raw, Transition))
-        if verdict is None or verdict.name == "BROKEN":
-            self.get_logger().warning(f"dropped: {self.ingest.last_problem}", throttle_duration_sec=2.0)
-        if self.ingest.expired:
+        # Checked first: bad bytes never reach the journal (kept in run_dir/quarantine for inspection). A valid new
+        # message is on disk (OS) before it is handled, so a kill cannot lose it; a copy is not journaled again.
+        verdict = self.ingest.receive(bytes(raw), self.journal.append)
+        if verdict is None:
+            self.quarantine.add(raw, self.ingest.last_problem)
+        if verdict in (None, Verdict.BROKEN, Verdict.IMPLAUSIBLE):
+            self.get_logger().warning(
+                f"dropped: {self.ingest.last_problem} ({self.ingest.counters.invalid} refused so far)",
+                throttle_duration_sec=2.0,
+            )
+        if self.ingest.expired or self.ingest.notices:
             self._log_expired()
         committed = self.ingest.counters.training_transitions - self._counted
         if committed:
@@ -267,8 +360,12 @@ class LearnerNode(Node):
     def _on_checkpoint_request(self, request, response):
         self._checkpoint_done.clear()
         self._checkpoint_requested.set()
-        response.success = self._checkpoint_done.wait(timeout=60.0)
-        response.message = f"checkpoint at {self.updates} updates" if response.success else "timed out"
+        done = self._checkpoint_done.wait(timeout=60.0)
+        response.success = done and self._checkpoint_error is None
+        response.message = (
+            f"checkpoint at {self.updates} updates" if response.success
+            else f"refused: {self._checkpoint_error}" if done else "timed out"
+        )  # fmt: skip
         return response
 
     # ---- training (its own thread) ----
@@ -278,9 +375,11 @@ class LearnerNode(Node):
         except BaseException as err:
             if not self._running or not self.context.ok():
                 return  # shutting down (Ctrl-C invalidates the context first): destroy_node writes the checkpoint
-            # a learner that silently stopped training would look healthy: die instead
+            # a learner that silently stopped training would look healthy: die instead. The exception ends the
+            # thread; node_main's thread hook then stops the node (destroy_node tries the final checkpoint, refused
+            # when the state is not finite) and the process exits 1, which launch and the runner see.
             self.get_logger().fatal(f"training thread failed: {type(err).__name__}: {err}")
-            os._exit(1)
+            raise
 
     def _train_loop(self) -> None:
         last_publish = last_checkpoint = time.monotonic()
@@ -294,10 +393,17 @@ class LearnerNode(Node):
                 time.sleep(0.02)
                 continue
             batch = self.sampler.sample(self.batch_size).to_torch(self.device)
-            self._metrics = self.agent.update(batch, self.schedule_step())
+            metrics = self.agent.update(batch, self.schedule_step())
+            if diverged := {k: v for k, v in metrics.items() if not math.isfinite(v)}:
+                raise FloatingPointError(
+                    f"training diverged at update {self.updates + 1}: {diverged}; the last good checkpoint is kept"
+                )
+            self._metrics = metrics
             with self._budget_lock:
                 self.budget.did_update()
             self.updates += 1
+            if self.updates == self.debug_poison_after:
+                self._poison_critic()
             now = time.monotonic()
             if self.updates % self.publish_every == 0 or now - last_publish >= self.publish_period_s:
                 self._publish_weights()
@@ -305,6 +411,13 @@ class LearnerNode(Node):
             if now - last_checkpoint >= self.checkpoint_period_s:
                 self._checkpoint()
                 last_checkpoint = now
+
+    def _poison_critic(self) -> None:
+        """debug_poison_after_updates: NaN critic weights, as a diverged update leaves them."""
+        self.get_logger().warning(f"debug_poison_after_updates: setting the critic's weights to NaN at {self.updates}")
+        with torch.no_grad():
+            for parameter in self.agent.critic.parameters():
+                parameter.fill_(float("nan"))
 
     def _publish_weights(self) -> None:
         data = policy_to_bytes(self.agent.policy())
@@ -340,7 +453,12 @@ class LearnerNode(Node):
             "learner_epoch": self.learner_epoch,
             "run_id": self.run_id,
         }
-        save_checkpoint(self.run_dir / "checkpoints", self.updates, state)
+        try:
+            save_checkpoint(self.run_dir / "checkpoints", self.updates, state, keep=self.checkpoints_kept)
+            self._checkpoint_error = None
+        except NonFiniteStateError as err:  # a diverged state must not replace the last good checkpoint
+            self._checkpoint_error = str(err)
+            self.get_logger().error(f"checkpoint {err}; the previous good checkpoint stays in use")
         self.journal.sync()
         self._checkpoint_requested.clear()
         self._checkpoint_done.set()
@@ -420,6 +538,8 @@ class LearnerNode(Node):
         self._trainer.join(timeout=5.0)
         self._checkpoint()  # Ctrl-C leaves a resumable run
         self.journal.close()
+        self.quarantine.close()
+        self.run_lock.release()
         self.writer.close()
         super().destroy_node()
 
