@@ -6,7 +6,8 @@ import rclpy
 from rclpy.context import Context
 from rclpy.parameter import Parameter
 
-from so101_hilserl_actor.actor_parameters import PARAMETERS, ParameterRefused, control_config, declare, reset_config
+from so101_contract.parameters import ParameterError
+from so101_hilserl_actor.actor_parameters import PARAMETERS, control_config, declare, reset_config
 from so101_testing.graph import wait_until
 
 
@@ -53,7 +54,7 @@ def test_every_parameter_is_declared_read_only_with_a_description_and_its_range(
     ],
 )
 def test_bad_values_are_refused_naming_the_parameter(make_node, override, named):
-    with pytest.raises(ParameterRefused, match=f"^parameter {named}"):
+    with pytest.raises(ParameterError, match=f"^parameter {named}"):
         declare(make_node(**override))
 
 
@@ -63,5 +64,5 @@ def test_the_node_exits_2_with_one_line_naming_the_parameter(processes):
     wait_until(lambda: not actor.alive(), 60, "the actor to refuse its parameters")
     assert actor.popen.returncode == 2
     output = actor.output()
-    assert "parameter swap_weights_at='sometimes': expected one of episode, step" in output
+    assert "parameter swap_weights_at='sometimes' is not allowed; expected one of episode, step" in output
     assert "Traceback" not in output
