@@ -28,7 +28,7 @@ from so101_contract import qos
 from so101_contract.control import CONTROL_RATE_HZ
 from so101_contract.joints import JOINT_NAMES, positions_by_name
 from so101_contract.node_main import run_node
-from so101_contract.parameters import declare
+from so101_contract.parameters import ParameterError, declare
 from so101_hilserl_actor.intervention import (
     ButtonEdges,
     DetectorConfig,
@@ -52,34 +52,44 @@ class InterventionNode(Node):
     def __init__(self):
         super().__init__("intervention")
         defaults = DetectorConfig()
-        self.config = DetectorConfig(
-            queue_size=declare(self, "queue_size", defaults.queue_size, "tracking-error samples kept (control steps)"),
+        values = dict(
+            queue_size=declare(
+                self, "queue_size", defaults.queue_size, "tracking-error samples kept (control steps)", (2, 10_000)
+            ),
             start_window=declare(
-                self, "start_window", defaults.start_window, "newest samples whose variance starts an intervention"
+                self,
+                "start_window",
+                defaults.start_window,
+                "newest samples whose variance starts an intervention (<= queue_size)",
+                (2, 10_000),
             ),
             start_variance_deg2=declare(
                 self,
                 "start_variance_deg2",
                 defaults.start_variance_deg2,
                 "start when var(last start_window tracking errors) exceeds this (deg^2)",
+                (1e-9, 1e6),
             ),
             release_variance_deg2=declare(
                 self,
                 "release_variance_deg2",
                 defaults.release_variance_deg2,
-                "release when var(all queue_size tracking errors) is below this (deg^2)",
+                "release when var(all queue_size tracking errors) is below this (deg^2; < start_variance_deg2)",
+                (1e-9, 1e6),
             ),
             min_intervention_s=declare(
                 self,
                 "min_intervention_s",
                 defaults.min_intervention_s,
                 "an automatic intervention lasts at least this (s)",
+                (0.0, 60.0),
             ),
             min_release_gap_s=declare(
                 self,
                 "min_release_gap_s",
                 defaults.min_release_gap_s,
-                "no automatic start sooner than this after a release",
+                "no automatic start sooner than this after a release (s)",
+                (0.0, 60.0),
             ),
             auto_detect=declare(
                 self,
@@ -88,8 +98,16 @@ class InterventionNode(Node):
                 "detect interventions from the tracking error (else manual only)",
             ),
         )
+        try:  # the relations between parameters (start_window <= queue_size, release < start variance)
+            self.config = DetectorConfig(**values)
+        except ValueError as err:
+            raise ParameterError(str(err).replace("DetectorConfig.", "parameter ", 1)) from None
         rate = declare(
-            self, "control_rate_hz", CONTROL_RATE_HZ, "detector and leader command rate (Hz); the queue is in steps"
+            self,
+            "control_rate_hz",
+            CONTROL_RATE_HZ,
+            "detector and leader command rate (Hz); the queue is in steps",
+            (1.0, 100.0),
         )
         tracking = declare(
             self,
@@ -97,13 +115,21 @@ class InterventionNode(Node):
             True,
             "command the leader to the follower and switch its torque (False: passive leader)",
         )
-        self.state_timeout_s = declare(self, "state_timeout_s", 0.5, "joint states older than this are not used (s)")
-        heartbeat = declare(self, "publish_period_s", 1.0, "also republish the flag this often (s); 0 = on change only")
-        self.toggle_button = declare(self, "joy_toggle_button", 0, "Joy button index that toggles intervention; -1 off")
-        self.success_button = declare(self, "joy_success_button", 1, "Joy button index that marks success; -1 off")
-        self.failure_button = declare(self, "joy_failure_button", 2, "Joy button index that marks failure; -1 off")
-        if not rate > 0.0:
-            raise ValueError(f"parameter control_rate_hz must be > 0, got {rate}")
+        self.state_timeout_s = declare(
+            self, "state_timeout_s", 0.5, "joint states older than this are not used (s)", (0.01, 10.0)
+        )
+        heartbeat = declare(
+            self, "publish_period_s", 1.0, "also republish the flag this often (s); 0 = on change only", (0.0, 3600.0)
+        )
+        self.toggle_button = declare(
+            self, "joy_toggle_button", 0, "Joy button index that toggles intervention; -1 off", (-1, 127)
+        )
+        self.success_button = declare(
+            self, "joy_success_button", 1, "Joy button index that marks success; -1 off", (-1, 127)
+        )
+        self.failure_button = declare(
+            self, "joy_failure_button", 2, "Joy button index that marks failure; -1 off", (-1, 127)
+        )
 
         self.detector = InterventionDetector(self.config)
         self.leader = LeaderManager(tracking)

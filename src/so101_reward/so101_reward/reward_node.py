@@ -104,14 +104,18 @@ class RewardNode(Node):
             "the ACTOR's image preprocessing as JSON of ImagePreprocessing fields ('' = project default); the node "
             "refuses a model trained with a different one",
         )
-        threshold = declare(self, "threshold", -1.0, "success threshold on P(success); -1 = the model's own")
+        threshold = declare(
+            self, "threshold", -1.0, "success threshold on P(success) in (0, 1); -1 = the model's own", (-1.0, 1.0)
+        )
         torch_threads = declare(
-            self, "torch_threads", 1, "torch CPU threads for inference (1 keeps latency predictable)"
+            self, "torch_threads", 1, "torch CPU threads for inference (1 keeps latency predictable)", (1, 256)
         )
         self.stats_period_s = declare(
-            self, "stats_period_s", 30.0, "log a timing summary this often (s); 0 = only at shutdown"
+            self, "stats_period_s", 30.0, "log a timing summary this often (s); 0 = only at shutdown", (0.0, 86400.0)
         )
 
+        if threshold != -1.0 and not 0.0 < threshold < 1.0:  # checked before the model is loaded
+            self._refuse(f"parameter threshold={threshold} must be in (0, 1), or -1 for the model's own")
         if not model_path:
             self._refuse(
                 "parameter model_path is empty: pass the trained model directory, e.g. "
@@ -135,8 +139,6 @@ class RewardNode(Node):
             self._refuse(f"refusing model {self.classifier.model_id}: {err}")
         if threshold == -1.0:
             threshold = self.classifier.threshold
-        elif not 0.0 < threshold < 1.0:
-            self._refuse(f"parameter threshold={threshold} must be in (0, 1), or -1 for the model's own")
         self.threshold = float(threshold)
 
         self._warm_up()

@@ -38,7 +38,7 @@ from so101_contract import diagnostics, qos
 from so101_contract.diagnostics import diagnostic_array
 from so101_contract.joints import JOINT_NAMES
 from so101_contract.node_main import DEFAULT_SHUTDOWN_TIMEOUT_S, EXIT_REFUSED
-from so101_contract.parameters import declare
+from so101_contract.parameters import ParameterError, declare
 from so101_driver.hardware.calibrate import read_motor_calibration
 from so101_driver.hardware.calibration import (
     CalibrationError,
@@ -46,7 +46,7 @@ from so101_driver.hardware.calibration import (
     find_lerobot_calibration,
     load_calibration,
 )
-from so101_driver.hardware.feetech.bus import BusDisconnected, BusError, FeetechBus
+from so101_driver.hardware.feetech.bus import SUPPORTED_BAUDRATES, BusDisconnected, BusError, FeetechBus
 from so101_driver.hardware.feetech.ports import PortNotFoundError, resolve_port
 from so101_driver.model.joint_safety import JointCommandGuard
 from so101_driver.model.kinematics import Kinematics
@@ -68,11 +68,17 @@ class ArmNode(Node):
             self, "calibration_file", "", "LeRobot calibration JSON; '' = LeRobot's location for robot_id"
         )
         robot_id = declare(self, "robot_id", "", "LeRobot robot/teleoperator id, used to find the calibration file")
-        baudrate = declare(self, "baudrate", 1_000_000, "bus baud rate (the STS3215 factory default is 1 Mbps)")
-        retries = declare(self, "retries", 2, "retries of a failed bus transaction before it counts as an error")
-        self.state_rate_hz = declare(self, "state_rate_hz", 100.0, "joint state rate (Hz): one sync read per period")
+        baudrate = declare(
+            self, "baudrate", 1_000_000, "bus baud rate (the STS3215 factory default is 1 Mbps)", (4800, 1_000_000)
+        )
+        retries = declare(
+            self, "retries", 2, "retries of a failed bus transaction before it counts as an error", (0, 10)
+        )
+        self.state_rate_hz = declare(
+            self, "state_rate_hz", 100.0, "joint state rate (Hz): one sync read per period", (1.0, 1000.0)
+        )
         self.reconnect_timeout_s = declare(
-            self, "reconnect_timeout_s", 2.0, "each reopen attempt of a vanished port lasts this"
+            self, "reconnect_timeout_s", 2.0, "each reopen attempt of a vanished port lasts this", (0.1, 60.0)
         )
         self.torque_on_start = declare(
             self, "torque_on_start", follower, "enable the torque at start (leader: False = limp)"
@@ -81,11 +87,19 @@ class ArmNode(Node):
             self, "pid", [16, 0, 32] if follower else [8, 0, 0], "position P, I, D coefficients written at start"
         )
         max_step = declare(
-            self, "max_joint_step", 0.3, "largest target change per command from the measured position (rad)"
+            self,
+            "max_joint_step",
+            0.3,
+            "largest target change per command from the measured position (rad)",
+            (0.001, 3.2),
         )
-        timeout = declare(self, "command_timeout_s", 0.5, "hold the arm when commands stop this long (s)")
+        timeout = declare(self, "command_timeout_s", 0.5, "hold the arm when commands stop this long (s)", (0.01, 60.0))
         self.on_shutdown = declare(
-            self, "on_shutdown", "rest" if follower else "limp", "at shutdown: rest (then limp), hold, limp"
+            self,
+            "on_shutdown",
+            "rest" if follower else "limp",
+            "at shutdown: rest (then limp), hold, limp",
+            SHUTDOWN_MODES,
         )
         self.rest_pose = np.asarray(
             declare(
@@ -93,14 +107,14 @@ class ArmNode(Node):
             ),
             float,
         )
-        self.rest_duration_s = declare(self, "rest_duration_s", 3.0, "time to move to the rest pose (s)")
+        self.rest_duration_s = declare(self, "rest_duration_s", 3.0, "time to move to the rest pose (s)", (0.0, 5.0))
         # node_main's bound on the shutdown: the rest motion comes on top of the usual teardown (launch's SIGKILL
         # comes 10 s after its SIGINT, so rest_duration_s up to ~5 s fits)
         self.shutdown_timeout_s = DEFAULT_SHUTDOWN_TIMEOUT_S + max(0.0, self.rest_duration_s)
-        self.diagnostics_period_s = declare(self, "diagnostics_period_s", 1.0, "diagnostics period (s)")
+        self.diagnostics_period_s = declare(self, "diagnostics_period_s", 1.0, "diagnostics period (s)", (0.1, 60.0))
 
-        if self.on_shutdown not in SHUTDOWN_MODES:
-            self._refuse(f"parameter on_shutdown={self.on_shutdown!r} must be one of {SHUTDOWN_MODES}")
+        if baudrate not in SUPPORTED_BAUDRATES:
+            raise ParameterError(f"parameter baudrate={baudrate} is not allowed; expected one of {SUPPORTED_BAUDRATES}")
         if len(self.rest_pose) != len(JOINT_NAMES):
             self._refuse(f"rest_pose needs {len(JOINT_NAMES)} values, one per joint {JOINT_NAMES}")
         if not port:

@@ -48,9 +48,11 @@ class CameraNode(Node):
             "camera device index (0 = /dev/video0), a device path (better: /dev/v4l/by-id/usb-...-video-index0, "
             "stable across USB ports), a video file or an image folder (played at fps, looping)",
         )
-        width = declare(self, "width", 640, "image width asked of the camera (px)")
-        height = declare(self, "height", 480, "image height asked of the camera (px)")
-        fps = declare(self, "fps", 30.0, "frame rate asked of the camera, and the playback rate of files (Hz)")
+        width = declare(self, "width", 640, "image width asked of the camera (px)", (16, 8192))
+        height = declare(self, "height", 480, "image height asked of the camera (px)", (16, 8192))
+        fps = declare(
+            self, "fps", 30.0, "frame rate asked of the camera, and the playback rate of files (Hz)", (0.1, 1000.0)
+        )
         fourcc = declare(self, "fourcc", "MJPG", "pixel format asked of the camera; MJPG fits 640x480@30 in USB 2")
         info_file = declare(
             self,
@@ -62,10 +64,13 @@ class CameraNode(Node):
             self,
             "horizontal_fov_deg",
             DEFAULT_HORIZONTAL_FOV_DEG,
-            "horizontal field of view of the uncalibrated pinhole",
+            "horizontal field of view of the uncalibrated pinhole (degrees)",
+            (1.0, 179.0),
         )
         self.frame_id = declare(self, "frame_id", "wrist_camera_optical_frame", "header.frame_id of images and info")
-        timeout = declare(self, "reconnect_timeout_s", 2.0, "reopen the camera when no frame came for this long (s)")
+        timeout = declare(
+            self, "reconnect_timeout_s", 2.0, "reopen the camera when no frame came for this long (s)", (0.1, 60.0)
+        )
         loop = declare(self, "loop", True, "play video files and image folders again from the start at their end")
 
         try:

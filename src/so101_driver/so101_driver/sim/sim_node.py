@@ -29,7 +29,7 @@ from so101_contract.node_main import run_node
 from so101_contract.parameters import declare
 from so101_driver.model.joint_safety import JointCommandGuard
 from so101_driver.sim.grasp_controller import ScriptedGrasp
-from so101_driver.sim.operator import LeaderArm, OperatorConfig, SimulatedOperator
+from so101_driver.sim.operator import MODES, LeaderArm, OperatorConfig, SimulatedOperator
 from so101_driver.sim.scene import SceneConfig
 from so101_driver.sim.world import SimConfig, SimWorld
 from so101_driver.vision.image_messages import array_to_image_msg, pinhole_camera_info
@@ -42,17 +42,23 @@ THREAD_JOIN_TIMEOUT_S = 2.0  # both threads together; a render takes ~20 ms, a p
 class SimNode(Node):
     def __init__(self):
         super().__init__("so101_sim")
-        seed = declare(self, "seed", 0, "seed of the scene randomisation and the simulated operator")
-        self.state_rate_hz = declare(self, "state_rate_hz", 100.0, "joint state rate of both arms (Hz)")
-        self.camera_rate_hz = declare(self, "camera_rate_hz", 10.0, "wrist image rate (Hz)")
-        width = declare(self, "camera_width", 640, "wrist image width (px), as the real camera")
-        height = declare(self, "camera_height", 480, "wrist image height (px), as the real camera")
+        seed = declare(self, "seed", 0, "seed of the scene randomisation and the simulated operator", (0, 2**31 - 1))
+        self.state_rate_hz = declare(self, "state_rate_hz", 100.0, "joint state rate of both arms (Hz)", (1.0, 1000.0))
+        self.camera_rate_hz = declare(self, "camera_rate_hz", 10.0, "wrist image rate (Hz)", (0.1, 100.0))
+        width = declare(self, "camera_width", 640, "wrist image width (px), as the real camera", (16, 4096))
+        height = declare(self, "camera_height", 480, "wrist image height (px), as the real camera", (16, 4096))
         self.camera_frame_id = declare(self, "camera_frame_id", "wrist_camera_optical_frame", "frame of the images")
-        max_step = declare(self, "max_joint_step", 0.3, "largest follower target change per command (rad)")
-        timeout = declare(self, "command_timeout_s", 0.5, "hold the follower when commands stop this long (s)")
-        operator_mode = declare(self, "operator_mode", "correct", "simulated operator: correct, demo or none")
-        reaction = declare(self, "operator_reaction_delay_s", 0.4, "operator's reaction delay (s)")
-        probability = declare(self, "operator_intervene_probability", 1.0, "chance the operator corrects when due")
+        max_step = declare(
+            self, "max_joint_step", 0.3, "largest follower target change per command (rad)", (0.001, 3.2)
+        )
+        timeout = declare(
+            self, "command_timeout_s", 0.5, "hold the follower when commands stop this long (s)", (0.01, 60.0)
+        )
+        operator_mode = declare(self, "operator_mode", "correct", "simulated operator: correct, demo or none", MODES)
+        reaction = declare(self, "operator_reaction_delay_s", 0.4, "operator's reaction delay (s)", (0.0, 10.0))
+        probability = declare(
+            self, "operator_intervene_probability", 1.0, "chance the operator corrects when due", (0.0, 1.0)
+        )
         self.publish_reward = declare(
             self, "publish_ground_truth_reward", False, "publish reward/signal from ground truth, not a classifier"
         )

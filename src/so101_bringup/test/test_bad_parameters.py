@@ -1,0 +1,75 @@
+"""Every node refuses a parameter it cannot run with at start: exit code 2 and one line naming the parameter and
+what is allowed (issue 15), never a node that starts and then idles, busy-loops or dies in a thread.
+
+Each case is a real node process started as `python -m <module> --ros-args -p name:=value`, as launch and the
+runner start them. Many nodes import torch (a few seconds each on a loaded machine), so all cases start together
+once for the module and each test then reads its own process's exit code and output.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from so101_testing.processes import ProcessGroup
+
+LEARNER = "so101_hilserl_learner.learner_node"
+ACTOR = "so101_hilserl_actor.actor_node"
+SIM = "so101_driver.sim.sim_node"
+
+# (module, parameter, value as on a command line, words the refusal must contain besides the parameter's name)
+CASES = [
+    (LEARNER, "batch_size", "-5", "expected integer in [1, "),
+    (LEARNER, "utd_ratio", "-1", "expected float in [0.0, "),
+    (LEARNER, "stats_period_s", "0", "expected float in ["),
+    (LEARNER, "stddev_schedule", "'linear(1.0,0.1)'", "linear(start,end,duration)"),
+    (LEARNER, "checkpoints_kept", "0", "expected integer in [1, "),
+    (SIM, "state_rate_hz", "0", "expected float in [1.0, "),
+    (SIM, "camera_rate_hz", "-10", "expected float in [0.1, "),
+    (SIM, "operator_mode", "chaos", "one of correct, demo, none"),
+    (ACTOR, "reset_mode", "teleport", "one of sim, ik"),
+    (ACTOR, "control_rate_hz", "0", "expected float in [1.0, 100.0]"),
+    ("so101_driver.hardware.follower_node", "baudrate", "115201", "one of (4800"),
+    ("so101_driver.hardware.leader_node", "state_rate_hz", "-100", "expected float in [1.0, "),
+    ("so101_driver.hardware.camera_node", "fps", "0", "expected float in [0.1, "),
+    ("so101_reward.reward_node", "threshold", "2.0", "expected float in [-1.0, 1.0]"),
+    ("so101_hilserl_actor.intervention_node", "start_window", "9", "queue_size=4"),
+    ("so101_hilserl_actor.intervention_node", "control_rate_hz", "0", "expected float in [1.0, 100.0]"),
+]
+EXIT_TIMEOUT_S = 240.0  # every case's process started at once on two loaded cores, each importing torch or MuJoCo
+
+
+def case_id(case) -> str:
+    return f"{case[0].rsplit('.', 1)[-1]}-{case[1]}"
+
+
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory):
+    """{case id: (exit code or None, output)} of every case, started together."""
+    run_dir = tmp_path_factory.mktemp("runs")
+    with ProcessGroup(tmp_path_factory.mktemp("logs")) as group:
+        started = {}
+        for case in CASES:
+            module, name, value, _ = case
+            extra = ["-p", f"run_dir:={run_dir / case_id(case)}"] if module == LEARNER else []
+            started[case_id(case)] = group.start_module(module, "--ros-args", "-p", f"{name}:={value}", *extra,
+                                                        name=case_id(case))  # fmt: skip
+        deadline = time.monotonic() + EXIT_TIMEOUT_S
+        results = {}
+        for key, process in started.items():
+            code = process.wait_exit(max(deadline - time.monotonic(), 0.1))
+            results[key] = (code, process.output())
+        yield results
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_a_bad_parameter_exits_2_with_one_line_naming_it(refusals, case):
+    module, name, value, allowed = case
+    code, output = refusals[case_id(case)]
+    assert code == 2, f"{module} with {name}:={value}: exit code {code}\n{output}"
+    lines = [line for line in output.splitlines() if re.search(rf"\bparameter {name}\b", line)]
+    assert lines, f"no line names parameter {name}:\n{output}"
+    assert any(allowed in line for line in lines), f"the refusal does not say what is allowed ({allowed!r}):\n{output}"
+    assert "Traceback" not in output, output
