@@ -9,31 +9,36 @@ demonstration buffer, lost/duplicated/reordered steps rejected exactly as they w
 path exists to drift from the first.
 
 The counts it prints come from running that same ingest over the journal as the learner will see it (records
-already there first, then the bag's). Stop the learner on that run directory before importing: two writers on one
-journal would interleave records.
+already there first, then the bag's). Only what the learner would journal is appended: a message that fails its
+checks (truncated CDR, wrong sizes, non-finite values) and a copy of a step already in the journal are counted and
+left out. A bag already imported into the run directory (same content hash, recorded in ``imported_bags.json``) is
+refused, and so is a run directory in use: the importer takes its lock, which a running learner holds.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rclpy.serialization import deserialize_message
 from tqdm import tqdm
 
 from so101_bringup.recorder import TypeDefinitionError, project_typestore
+from so101_contract.files import atomic_write_text
 from so101_contract.state import STATE_DIM
 from so101_hilserl_actor.policy import PolicyConfig
-from so101_hilserl_interfaces.msg import Transition
 from so101_hilserl_learner.ingest import TransitionIngest
 from so101_hilserl_learner.journal import TransitionJournal, read_journal
 from so101_hilserl_learner.replay import ReplayBuffer
+from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
 from so101_reward.bags import BagReadError, open_bags, read_messages
 
 TRANSITION_TYPE = "so101_hilserl_interfaces/msg/Transition"
+IMPORTED_FILE = "imported_bags.json"  # in the run dir: content hash -> what was imported, when
 
 
 class BagImportError(RuntimeError):
@@ -46,6 +51,8 @@ class ImportResult:
     journal_records_before: int  # records already in the run directory's journal
     accepted: int  # transitions the learner accepts from the whole journal
     dropped: int  # rejected (invalid, duplicated, out of order, broken segments)
+    invalid: int  # of those, messages that failed their checks (left out of the journal)
+    appended: int  # records appended to the journal (0 in a dry run)
     episodes: int
     evaluation_episodes_skipped: int
     intervention_steps: int
@@ -57,7 +64,8 @@ class ImportResult:
             f"{self.bag_transitions} transitions read from the bag; the learner will hold {self.online_size} online "
             f"and {self.demo_size} demonstration transitions ({self.intervention_steps} intervention steps) from "
             f"{self.episodes} episodes ({self.evaluation_episodes_skipped} evaluation episodes not trained on); "
-            f"{self.dropped} rejected; the journal had {self.journal_records_before} records before"
+            f"{self.dropped} rejected ({self.invalid} invalid); {self.appended} records appended to a journal of "
+            f"{self.journal_records_before}"
         )
 
 
@@ -122,6 +130,34 @@ def _buffers(capacity: int, config: PolicyConfig) -> tuple[ReplayBuffer, ReplayB
     return make(), make()
 
 
+def bag_hash(bag: Path) -> str:
+    """SHA-256 of a bag's data (its .mcap/.db3 files in name order, or the file itself): the same recording under
+    another name or path has the same hash; metadata.yaml is left out (a reindex rewrites it)."""
+    bag = Path(bag)
+    files = sorted(f for f in bag.iterdir() if f.suffix in (".mcap", ".db3")) if bag.is_dir() else [bag]
+    digest = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _imported(run_dir: Path) -> dict:
+    path = Path(run_dir) / IMPORTED_FILE
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise BagImportError(
+            f"{path}: unreadable ({err}); it lists the bags imported already, fix or remove it"
+        ) from None
+    if not isinstance(record, dict):
+        raise BagImportError(f"{path}: not a JSON object; it lists the bags imported already, fix or remove it")
+    return record
+
+
 def import_bag(
     bags: list[Path],
     run_dir: Path,
@@ -132,30 +168,62 @@ def import_bag(
 ) -> ImportResult:
     """Append the bags' transitions to ``run_dir/journal`` (unless ``dry_run``) and count what the learner gets."""
     config = config or PolicyConfig()
-    journal_dir = Path(run_dir) / "journal"
-    existing = sum(1 for _ in read_journal(journal_dir)) if journal_dir.is_dir() else 0
-    with TransitionBags(bags, topic) as source:
-        online, demo = _buffers(existing + source.count, config)
-        ingest = TransitionIngest(online, demo, config.image_size, config.frame_stack, train_on_evaluation)
-        for raw in read_journal(journal_dir) if existing else ():  # as the learner replays it at start
-            ingest.ingest(deserialize_message(raw, Transition))
-        journal = None if dry_run else TransitionJournal(journal_dir)
-        read = 0
+    run_dir = Path(run_dir)
+    with TransitionBags(bags, topic) as source:  # a bag that cannot be read is refused before the run dir is touched
+        lock = None
+        if not dry_run:
+            try:  # one writer per run dir: a running learner holds this lock
+                lock = RunDirLock(run_dir, "the importer")
+            except (RunDirBusy, OSError) as err:
+                raise BagImportError(str(err)) from None
         try:
-            for raw in source:  # streamed: a long session is never held in memory twice
-                if journal is not None:
-                    journal.append(raw)
-                ingest.ingest(deserialize_message(raw, Transition))
-                read += 1
+            return _import_locked(source, run_dir, config, train_on_evaluation, dry_run)
         finally:
-            if journal is not None:
-                journal.close()  # fsync'ed: the import survives a power cut once this returns
+            if lock is not None:
+                lock.release()
+
+
+def _import_locked(source: TransitionBags, run_dir: Path, config: PolicyConfig, train_on_evaluation, dry_run):
+    imported = _imported(run_dir)
+    hashes = {}
+    for bag in source.bags:
+        hashes[str(bag)] = digest = bag_hash(bag)
+        if digest in imported:
+            was = imported[digest]
+            raise BagImportError(
+                f"{bag}: already imported into {run_dir} ({was.get('bag')}, {was.get('imported_at')}, sha256 "
+                f"{digest[:12]}); importing it again would add nothing"
+            )
+    journal_dir = run_dir / "journal"
+    existing = sum(1 for _ in read_journal(journal_dir)) if journal_dir.is_dir() else 0
+    online, demo = _buffers(existing + source.count, config)
+    ingest = TransitionIngest(online, demo, config.image_size, config.frame_stack, train_on_evaluation)
+    for raw in read_journal(journal_dir) if existing else ():  # as the learner replays it at start
+        ingest.receive(raw)
+    journal = None if dry_run else TransitionJournal(journal_dir)
+    before = journal.records if journal is not None else existing
+    read = 0
+    try:
+        for raw in source:  # streamed: a long session is never held in memory twice
+            # what the learner would journal: valid, and not a copy of a step already there
+            ingest.receive(raw, journal.append if journal is not None else None)
+            read += 1
+    finally:
+        if journal is not None:
+            journal.close()  # fsync'ed: the import survives a power cut once this returns
+    if journal is not None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        for bag, digest in hashes.items():
+            imported[digest] = {"bag": bag, "imported_at": stamp, "transitions": read}
+        atomic_write_text(run_dir / IMPORTED_FILE, json.dumps(imported, indent=1, sort_keys=True) + "\n")
     counters = ingest.counters
     return ImportResult(
         bag_transitions=read,
         journal_records_before=existing,
         accepted=counters.accepted,
         dropped=ingest.dropped,
+        invalid=counters.invalid,
+        appended=journal.records - before if journal is not None else 0,
         episodes=counters.episodes,
         evaluation_episodes_skipped=counters.evaluation_episodes_skipped,
         intervention_steps=counters.intervention_steps,
@@ -170,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         description="Import recorded sessions (rosbag2 bags with hilserl/transitions, from the recorder or "
         "`ros2 bag record`) into a learner run directory: the transitions are appended to its journal, and the "
         "learner started with run_dir:=RUN_DIR loads them into its online and demonstration buffers. "
-        "Stop the learner of that run directory first. Record with `ros2 bag record --all-topics` or a topic list: "
+        "Refused while a learner runs on that run directory, and for a bag imported there already. "
+        "Record with `ros2 bag record --all-topics` or a topic list: "
         "in Jazzy --all also records services, whose definitions the bag reader cannot parse.",
     )
     parser.add_argument("bags", nargs="+", type=Path, help="bag directories (or .mcap/.db3 bags) to import")

@@ -3,6 +3,7 @@ started on it reports (hilserl/learner_stats) exactly the transitions and interv
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -41,18 +42,24 @@ def episode_messages(episode_id: int, length: int, interventions, terminated: bo
         yield msg
 
 
-def write_bag(path):
-    """A bag as the recorder writes it: serialized messages with the project typestore's definitions."""
+def write_bag(path, extra_joint_state=False, truncate_message=None):
+    """A bag as the recorder writes it: serialized messages with the project typestore's definitions (optionally
+    one more joint state, for other bytes with the same transitions, or the Nth transition cut in half)."""
     typestore = project_typestore()
     with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         transitions = writer.add_connection("/hilserl/transitions", f"{PROJECT}/Transition", typestore=typestore)
         episodes = writer.add_connection("/hilserl/episodes", f"{PROJECT}/EpisodeSummary", typestore=typestore)
         joints = writer.add_connection("/follower/joint_states", "sensor_msgs/msg/JointState", typestore=typestore)
         t = 1_000_000_000
+        if extra_joint_state:
+            writer.write(joints, t, serialize_message(JointState(name=["gripper"], position=[0.2])))
+        index = 0
         for episode in EPISODES:
             for msg in episode_messages(*episode):
                 t += 100_000_000
-                writer.write(transitions, t, serialize_message(msg))
+                raw = serialize_message(msg)
+                writer.write(transitions, t, raw[: len(raw) // 2] if index == truncate_message else raw)
+                index += 1
                 writer.write(joints, t + 1, serialize_message(JointState(name=["gripper"], position=[0.1])))
             summary = EpisodeSummary(actor_id="bag", episode_id=episode[0], steps=episode[1])
             writer.write(episodes, t + 2, serialize_message(summary))
@@ -80,15 +87,73 @@ def test_imported_bag_fills_the_learner_buffers(processes, probe, tmp_path):
     assert last.transitions_received == TRANSITIONS and last.transitions_dropped == 0
 
 
-def test_importing_the_same_bag_twice_adds_nothing(tmp_path):
+def test_importing_the_same_bag_twice_is_refused(tmp_path):
     bag, run_dir = tmp_path / "bag", tmp_path / "run"
     write_bag(bag)
     first = import_bag([bag], run_dir)
     assert (first.bag_transitions, first.online_size, first.demo_size) == (TRANSITIONS, TRANSITIONS, INTERVENTION_STEPS)
     assert (first.episodes, first.intervention_steps, first.journal_records_before) == (3, INTERVENTION_STEPS, 0)
-    second = import_bag([bag], run_dir)  # the learner's sequencer rejects the repeated (actor, episode, step)s
-    assert second.journal_records_before == TRANSITIONS
-    assert (second.online_size, second.demo_size, second.dropped) == (TRANSITIONS, INTERVENTION_STEPS, TRANSITIONS)
+    assert first.appended == TRANSITIONS
+    size = journal_bytes(run_dir)
+    copy = tmp_path / "elsewhere" / "renamed"
+    shutil.copytree(bag, copy)  # the same recording under another name
+    for again in (bag, copy):
+        done = run_importer(str(again), "--run-dir", str(run_dir))
+        assert done.returncode == 2 and "already imported" in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and str(again) in done.stderr
+    assert journal_bytes(run_dir) == size
+
+
+def journal_bytes(run_dir):
+    return sum(f.stat().st_size for f in (run_dir / "journal").glob("*.journal"))
+
+
+def test_steps_already_journaled_are_not_journaled_again(tmp_path):
+    """Another bag holding the same (actor, episode, step)s (say, recorded twice) adds no record."""
+    run_dir = tmp_path / "run"
+    write_bag(tmp_path / "bag")
+    import_bag([tmp_path / "bag"], run_dir)
+    size = journal_bytes(run_dir)
+    write_bag(tmp_path / "again", extra_joint_state=True)  # other bytes, the same transitions
+    second = import_bag([tmp_path / "again"], run_dir)
+    assert second.bag_transitions == TRANSITIONS and second.appended == 0
+    assert (second.online_size, second.demo_size) == (TRANSITIONS, INTERVENTION_STEPS)
+    assert journal_bytes(run_dir) == size
+
+
+def test_a_truncated_transition_in_a_bag_stays_out_of_the_journal(tmp_path):
+    """One truncated Transition in a bag: counted and left out; the rest imported and the run dir replays cleanly."""
+    bag, run_dir = tmp_path / "bag", tmp_path / "run"
+    write_bag(bag, truncate_message=4)
+    result = import_bag([bag], run_dir)
+    assert result.bag_transitions == TRANSITIONS and result.invalid == 1 and result.appended == TRANSITIONS - 1
+    replay = subprocess.run(
+        [sys.executable, "-m", "so101_hilserl_learner.checkpoint_tool", "inspect", str(run_dir)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert replay.returncode == 0, replay.stderr
+    assert f"{TRANSITIONS - 1} valid records" in replay.stdout and "0 skipped" in replay.stdout, replay.stdout
+
+
+def test_the_importer_refuses_a_run_dir_in_use(tmp_path):
+    """While another process holds the run dir (a learner does while it runs): one line, exit 2, journal untouched."""
+    bag, run_dir = tmp_path / "bag", tmp_path / "run"
+    write_bag(bag)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from so101_hilserl_learner.run_lock import RunDirLock; "
+         f"lock = RunDirLock({str(run_dir)!r}, 'a learner'); print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        done = run_importer(str(bag), "--run-dir", str(run_dir))
+        assert done.returncode == 2, done.stderr
+        assert "in use by a learner" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert not (run_dir / "journal").exists()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert run_importer(str(bag), "--run-dir", str(run_dir)).returncode == 0  # the holder's exit freed it
 
 
 def test_dry_run_and_a_bag_without_transitions(tmp_path):

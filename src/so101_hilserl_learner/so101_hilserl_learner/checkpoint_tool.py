@@ -6,6 +6,8 @@ and the actor take.
     python -m so101_hilserl_learner.checkpoint_tool import-lerobot outputs/.../pretrained_model -o agent.safetensors
     python -m so101_hilserl_learner.checkpoint_tool export RUN_DIR -o agent.safetensors
     python -m so101_hilserl_learner.checkpoint_tool inspect agent.safetensors
+    python -m so101_hilserl_learner.checkpoint_tool inspect RUN_DIR
+    python -m so101_hilserl_learner.checkpoint_tool repair RUN_DIR
 
 Imports are marked with pick-101's semantics (absolute gripper, accumulated EE target, raw euler state) unless
 --gripper-action/--ee-target/--orientation say otherwise; an export keeps the checkpoint's semantics and its
@@ -24,6 +26,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+from so101_hilserl_actor.messages import MessageFormatError
 from so101_hilserl_actor.policy_io import (
     POLICY_FORMAT,
     PolicyFormatError,
@@ -148,33 +151,52 @@ def _inspect_snapshot(path: Path) -> int:
 
 def _inspect_run_dir(path: Path) -> int:
     """A learner run directory: what its journal holds (the buffers are rebuilt from it) and its checkpoints."""
-    from rclpy.serialization import deserialize_message
-
-    from so101_hilserl_interfaces.msg import Transition
     from so101_hilserl_learner.checkpoint import load_latest_checkpoint
-    from so101_hilserl_learner.journal import read_journal
+    from so101_hilserl_learner.ingest import decode_transition, max_message_bytes
+    from so101_hilserl_learner.journal import scan_journal
     from so101_hilserl_learner.sequencer import TransitionSequencer
 
     print(f"learner run directory: {path}")
-    segments = sorted((path / "journal").glob("*.journal"))
-    size = sum(f.stat().st_size for f in segments)
+    scans = scan_journal(path / "journal")
+    size = sum(scan.path.stat().st_size for scan in scans)
+    damage = [d for scan in scans for d in scan.damage]
     sequencer = TransitionSequencer()
-    steps = episodes = interventions = evaluation = 0
+    steps = episodes = interventions = evaluation = refused = 0
     actors: set[str] = set()
-    for raw in read_journal(path / "journal"):
-        msg = deserialize_message(raw, Transition)
-        last = msg.terminated or msg.truncated
-        sequencer.push(msg.actor_id, msg.episode_id, msg.step, last)
-        steps += 1
-        episodes += int(last)
-        interventions += int(msg.intervention)
-        evaluation += int(msg.evaluation)
-        actors.add(msg.actor_id)
-    print(f"journal: {len(segments)} segment(s), {size / 1e6:.1f} MB, {steps} transitions in {episodes} episodes")
+    limit = max_message_bytes(1024)  # any image size: this only counts; the learner checks its own size
+    for scan in scans:
+        with open(scan.path, "rb") as handle:
+            for offset, length in scan.records:
+                handle.seek(offset)
+                try:
+                    msg = decode_transition(handle.read(length), limit)
+                except MessageFormatError as err:  # a record an older learner journaled unchecked
+                    refused += 1
+                    print(f"  refused record at byte {offset} of {scan.path.name}: {err}")
+                    continue
+                last = msg.terminated or msg.truncated
+                sequencer.push(msg.actor_id, int(msg.episode_id), int(msg.step), last)
+                steps += 1
+                episodes += int(last)
+                interventions += int(msg.intervention)
+                evaluation += int(msg.evaluation)
+                actors.add(msg.actor_id)
+    records = sum(len(scan.records) for scan in scans)
+    skipped = [d for d in damage if d.kind == "skipped"]
+    torn = [d for d in damage if d.kind == "torn"]
+    print(f"journal: {len(scans)} segment(s), {size / 1e6:.1f} MB, {steps} transitions in {episodes} episodes")
+    print(
+        f"  {records} valid records ({refused} not transitions), {len(skipped)} skipped stretches "
+        f"({sum(d.length for d in skipped)} bytes), torn tail {sum(d.length for d in torn)} bytes"
+    )
+    for stretch in damage:
+        print(f"  {stretch}")
+    if skipped or refused:
+        print(f"  `checkpoint_tool repair {path}` rewrites the journal from its valid records")
     print(f"  intervention steps {interventions}, evaluation steps {evaluation}, actors {sorted(actors)}")
     print(
         f"  accepted {sequencer.accepted}, duplicates {sequencer.duplicates}, stale {sequencer.stale}, "
-        f"broken segments {sequencer.broken_segments}"
+        f"broken segments {sequencer.broken_segments}, implausible episode ids {sequencer.implausible}"
     )
     latest = load_latest_checkpoint(path / "checkpoints")
     if latest is None:
@@ -185,6 +207,41 @@ def _inspect_run_dir(path: Path) -> int:
         print(f"checkpoints: {names}; newest: {step} updates, counters {state['counters']}")
         print(f"  network: {state['policy_config']}")
     return EXIT_OK
+
+
+def _repair(args: argparse.Namespace) -> int:
+    """Rewrite a run dir's journal from its valid, checked records; the old one is kept as a backup."""
+    from so101_hilserl_learner.journal import repair_journal
+    from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "journal").is_dir():
+        raise CheckpointImportError(f"{run_dir}: no journal/ directory; give a learner run directory")
+    try:
+        lock = RunDirLock(run_dir, "checkpoint_tool repair")
+    except RunDirBusy as err:
+        raise CheckpointImportError(str(err)) from None
+    try:
+        kept, damage, backup = repair_journal(run_dir / "journal", keep=_valid_transition)
+    finally:
+        lock.release()
+    if backup is None:
+        print(f"{run_dir / 'journal'}: {kept} valid records, nothing to repair")
+        return EXIT_OK
+    for stretch in damage:
+        print(f"dropped {stretch}")
+    print(f"rewrote {run_dir / 'journal'} with {kept} valid records; the old journal is kept as {backup}")
+    return EXIT_OK
+
+
+def _valid_transition(payload: bytes) -> bool:
+    from so101_hilserl_learner.ingest import decode_transition, max_message_bytes
+
+    try:
+        decode_transition(payload, max_message_bytes(1024))
+    except MessageFormatError:
+        return False
+    return True
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -262,6 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument(
         "file", help="a .safetensors file, a .pt snapshot, a LeRobot policy directory or a learner run_dir"
     )
+    repair = commands.add_parser(
+        "repair",
+        help="rewrite a learner run directory's journal from its valid records (a backup of the old one is kept)",
+        description="Rewrite RUN_DIR/journal keeping only whole records that pass their CRC and deserialize as a "
+        "Transition (what `inspect RUN_DIR` reports as skipped, torn or not a transition is dropped). The new "
+        "journal is written beside the old one, which is then kept as journal.bak-<time>. Refused while a learner "
+        "(or the importer) holds the run directory.",
+    )
+    repair.add_argument("run_dir", metavar="RUN_DIR", help="a learner run directory")
     return parser
 
 
@@ -274,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
             _write(args, import_lerobot_with_source(args.directory, _semantics_args(args)))
         elif args.command == "export":
             _export(args)
+        elif args.command == "repair":
+            return _repair(args)
         else:
             return _inspect(args)
     except (CheckpointImportError, PolicyFormatError, OSError, json.JSONDecodeError) as err:

@@ -28,7 +28,7 @@ import shutil
 import struct
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,8 +176,11 @@ def read_journal(directory: Path, damage: list[Damage] | None = None) -> Iterato
                 yield handle.read(length)
 
 
-def repair_journal(directory: Path) -> tuple[int, list[Damage], Path | None]:
-    """Rewrite a journal from its valid records, in the current format: (records kept, damage dropped, backup).
+def repair_journal(
+    directory: Path, keep: Callable[[bytes], bool] | None = None
+) -> tuple[int, list[Damage], Path | None]:
+    """Rewrite a journal from its valid records (those ``keep`` accepts, when given), in the current format:
+    (records kept, damage dropped, backup directory).
 
     The new journal is written and fsync'ed beside the old one, then the old directory is renamed to a backup
     (``journal.bak-<time>``) and the new one into place; a crash in between leaves both directories, never a half
@@ -186,8 +189,10 @@ def repair_journal(directory: Path) -> tuple[int, list[Damage], Path | None]:
     directory = Path(directory)
     scans = scan_journal(directory)
     damage = [d for scan in scans for d in scan.damage]
-    kept = sum(len(scan.records) for scan in scans)
-    if not damage and not any(scan.legacy for scan in scans):
+    payloads = (p for p in read_journal(directory) if keep is None or keep(p))
+    total = sum(len(scan.records) for scan in scans)
+    kept = sum(1 for _ in payloads) if keep is not None else total
+    if not damage and kept == total and not any(scan.legacy for scan in scans):
         return kept, [], None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     fresh = directory.with_name(f"{directory.name}.repair-{stamp}")
@@ -197,7 +202,8 @@ def repair_journal(directory: Path) -> tuple[int, list[Damage], Path | None]:
     writer = TransitionJournal(fresh, fsync_period_s=3600)
     try:
         for payload in read_journal(directory):
-            writer.append(payload)
+            if keep is None or keep(payload):
+                writer.append(payload)
     except BaseException:
         writer.close()
         shutil.rmtree(fresh, ignore_errors=True)
@@ -266,3 +272,37 @@ class TransitionJournal:
             self.sync()
             os.close(self._fd)
             self._fd = -1
+
+
+class Quarantine:
+    """Messages refused before the journal, kept for inspection only (never replayed): ``DIR/*.journal`` (the raw
+    bytes, same record format) and ``DIR/reasons.log`` (one line per record). Created on first use; once
+    ``max_bytes`` are held, later ones are counted and not stored, so a flood of bad messages cannot fill the disk.
+    """
+
+    def __init__(self, directory: Path, max_bytes: int = 64 * 1024 * 1024):
+        self.directory = Path(directory)
+        self.max_bytes = int(max_bytes)
+        self.stored = self.not_stored = 0
+        self._journal: TransitionJournal | None = None
+
+    def add(self, raw: bytes, reason: str) -> bool:
+        """Keep ``raw`` with its reason; False when the cap is reached (then it is only counted)."""
+        if self._journal is None:
+            self._journal = TransitionJournal(self.directory, fsync_period_s=60.0)
+        used = sum(p.stat().st_size for p in _segments(self.directory))
+        if used + HEADER.size + len(raw) > self.max_bytes:
+            self.not_stored += 1
+            return False
+        self._journal.append(raw)
+        self.stored += 1
+        with open(self.directory / "reasons.log", "a") as log:
+            log.write(
+                f"{time.strftime('%Y-%m-%dT%H:%M:%S')} record {self._journal.records - 1} "
+                f"({len(raw)} bytes): {' '.join(reason.split())}\n"
+            )
+        return True
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
