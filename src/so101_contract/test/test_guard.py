@@ -6,7 +6,8 @@ the action size, the control period, the QoS profiles, the refusal exit code); t
 computed again from JOINT_NAMES; a tuple or list literal of the joint names; a function or method named like a
 contract helper (stamp conversion, atomic writes, fsync, a ``_param``/``p`` parameter helper, the node main, the
 allocator setting, the diagnostics builder); stamp arithmetic (``stamp.sec * 1_000_000_000``); a ``QoSProfile(...)``
-built by hand; ``os.replace`` (the atomic-write pattern); ``rclpy.init(...)`` outside node_main. The few legitimate
+built by hand; a file written then renamed with ``os.replace`` in one function (the atomic-write pattern; renaming
+a directory or a symlink into place is fine); ``rclpy.init(...)`` outside node_main. The few legitimate
 exceptions are listed below with their reason, by package or by the function that holds them (not by file path,
 so files may move between rooms).
 """
@@ -50,8 +51,8 @@ QOS_CONSTRUCTION_ALLOWED_IN = {
 }
 OS_REPLACE_ALLOWED_IN = {
     "save_checkpoint": "renames a whole checkpoint directory (its files fsynced with so101_contract's fsync_path)",
-    "_open_pty": "re-points the servo emulator's symlink atomically; no file content is written",
 }
+FILE_WRITERS = {"write_text", "write_bytes", "savez", "savez_compressed", "save", "save_file", "dump", "fdopen"}
 RCLPY_INIT_ALLOWED_IN = {
     "so101_testing": "test helpers own their contexts, as tests do",
     "so101_bench": "benchmarks drive nodes from outside, as tests do",
@@ -97,10 +98,30 @@ def _is_ns_per_s(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and not isinstance(node.value, bool) and node.value in NS_PER_S
 
 
+def _writes_a_file(node: ast.AST) -> bool:
+    """A call that puts content into a file (renaming a directory or a symlink into place is no atomic write)."""
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    if name in FILE_WRITERS:
+        return True
+    if name == "open" and len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+        return any(flag in str(node.args[1].value) for flag in "wax")
+    return (
+        any(
+            k.arg == "mode" and isinstance(k.value, ast.Constant) and any(f in str(k.value.value) for f in "wax")
+            for k in node.keywords
+        )
+        and name == "open"
+    )
+
+
 def copies_in(source: str, package: str = "so101_x", module: str = "module") -> list[str]:
     """What in ``source`` (one module of ``package``) copies a contract definition; one line each."""
     tree = ast.parse(source)
     owner = _function_names(tree)
+    writing_functions = {owner.get(node, "") for node in ast.walk(tree) if _writes_a_file(node)}
     problems = []
     for statement in tree.body:  # module level
         if isinstance(statement, (ast.Assign, ast.AnnAssign)):
@@ -138,7 +159,8 @@ def copies_in(source: str, package: str = "so101_x", module: str = "module") -> 
                 if package not in QOS_ALLOWED_PACKAGES:
                     problems.append(f"line {node.lineno}: a hand-built QoSProfile: use so101_contract.qos")
             elif name == "replace" and base == "os" and function not in OS_REPLACE_ALLOWED_IN:
-                problems.append(f"line {node.lineno}: os.replace: write files with so101_contract.files")
+                if function in writing_functions:  # content written, then renamed into place: an atomic write
+                    problems.append(f"line {node.lineno}: write then os.replace: use so101_contract.files")
             elif name == "init" and base == "rclpy":
                 if package not in RCLPY_INIT_ALLOWED_IN and module not in RCLPY_INIT_ALLOWED_IN:
                     problems.append(f"line {node.lineno}: rclpy.init outside node_main: use run_node")
