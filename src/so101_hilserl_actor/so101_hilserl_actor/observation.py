@@ -2,7 +2,7 @@
 
 Shared by the actor, the learner tools and the importers, so an observation is assembled exactly one way:
 
-* ``StateBuilder`` turns freshly read joint positions into the 18-value state of ``so101_contract.state``: positions (rad),
+* ``StateBuilder`` turns freshly read joint positions into the 18-value state (``so101_contract.state``): positions,
   velocities by finite difference at the control period (rad/s; zero on the first call of an episode), the TCP
   position (m) and its orientation (rad) from the project's kinematics, encoded as the policy's ``orientation``
   semantics says (``orientation_state``): "home_rotvec", the project's, is the rotation vector of R @ R_home^T in
