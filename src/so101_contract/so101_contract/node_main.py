@@ -133,7 +133,8 @@ class Shutdown:
         if self.requested and issubclass(args.exc_type, SHUTDOWN_RACE_ERRORS):
             return  # a publish racing the teardown: the thread ends quietly
         threading.__excepthook__(args)  # the traceback: this is a bug or a broken device, not a shutdown
-        _write_line(f"[{self.name}] thread {name} died: stopping the node (exit code {EXIT_FAILURE})")
+        cause = f"{args.exc_type.__name__}: {args.exc_value}".splitlines()[0][:500]  # the cause, last, on one line
+        _write_line(f"[{self.name}] thread {name} died ({cause}): stopping the node (exit code {EXIT_FAILURE})")
         self.request(f"thread {name} died", EXIT_FAILURE)
 
 
