@@ -136,41 +136,45 @@ def measure_loop_jitter(sim_seconds: float, period_s: float = 0.1) -> dict[str, 
     """The actor node's loop over a simulation run: start the sim node as a process, run the actor node here with
     the full-size policy (no random actions, so every step runs inference), and measure |interval - period|."""
     import os
-    import subprocess
-    import sys
+    import tempfile
+    from pathlib import Path
 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
     from so101_hilserl_actor.actor_node import ActorNode
+    from so101_testing.processes import ProcessGroup
 
-    env = dict(os.environ)
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "so101_driver.sim.sim_node", "--ros-args", "-p", "operator_mode:=none",
-         "-p", "publish_ground_truth_reward:=true"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    rclpy.init(
-        args=["--ros-args", "-p", "num_explore_steps:=0", "-p", "reset_pause_s:=0.0", "-p", "wait_for_subscribers:=0"]
-    )
-    node = ActorNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)  # as the node's own main() spins
-    spinner.start()
-    try:
-        deadline = time.monotonic() + sim_seconds + 30.0
-        while time.monotonic() < deadline and len(node.pacer.intervals) < sim_seconds / period_s:
-            time.sleep(0.2)
-        intervals = np.asarray(node.pacer.intervals, dtype=float)
-        compute = np.asarray(node.step_compute_s, dtype=float)
-    finally:
-        node.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown()
-        sim.terminate()
-        sim.wait(timeout=10)
+    # The sim node process and this process's actor must share a domain no other run uses.
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    if not os.environ.get("ROS_DOMAIN_ID"):
+        from so101_testing.domain import claim_private_domain
+
+        os.environ["ROS_DOMAIN_ID"] = str(claim_private_domain())
+    with tempfile.TemporaryDirectory(prefix="so101_bench_actor_") as tmp, ProcessGroup(Path(tmp)) as group:
+        group.start_module(
+            "so101_driver.sim.sim_node", "--ros-args", "-p", "operator_mode:=none",
+            "-p", "publish_ground_truth_reward:=true", name="sim",
+        )  # fmt: skip
+        parameters = ["num_explore_steps:=0", "reset_pause_s:=0.0", "wait_for_subscribers:=0"]
+        rclpy.init(args=["--ros-args", *(arg for p in parameters for arg in ("-p", p))])
+        try:
+            node = ActorNode()
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            spinner = threading.Thread(target=executor.spin, daemon=True)  # as the node's own main() spins
+            spinner.start()
+            try:
+                deadline = time.monotonic() + sim_seconds + 30.0
+                while time.monotonic() < deadline and len(node.pacer.intervals) < sim_seconds / period_s:
+                    time.sleep(0.2)
+                intervals = np.asarray(node.pacer.intervals, dtype=float)
+                compute = np.asarray(node.step_compute_s, dtype=float)
+            finally:
+                node.destroy_node()
+                executor.shutdown()
+        finally:
+            rclpy.try_shutdown()
     if intervals.size < 10:
         raise RuntimeError("the actor ran fewer than 10 control steps: is the simulation starting?")
     error_ms = np.abs(intervals - period_s) * 1e3

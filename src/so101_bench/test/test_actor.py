@@ -33,3 +33,11 @@ def test_cli_flags_a_step_over_budget_and_passes_a_generous_one(capsys):
     assert "MISSES the 0 ms goal" in capsys.readouterr().out
     assert bench.main([*common, "--budget-ms", "100000"]) == 0
     assert "meets the" in capsys.readouterr().out
+
+
+def test_loop_jitter_of_a_short_sim_run():
+    """The actor node against the sim node process: a control step every period, jitter and step figures back."""
+    figures = bench.measure_loop_jitter(1.5)
+    assert figures["steps"] >= 10
+    assert 0.0 <= figures["jitter_p50_ms"] <= figures["jitter_p99_ms"] < 100.0  # never a whole period late
+    assert figures["step_p99_ms"] > 0.0
