@@ -143,6 +143,7 @@ _AGENT_PREFIXES = (*POLICY_PREFIXES, *CRITIC_PREFIXES)
 def _read_checkpoint(path: Path) -> tuple[int, dict]:
     """One ckpt-N directory, read only (no clean-up: a learner may be writing next to it)."""
     try:
+        checkpoint.verify_checkpoint(path)  # its manifest's SHA-256, as the learner checks it on load
         meta = json.loads((path / checkpoint.META_FILE).read_text())
         tensors, _ = read_safetensors((path / checkpoint.TENSORS_FILE).read_bytes())
         state = checkpoint.unflatten_state(tensors, meta["state"])
