@@ -168,17 +168,22 @@ def test_retries_ride_through_five_percent_corrupted_replies(bus, emulator):
         try:
             reading = bus.read_arm()
         except BusError as err:
-            assert "Incorrect status packet" in str(err)
+            # Corruption is what this test injects; a reply later than the 5 ms margin (the emulator thread not
+            # scheduled in time on a loaded 2-core machine) is the other way an attempt can fail.
+            assert "Incorrect status packet" in str(err) or "There is no status packet" in str(err), err
             failures += 1
             continue
         np.testing.assert_array_equal(reading.positions, ticks)  # a damaged reply never becomes data
     per_attempt = 1 - 0.95**6  # any of the six status packets damaged
     stats = bus.stats
     assert failures <= 0.08 * reads, f"{failures} of {reads} reads failed after retries"
-    assert stats.failures == failures and stats.timeouts == 0
+    assert stats.failures == failures
+    # Every failed attempt is accounted for exactly once, as corruption or as a timeout, and retried or failed.
+    assert stats.failed_attempts == stats.corrupt_packets + stats.timeouts == stats.retries + stats.failures
+    assert stats.timeouts <= 0.02 * stats.attempts, f"{stats.timeouts} timeouts: the emulator fell far behind"
     assert 0 < stats.corrupt_packets <= emulator.counters["corrupted"]
-    assert stats.failed_attempts == stats.corrupt_packets == stats.retries + stats.failures
-    assert abs(stats.error_rate - per_attempt) < 0.1, stats
+    corrupt_rate = stats.corrupt_packets / stats.attempts
+    assert abs(corrupt_rate - per_attempt) < 0.1, stats
 
 
 def test_a_dropped_reply_costs_one_tight_timeout(bus, emulator):
