@@ -125,7 +125,6 @@ def measure_node_latency(
 
 
 def _run_node_and_measure(model_dir: Path, frames: int, rate_hz: float, log_dir: Path, warmup_frames: int) -> dict:
-    from builtin_interfaces.msg import Time
     from sensor_msgs.msg import Image
 
     from so101_contract import qos
@@ -175,7 +174,8 @@ def _run_node_and_measure(model_dir: Path, frames: int, rate_hz: float, log_dir:
             alive_or_raise()
             if received:
                 return True
-            publisher.publish(array_to_image_msg(images[0], "rgb8", Time(), "warm_up"))
+            # Stamped now, like every frame: the node's summary counts the image age on arrival of these too.
+            publisher.publish(array_to_image_msg(images[0], "rgb8", clock.now().to_msg(), "warm_up"))
             return False
 
         wait_until(first_answer, STARTUP_S, "the first reward/signal", period_s=0.5)

@@ -19,6 +19,8 @@ def test_latency_benchmark_measures_every_frame_and_flags_a_missed_goal(tmp_path
     latency, processing = result["latency_ms"], result["node_processing_ms"]
     assert 0.0 < latency["p50"] <= latency["p99"] <= latency["max"]
     assert processing is not None and processing["frames"] >= 20  # the node's shutdown summary was read
+    # Every image the node saw was stamped when sent (the probe images too): ages of seconds at most, not decades.
+    assert 0.0 <= processing["arrival_age_p50"] <= processing["arrival_age_p99"] < 10_000.0
     assert latency["p50"] > processing["p50"] * 0.5  # a signal cannot come back before the frame was processed
     assert 0.0 < result["compute_ms"]["p50"] <= result["compute_ms"]["p99"]
     assert Path(result["log_path"]).is_file()
