@@ -2,7 +2,7 @@
 
 * ``Pacer``: absolute-time pacing at the control period. Step k starts at t0 + k * period whatever the step's
   compute took; a step that overruns makes the next one start at once and re-anchors the schedule there (no burst of
-  catch-up steps). It records every interval between step starts (the loop jitter ``bench_actor`` reports).
+  catch-up steps). It records every interval between step starts (the loop jitter ``so101_bench.actor`` reports).
 * ``IkReset``: drives the follower to the home pose by small joint steps from freshly read joints. It gives up when
   it has taken ``max_iterations`` steps, or when the distance to home has not improved by ``min_progress_rad`` over
   ``stuck_iterations`` steps (gravity sag under P-only servo gains can hold a joint just outside the tolerance

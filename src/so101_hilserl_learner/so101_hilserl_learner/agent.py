@@ -10,7 +10,7 @@ One update, given a replay batch (uint8 stacked pixels, n-step reward, discount 
     actor_loss      = -mean(min_i Q_i(h.detach(), a~pi(h.detach())))         # encoder never sees actor gradients
     Q_target       <- Q_target + tau (Q - Q_target)
 
-Speed (same math as the reference formulation, measured with ``bench_learner``):
+Speed (same math as the reference formulation, measured with ``so101_bench.learner``):
 
 * The random shift is an integer gather of uint8 pixels with clamped row/column indices (= replicate padding),
   equal to DrQ-v2's bilinear ``grid_sample`` on float (whose sample points fall exactly on pixel centres) up to

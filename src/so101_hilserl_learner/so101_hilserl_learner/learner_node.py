@@ -183,7 +183,7 @@ class LearnerNode(Node):
             raise ParameterError("parameter device='cuda': torch sees no CUDA device; use auto or cpu")
         self.device = torch.device(device)
         if self.device.type == "cpu":
-            configure_cpu_allocator()  # reuse freed update buffers: ~1.5x more updates/s (bench_learner)
+            configure_cpu_allocator()  # reuse freed update buffers: ~1.5x more updates/s (make bench-learner)
         torch.manual_seed(seed)
         try:  # one writer per run dir (the importer and checkpoint_tool repair take it too); the OS frees it on exit
             self.run_lock = RunDirLock(self.run_dir, "a learner")

@@ -10,7 +10,7 @@ does not load, or a model trained with another image preprocessing than the acto
 differently from its training frames still outputs confident numbers; they are just wrong (seed-system-facts).
 
 Work per frame is one 640x480 crop + resize and a small CNN on one torch thread (p50 about 5 ms, p99 about 10 ms on
-a busy 2-core machine at 10 Hz; ``python -m so101_reward.bench_latency`` measures it); the callback runs it directly
+a busy 2-core machine at 10 Hz; ``python -m so101_bench.reward_latency`` measures it); the callback runs it directly
 in the single-threaded executor, so frames are judged in order and nothing is shared between threads. Processing
 times and image ages on arrival are summarised in the log every ``stats_period_s`` and at shutdown.
 
@@ -177,7 +177,7 @@ class RewardNode(Node):
         self.get_logger().info(self.stats.summary(f"in the last {self.stats_period_s:g} s"))
 
     def destroy_node(self) -> None:
-        """The frames since the last summary are logged too (so101_reward.bench_latency reads this line)."""
+        """The frames since the last summary are logged too (so101_bench.reward_latency reads this line)."""
         stats = getattr(self, "stats", None)  # None when the constructor refused to start
         if stats is not None and stats.processing_s:
             self.get_logger().info(f"at shutdown: {stats.summary('since the last summary')}")
