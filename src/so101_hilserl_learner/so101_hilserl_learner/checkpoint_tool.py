@@ -151,7 +151,7 @@ def _inspect_snapshot(path: Path) -> int:
 
 def _inspect_run_dir(path: Path) -> int:
     """A learner run directory: what its journal holds (the buffers are rebuilt from it) and its checkpoints."""
-    from so101_hilserl_learner.checkpoint import load_latest_checkpoint
+    from so101_hilserl_learner.checkpoint import CheckpointError, load_newest_good
     from so101_hilserl_learner.ingest import decode_transition, max_message_bytes
     from so101_hilserl_learner.journal import scan_journal
     from so101_hilserl_learner.sequencer import TransitionSequencer
@@ -198,14 +198,20 @@ def _inspect_run_dir(path: Path) -> int:
         f"  accepted {sequencer.accepted}, duplicates {sequencer.duplicates}, stale {sequencer.stale}, "
         f"broken segments {sequencer.broken_segments}, implausible episode ids {sequencer.implausible}"
     )
-    latest = load_latest_checkpoint(path / "checkpoints")
-    if latest is None:
+    try:  # what the learner would load (checksums, finiteness), and each newer one it would refuse
+        loaded = load_newest_good(path / "checkpoints")
+    except CheckpointError as err:  # a dangling LATEST, or none good: the learner would refuse to start
+        print(f"checkpoints: {err}")
+        return EXIT_OK
+    if loaded is None:
         print("checkpoints: none")
     else:
-        step, state = latest
         names = sorted(p.name for p in (path / "checkpoints").glob("ckpt-*"))
-        print(f"checkpoints: {names}; newest: {step} updates, counters {state['counters']}")
-        print(f"  network: {state['policy_config']}")
+        print(f"checkpoints: {names}; newest: {loaded.step} updates ({loaded.path.name}, what the learner "
+              f"loads), counters {loaded.state['counters']}")  # fmt: skip
+        for _, why in loaded.refused:
+            print(f"  refused: {why}")
+        print(f"  network: {loaded.state['policy_config']}")
     return EXIT_OK
 
 

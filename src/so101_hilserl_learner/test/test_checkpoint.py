@@ -209,3 +209,22 @@ def shutil_rmtree(path):
     import shutil
 
     shutil.rmtree(path)
+
+
+def test_inspect_reports_refused_checkpoints_and_a_dangling_latest(tmp_path, capsys):
+    from so101_hilserl_learner.checkpoint_tool import main
+
+    directory = tmp_path / "checkpoints"
+    state = {"w": torch.ones(3), "counters": {"updates": 1}, "policy_config": "{}"}
+    save_checkpoint(directory, 1, state)
+    change_one_float(save_checkpoint(directory, 2, state) / "state.safetensors", index=0)
+    assert main(["inspect", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "newest: 1 updates (ckpt-000000001, what the learner loads)" in out
+    assert "refused: ckpt-000000002: state.safetensors does not match its SHA-256" in out
+    assert (directory / "ckpt-000000002").is_dir()  # inspect reads only
+    shutil_rmtree(directory / "ckpt-000000002")
+    assert main(["inspect", str(tmp_path)]) == 0
+    assert "checkpoints: " + str(directory / "LATEST") + " names ckpt-000000002, which is not there" in (
+        capsys.readouterr().out
+    )
