@@ -137,7 +137,7 @@ class LearnerNode(Node):
             self, "publish_period_s", 5.0, "...or this many seconds, whichever comes first", (0.01, 86400.0)
         )
         self.checkpoint_period_s = declare(
-            self, "checkpoint_period_s", 120.0, "seconds between checkpoints", (1.0, 86400.0)
+            self, "checkpoint_period_s", 120.0, "seconds between checkpoints", (0.01, 86400.0)
         )
         self.checkpoints_kept = declare(
             self,
