@@ -217,7 +217,7 @@ def _inspect_run_dir(path: Path) -> int:
 
 def _repair(args: argparse.Namespace) -> int:
     """Rewrite a run dir's journal from its valid, checked records; the old one is kept as a backup."""
-    from so101_hilserl_learner.journal import repair_journal
+    from so101_hilserl_learner.journal import JournalError, repair_journal
     from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
 
     run_dir = Path(args.run_dir)
@@ -229,6 +229,8 @@ def _repair(args: argparse.Namespace) -> int:
         raise CheckpointImportError(str(err)) from None
     try:
         kept, damage, backup = repair_journal(run_dir / "journal", keep=_valid_transition)
+    except JournalError as err:
+        raise CheckpointImportError(str(err)) from None
     finally:
         lock.release()
     if backup is None:
