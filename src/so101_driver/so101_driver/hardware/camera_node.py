@@ -20,7 +20,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from so101_contract import diagnostics, qos
 from so101_contract.diagnostics import diagnostic_array
-from so101_contract.node_main import run_node
+from so101_contract.node_main import EXIT_REFUSED, run_node
 from so101_contract.parameters import declare
 from so101_driver.hardware.camera.camera_info import (
     DEFAULT_HORIZONTAL_FOV_DEG,
@@ -80,7 +80,7 @@ class CameraNode(Node):
             self.calibration: CameraCalibration | None = load_camera_calibration(info_file) if info_file else None
         except (ValueError, CalibrationFileError) as err:
             self.get_logger().fatal(str(err))
-            raise SystemExit(f"wrist_camera: {err}") from None
+            raise SystemExit(EXIT_REFUSED) from None  # a refused configuration: exit 2, as for a bad parameter
         self._infos: dict[tuple[int, int], CameraInfo] = {}
         self._info_mismatch_warned: set[tuple[int, int]] = set()
 
