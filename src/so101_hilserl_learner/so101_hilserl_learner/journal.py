@@ -284,17 +284,19 @@ class Quarantine:
         self.directory = Path(directory)
         self.max_bytes = int(max_bytes)
         self.stored = self.not_stored = 0
+        self._used = 0
         self._journal: TransitionJournal | None = None
 
     def add(self, raw: bytes, reason: str) -> bool:
         """Keep ``raw`` with its reason; False when the cap is reached (then it is only counted)."""
         if self._journal is None:
             self._journal = TransitionJournal(self.directory, fsync_period_s=60.0)
-        used = sum(p.stat().st_size for p in _segments(self.directory))
-        if used + HEADER.size + len(raw) > self.max_bytes:
+            self._used = sum(p.stat().st_size for p in _segments(self.directory))
+        if self._used + HEADER.size + len(raw) > self.max_bytes:
             self.not_stored += 1
             return False
         self._journal.append(raw)
+        self._used += HEADER.size + len(raw)
         self.stored += 1
         with open(self.directory / "reasons.log", "a") as log:
             log.write(

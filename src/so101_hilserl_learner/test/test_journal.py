@@ -10,6 +10,7 @@ import pytest
 from so101_hilserl_learner.journal import (
     HEADER,
     MAGIC,
+    Quarantine,
     TransitionJournal,
     read_journal,
     repair_journal,
@@ -173,3 +174,14 @@ def test_sigkill_loses_nothing_that_was_appended(tmp_path):
     back = [int.from_bytes(r[:4], "little") for r in read_journal(tmp_path)]
     assert back[: last + 1] == list(range(last + 1))  # all reported records survived, in order
     assert back == list(range(len(back)))  # and nothing after them is garbage
+
+
+def test_quarantine_keeps_refused_bytes_with_reasons_up_to_its_cap(tmp_path):
+    quarantine = Quarantine(tmp_path / "quarantine", max_bytes=3 * (HEADER.size + 1000))
+    assert not (tmp_path / "quarantine").exists()  # nothing refused yet: no directory
+    stored = [quarantine.add(bytes([i]) * 1000, f"reason {i}") for i in range(5)]
+    quarantine.close()
+    assert stored == [True, True, True, False, False] and quarantine.not_stored == 2
+    assert [r[0] for r in read_journal(tmp_path / "quarantine")] == [0, 1, 2]
+    lines = (tmp_path / "quarantine" / "reasons.log").read_text().splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == ["reason 0", "reason 1", "reason 2"]
