@@ -1,0 +1,56 @@
+"""Numeric command-line flags checked where they are parsed: argparse ``type=`` callables with the allowed range.
+
+    parser.add_argument("--epochs", type=positive_int, default=60)
+    parser.add_argument("--val-fraction", type=open_fraction, default=0.2)
+    parser.add_argument("--domain-id", type=int_in(0, 232))
+
+A value outside the range ends the CLI through argparse: exit code 2 and one error line naming the flag, the value
+and what is allowed (``argument --epochs: -5 is not allowed: expected an integer >= 1``), instead of a traceback
+deep in the run or a run that silently does nothing. nan and inf are refused by every float type.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+
+def _number(text: str, kind: type) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: expected a finite number")
+    return value
+
+
+def _checked(kind: type, ok: Callable[[int | float], bool], expected: str, name: str) -> Callable[[str], int | float]:
+    def parse(text: str) -> int | float:
+        value = _number(text, kind)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text} is not allowed: expected {expected}")
+        return value
+
+    parse.__name__ = name  # argparse names the type in some messages
+    return parse
+
+
+positive_int = _checked(int, lambda v: v >= 1, "an integer >= 1", "positive_int")
+nonnegative_int = _checked(int, lambda v: v >= 0, "an integer >= 0", "nonnegative_int")
+positive_float = _checked(float, lambda v: v > 0, "a number > 0", "positive_float")
+nonnegative_float = _checked(float, lambda v: v >= 0, "a number >= 0", "nonnegative_float")
+open_fraction = _checked(float, lambda v: 0 < v < 1, "a number in (0, 1), exclusive", "open_fraction")
+probability = _checked(float, lambda v: 0 <= v <= 1, "a probability in [0, 1]", "probability")
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """An integer in [low, high]."""
+    return _checked(int, lambda v: low <= v <= high, f"an integer in [{low}, {high}]", "int_in")
+
+
+def one_of_ints(values: tuple[int, ...]) -> Callable[[str], int]:
+    """One of the listed integers (e.g. the baud rates a bus can be set to)."""
+    listed = ", ".join(str(v) for v in values)
+    return _checked(int, lambda v: v in values, f"one of {listed}", "one_of_ints")
