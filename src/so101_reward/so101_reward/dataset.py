@@ -12,6 +12,8 @@ dataset cannot be trained with another preprocessing than it was made with.
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,25 +127,84 @@ class RewardDataset:
 
     @classmethod
     def load(cls, path: Path | str) -> RewardDataset:
+        """The dataset in ``path``; any damage (not a zip, truncated, a missing array, a wrong shape or dtype, bad
+        metadata) is a DatasetError naming the file and the array."""
         path = Path(path)
         if not path.is_file():
             raise DatasetError(f"{path}: no such dataset file (make one with python -m so101_reward.make_dataset)")
+        if not zipfile.is_zipfile(path):  # np.load would otherwise try to read it as a pickle or a text table
+            size = path.stat().st_size
+            raise DatasetError(
+                f"{path}: not a reward dataset: {'an empty file' if size == 0 else 'not an .npz (zip) archive'} "
+                f"({size} bytes: cut short, or another kind of file); {_REMAKE}"
+            )
         try:
             with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                if meta.get("format_version") != FORMAT_VERSION:
-                    raise DatasetError(f"{path}: format_version {meta.get('format_version')!r} is not {FORMAT_VERSION}")
-                return cls(
-                    data["frames"],
-                    data["labels"],
-                    data["episodes"],
-                    [str(name) for name in data["episode_names"]],
-                    ImagePreprocessing.from_dict(meta["preprocessing"]),
+                missing = [name for name in _ARRAYS if name not in data.files]
+                if missing:
+                    raise DatasetError(
+                        f"{path}: not a reward dataset: array(s) {missing} missing (it holds {sorted(data.files)}); "
+                        f"{_REMAKE}"
+                    )
+                arrays = {name: data[name] for name in _ARRAYS}
+        except DatasetError:
+            raise
+        except (zipfile.BadZipFile, EOFError, zlib.error, ValueError, OSError) as err:
+            cause = " ".join(str(err).split()) or type(err).__name__
+            raise DatasetError(f"{path}: damaged reward dataset ({cause}); {_REMAKE}") from None
+        preprocessing = _read_meta(path, arrays["meta"])
+        for name, (kinds, ndim, what) in _ARRAY_TYPES.items():
+            array = arrays[name]
+            if array.dtype.kind not in kinds or array.ndim != ndim:
+                raise DatasetError(
+                    f"{path}: array {name!r} must be {what}, got {array.dtype} of shape {array.shape}; {_REMAKE}"
                 )
-        except (KeyError, ValueError, OSError, PreprocessingError) as err:
-            if isinstance(err, DatasetError):
-                raise
-            raise DatasetError(f"{path}: not a reward dataset ({err})") from err
+        labels, episodes = arrays["labels"], arrays["episodes"]
+        if labels.size and not np.isin(labels, (0, 1)).all():
+            raise DatasetError(f"{path}: array 'labels' must hold only 0 (failure) and 1 (success); {_REMAKE}")
+        if episodes.size and (episodes.min() < 0 or episodes.max() > np.iinfo(np.int32).max):
+            raise DatasetError(f"{path}: array 'episodes' holds indices outside 0..2^31-1; {_REMAKE}")
+        try:
+            return cls(
+                arrays["frames"],
+                labels,
+                episodes,
+                [str(name) for name in arrays["episode_names"]],
+                preprocessing,
+            )
+        except DatasetError as err:
+            raise DatasetError(f"{path}: {err}") from None
+
+
+_REMAKE = "remake it with python -m so101_reward.make_dataset"
+_ARRAYS = ("frames", "labels", "episodes", "episode_names", "meta")
+_ARRAY_TYPES = {  # array -> (allowed dtype kinds, ndim, description); sizes are checked by RewardDataset itself
+    "frames": ("u", 4, "uint8 frames (N, S, S, 3)"),
+    "labels": ("biu", 1, "integer labels 0/1 of shape (N,)"),
+    "episodes": ("iu", 1, "integer episode indices of shape (N,)"),
+    "episode_names": ("U", 1, "a list of episode names (strings)"),
+}
+
+
+def _read_meta(path: Path, meta: np.ndarray) -> ImagePreprocessing:
+    """The dataset's JSON metadata: format version and preprocessing, each checked with the file's name."""
+    if meta.dtype.kind != "U" or meta.ndim != 0:
+        raise DatasetError(f"{path}: array 'meta' must be one JSON string, got {meta.dtype} of shape {meta.shape}")
+    try:
+        doc = json.loads(str(meta))
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path}: array 'meta' is not JSON ({err}); {_REMAKE}") from None
+    if not isinstance(doc, dict):
+        raise DatasetError(f"{path}: array 'meta' must be a JSON object, got {type(doc).__name__}; {_REMAKE}")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise DatasetError(f"{path}: format_version {doc.get('format_version')!r} is not {FORMAT_VERSION}")
+    fields = doc.get("preprocessing")
+    if not isinstance(fields, dict):
+        raise DatasetError(f"{path}: meta 'preprocessing' must be an object of ImagePreprocessing fields; {_REMAKE}")
+    try:
+        return ImagePreprocessing.from_dict(fields)
+    except (PreprocessingError, TypeError, ValueError) as err:
+        raise DatasetError(f"{path}: meta 'preprocessing': {err}") from None
 
 
 def concatenate(datasets: list[RewardDataset]) -> RewardDataset:

@@ -17,6 +17,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from so101_contract.cli import positive_int
 from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing, PreprocessingError
 from so101_reward.dataset import DatasetError, RewardDataset, concatenate
 
@@ -103,8 +104,10 @@ def _parser() -> argparse.ArgumentParser:
         help="auto-labelled frames from the MuJoCo simulation",
         description=_sim_help(),
     )
-    sim.add_argument("--episodes", type=int, default=60, help="episodes to record (default 60)")
-    sim.add_argument("--steps", type=int, default=60, help="control steps (= frames) per episode at 10 Hz (default 60)")
+    sim.add_argument("--episodes", type=positive_int, default=60, help="episodes to record (default 60)")
+    sim.add_argument(
+        "--steps", type=positive_int, default=60, help="control steps (= frames) per episode at 10 Hz (default 60)"
+    )
     sim.add_argument("--seed", type=int, default=0, help="seed of the run; each episode gets its own (default 0)")
     sim.add_argument(
         "--scenarios",
@@ -146,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.out.suffix != ".npz":
             raise DatasetError(f"--out {args.out}: a reward dataset file ends in .npz")
+        if args.out.is_dir():  # found now, not after the frames were made
+            raise DatasetError(f"--out {args.out}: is a folder; give the .npz file to write")
         preprocessing = _load_preprocessing(args.preprocessing)
         existing = None
         if args.append and args.out.exists():
@@ -160,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"existing {args.out}: {existing.summary()}")
             print(f"new: {dataset.summary()}")
             dataset = concatenate([existing, dataset])
-        dataset.save(args.out)
+        try:
+            dataset.save(args.out)
+        except OSError as err:
+            cause = f"{err.strerror}: {err.filename}" if err.strerror and err.filename else str(err)
+            raise DatasetError(f"--out {args.out}: cannot write it ({cause}); give a writable path") from None
     except (DatasetError, PreprocessingError, ValueError, OSError) as err:
         print(f"make_dataset: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

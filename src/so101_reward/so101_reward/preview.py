@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from so101_contract.cli import open_fraction, positive_float, positive_int
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_reward.classifier import RewardClassifier
 from so101_reward.dataset import DatasetError, RewardDataset
@@ -206,7 +207,7 @@ def preview(
     threshold = classifier.threshold if threshold is None else threshold
     if not 0.0 < threshold < 1.0:
         raise PreviewError(f"--threshold {threshold} must be in (0, 1)")
-    if fps <= 0:
+    if not fps > 0:  # nan too
         raise PreviewError(f"--fps {fps} must be positive")
     if max_frames is not None and max_frames <= 0:
         raise PreviewError(f"--max-frames {max_frames} must be positive")
@@ -244,9 +245,13 @@ def main(argv=None) -> int:
     parser.add_argument("model", type=Path, help="reward model directory (model.safetensors + model.json)")
     parser.add_argument("source", type=Path, help="dataset .npz, video file, or folder of images")
     parser.add_argument("--out", type=Path, required=True, help="OUT.mp4 / OUT.avi for a video, else a PNG folder")
-    parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the model's)")
-    parser.add_argument("--fps", type=float, default=10.0, help="frame rate of a video OUT (default 10, the camera's)")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    parser.add_argument(
+        "--threshold", type=open_fraction, default=None, help="decision threshold (default: the model's)"
+    )
+    parser.add_argument(
+        "--fps", type=positive_float, default=10.0, help="frame rate of a video OUT (default 10, the camera's)"
+    )
+    parser.add_argument("--max-frames", type=positive_int, default=None, help="stop after this many frames")
     parser.add_argument("--no-raw", action="store_true", help="show only the preprocessed view, not the raw frame")
     args = parser.parse_args(argv)
     try:

@@ -44,6 +44,8 @@ bringup recorder or ``ros2 bag record``, and one JSON label file beside them::
 - ``bag``: the bag directory (the one holding metadata.yaml), relative to the label file's directory.
 - Frame index: the position of a message among the bag's messages on the image topic, 0-based, in recording
   order. ``frames: [first, last]`` (optional, inclusive) takes only those frames into the episode; default all.
+  Episodes of one bag take disjoint frames: overlapping ranges are refused (a frame would count twice, or be
+  labelled 0 and 1 at once).
 - Labels, exactly one of: ``success``: a list of inclusive ``[first, last]`` frame ranges labelled 1 (``[]`` for a
   failed episode); ``success_start``: frames from this index to the end of the episode are 1. All other frames of
   the episode are 0.
@@ -55,6 +57,7 @@ bringup recorder or ``ros2 bag record``, and one JSON label file beside them::
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -266,6 +269,30 @@ def _episode_labels(episode: _Episode, count: int) -> tuple[range, np.ndarray]:
     return range(first, last + 1), labels
 
 
+def _check_disjoint(group: list[_Episode], labelled: list[tuple[range, np.ndarray]]) -> None:
+    """Episodes of one bag and topic take disjoint frames: a frame in two episodes would be trained on twice (and
+    could sit in training and validation at once), and one labelled 0 by one and 1 by the other is a contradiction."""
+    spans = sorted(zip(group, labelled, strict=True), key=lambda item: item[1][0].start)
+    for (a, (frames_a, labels_a)), (b, (frames_b, labels_b)) in itertools.pairwise(spans):
+        if frames_b.start > frames_a.stop - 1:
+            continue
+        first, last = frames_b.start, min(frames_a.stop, frames_b.stop) - 1
+        overlap_a = labels_a[first - frames_a.start : last - frames_a.start + 1]
+        overlap_b = labels_b[first - frames_b.start : last - frames_b.start + 1]
+        conflict = np.flatnonzero(overlap_a != overlap_b)
+        why = (
+            f"frame {first + conflict[0]} is labelled {overlap_a[conflict[0]]} by one and {overlap_b[conflict[0]]} "
+            "by the other"
+            if conflict.size
+            else "those frames would be counted twice"
+        )
+        raise SourceError(
+            f"{a.where} takes frames [{frames_a.start}, {frames_a.stop - 1}] and {b.where.split(': ', 1)[-1]} "
+            f"frames [{frames_b.start}, {frames_b.stop - 1}] of the same bag on {a.topic}: they overlap at "
+            f"{first}..{last} ({why}); give each episode its own 'frames' range"
+        )
+
+
 def _decode(msg, msgtype: str, where: str) -> tuple[np.ndarray, str]:
     """A deserialized Image or CompressedImage -> (HxWx3 uint8 array, "rgb8" or "bgr8")."""
     if msgtype == IMAGE_TYPE:
@@ -374,7 +401,9 @@ def from_labelled_bags(
         if not path.exists():
             raise SourceError(f"{group[0].where}: bag not found at {path} (bag paths are relative to the label file)")
         count, _ = _bag_frames(path, group[0].bag, group_topic, None, preprocessing, None)
-        plans.append((path, group_topic, group, [_episode_labels(e, count) for e in group]))
+        labelled = [_episode_labels(e, count) for e in group]
+        _check_disjoint(group, labelled)
+        plans.append((path, group_topic, group, labelled))
 
     # Pass 2: decode the frames the episodes use, one read per bag.
     total = sum(len(indices) for *_, labelled in plans for indices, _ in labelled)

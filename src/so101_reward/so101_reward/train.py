@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from so101_contract.cli import open_fraction, positive_float, positive_int
 from so101_contract.cpu_allocator import configure_cpu_allocator
 from so101_contract.files import atomic_write
 from so101_reward.augment import AugmentConfig, augment
@@ -76,9 +78,39 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device ``name`` names ("auto": cuda when available, else cpu); ValueError if it cannot be used."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r}: not a torch device; use auto, cpu or cuda") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name!r}: the reward trainer runs on cpu or cuda; use auto, cpu or cuda")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"--device {name}: CUDA is not available here (no GPU, or torch {torch.__version__} was built "
+                "without CUDA); use --device cpu, or --device auto to take a GPU when there is one"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"--device {name}: there are only {torch.cuda.device_count()} CUDA device(s) (cuda:0.."
+                f"cuda:{torch.cuda.device_count() - 1}); use --device cuda or --device auto"
+            )
+    return device
+
+
+def prepare_out_dir(out_dir: Path) -> None:
+    """Create the model directory before training, so a bad --out fails at once, not after the last epoch."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir}: is a file; give a directory for the model (it is created if missing)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out {out_dir}: cannot create the model directory ({err.strerror}); give another") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out_dir}: the directory is not writable; give another")
 
 
 def to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -234,11 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--architecture", choices=ARCHITECTURES, default="small_cnn")
     parser.add_argument("--backbone-weights", type=Path, help="local ResNet weights (.safetensors or .pth state dict)")
     parser.add_argument("--split", choices=("episode", "frame"), default="episode", help="validation split")
-    parser.add_argument("--val-fraction", type=float, default=TrainConfig.val_fraction)
-    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    parser.add_argument("--lr", type=float, default=TrainConfig.lr)
-    parser.add_argument("--patience", type=int, default=TrainConfig.patience, help="early-stopping patience (epochs)")
+    parser.add_argument("--val-fraction", type=open_fraction, default=TrainConfig.val_fraction)
+    parser.add_argument("--epochs", type=positive_int, default=TrainConfig.epochs)
+    parser.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size)
+    parser.add_argument("--lr", type=positive_float, default=TrainConfig.lr)
+    parser.add_argument(
+        "--patience", type=positive_int, default=TrainConfig.patience, help="early-stopping patience (epochs)"
+    )
     parser.add_argument("--no-augment", action="store_true", help="train without colour/sharpness/shift augmentation")
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
@@ -251,8 +285,10 @@ def main(argv: list[str] | None = None) -> int:
             raise RewardModelConfigError(
                 f"--architecture {args.architecture} needs --backbone-weights (no download at run time)"
             )
+        resolve_device(args.device)  # before the data is read: a device that cannot be used fails at once
         dataset = concatenate([RewardDataset.load(path) for path in args.datasets])
         test = RewardDataset.load(args.test) if args.test else None
+        prepare_out_dir(args.out)
         config = TrainConfig(
             epochs=args.epochs,
             batch_size=args.batch_size,
@@ -275,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (DatasetError, RewardModelConfigError, ModelWeightsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # writing the model (a full disk, a directory removed under it)
+        print(f"error: --out {args.out}: cannot write the model ({err})", file=sys.stderr)
         return 2
     for name, report in result.reports.items():
         print(format_report(report, name))

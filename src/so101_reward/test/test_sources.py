@@ -273,6 +273,47 @@ def test_label_file_errors_name_the_problem(bags, episode, top, message):
         from_labelled_bags(label_file)
 
 
+@pytest.mark.parametrize(
+    ("episodes", "message"),
+    [
+        (  # frame 4 is in both episodes: labelled 1 by the first, 0 by the second
+            [
+                {"bag": "session_2", "frames": [0, 5], "success": [[4, 5]]},
+                {"bag": "session_2", "frames": [4, 8], "success": []},
+            ],
+            r"episodes\[0\] \(bag 'session_2'\) takes frames \[0, 5\] and episodes\[1\] \(bag 'session_2'\) frames "
+            r"\[4, 8\] .* overlap at 4\.\.5 \(frame 4 is labelled 1 by one and 0 by the other\)",
+        ),
+        (  # the whole bag twice (no 'frames'), listed in another order than the frames
+            [
+                {"bag": "episode_000", "success": [[1, 2]]},
+                {"bag": "session_2", "success": []},
+                {"bag": "episode_000/", "success_start": 6},
+            ],
+            r"episodes\[0\] \(bag 'episode_000'\) takes frames \[0, 7\] and episodes\[2\] .* overlap at 0\.\.7 "
+            r"\(frame 1 is labelled 1 by one and 0 by the other\)",
+        ),
+        (  # the same labels on both sides still count the frames twice
+            [
+                {"bag": "session_2", "frames": [4, 8], "success": []},
+                {"bag": "session_2", "frames": [0, 4], "success": []},
+            ],
+            r"overlap at 4\.\.4 \(those frames would be counted twice\)",
+        ),
+    ],
+)
+def test_overlapping_frame_ranges_of_one_bag_are_refused(bags, tmp_path, capsys, episodes, message):
+    root, _ = bags
+    label_file = write_labels(root, {"episodes": episodes}, "overlap.json")
+    with pytest.raises(SourceError, match=message):
+        from_labelled_bags(label_file)
+    out = tmp_path / "x.npz"
+    assert make_dataset_main(["bags", str(label_file), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "overlap" in err and str(label_file) in err
+    assert not out.exists()
+
+
 def test_malformed_label_files(bags, tmp_path, capsys):
     root, _ = bags
     bad_json = root / "broken.json"
