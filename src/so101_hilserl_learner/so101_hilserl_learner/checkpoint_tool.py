@@ -152,7 +152,6 @@ def _inspect_snapshot(path: Path) -> int:
 def _inspect_run_dir(path: Path) -> int:
     """A learner run directory: what its journal holds (the buffers are rebuilt from it) and its checkpoints."""
     from so101_hilserl_learner.checkpoint import CheckpointError, load_newest_good
-    from so101_hilserl_learner.ingest import decode_transition, max_message_bytes
     from so101_hilserl_learner.journal import scan_journal
     from so101_hilserl_learner.sequencer import TransitionSequencer
 
@@ -163,13 +162,13 @@ def _inspect_run_dir(path: Path) -> int:
     sequencer = TransitionSequencer()
     steps = episodes = interventions = evaluation = refused = 0
     actors: set[str] = set()
-    limit = max_message_bytes(1024)  # any image size: this only counts; the learner checks its own size
+    check = _learner_check(path)
     for scan in scans:
         with open(scan.path, "rb") as handle:
             for offset, length in scan.records:
                 handle.seek(offset)
                 try:
-                    msg = decode_transition(handle.read(length), limit)
+                    msg = check(handle.read(length))
                 except MessageFormatError as err:  # a record an older learner journaled unchecked
                     refused += 1
                     print(f"  refused record at byte {offset} of {scan.path.name}: {err}")
@@ -186,7 +185,7 @@ def _inspect_run_dir(path: Path) -> int:
     torn = [d for d in damage if d.kind == "torn"]
     print(f"journal: {len(scans)} segment(s), {size / 1e6:.1f} MB, {steps} transitions in {episodes} episodes")
     print(
-        f"  {records} valid records ({refused} not transitions), {len(skipped)} skipped stretches "
+        f"  {records} valid records ({refused} refused by the learner's checks), {len(skipped)} skipped stretches "
         f"({sum(d.length for d in skipped)} bytes), torn tail {sum(d.length for d in torn)} bytes"
     )
     for stretch in damage:
@@ -228,7 +227,16 @@ def _repair(args: argparse.Namespace) -> int:
     except RunDirBusy as err:
         raise CheckpointImportError(str(err)) from None
     try:
-        kept, damage, backup = repair_journal(run_dir / "journal", keep=_valid_transition)
+        check = _learner_check(run_dir)
+
+        def keep(payload: bytes) -> bool:
+            try:
+                check(payload)
+            except MessageFormatError:
+                return False
+            return True
+
+        kept, damage, backup = repair_journal(run_dir / "journal", keep=keep)
     except JournalError as err:
         raise CheckpointImportError(str(err)) from None
     finally:
@@ -242,14 +250,26 @@ def _repair(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _valid_transition(payload: bytes) -> bool:
-    from so101_hilserl_learner.ingest import decode_transition, max_message_bytes
+def _learner_check(run_dir: Path):
+    """bytes -> Transition with the learner's checks at the run's image size (its checkpoint's network, else the
+    default): MessageFormatError for what the learner refuses."""
+    from so101_hilserl_actor.policy import PolicyConfig
+    from so101_hilserl_learner.ingest import check_message, decode_transition, max_message_bytes
 
+    size = PolicyConfig().image_size
     try:
-        decode_transition(payload, max_message_bytes(1024))
-    except MessageFormatError:
-        return False
-    return True
+        from so101_hilserl_learner.checkpoint import load_latest_checkpoint
+
+        latest = load_latest_checkpoint(Path(run_dir) / "checkpoints")
+        if latest is not None:
+            size = PolicyConfig.from_json(latest[1]["policy_config"]).image_size
+    except Exception:  # a damaged checkpoint is reported by the checkpoint part: check at the default size
+        pass
+
+    def check(raw: bytes):
+        return check_message(decode_transition(raw, max_message_bytes(size)), size).msg
+
+    return check
 
 
 def _inspect(args: argparse.Namespace) -> int:

@@ -63,6 +63,20 @@ class CheckedTransition:
     final: tuple[np.ndarray, np.ndarray] | None  # the next observation of an episode's last step
 
 
+def check_message(msg: Transition, image_size: int) -> CheckedTransition:
+    """Every check of one message that needs no history (fields, image size, finite values): MessageFormatError
+    naming the message and the field. What the learner refuses, the journal tools drop."""
+    try:
+        check_transition(msg)
+        frame, state = observation_from_msg(msg.observation, image_size)
+        final = None
+        if msg.terminated or msg.truncated:
+            final = observation_from_msg(msg.next_observation[0], image_size, "next_observation")
+    except MessageFormatError as err:
+        raise MessageFormatError(f"actor {msg.actor_id!r} episode {msg.episode_id} step {msg.step}: {err}") from None
+    return CheckedTransition(msg, frame, state, final)
+
+
 @dataclass
 class _Step:
     frame: np.ndarray
@@ -127,17 +141,7 @@ class TransitionIngest:
 
     def check(self, msg: Transition) -> CheckedTransition:
         """The checks that need no history; raises MessageFormatError naming the field. Changes nothing."""
-        try:
-            check_transition(msg)
-            frame, state = observation_from_msg(msg.observation, self.image_size)
-            final = None
-            if msg.terminated or msg.truncated:
-                final = observation_from_msg(msg.next_observation[0], self.image_size, "next_observation")
-        except MessageFormatError as err:
-            raise MessageFormatError(
-                f"actor {msg.actor_id!r} episode {msg.episode_id} step {msg.step}: {err}"
-            ) from None
-        return CheckedTransition(msg, frame, state, final)
+        return check_message(msg, self.image_size)
 
     def reject(self, problem: str) -> None:
         """Count a message that failed its checks; nothing else changes."""

@@ -33,12 +33,16 @@ def tool(*args):
 
 def damaged_run_dir(tmp_path):
     """10 transitions; record 3 is not a Transition (an older learner journaled a truncated one), record 6 has a
-    flipped byte, and a torn write ends the newest segment."""
+    flipped byte, a 12.6 MB image follows (an older learner journaled it before refusing it), and a torn write ends
+    the newest segment."""
     run_dir = tmp_path / "run"
     journal = TransitionJournal(run_dir / "journal")
     good = list(transitions(10))
     for index, raw in enumerate(good):
         journal.append(raw[:100] if index == 3 else raw)
+    huge = deserialize_message(good[0], Transition)
+    huge.observation = observation_to_msg(np.zeros((2000, 2100, 3), np.uint8), np.zeros(18))
+    journal.append(serialize_message(huge))
     journal.close()
     (segment,) = (run_dir / "journal").glob("*.journal")
     data = bytearray(segment.read_bytes())
@@ -53,7 +57,7 @@ def test_inspect_reports_each_kind_of_damage_and_repair_keeps_the_valid_transiti
     run_dir, good = damaged_run_dir(tmp_path)
     out = tool("inspect", str(run_dir))
     assert out.returncode == 0, out.stderr
-    assert "9 valid records (1 not transitions), 1 skipped stretches" in out.stdout, out.stdout
+    assert "10 valid records (2 refused by the learner's checks), 1 skipped stretches" in out.stdout, out.stdout
     assert f"({HEADER.size + len(good[0])} bytes), torn tail 7 bytes" in out.stdout
     assert "refused record" in out.stdout and "repair" in out.stdout
 
@@ -69,7 +73,10 @@ def test_inspect_reports_each_kind_of_damage_and_repair_keeps_the_valid_transiti
     assert kept == [raw for index, raw in enumerate(good) if index not in (3, 6)]
     assert all(deserialize_message(raw, Transition).step not in (3, 6) for raw in kept)
     (backup,) = run_dir.glob("journal.bak-*")
-    assert len(list(read_journal(backup))) == 9  # the old bytes, as they were
+    assert len(list(read_journal(backup))) == 10  # the old bytes, as they were
     again = tool("inspect", str(run_dir))
-    assert "8 valid records (0 not transitions), 0 skipped stretches (0 bytes), torn tail 0 bytes" in again.stdout
+    assert (
+        "8 valid records (0 refused by the learner's checks), 0 skipped stretches (0 bytes), torn tail 0 bytes"
+        in again.stdout
+    )
     assert "nothing to repair" in tool("repair", str(run_dir)).stdout
