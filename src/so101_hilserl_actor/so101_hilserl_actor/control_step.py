@@ -417,10 +417,19 @@ def load_initial_policy(path: str, network: PolicyConfig) -> tuple[Policy, str |
     fresh network. Raises PolicyFormatError/ValueError naming the file."""
     if not path:
         return Policy(network), None, 0
-    data = Path(path).read_bytes()
+    where = f"parameter initial_weights={path!r}"
+    fix = "give a policy or agent .safetensors file, or '' for a fresh network"
+    if not Path(path).is_file():
+        raise PolicyFormatError(f"{where}: {'not a file' if Path(path).exists() else 'no such file'}; {fix}")
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise PolicyFormatError(f"{where}: cannot read it ({err.strerror or err})") from None
     try:
         tensors, config = policy_from_bytes(data, expected=network)
-        schedule, steps = from_metadata(read_safetensors(data)[1], path)
+        schedule, steps = from_metadata(read_safetensors(data)[1], "the file")
     except PolicyFormatError as err:
-        raise PolicyFormatError(f"initial_weights {path}: {err}") from None
+        raise PolicyFormatError(f"{where}: {err}; {fix}") from None
+    except ValueError as err:  # its exploration metadata entry
+        raise PolicyFormatError(f"{where}: {err}") from None
     return policy_from_tensors(tensors, config), schedule, steps

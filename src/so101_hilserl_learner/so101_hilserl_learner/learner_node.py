@@ -42,7 +42,6 @@ from so101_hilserl_actor.policy_io import config_differences, policy_to_bytes, s
 from so101_hilserl_actor.weights_gate import make_epoch
 from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerStats, PolicyWeights, Transition
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
-from so101_hilserl_learner.agent_file import load_agent_weights
 from so101_hilserl_learner.checkpoint import (
     DEFAULT_KEEP,
     CheckpointError,
@@ -55,6 +54,7 @@ from so101_hilserl_learner.journal import Quarantine, TransitionJournal, read_jo
 from so101_hilserl_learner.replay import MixedSampler, ReplayBuffer
 from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
 from so101_hilserl_learner.sequencer import Verdict
+from so101_hilserl_learner.start_files import check_run_dir, load_initial_weights
 from so101_hilserl_learner.utd import UtdBudget
 
 RUN_ID_FILE = "run_id"
@@ -68,7 +68,9 @@ def run_id_of(run_dir: Path) -> str:
         atomic_write_text(path, uuid.uuid4().hex[:12] + "\n")
     run_id = path.read_text().strip()
     if not run_id or ":" in run_id:
-        raise RuntimeError(f"{path}: not a run id ({run_id!r}); remove the file to get a new one")
+        raise ParameterError(
+            f"parameter run_dir={str(run_dir)!r}: {path} is not a run id ({run_id!r}); remove the file to get a new one"
+        )
     return run_id
 
 
@@ -185,6 +187,7 @@ class LearnerNode(Node):
         if self.device.type == "cpu":
             configure_cpu_allocator()  # reuse freed update buffers: ~1.5x more updates/s (make bench-learner)
         torch.manual_seed(seed)
+        check_run_dir(self.run_dir)  # a file, or a place that cannot be written: one line, before anything is built
         try:  # one writer per run dir (the importer and checkpoint_tool repair take it too); the OS frees it on exit
             self.run_lock = RunDirLock(self.run_dir, "a learner")
         except (RunDirBusy, OSError) as err:
@@ -254,22 +257,16 @@ class LearnerNode(Node):
             state = latest.state
             saved = PolicyConfig.from_json(state["policy_config"])
             if differences := config_differences(saved, self.policy_config):
-                raise RuntimeError(
-                    f"{self.run_dir}: the checkpoint's network differs from the configured one "
-                    f"({'; '.join(differences)}); use another run_dir or the same network parameter"
+                raise ParameterError(
+                    f"parameter run_dir={str(self.run_dir)!r}: the checkpoint's network differs from the configured "
+                    f"one ({'; '.join(differences)}); use another run_dir or the same network parameter"
                 )
             self._adopt_semantics(saved, f"{self.run_dir} checkpoint")
             explore = state.get("exploration") or {}  # absent in checkpoints written before issue 13
             return state, None, explore.get("stddev_schedule"), int(explore.get("start_steps", 0))
         if self.initial_weights:
-            tensors, config, metadata = load_agent_weights(Path(self.initial_weights))
-            if differences := config_differences(config, self.policy_config):
-                raise RuntimeError(
-                    f"initial_weights {self.initial_weights}: its network differs from the configured one "
-                    f"({'; '.join(differences)}); set the network parameter to match"
-                )
+            tensors, config, schedule, steps = load_initial_weights(self.initial_weights, self.policy_config)
             self._adopt_semantics(config, f"initial_weights {self.initial_weights}")
-            schedule, steps = exploration.from_metadata(metadata, f"initial_weights {self.initial_weights}")
             return None, tensors, schedule, steps
         return None, None, None, 0
 
