@@ -4,13 +4,16 @@ has one writer. (Record-level damage, resynchronisation and repair: test_journal
 import signal
 
 import numpy as np
+import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 from test_learner_node import episode_messages, latest, learner_args, send_episodes
 
 from so101_contract import qos
 from so101_hilserl_actor.messages import observation_to_msg
 from so101_hilserl_interfaces.msg import LearnerStats, Transition
-from so101_hilserl_learner.journal import read_journal
+from so101_hilserl_learner.ingest import TransitionIngest
+from so101_hilserl_learner.journal import HEADER, TransitionJournal, read_journal
+from so101_hilserl_learner.replay import ReplayBuffer
 from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
 from so101_testing.graph import wait_until
 
@@ -103,3 +106,41 @@ def test_a_restart_under_a_redelivered_backlog_does_not_grow_the_journal(process
             learner.wait_exit(10)
         assert journal_of(run_dir) == (records, size)
     RunDirLock(run_dir, "a test").release()  # free again after the SIGKILL
+
+
+def journal_with_a_flipped_byte(run_dir, where):
+    """75 journaled transitions (5 episodes) with one byte flipped: at 40 % of the segment, or in the first
+    header. Returns the records that are still whole, the damaged record's size, the segment and its size."""
+    journal = TransitionJournal(run_dir / "journal")
+    records = [serialize_message(m) for episode in range(1, 6) for m in episode_messages(episode)]
+    for raw in records:
+        journal.append(raw)
+    journal.close()
+    (segment,) = (run_dir / "journal").glob("*.journal")
+    data = bytearray(segment.read_bytes())
+    at = int(len(data) * 0.4) if where == "40%" else 2  # a byte of the first record's magic
+    data[at] ^= 0x10
+    segment.write_bytes(bytes(data))
+    starts = np.cumsum([0] + [HEADER.size + len(r) for r in records])
+    hit = int(np.searchsorted(starts, at, side="right")) - 1
+    return records[:hit] + records[hit + 1 :], HEADER.size + len(records[hit]), segment, len(data)
+
+
+@pytest.mark.parametrize("where", ["40%", "first header"])
+def test_a_learner_on_a_journal_with_a_flipped_byte_replays_every_other_record(processes, probe, tmp_path, where):
+    """The damaged record is skipped and logged with its byte count; nothing is truncated; every other record is
+    replayed (the counts equal an ingest of exactly those records)."""
+    run_dir = tmp_path / "run"
+    whole, damaged, segment, size = journal_with_a_flipped_byte(run_dir, where)
+    expected = TransitionIngest(*(ReplayBuffer(200, frame_shape=(84, 84, 3)) for _ in "od"))
+    for raw in whole:
+        expected.receive(raw)
+    stats = probe.subscribe(LearnerStats, "hilserl/learner_stats", qos.EVENTS)
+    learner = processes.start_module(LEARNER, *learner_args(run_dir), name="learner")
+    s = wait_until(lambda: latest(stats), 90, "stats of the learner")
+    assert s.transitions_received == expected.counters.accepted > 50
+    assert s.transitions_dropped == expected.dropped
+    assert segment.stat().st_size == size  # nothing cut: the damage was no torn tail
+    wait_until(lambda: "skipped" in learner.output(), 30, "the skip logged")
+    assert f"{damaged} bytes at byte" in learner.output()  # exactly the damaged record's bytes
+    assert "replayed 74 journaled transitions" in learner.output()
