@@ -12,8 +12,8 @@ through the same function after a restart, which rebuilds the buffers exactly.
   stack or next observation; the broken segment is cut and counted.
 - Steps are staged per actor and committed when the episode closes (or breaks), so several actors can interleave.
   An actor that goes silent mid-episode (stopped, or restarted under a new id) has its staged episode committed as
-  broken once ``stale_after`` messages of other actors arrived without one of its own: a count, not a clock, so
-  replaying the journal rebuilds the same buffers.
+  broken once ``stale_after`` new messages of other actors (not refused, not copies: what the journal holds)
+  arrived without one of its own: a count, not a clock, so replaying the journal rebuilds the same buffers.
 - ``counters.training_transitions`` counts the transitions committed to the online buffer (evaluation episodes
   excluded unless trained on): the exploration schedule's step and the UTD budget's data.
 - Online buffer: every step of an episode. Demo buffer: every intervention segment, started with the frames that
