@@ -33,6 +33,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
 from so101_bringup.graph import RECORDED_TOPICS  # the graph declaration owns the list
+from so101_contract.cli import positive_float
 from so101_contract.node_main import run_node
 
 RELIABLE_DEPTH = 1000  # a writer hiccup (disk flush) must not drop transitions
@@ -242,7 +243,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=10.0,
         help="seconds after which topics without a publisher are named in a warning (they are still picked up later)",
     )
-    parser.add_argument("--poll-period", type=float, default=0.5, help="seconds between looks at the graph")
+    parser.add_argument("--poll-period", type=positive_float, default=0.5, help="seconds between looks at the graph")
     return parser.parse_args(argv)
 
 

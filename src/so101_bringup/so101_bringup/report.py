@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from so101_contract.cli import positive_int
+
 EPISODE_TYPE = "so101_hilserl_interfaces/msg/EpisodeSummary"
 EPISODE_TAGS = {  # plot file -> (learner TensorBoard tag, y label)
     "success_rate": ("episodes/success_rate", "success rate"),
@@ -199,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("run_dir", type=Path, help="run directory (the runner's --run-dir, or a learner run_dir)")
     parser.add_argument("--out", type=Path, help="where the PNG files go (default: RUN_DIR/report)")
-    parser.add_argument("--window", type=int, default=20, help="episodes in the rolling mean (default 20)")
+    parser.add_argument("--window", type=positive_int, default=20, help="episodes in the rolling mean (default 20)")
     args = parser.parse_args(argv)
     if args.window < 1:
         parser.error("--window must be at least 1 episode")

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from so101_bringup.graph import GraphOptions, NodeSpec, build_graph, config_path, session_bag_path
 from so101_bringup.ros_env import RosEnvironmentError, node_environment
+from so101_contract.cli import nonnegative_int
 
 STOP_ORDER = ("actor", "recorder", "learner")  # the actor stops producing first; the learner checkpoints last-but-rest
 
@@ -210,6 +211,20 @@ def watch_progress(progress: Progress, stop: threading.Event, namespace: str) ->
         rclpy.try_shutdown(context=context)
 
 
+def prepare_run_dir(run_dir: Path) -> None:
+    """The run directory and its logs/ folder, created now: a --run-dir that is a file or cannot be written is one
+    error line before any process starts, not a traceback from the first log file."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--run-dir {run_dir}: is a file, not a directory; give the run's directory (made if missing)")
+    try:
+        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        cause = f"{err.strerror}: {err.filename}" if err.strerror and err.filename else str(err)
+        raise ValueError(f"--run-dir {run_dir}: cannot create it ({cause}); give a writable directory") from None
+    if not os.access(run_dir / "logs", os.W_OK | os.X_OK):
+        raise ValueError(f"--run-dir {run_dir}: {run_dir / 'logs'} is not writable; give a writable directory")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m so101_bringup.runner",
@@ -219,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--mode", choices=("sim", "real"), default="sim")
     parser.add_argument("--run-dir", type=Path, default=Path("runs/sim"))
-    parser.add_argument("--episodes", type=int, default=0, help="stop after this many episodes (0 = until Ctrl-C)")
+    parser.add_argument(
+        "--episodes", type=nonnegative_int, default=0, help="stop after this many episodes (0 = until Ctrl-C)"
+    )
     parser.add_argument("--record", action="store_true", help="record the project's topics into RUN_DIR/bags")
     parser.add_argument("--reward-model", default="", help="reward model directory (sim default: ground truth)")
     parser.add_argument("--initial-checkpoint", default="", help="policy/agent .safetensors the actor starts from")
@@ -258,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             max_episodes=args.episodes,
         )
         specs = build_graph(options)
+        prepare_run_dir(run_dir)  # after the graph's checks: a refused run leaves no directory behind
     except (RosEnvironmentError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
