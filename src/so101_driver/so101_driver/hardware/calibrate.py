@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from so101_contract.cli import one_of_ints
 from so101_contract.joints import JOINT_NAMES
 from so101_driver.hardware.calibration import (
     HOMING_TARGET_TICKS,
@@ -329,7 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
         "travel, e.g. 251 ticks for shoulder_pan); default: refuse, since a joint not moved during calibration gets "
         "a wrong zero and servo limits that lock it",
     )
-    parser.add_argument("--baudrate", type=int, default=1_000_000, help="bus baud rate (default 1000000)")
+    from so101_driver.hardware.feetech.bus import SUPPORTED_BAUDRATES
+
+    parser.add_argument(
+        "--baudrate",
+        type=one_of_ints(SUPPORTED_BAUDRATES),
+        default=1_000_000,
+        help=f"bus baud rate, one the servos take: {', '.join(map(str, SUPPORTED_BAUDRATES))} (default 1000000)",
+    )
     return parser
 
 

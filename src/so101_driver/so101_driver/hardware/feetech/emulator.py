@@ -47,6 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from so101_contract.cli import int_in, positive_int, probability
 from so101_driver.hardware.feetech import control_table as ct
 from so101_driver.hardware.feetech.servo_model import EmulatedServo
 
@@ -458,11 +459,15 @@ def main(argv: list[str] | None = None) -> int:
         "leader nodes or the calibration CLI without an arm. Point them at the --link path.",
     )
     parser.add_argument("--link", required=True, help="symlink to create for the bus, e.g. /tmp/so101_follower")
-    parser.add_argument("--ids", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6], help="servo ids (default 1..6)")
-    parser.add_argument("--baudrate", type=int, default=1_000_000, help="for wire timing (default %(default)s)")
+    parser.add_argument(
+        "--ids", type=int_in(0, ct.MAX_ID), nargs="+", default=[1, 2, 3, 4, 5, 6], help="servo ids (default 1..6)"
+    )
+    parser.add_argument(
+        "--baudrate", type=positive_int, default=1_000_000, help="for wire timing (default %(default)s)"
+    )
     parser.add_argument("--no-wire-timing", action="store_true", help="answer at once instead of at line speed")
-    parser.add_argument("--corrupt", type=float, default=0.0, help="probability a status packet is corrupted")
-    parser.add_argument("--drop", type=float, default=0.0, help="probability a status packet is lost")
+    parser.add_argument("--corrupt", type=probability, default=0.0, help="probability a status packet is corrupted")
+    parser.add_argument("--drop", type=probability, default=0.0, help="probability a status packet is lost")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the fault injection")
     args = parser.parse_args(argv)
     done = threading.Event()
