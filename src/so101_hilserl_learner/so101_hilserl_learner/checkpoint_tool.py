@@ -58,9 +58,14 @@ class _Parser(argparse.ArgumentParser):
 def _write(args: argparse.Namespace, imported: tuple, extra: dict[str, str] | None = None) -> None:
     tensors, config, training, source = imported
     out = Path(args.output)
+    if out.is_dir():
+        raise CheckpointImportError(f"-o {out}: is a directory; give the .safetensors file to write")
     if out.exists() and not args.force:
         raise CheckpointImportError(f"{out} exists; pass --force to replace it")
-    digest = save_agent_weights(out, tensors, config, source, training, extra)
+    try:
+        digest = save_agent_weights(out, tensors, config, source, training, extra)
+    except OSError as err:  # the message would name the temporary file beside it, not what the user gave
+        raise CheckpointImportError(f"-o {out}: cannot write it ({err.strerror or err}); give another path") from None
     print(f"wrote {out} ({AGENT_FORMAT}, {len(tensors)} tensors, sha256 {digest})")
     print(f"policy_config: {config.to_json()}")
     print(f"semantics: {_semantics_line(config.semantics())}")
