@@ -16,6 +16,7 @@ for a pretrained backbone), as the DrQ-v2 encoder does: the dataset, the node an
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -139,6 +140,11 @@ class RewardNet(nn.Module):
         return [p for m in modules for p in m.parameters()]
 
 
+def _first_line(err: BaseException) -> str:
+    """A reader's error in one line (torch's unpickling refusals span a paragraph)."""
+    return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+
+
 def load_backbone_weights(net: RewardNet, path: Path) -> None:
     """Load a ResNet backbone from a local file (safetensors, or a torch state dict read with weights_only=True so
     nothing in the file is executed) and freeze it. Keys may carry torchvision's full-model names (fc.* ignored)."""
@@ -150,12 +156,20 @@ def load_backbone_weights(net: RewardNet, path: Path) -> None:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        state = load_file(str(path))
+        try:
+            state = load_file(str(path))
+        except Exception as err:  # the Rust reader's own error type: a cut-short or foreign file
+            raise ModelWeightsError(f"{path}: not a readable safetensors file ({_first_line(err)})") from None
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # any unpickling refusal, reported with the file name
-            raise ModelWeightsError(f"{path}: not a plain tensor state dict ({err})") from err
+        except pickle.UnpicklingError:  # torch's text suggests weights_only=False: never, for a file we do not know
+            raise ModelWeightsError(
+                f"{path}: not a plain tensor state dict (torch's weights-only reader refused it; nothing in it was "
+                "run); save torchvision's resnet state_dict() as .safetensors or .pth"
+            ) from None
+        except Exception as err:  # a damaged or foreign file, reported with the file name
+            raise ModelWeightsError(f"{path}: not a plain tensor state dict ({_first_line(err)})") from None
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
     if not isinstance(state, dict):

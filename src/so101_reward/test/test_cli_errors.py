@@ -184,3 +184,27 @@ def test_numeric_flags_out_of_range_are_refused_by_argparse(main, argv, flag, ca
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert f"error: argument {flag}: " in err.splitlines()[-1] and "not allowed" in err.splitlines()[-1], err
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("code from a weights file ran",))
+
+
+@pytest.mark.parametrize(
+    ("name", "write", "expected"),
+    [
+        ("cut.safetensors", lambda p: p.write_bytes(b"\x01\x00"), "not a readable safetensors file"),
+        ("objects.pth", lambda p: torch.save({"w": _RunsCode()}, p), "nothing in it was run"),
+    ],
+)
+def test_train_refuses_bad_backbone_weights_in_one_line(tmp_path, capsys, name, write, expected):
+    good = write_arrays(tmp_path / "good.npz")
+    weights = tmp_path / name
+    write(weights)
+    argv = [str(good), "--out", str(tmp_path / "m"), "--architecture", "resnet10", "--backbone-weights", str(weights)]
+    assert train_main([*argv, "--device", "cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "code from a weights file ran" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {weights}: ") and expected in lines[0], err
