@@ -9,9 +9,9 @@ The seed system's step 1 (pick-101's sim checkpoint) inside the project. An expl
          policy's mean, fixed seeds) -> success rate; TensorBoard, eval.csv, a checkpoint and the agent file
 
 Output directory (--out):
-    agent.safetensors   the agent file that the learner's ``initial_checkpoint`` and the actor's ``initial_weights``
-                        take (so101_hilserl_learner.agent_file): the project's action semantics in its PolicyConfig,
-                        exploration metadata = the pretrained schedule (linear(0.2,0.1,10000)) from step 0
+    agent.safetensors   the agent file (so101_hilserl_learner.agent_file) the launch's ``initial_checkpoint`` (the
+                        actor's and the learner's ``initial_weights``) takes: the project's action semantics in its
+                        PolicyConfig, exploration metadata = the pretrained schedule linear(0.2,0.1,10000) from step 0
     eval.csv            env_steps, episodes, updates, success_rate, mean_return, wall_s of every evaluation
     checkpoints/        the run's own checkpoints (agent, optimisers, RNGs, counters; checkpoint.py), for --resume
     tensorboard/        training and evaluation curves (tensorboard --logdir OUT/tensorboard)
