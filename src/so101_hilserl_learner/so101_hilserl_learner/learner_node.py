@@ -34,16 +34,16 @@ from so101_contract import qos
 from so101_contract.cpu_allocator import configure_cpu_allocator
 from so101_contract.files import atomic_write_text
 from so101_contract.node_main import run_node
-from so101_contract.parameters import ParameterError, declare
+from so101_contract.parameters import ParameterError
 from so101_contract.state import STATE_DIM
 from so101_hilserl_actor import exploration
 from so101_hilserl_actor.policy import PolicyConfig
 from so101_hilserl_actor.policy_io import config_differences, policy_to_bytes, semantic_differences, sha256_hex
 from so101_hilserl_actor.weights_gate import make_epoch
 from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerStats, PolicyWeights, Transition
+from so101_hilserl_learner import learner_parameters
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.checkpoint import (
-    DEFAULT_KEEP,
     CheckpointError,
     NonFiniteStateError,
     load_newest_good,
@@ -77,98 +77,18 @@ def run_id_of(run_dir: Path) -> str:
 class LearnerNode(Node):
     def __init__(self):
         super().__init__("learner")
-        self.run_dir = Path(
-            declare(self, "run_dir", "runs/learner", "directory for the journal, checkpoints and TensorBoard")
-        )
-        device = declare(
-            self, "device", "auto", "torch device: auto (cuda when present), cpu or cuda", ("auto", "cpu", "cuda")
-        )
-        seed = declare(self, "seed", 0, "seed of the networks and of batch sampling", (0, 2**31 - 1))
-        network = declare(self, "network", "", 'JSON overrides of PolicyConfig fields, e.g. {"hidden": [64, 64]}')
-        self.initial_weights = declare(
-            self, "initial_weights", "", "agent weights (checkpoint_tool import-robobase output) for a fresh run_dir"
-        )
-        self.batch_size = declare(self, "batch_size", 256, "transitions per update", (1, 65_536))
-        self.utd_ratio = declare(
-            self, "utd_ratio", 1.0, "updates per committed training transition (update-to-data ratio)", (0.0, 1000.0)
-        )
-        backlog_transitions = declare(
-            self,
-            "max_backlog_transitions",
-            200,
-            "owed updates are capped at utd_ratio x this many transitions' worth",
-            (1, 10**9),
-        )
-        self.warmup = declare(
-            self, "warmup_transitions", 1000, "online transitions needed before training starts", (1, 10**9)
-        )
-        stale_after = declare(
-            self,
-            "stale_episode_transitions",
-            1000,
-            "a staged episode is cut after this many messages of other actors",
-            (1, 10**9),
-        )
-        online_capacity = declare(self, "online_capacity", 100_000, "transitions kept in the online buffer", (1, 10**9))
-        demo_capacity = declare(
-            self, "demo_capacity", 20_000, "transitions kept in the demonstration buffer", (1, 10**9)
-        )
-        demo_fraction = declare(
-            self, "demo_fraction", 0.5, "share of each batch drawn from the demonstration buffer", (0.0, 1.0)
-        )
-        nstep = declare(self, "nstep", 3, "n of the n-step returns", (1, 100))
-        discount = declare(self, "discount", 0.99, "discount factor", (0.0, 1.0))
+        v = learner_parameters.declare(self)
+        self.run_dir = Path(v["run_dir"])
+        device, seed, network = v["device"], v["seed"], v["network"]
+        self.initial_weights = v["initial_weights"]
+        self.batch_size, self.utd_ratio, self.warmup = v["batch_size"], v["utd_ratio"], v["warmup_transitions"]
         agent_config = AgentConfig(
-            lr=declare(self, "lr", 1e-4, "AdamW learning rate of encoder, actor and critic", (1e-12, 1.0)),
-            critic_target_tau=declare(self, "critic_target_tau", 0.01, "soft target update rate", (1e-6, 1.0)),
-            stddev_clip=declare(self, "stddev_clip", 0.3, "clip of the target policy noise", (0.0, 10.0)),
-            seed=seed,
+            lr=v["lr"], critic_target_tau=v["critic_target_tau"], stddev_clip=v["stddev_clip"], seed=seed
         )
-        schedule_parameter = declare(
-            self,
-            "stddev_schedule",
-            "",
-            "the run's exploration std over environment steps, e.g. linear(0.2,0.1,10000); '' = the one the run's "
-            f"checkpoint or initial_weights carries, else {exploration.DEFAULT_PRETRAINED_SCHEDULE} with "
-            f"initial_weights, {exploration.DEFAULT_SCRATCH_SCHEDULE} from scratch",
-        )
-        self.publish_every = declare(
-            self, "publish_every_updates", 50, "publish weights after this many updates...", (1, 10**9)
-        )
-        self.publish_period_s = declare(
-            self, "publish_period_s", 5.0, "...or this many seconds, whichever comes first", (0.01, 86400.0)
-        )
-        self.checkpoint_period_s = declare(
-            self, "checkpoint_period_s", 120.0, "seconds between checkpoints", (0.01, 86400.0)
-        )
-        self.checkpoints_kept = declare(
-            self,
-            "checkpoints_kept",
-            DEFAULT_KEEP,
-            "newest checkpoints kept (older good ones to fall back to)",
-            (1, 1000),
-        )
-        self.debug_poison_after = declare(
-            self,
-            "debug_poison_after_updates",
-            0,
-            "debug: after this many updates, set the critic's weights to NaN (a diverged run, to test that the "
-            "learner exits and keeps its last good checkpoint); 0 = off",
-            (0, 10**9),
-        )
-        stats_period = declare(
-            self,
-            "stats_period_s",
-            1.0,
-            "seconds between learner_stats messages and TensorBoard scalars",
-            (0.05, 3600.0),
-        )
-        fsync_period = declare(
-            self, "journal_fsync_period_s", 1.0, "journal fsync period: the loss window on power failure", (0.0, 3600.0)
-        )
-        train_on_evaluation = declare(
-            self, "train_on_evaluation", False, "also train on deterministic evaluation episodes"
-        )
+        schedule_parameter = v["stddev_schedule"]
+        self.publish_every, self.publish_period_s = v["publish_every_updates"], v["publish_period_s"]
+        self.checkpoint_period_s, self.checkpoints_kept = v["checkpoint_period_s"], v["checkpoints_kept"]
+        self.debug_poison_after = v["debug_poison_after_updates"]
 
         try:  # at start, not at the first update of the training thread (or the actor's first step)
             if schedule_parameter.strip():
@@ -202,22 +122,27 @@ class LearnerNode(Node):
         self.agent = DrQV2Agent(self.policy_config, agent_config, device=str(self.device))
         size = self.policy_config.image_size
         self.online, self.demo = (
-            ReplayBuffer.for_policy(self.policy_config, capacity, nstep, discount, seed + offset, STATE_DIM)
-            for capacity, offset in ((online_capacity, 0), (demo_capacity, 1))
+            ReplayBuffer.for_policy(self.policy_config, capacity, v["nstep"], v["discount"], seed + offset, STATE_DIM)
+            for capacity, offset in ((v["online_capacity"], 0), (v["demo_capacity"], 1))
         )
-        self.sampler = MixedSampler(self.online, self.demo, demo_fraction)
+        self.sampler = MixedSampler(self.online, self.demo, v["demo_fraction"])
         self.ingest = TransitionIngest(
-            self.online, self.demo, size, self.policy_config.frame_stack, train_on_evaluation, stale_after
+            self.online,
+            self.demo,
+            size,
+            self.policy_config.frame_stack,
+            v["train_on_evaluation"],
+            v["stale_episode_transitions"],
         )
         self.updates = 0
         self.weights_version = 0  # versions restart in each learner epoch
         self._restore(checkpoint, initial)
         # Only transitions committed from now on owe updates: the journal's were trained on before a restart,
         # and those committed before warm-up are the pre-training data (RoboBase's replay_size_before_train).
-        self.budget = UtdBudget(self.utd_ratio, UtdBudget.cap_for(self.utd_ratio, backlog_transitions))
+        self.budget = UtdBudget(self.utd_ratio, UtdBudget.cap_for(self.utd_ratio, v["max_backlog_transitions"]))
         self._budget_lock = threading.Lock()
         self._counted = self.ingest.counters.training_transitions
-        self.journal = TransitionJournal(self.run_dir / "journal", fsync_period_s=fsync_period)
+        self.journal = TransitionJournal(self.run_dir / "journal", fsync_period_s=v["journal_fsync_period_s"])
         if self.journal.cut is not None:
             self.get_logger().warning(f"journal: cut {self.journal.cut}")
         self.quarantine = Quarantine(self.run_dir / "quarantine")
@@ -230,7 +155,7 @@ class LearnerNode(Node):
         self.create_subscription(Transition, "hilserl/transitions", self._on_transition, qos.TRANSITIONS, raw=True)
         self.create_subscription(EpisodeSummary, "hilserl/episodes", self._on_episode, qos.EVENTS)
         self.create_service(Trigger, "learner/checkpoint", self._on_checkpoint_request)
-        self.create_timer(stats_period, self._publish_stats)
+        self.create_timer(v["stats_period_s"], self._publish_stats)
 
         self._episodes: deque[EpisodeSummary] = deque(maxlen=50)
         self._metrics: dict[str, float] = {}
