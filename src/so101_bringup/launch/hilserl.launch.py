@@ -15,14 +15,13 @@ the actor exits after max_episodes).
 
 from pathlib import Path
 
-from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, RegisterEventHandler, Shutdown
+from launch.actions import ExecuteProcess, RegisterEventHandler, Shutdown
 from launch.event_handlers import OnProcessExit
 from launch.logging import get_logger, launch_config
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from so101_bringup import launch_nodes
 from so101_bringup.graph import (
     DRIVER_NODES,
     RECORDED_TOPICS,
@@ -32,10 +31,6 @@ from so101_bringup.graph import (
     session_bag_path,
 )
 from so101_bringup.launch_checks import HILSERL_ARGUMENTS, check_installed, hilserl_launch, hilserl_packages
-
-
-def _urdf() -> str:
-    return (Path(get_package_share_directory("so101_driver")) / "urdf" / "so101.urdf").read_text()
 
 
 def _topic(namespace: str, topic: str) -> str:
@@ -92,16 +87,8 @@ def _launch_setup(context, *args, **kwargs):
         actions += [_stop_on_exit(spec.name, node), node]
 
     if chosen.robot_state_publisher:
-        actions.append(
-            Node(
-                package="robot_state_publisher",
-                executable="robot_state_publisher",
-                namespace=namespace,
-                parameters=[{"robot_description": robot_description(_urdf(), options.use_ros2_control)}],
-                remappings=[("joint_states", "follower/joint_states")],
-                additional_env=env,
-            )
-        )
+        description = robot_description(launch_nodes.project_urdf(), options.use_ros2_control)
+        actions.append(launch_nodes.robot_state_publisher(namespace, description, env))
     if options.use_ros2_control:
         controllers = str(config_path("controllers.yaml"))
         # Jazzy's controller manager reads the URDF from the robot_description topic robot_state_publisher latches.
@@ -137,21 +124,9 @@ def _launch_setup(context, *args, **kwargs):
             )
         )
     if chosen.rviz:
-        actions.append(
-            Node(
-                package="rviz2",
-                executable="rviz2",
-                namespace=namespace,
-                arguments=["-d", str(config_path("so101.rviz"))],
-                additional_env=env,
-            )
-        )
+        actions.append(launch_nodes.rviz(namespace, env))
     return actions
 
 
 def generate_launch_description():
-    declared = [
-        DeclareLaunchArgument(name, default_value=default, description=doc)
-        for name, default, _, doc in HILSERL_ARGUMENTS
-    ]
-    return LaunchDescription([*declared, OpaqueFunction(function=_launch_setup)])
+    return launch_nodes.description(HILSERL_ARGUMENTS, _launch_setup)

@@ -8,14 +8,9 @@ Monitor / Plot). Next to `hilserl.launch.py`, which already runs robot_state_pub
 robot_state_publisher:=false. Both packages are checked before anything starts (so101_bringup.launch_checks).
 """
 
-from pathlib import Path
-
-from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
+from so101_bringup import launch_nodes
 from so101_bringup.graph import config_path
 from so101_bringup.launch_checks import VIEW_ARGUMENTS, check_installed, parse_arguments, view_packages
 
@@ -30,31 +25,11 @@ def _launch_setup(context, *args, **kwargs):
     env = {"FASTRTPS_DEFAULT_PROFILES_FILE": str(config_path("fastdds.xml"))}
     actions = []
     if arg["robot_state_publisher"]:
-        urdf = (Path(get_package_share_directory("so101_driver")) / "urdf" / "so101.urdf").read_text()
-        actions.append(
-            Node(
-                package="robot_state_publisher",
-                executable="robot_state_publisher",
-                namespace=namespace,
-                parameters=[{"robot_description": urdf}],
-                remappings=[("joint_states", "follower/joint_states")],
-                additional_env=env,
-            )
-        )
-    actions.append(
-        Node(
-            package="rviz2",
-            executable="rviz2",
-            namespace=namespace,
-            arguments=["-d", str(config_path("so101.rviz"))],
-            additional_env=env,
-        )
-    )
+        urdf = launch_nodes.project_urdf()
+        actions.append(launch_nodes.robot_state_publisher(namespace, urdf, env))
+    actions.append(launch_nodes.rviz(namespace, env))
     return actions
 
 
 def generate_launch_description():
-    declared = [
-        DeclareLaunchArgument(name, default_value=default, description=doc) for name, default, _, doc in VIEW_ARGUMENTS
-    ]
-    return LaunchDescription([*declared, OpaqueFunction(function=_launch_setup)])
+    return launch_nodes.description(VIEW_ARGUMENTS, _launch_setup)

@@ -330,9 +330,10 @@ def top_level_imports(tree: ast.Module) -> set[str]:
 
 
 def calls_in_order(function: ast.FunctionDef) -> list[str]:
-    """The names of the plain calls (f(...)) in a function, in source order."""
-    calls = [n for n in ast.walk(function) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
-    return [c.func.id for c in sorted(calls, key=lambda c: (c.lineno, c.col_offset))]
+    """The names of the calls in a function (f(...) and module.f(...) as f), in source order."""
+    calls = [n for n in ast.walk(function) if isinstance(n, ast.Call) and isinstance(n.func, (ast.Name, ast.Attribute))]
+    calls.sort(key=lambda c: (c.lineno, c.col_offset))
+    return [c.func.id if isinstance(c.func, ast.Name) else c.func.attr for c in calls]
 
 
 def launch_importable() -> bool:
@@ -377,20 +378,30 @@ def test_launch_files_are_built_from_the_declaration():
     hilserl = launch_file("hilserl.launch.py")
     functions = {n.name: n for n in hilserl.body if isinstance(n, ast.FunctionDef)}
     assert "generate_launch_description" in functions
-    assert {"launch", "launch_ros.actions", "so101_bringup.graph", "so101_bringup.launch_checks"} <= top_level_imports(
-        hilserl
-    )
+    assert {
+        "launch.actions",
+        "launch_ros.actions",
+        "so101_bringup.graph",
+        "so101_bringup.launch_checks",
+        "so101_bringup",  # launch_nodes: robot_state_publisher, rviz2, the description, shared with view.launch.py
+    } <= top_level_imports(hilserl)
     called = calls_in_order(functions["_launch_setup"])
     assert {"build_graph", "Node", "ExecuteProcess", "_stop_on_exit"} <= set(called)
     # Everything that can refuse runs before the first action exists: once returned, launch starts them in turn.
     first_action = called.index("Node")
     assert max(called.index(c) for c in ("hilserl_launch", "build_graph", "check_installed")) < first_action
-    assert "OpaqueFunction" in calls_in_order(functions["generate_launch_description"])
+    assert "description" in calls_in_order(functions["generate_launch_description"])
     view = launch_file("view.launch.py")
     functions = {n.name: n for n in view.body if isinstance(n, ast.FunctionDef)}
-    assert {"launch", "launch_ros.actions", "so101_bringup.launch_checks"} <= top_level_imports(view)
+    assert {"launch.substitutions", "so101_bringup", "so101_bringup.launch_checks"} <= top_level_imports(view)
+    assert "description" in calls_in_order(functions["generate_launch_description"])
     called = calls_in_order(functions["_launch_setup"])
-    assert max(called.index(c) for c in ("parse_arguments", "check_installed")) < called.index("Node")
+    first_action = min(called.index(c) for c in ("robot_state_publisher", "rviz"))
+    assert max(called.index(c) for c in ("parse_arguments", "check_installed")) < first_action
+    # The shared launch actions: the arguments declared, then the setup in an OpaqueFunction (it may refuse first).
+    shared = {n.name: n for n in ast.parse((BRINGUP / "so101_bringup" / "launch_nodes.py").read_text()).body
+              if isinstance(n, ast.FunctionDef)}  # fmt: skip
+    assert "OpaqueFunction" in calls_in_order(shared["description"])
     rviz = yaml.safe_load(config_path("so101.rviz").read_text())
     displays = {d["Class"] for d in rviz["Visualization Manager"]["Displays"]}
     assert {"rviz_default_plugins/RobotModel", "rviz_default_plugins/Pose", "rviz_default_plugins/Image"} <= displays

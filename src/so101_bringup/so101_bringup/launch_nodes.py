@@ -1,0 +1,50 @@
+"""The launch actions both launch files start beside the graph, built once: robot_state_publisher with the
+project's URDF, rviz2 with config/so101.rviz, and the launch description around an OpaqueFunction. Imported only by
+the launch files (it needs launch and launch_ros, which a machine without a ROS install does not have)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch_ros.actions import Node
+
+from so101_bringup.graph import config_path
+
+
+def project_urdf() -> str:
+    """The installed so101_driver URDF (the model rviz2 draws and robot_state_publisher publishes)."""
+    return (Path(get_package_share_directory("so101_driver")) / "urdf" / "so101.urdf").read_text()
+
+
+def robot_state_publisher(namespace: str, description: str, env: dict[str, str]) -> Node:
+    """TF of the follower from follower/joint_states, and the latched robot_description topic."""
+    return Node(
+        package="robot_state_publisher",
+        executable="robot_state_publisher",
+        namespace=namespace,
+        parameters=[{"robot_description": description}],
+        remappings=[("joint_states", "follower/joint_states")],
+        additional_env=env,
+    )
+
+
+def rviz(namespace: str, env: dict[str, str]) -> Node:
+    return Node(
+        package="rviz2",
+        executable="rviz2",
+        namespace=namespace,
+        arguments=["-d", str(config_path("so101.rviz"))],
+        additional_env=env,
+    )
+
+
+def description(arguments, setup) -> LaunchDescription:
+    """Declared arguments ((name, default, kind, doc) rows of so101_bringup.launch_checks), then ``setup`` in an
+    OpaqueFunction so everything follows the resolved arguments (and may refuse before any action exists)."""
+    declared = [
+        DeclareLaunchArgument(name, default_value=default, description=doc) for name, default, _, doc in arguments
+    ]
+    return LaunchDescription([*declared, OpaqueFunction(function=setup)])
