@@ -21,6 +21,7 @@ One run directory holds everything: logs/, learner/ (journal, checkpoints, Tenso
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import subprocess
@@ -94,7 +95,8 @@ class Progress:
             rates = f"success {success:3.0f}%  intervention {intervention:3.0f}% (last {len(self.recent)})"
         else:
             rates = "waiting for the first episode"
-        utd = f"UTD {self.utd:.2f}/{self.requested_utd:.2f}" + (" BEHIND (learner too slow)" if self.utd_behind else "")
+        achieved = "warm-up" if math.isnan(self.utd) else f"{self.utd:.2f}"  # NaN until the first counted transition
+        utd = f"UTD {achieved}/{self.requested_utd:.2f}" + (" BEHIND (learner too slow)" if self.utd_behind else "")
         return (
             f"episode {self.episodes:4d} | {rates} | learner {self.updates_per_second:5.1f} upd/s, "
             f"{self.updates} updates, {utd} | buffer {self.buffer} online, {self.demo_buffer} demo"

@@ -108,6 +108,8 @@ def test_status_line_counts_rates_over_recent_episodes_and_shows_the_learners_ut
     assert "40 updates, UTD 0.98/1.00 |" in line and "buffer 30 online, 12 demo" in line and "BEHIND" not in line
     progress.on_stats(stats(0.41, 2.0, True))
     assert "UTD 0.41/2.00 BEHIND (learner too slow)" in progress.line()
+    progress.on_stats(stats(float("nan"), 1.0, False))  # nothing counted yet: the learner is warming up
+    assert "UTD warm-up/1.00" in progress.line() and "nan" not in progress.line()
 
 
 class Stream(io.StringIO):
