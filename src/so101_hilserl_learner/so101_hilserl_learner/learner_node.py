@@ -5,7 +5,7 @@ before the journal and kept in run_dir/quarantine, copies are not journaled agai
 (so101_hilserl_learner.checkpoint); on start it loads the newest checkpoint and replays the journal, so a killed
 learner resumes with its buffers, networks, optimisers and counters.
 
-Contracts it keeps (issue 13):
+Contracts it keeps:
 * One exploration schedule (so101_hilserl_actor.exploration) over environment steps = committed training
   transitions; the agent's target and actor-loss noise read it at that step, and every PolicyWeights message
   carries the schedule and the step so the actor's acting noise is the same reading.
@@ -187,7 +187,7 @@ class LearnerNode(Node):
                     f"one ({'; '.join(differences)}); use another run_dir or the same network parameter"
                 )
             self._adopt_semantics(saved, f"{self.run_dir} checkpoint")
-            explore = state.get("exploration") or {}  # absent in checkpoints written before issue 13
+            explore = state.get("exploration") or {}  # absent in checkpoints written before the schedule travelled with them
             return state, None, explore.get("stddev_schedule"), int(explore.get("start_steps", 0))
         if self.initial_weights:
             tensors, config, schedule, steps = load_initial_weights(self.initial_weights, self.policy_config)
