@@ -187,7 +187,7 @@ class LearnerNode(Node):
                     f"one ({'; '.join(differences)}); use another run_dir or the same network parameter"
                 )
             self._adopt_semantics(saved, f"{self.run_dir} checkpoint")
-            explore = state.get("exploration") or {}  # absent in checkpoints written before the schedule travelled with them
+            explore = state.get("exploration") or {}  # absent in older checkpoints
             return state, None, explore.get("stddev_schedule"), int(explore.get("start_steps", 0))
         if self.initial_weights:
             tensors, config, schedule, steps = load_initial_weights(self.initial_weights, self.policy_config)
