@@ -5,7 +5,6 @@ a dying worker thread that takes its node down, and a refused parameter that exi
 
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from so101_contract.node_main import (
     LAUNCH_SIGTERM_AFTER_SIGINT_S,
 )
 from so101_testing.graph import wait_until
+from so101_testing.processes import assert_clean_log, signal_and_time_exit
 
 START_TIMEOUT_S = 60.0  # a cold start of rclpy and DDS on a loaded 2-core machine
 # A node must be gone before launch escalates to SIGTERM; on a loaded machine a clean stop takes well under 1 s.
@@ -26,21 +26,6 @@ EXIT_BOUND_S = LAUNCH_SIGTERM_AFTER_SIGINT_S
 PROBE_NODE = Path(__file__).with_name("shutdown_probe_node.py")
 PROBE_TIMEOUT_S = 2.0  # the probe node's shutdown_timeout_s: short, so the hang tests are quick
 SLACK_S = 2.0  # scheduling and os._exit on a loaded machine, on top of the guard's own time
-
-
-def assert_clean_log(process) -> None:
-    log = process.output()
-    assert "Traceback" not in log, log
-    assert "Exception in thread" not in log, log
-    assert "did not finish" not in log, log  # the bounded-exit guard was not needed
-
-
-def signal_and_time_exit(process, signals: list[int], bound_s: float) -> tuple[int | None, float]:
-    start = time.monotonic()
-    for sig in signals:
-        process.send_signal(sig)
-    code = process.wait_exit(bound_s)
-    return code, time.monotonic() - start
 
 
 def test_shutdown_bound_fits_launchs_grace_period():

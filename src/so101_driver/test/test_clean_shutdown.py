@@ -15,6 +15,7 @@ from sensor_msgs.msg import Image, JointState
 
 from so101_contract import qos
 from so101_contract.node_main import LAUNCH_SIGTERM_AFTER_SIGINT_S
+from so101_testing.processes import assert_clean_log, signal_and_time_exit
 
 START_TIMEOUT_S = 60.0  # a cold start of MuJoCo and DDS on a loaded 2-core machine
 # A node must be gone before launch escalates to SIGTERM; on a loaded machine a clean stop takes well under 1 s.
@@ -30,21 +31,6 @@ SIM_ARGS = (
     "-p",
     "camera_height:=960",
 )
-
-
-def assert_clean_log(process) -> None:
-    log = process.output()
-    assert "Traceback" not in log, log
-    assert "Exception in thread" not in log, log
-    assert "did not finish" not in log, log  # the bounded-exit guard was not needed
-
-
-def signal_and_time_exit(process, signals: list[int], bound_s: float) -> tuple[int | None, float]:
-    start = time.monotonic()
-    for sig in signals:
-        process.send_signal(sig)
-    code = process.wait_exit(bound_s)
-    return code, time.monotonic() - start
 
 
 def test_sim_and_fk_node_stop_cleanly_on_sigint(processes, probe):

@@ -99,6 +99,23 @@ class NodeProcess:
         return self.popen.returncode
 
 
+def assert_clean_log(process: NodeProcess) -> None:
+    """A node that stopped as it should: no traceback, no dead thread, no bounded-exit guard in its output."""
+    log = process.output()
+    assert "Traceback" not in log, log
+    assert "Exception in thread" not in log, log
+    assert "did not finish" not in log, log  # the bounded-exit guard was not needed
+
+
+def signal_and_time_exit(process: NodeProcess, signals: list[int], bound_s: float) -> tuple[int | None, float]:
+    """Send ``signals`` in turn, wait up to ``bound_s`` for the exit: (exit code or None, seconds it took)."""
+    start = time.monotonic()
+    for sig in signals:
+        process.send_signal(sig)
+    code = process.wait_exit(bound_s)
+    return code, time.monotonic() - start
+
+
 class ProcessGroup:
     """A set of node processes that are all stopped when the group is closed (use as a context manager)."""
 
