@@ -17,6 +17,7 @@ MESSAGE_TYPES = [
     project_msgs.RewardSignal,
     project_msgs.EpisodeSummary,
     project_msgs.LearnerStats,
+    project_msgs.LearnerProgress,
 ]
 SERVICE_TYPES = [project_srvs.ResetEpisode, project_srvs.OperatorCommand]
 SERVICE_PARTS = [part for srv in SERVICE_TYPES for part in (srv.Request, srv.Response)]
