@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from so101_contract.state import STATE_DIM
+from so101_driver.sim.curriculum import STAGES
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_actor import exploration
 from so101_hilserl_actor.policy import PolicyConfig
@@ -45,7 +46,7 @@ from so101_hilserl_actor.semantics import PROJECT_SEMANTICS
 from so101_hilserl_learner import checkpoint
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.agent_file import save_agent_weights
-from so101_hilserl_learner.envs.pick import STAGES, PickEnv
+from so101_hilserl_learner.envs.pick import PickEnv
 from so101_hilserl_learner.replay import ReplayBuffer
 
 AGENT_FILE = "agent.safetensors"

@@ -18,16 +18,7 @@ with the servo squeezing), or, with ``classifier``, from a trained reward classi
 preprocessed frame at ``classifier_threshold`` (the reward node's one decision). ``info["grasp"]`` always carries
 the ground truth and ``info["is_success"]`` whether the episode ended in success.
 
-Curriculum stages (``stage``), numbered as pick-101's LiftCubeCartesianEnv where the meaning carries over. Its
-stages 1 and 2 start with the cube already in the closed gripper, which in this grasp-only task is the goal itself,
-so here they are the easy end of the same ladder:
-
-    0  the project's reset (SimWorld.reset, as the sim node and the robot): TCP at (0.25, 0, 0.07) m +- 1 cm,
-       fingers down, gripper open; cube +- 4 cm around (0.25, 0), yaw +- 0.4 rad
-    1  the cube between the open fingers: TCP at the grasp point (ScriptedGrasp.grasp_tcp_position), closing the
-       gripper is all that is left; cube +- 2 cm, yaw 0
-    2  TCP 1.5 cm above the grasp point, gripper open; cube +- 2 cm, yaw 0
-    3  pick-101's stage 3: the gripper open 3 cm above the grasp point; cube +- 2 cm around (0.25, 0), yaw 0
+Curriculum stages (``stage``, 0-3): so101_driver.sim.curriculum, which the sim node's ``curriculum_stage`` uses too.
 
 Seeds: ``reset(seed=s)`` gives bit-identical episodes for the same ``s`` (Gymnasium's np_random drives every
 draw). ``render_mode="rgb_array"``: ``render()`` returns the last raw wrist camera frame (H x W x 3 uint8 RGB).
@@ -50,6 +41,7 @@ from so101_contract.control import ACTION_DIM, CONTROL_PERIOD_S
 from so101_contract.joints import JOINT_NAMES
 from so101_contract.state import STATE_DIM
 from so101_driver.model.joint_safety import JointCommandGuard
+from so101_driver.sim.curriculum import check_stage, reset_stage
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 from so101_driver.sim.world import SimConfig, SimWorld
 from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing
@@ -58,9 +50,6 @@ from so101_hilserl_actor.episode import EpisodeConfig, EpisodeTracker
 from so101_hilserl_actor.observation import FrameStack, StateBuilder
 from so101_hilserl_actor.semantics import PROJECT_SEMANTICS, SEMANTIC_FIELDS, check_semantic
 
-STAGES = (0, 1, 2, 3)
-STAGE_HEIGHT_ABOVE_GRASP = {1: 0.0, 2: 0.015, 3: 0.03}  # m, TCP above the grasp point at the start
-STAGE_CUBE_RANGE = 0.02  # m, uniform +- in x and y around SimConfig.cube_center for stages 1-3 (pick-101 stage 3)
 MAX_SEED = 2**31 - 1
 
 
@@ -95,8 +84,7 @@ class PickEnv(gym.Env):
         control_period_s: float = CONTROL_PERIOD_S,
     ):
         super().__init__()
-        if stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES} (curriculum stage), got {stage!r}")
+        check_stage(stage)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if not 0.0 < classifier_threshold < 1.0:
@@ -137,15 +125,7 @@ class PickEnv(gym.Env):
     # ---- gymnasium API ------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        rng = self.np_random
-        cfg = self.world.config
-        if self.stage == 0:
-            self.world.reset(seed=int(rng.integers(MAX_SEED)))  # the sim node's own draw, from our stream
-        else:
-            cube_xy = np.asarray(cfg.cube_center) + rng.uniform(-STAGE_CUBE_RANGE, STAGE_CUBE_RANGE, size=2)
-            cube = np.array([cube_xy[0], cube_xy[1], cfg.scene.cube_size / 2])
-            tcp = self._grasp.grasp_tcp_position(cube) + np.array([0.0, 0.0, STAGE_HEIGHT_ABOVE_GRASP[self.stage]])
-            self.world.reset_to(tcp, cube_xy, 0.0)
+        reset_stage(self.world, self.stage, self.np_random, self._grasp)
         self._guard.target = None
         self._episodes += 1
         self.tracker.reset(self._episodes)
