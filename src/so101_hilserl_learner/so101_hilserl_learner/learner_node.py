@@ -12,6 +12,14 @@ Contracts it keeps:
 * UTD (so101_hilserl_learner.utd): updates per committed training transition, backlog capped, achieved ratio in
   learner_stats and TensorBoard, a throttled warning when the learner falls behind.
 * Weight versions restart at 1 in each learner epoch (run id + process start time), published once at start.
+* LearnerProgress (so101_contract.sim_time.PROGRESS_TOPIC) after every commit that owes updates and after every
+  update, so a lockstep simulation holds simulated time while the learner owes more than it allows.
+* Episode outcomes (so101_hilserl_learner.episode_window): training success split autonomous/assisted, the
+  intervention fraction and evaluation success, in learner_stats and TensorBoard.
+
+Clocks: message stamps use the node clock (simulated time in simulation). What is about the machine uses the
+steady clock, so it keeps running while simulated time stands still (a lockstep sim waits for this learner): the
+stats timer, the update rate, the weights publish period and the checkpoint period.
 """
 
 from __future__ import annotations
@@ -25,22 +33,25 @@ from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_srvs.srv import Trigger
 
 from so101_contract import qos
 from so101_contract.cpu_allocator import configure_cpu_allocator
 from so101_contract.files import atomic_write_text
 from so101_contract.node_main import run_node
+from so101_contract.outcomes import Outcome
 from so101_contract.parameters import ParameterError
+from so101_contract.sim_time import PROGRESS_TOPIC
 from so101_contract.state import STATE_DIM
 from so101_hilserl_actor import exploration
 from so101_hilserl_actor.policy import PolicyConfig
 from so101_hilserl_actor.policy_io import config_differences, policy_to_bytes, semantic_differences, sha256_hex
 from so101_hilserl_actor.weights_gate import make_epoch
-from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerStats, PolicyWeights, Transition
+from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerProgress, LearnerStats, PolicyWeights, Transition
 from so101_hilserl_learner import learner_parameters
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.checkpoint import (
@@ -49,6 +60,7 @@ from so101_hilserl_learner.checkpoint import (
     load_newest_good,
     save_checkpoint,
 )
+from so101_hilserl_learner.episode_window import EpisodeWindow
 from so101_hilserl_learner.ingest import TransitionIngest
 from so101_hilserl_learner.journal import Quarantine, TransitionJournal, read_journal
 from so101_hilserl_learner.replay import MixedSampler, ReplayBuffer
@@ -58,6 +70,17 @@ from so101_hilserl_learner.start_files import check_run_dir, load_initial_weight
 from so101_hilserl_learner.utd import UtdBudget
 
 RUN_ID_FILE = "run_id"
+
+# LearnerProgress: published after every update (hundreds per second on a GPU) and read by a lockstep sim that
+# needs only the newest. Reliable, so the message that clears a backlog is not lost while the sim holds; a few deep,
+# as only the newest matters; transient local, so a sim that (re)starts after the learner knows the backlog at once
+# (a volatile subscriber matches too).
+PROGRESS_QOS = QoSProfile(
+    depth=5,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    history=HistoryPolicy.KEEP_LAST,
+)
 
 
 def run_id_of(run_dir: Path) -> str:
@@ -152,12 +175,16 @@ class LearnerNode(Node):
         self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
         self.weights_pub = self.create_publisher(PolicyWeights, "hilserl/policy_weights", qos.LATCHED)
         self.stats_pub = self.create_publisher(LearnerStats, "hilserl/learner_stats", qos.EVENTS)
+        self.progress_pub = self.create_publisher(LearnerProgress, PROGRESS_TOPIC, PROGRESS_QOS)
         self.create_subscription(Transition, "hilserl/transitions", self._on_transition, qos.TRANSITIONS, raw=True)
         self.create_subscription(EpisodeSummary, "hilserl/episodes", self._on_episode, qos.EVENTS)
         self.create_service(Trigger, "learner/checkpoint", self._on_checkpoint_request)
-        self.create_timer(v["stats_period_s"], self._publish_stats)
+        # Steady, not the node clock: under use_sim_time a node-clock timer stops while simulated time stands
+        # still, and a lockstep sim stands still exactly while it waits for this learner.
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(v["stats_period_s"], self._publish_stats, clock=self._steady)
 
-        self._episodes: deque[EpisodeSummary] = deque(maxlen=50)
+        self._episodes = EpisodeWindow()
         self._metrics: dict[str, float] = {}
         self._rate_window: deque[tuple[float, int, int]] = deque([(time.monotonic(), self.updates, 0)], maxlen=30)
         self._checkpoint_requested = threading.Event()
@@ -165,6 +192,8 @@ class LearnerNode(Node):
         self._checkpoint_error: str | None = None  # why the last checkpoint was not written
         self._running = True
         self._publish_weights()  # version 1 of this epoch: a running actor learns the epoch and schedule at once
+        with self._budget_lock:
+            self._publish_progress()  # nothing owed yet; a late sim gets it (transient local)
         self._trainer = threading.Thread(target=self._train_thread, name="learner-train", daemon=True)
         self._trainer.start()
         self.get_logger().info(
@@ -274,10 +303,27 @@ class LearnerNode(Node):
             if len(self.online) >= self.warmup:
                 with self._budget_lock:
                     self.budget.commit(committed)
+                    self._publish_progress()
 
     def _on_episode(self, msg: EpisodeSummary) -> None:
-        if not msg.evaluation:
-            self._episodes.append(msg)
+        outcome = Outcome.from_msg(msg)
+        self._episodes.add(outcome)
+        if outcome.evaluation:  # logged as it arrives: evaluation episodes are rare and each one counts
+            for key, value in self._episodes.evaluation_scalars(outcome).items():
+                self.writer.add_scalar(key, value, self.updates)
+
+    def _publish_progress(self) -> None:
+        """LearnerProgress from the budget; the caller holds _budget_lock, so the fields are one consistent reading."""
+        msg = LearnerProgress(
+            learner_epoch=self.learner_epoch,
+            updates=self.updates,
+            update_backlog=self.budget.backlog,
+            training_transitions=self.schedule_step(),
+            requested_utd=self.utd_ratio,
+            update_to_data_ratio=self.budget.achieved,
+        )
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.progress_pub.publish(msg)
 
     def _on_checkpoint_request(self, request, response):
         self._checkpoint_done.clear()
@@ -304,6 +350,8 @@ class LearnerNode(Node):
             raise
 
     def _train_loop(self) -> None:
+        # Wall (monotonic) periods: weights and checkpoints are about not losing work and keeping the actor's
+        # policy fresh per second of compute, which simulated time (standing still while the sim waits) is not.
         last_publish = last_checkpoint = time.monotonic()
         while self._running:
             if self._checkpoint_requested.is_set():
@@ -323,7 +371,8 @@ class LearnerNode(Node):
             self._metrics = metrics
             with self._budget_lock:
                 self.budget.did_update()
-            self.updates += 1
+                self.updates += 1
+                self._publish_progress()
             if self.updates == self.debug_poison_after:
                 self._poison_critic()
             now = time.monotonic()
@@ -416,6 +465,7 @@ class LearnerNode(Node):
             actor_loss=metrics.get("actor_loss", float("nan")),
             q_mean=metrics.get("q_mean", float("nan")),
             actor_stddev=exploration.stddev(self.stddev_schedule, step),
+            **self._episodes.stats_fields(),
         )
         stats.header.stamp = self.get_clock().now().to_msg()
         self.stats_pub.publish(stats)
@@ -441,13 +491,7 @@ class LearnerNode(Node):
             "data/expired_episodes": self.ingest.counters.expired_episodes,
             **{f"loss/{k}": v for k, v in metrics.items()},
         }
-        if self._episodes:
-            episodes = list(self._episodes)
-            scalars["episodes/success_rate"] = float(np.mean([e.success for e in episodes]))
-            scalars["episodes/intervention_rate"] = float(
-                np.sum([e.intervention_steps for e in episodes]) / max(np.sum([e.steps for e in episodes]), 1)
-            )
-            scalars["episodes/return"] = float(np.mean([e.episode_return for e in episodes]))
+        scalars.update(self._episodes.training_scalars())
         for key, value in scalars.items():
             self.writer.add_scalar(key, value, self.updates)
 
