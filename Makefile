@@ -9,7 +9,7 @@ IN_ENV := SO101_ACTIVATE_SKIP_INSTALL=1 source $(ROOT)/activate.sh &&
 IN_BUILT_ENV := source $(ROOT)/activate.sh &&
 COLCON_BUILD_ARGS ?=
 
-.PHONY: help setup build test sim lint format clean distclean bench-sim bench-buffer bench-learner bench-learning bench-actor bench-reward bench-drivers
+.PHONY: help setup build test sim lint format clean distclean bench-sim bench-buffer bench-learner bench-learning bench-actor bench-reward bench-drivers bench-hil
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ bench-actor: build ## actor step compute p50/p99 (full-size policy) and loop per
 
 bench-reward: build ## reward classifier: held-out F1 on simulated episodes, and the node's per-frame latency p50/p99
 	@$(IN_BUILT_ENV) python -m so101_bench.reward
+
+# make bench-hil [HIL_CONFIG=gpu] [HIL_ARGS="--minutes 40 --overwrite"]
+HIL_CONFIG ?= cpu
+HIL_ARGS ?=
+bench-hil: build ## HIL learning in the sim graph (lockstep, operator correcting, weak pretrained start) vs operator off
+	@$(IN_BUILT_ENV) ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-38} python -m so101_bench.hil --config $(HIL_CONFIG) $(HIL_ARGS)
 
 bench-drivers: build ## follower driver vs the servo bus emulator at 1 Mbps: state rate and command-to-bus latency
 	@$(IN_BUILT_ENV) python -m so101_bench.drivers

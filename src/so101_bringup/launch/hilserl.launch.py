@@ -26,11 +26,13 @@ from so101_bringup.graph import (
     DRIVER_NODES,
     RECORDED_TOPICS,
     build_graph,
+    clock_mode,
     config_path,
     robot_description,
     session_bag_path,
 )
 from so101_bringup.launch_checks import HILSERL_ARGUMENTS, check_installed, hilserl_launch, hilserl_packages
+from so101_contract.sim_time import uses_sim_time
 
 
 def _topic(namespace: str, topic: str) -> str:
@@ -69,6 +71,7 @@ def _launch_setup(context, *args, **kwargs):
     check_installed(hilserl_packages(chosen))
 
     namespace = options.namespace
+    sim_time = uses_sim_time(clock_mode(options))  # what runs beside the graph keeps the graph's clock
     env = {"FASTRTPS_DEFAULT_PROFILES_FILE": str(config_path("fastdds.xml"))}
     actions = []
     for spec in specs:
@@ -88,7 +91,7 @@ def _launch_setup(context, *args, **kwargs):
 
     if chosen.robot_state_publisher:
         description = robot_description(launch_nodes.project_urdf(), options.use_ros2_control)
-        actions.append(launch_nodes.robot_state_publisher(namespace, description, env))
+        actions.append(launch_nodes.robot_state_publisher(namespace, description, env, sim_time))
     if options.use_ros2_control:
         controllers = str(config_path("controllers.yaml"))
         # Jazzy's controller manager reads the URDF from the robot_description topic robot_state_publisher latches.
@@ -97,7 +100,7 @@ def _launch_setup(context, *args, **kwargs):
                 package="controller_manager",
                 executable="ros2_control_node",
                 namespace=namespace,
-                parameters=[controllers],
+                parameters=[controllers, {"use_sim_time": sim_time}],
                 remappings=[("~/robot_description", "robot_description")],
                 additional_env=env,
                 output="screen",
@@ -118,13 +121,23 @@ def _launch_setup(context, *args, **kwargs):
         topics = [_topic(namespace, topic) for topic in RECORDED_TOPICS]
         actions.append(
             ExecuteProcess(
-                cmd=["ros2", "bag", "record", "-s", "mcap", "-o", str(bag), *topics],
+                cmd=[
+                    "ros2",
+                    "bag",
+                    "record",
+                    "-s",
+                    "mcap",
+                    *(["--use-sim-time"] if sim_time else []),
+                    "-o",
+                    str(bag),
+                    *topics,
+                ],
                 additional_env=env,
                 output="screen",
             )
         )
     if chosen.rviz:
-        actions.append(launch_nodes.rviz(namespace, env))
+        actions.append(launch_nodes.rviz(namespace, env, sim_time))
     return actions
 
 

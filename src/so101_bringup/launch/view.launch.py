@@ -1,5 +1,6 @@
 """rviz2 alone, to watch a running graph (here, or on another machine of the same ROS network):
-`ros2 launch so101_bringup view.launch.py [namespace:=robot1] [robot_state_publisher:=false]`.
+`ros2 launch so101_bringup view.launch.py [namespace:=robot1] [robot_state_publisher:=false] [use_sim_time:=true]`
+(use_sim_time:=true to watch a simulation that runs on simulated time, the default of hilserl.launch.py mode:=sim).
 
 Starts robot_state_publisher with the project's URDF (TF from follower/joint_states) and rviz2 with config/so101.rviz:
 the robot model, the FK end-effector pose (follower/ee_pose) and the wrist image. rviz2 has no display for a
@@ -26,8 +27,8 @@ def _launch_setup(context, *args, **kwargs):
     actions = []
     if arg["robot_state_publisher"]:
         urdf = launch_nodes.project_urdf()
-        actions.append(launch_nodes.robot_state_publisher(namespace, urdf, env))
-    actions.append(launch_nodes.rviz(namespace, env))
+        actions.append(launch_nodes.robot_state_publisher(namespace, urdf, env, arg["use_sim_time"]))
+    actions.append(launch_nodes.rviz(namespace, env, arg["use_sim_time"]))
     return actions
 
 

@@ -17,6 +17,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from so101_contract.sim_time import CLOCK_MODES, uses_sim_time
+
 MODES = ("sim", "real")
 PACKAGE = "so101_bringup"
 
@@ -37,12 +39,17 @@ PROJECT_TOPICS: tuple[str, ...] = (
     "follower/ee_pose",
     "operator/episode_mark",
     "/diagnostics",
+    "/clock",  # simulated time (so101_contract.sim_time): the simulation's clock
+    "sim/advance_until",  # lockstep: how far the actor lets simulated time run
+    "hilserl/learner_progress",  # lockstep: the learner's update backlog
 )
 
 # What `ros2 bag record` and the project's recorder take: enough to replay a session into learner buffers (images,
 # joints, interventions, rewards, the actor's transitions and episodes) and to inspect it afterwards. The policy
-# weights are left out: megabytes per message, and the learner's checkpoints keep them.
-RECORDED_TOPICS: tuple[str, ...] = tuple(t for t in PROJECT_TOPICS if t != "hilserl/policy_weights")
+# weights are left out (megabytes per message, and the learner's checkpoints keep them), and so is the lockstep
+# bookkeeping (hundreds of messages per simulated second; messages carry their simulated stamps).
+NOT_RECORDED = ("hilserl/policy_weights", "/clock", "sim/advance_until", "hilserl/learner_progress")
+RECORDED_TOPICS: tuple[str, ...] = tuple(t for t in PROJECT_TOPICS if t not in NOT_RECORDED)
 
 # The parameter files (under config/) of each mode.
 PARAMETER_FILES = {"sim": "sim.yaml", "real": "real.yaml"}
@@ -104,6 +111,9 @@ class GraphOptions:
     camera_source: str = ""
     use_ros2_control: bool = False  # controllers (MoveIt, ...) command the follower: no actor, no learner
     max_episodes: int = 0
+    # Simulated time (so101_contract.sim_time): '' = lockstep in simulation (sim with use_ros2_control, which has no
+    # actor to grant time), the wall clock on the robot.
+    clock: str = ""
 
 
 def _spec(name: str, package: str, module: str, executable: str, parameters: dict, parameter_file: str) -> NodeSpec:
@@ -131,6 +141,7 @@ def build_graph(options: GraphOptions) -> list[NodeSpec]:
     if options.max_episodes < 0:
         raise ValueError(f"max_episodes={options.max_episodes} must be >= 0 (0 = run until stopped)")
     real = options.mode == "real"
+    clock = clock_mode(options)
     if real:
         arms = _arm_calibrations(options, config_path(parameter_file))
         required = ("follower_port", "leader_port", "camera_source", "reward_model")
@@ -141,7 +152,9 @@ def build_graph(options: GraphOptions) -> list[NodeSpec]:
             raise ValueError(f"real mode needs {', '.join(missing)}: {'; '.join(hints)}")
 
     def spec(name, package, module, parameters=None, executable=None):
-        return _spec(name, package, module, executable or module.rsplit(".", 1)[-1], parameters or {}, parameter_file)
+        # In simulated time every node takes its clock from /clock: timers, stamps, the actor's 10 Hz, watchdogs.
+        parameters = {**(parameters or {}), **({"use_sim_time": True} if uses_sim_time(clock) else {})}
+        return _spec(name, package, module, executable or module.rsplit(".", 1)[-1], parameters, parameter_file)
 
     nodes: list[NodeSpec] = []
     if real:
@@ -153,7 +166,8 @@ def build_graph(options: GraphOptions) -> list[NodeSpec]:
         nodes.append(spec("wrist_camera", "so101_driver", "hardware.camera_node", {"source": options.camera_source}))
     else:
         ground_truth = not options.reward_model
-        nodes.append(spec("so101_sim", "so101_driver", "sim.sim_node", {"publish_ground_truth_reward": ground_truth}))
+        sim = {"publish_ground_truth_reward": ground_truth, "clock_mode": clock}
+        nodes.append(spec("so101_sim", "so101_driver", "sim.sim_node", sim))
     if options.reward_model:
         nodes.append(spec("reward_classifier", "so101_reward", "reward_node", {"model_path": options.reward_model}))
     nodes.append(spec("intervention", "so101_hilserl_actor", "intervention_node"))
@@ -167,12 +181,30 @@ def build_graph(options: GraphOptions) -> list[NodeSpec]:
             # Episodes start when every taker of transitions is there: the learner, and the recorder when recording
             # (otherwise the recorder alone would let the actor start before the learner is up).
             "wait_for_subscribers": 2 if options.record else 1,
+            "lockstep": clock == "lockstep",  # the actor grants the simulation its time, step by step
         }
         nodes.append(spec("actor", "so101_hilserl_actor", "actor_node", actor))
         learner = {"run_dir": str(Path(options.run_dir) / "learner"), "initial_weights": options.initial_checkpoint}
         nodes.append(spec("learner", "so101_hilserl_learner", "learner_node", learner))
     nodes.append(spec("fk_node", "so101_driver", "model.fk_node"))
     return nodes
+
+
+def clock_mode(options: GraphOptions) -> str:
+    """The simulation's clock mode for these options; ValueError naming the option for a combination that cannot
+    run (the robot has no simulated time; lockstep needs the actor, which use_ros2_control replaces)."""
+    if options.clock and options.clock not in CLOCK_MODES:
+        raise ValueError(f"clock={options.clock!r}: use one of {', '.join(CLOCK_MODES)} (or '' for the mode's own)")
+    if options.mode == "real":
+        if options.clock not in ("", "wall"):
+            raise ValueError(f"clock={options.clock!r}: the real robot runs on the wall clock; leave clock unset")
+        return "wall"
+    if options.use_ros2_control and options.clock == "lockstep":
+        raise ValueError(
+            "clock='lockstep' needs the actor to grant simulated time, and use_ros2_control runs without one: "
+            "use clock sim (or leave it unset)"
+        )
+    return options.clock or ("sim" if options.use_ros2_control else "lockstep")
 
 
 def _arm_calibrations(options: GraphOptions, parameter_file: Path) -> dict[str, dict[str, str] | None]:

@@ -57,6 +57,14 @@ HILSERL_ARGUMENTS: tuple[tuple[str, str, str, str], ...] = (
         "the actor stops after this many episodes, and the launch with it (0 = until stopped)",
     ),
     (
+        "clock",
+        "",
+        "str",
+        "sim mode's clock: lockstep (simulated time advances only while the actor and the learner keep up: results "
+        "do not depend on the machine), sim (simulated time at real-time pace) or wall; '' = lockstep (sim with "
+        "use_ros2_control); the real robot always runs on the wall clock",
+    ),
+    (
         "use_ros2_control",
         "false",
         "bool",
@@ -74,6 +82,7 @@ VIEW_ARGUMENTS: tuple[tuple[str, str, str, str], ...] = (
         "bool",
         "start robot_state_publisher; false when one already runs (hilserl.launch.py starts one)",
     ),
+    ("use_sim_time", "false", "bool", "true to watch a simulation on simulated time (hilserl.launch.py mode:=sim)"),
 )
 
 

@@ -19,24 +19,27 @@ def project_urdf() -> str:
     return (Path(get_package_share_directory("so101_driver")) / "urdf" / "so101.urdf").read_text()
 
 
-def robot_state_publisher(namespace: str, description: str, env: dict[str, str]) -> Node:
+def robot_state_publisher(namespace: str, description: str, env: dict[str, str], use_sim_time: bool) -> Node:
     """TF of the follower from follower/joint_states, and the latched robot_description topic."""
     return Node(
         package="robot_state_publisher",
         executable="robot_state_publisher",
         namespace=namespace,
-        parameters=[{"robot_description": description}],
+        parameters=[{"robot_description": description, "use_sim_time": use_sim_time}],
         remappings=[("joint_states", "follower/joint_states")],
         additional_env=env,
     )
 
 
-def rviz(namespace: str, env: dict[str, str]) -> Node:
+def rviz(namespace: str, env: dict[str, str], use_sim_time: bool) -> Node:
+    """rviz2 with the project's displays; on simulated time when it watches a simulation (else its TF lookups at
+    wall-clock instants find nothing)."""
     return Node(
         package="rviz2",
         executable="rviz2",
         namespace=namespace,
         arguments=["-d", str(config_path("so101.rviz"))],
+        parameters=[{"use_sim_time": use_sim_time}],
         additional_env=env,
     )
 

@@ -9,6 +9,7 @@ keeping its default at launch.
 
 import ast
 import importlib.util
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from so101_bringup.graph import (
     RECORDED_TOPICS,
     GraphOptions,
     build_graph,
+    clock_mode,
     config_path,
     robot_description,
 )
@@ -44,6 +46,7 @@ OPTIONS = {
     "real": GraphOptions(mode="real", **REAL),
     "real+ros2_control": GraphOptions(mode="real", use_ros2_control=True, **REAL),
 }
+RCLPY_PARAMETERS = {"use_sim_time": bool}
 
 
 def module_file(module: str) -> Path:
@@ -159,6 +162,9 @@ def test_every_node_exists_with_its_executable_module_and_parameters(case):
         declared = declared_parameters(spec.module)
         assert declared, f"{spec.module}: no declared parameters found"
         for key, value in spec.parameters.items():
+            if key in RCLPY_PARAMETERS:  # declared by rclpy's Node itself
+                assert isinstance(value, RCLPY_PARAMETERS[key]), f"{spec.name}.{key}: {value!r}"
+                continue
             assert key in declared, f"{spec.name}: parameter {key} is not declared by {spec.module}"
             problem = type_problem(value, declared[key])
             assert problem is None, f"{spec.name}.{key}: {problem}"
@@ -182,6 +188,35 @@ def test_modes_differ_as_declared():
     assert real["leader"].parameters == {"port": "/dev/ttyACM1", "robot_id": "my_leader"}
     assert not {"actor", "learner"} & {s.name for s in build_graph(OPTIONS["real+ros2_control"])}
     assert sim["learner"].parameters["run_dir"] == str(Path("runs/sim") / "learner")
+
+
+def test_simulation_runs_in_lockstep_on_simulated_time_and_the_robot_on_the_wall_clock():
+    sim = {s.name: s for s in build_graph(OPTIONS["sim"])}
+    assert sim["so101_sim"].parameters["clock_mode"] == "lockstep" and sim["actor"].parameters["lockstep"] is True
+    assert all(s.parameters.get("use_sim_time") is True for s in sim.values()), "every node must follow /clock"
+    free = {s.name: s for s in build_graph(GraphOptions(mode="sim", clock="sim"))}
+    assert free["so101_sim"].parameters["clock_mode"] == "sim" and free["actor"].parameters["lockstep"] is False
+    assert all(s.parameters.get("use_sim_time") is True for s in free.values())
+    wall = build_graph(GraphOptions(mode="sim", clock="wall"))
+    assert not any("use_sim_time" in s.parameters for s in wall)
+    controllers = {s.name: s for s in build_graph(GraphOptions(mode="sim", use_ros2_control=True))}
+    assert controllers["so101_sim"].parameters["clock_mode"] == "sim"  # no actor to grant lockstep time
+    real = build_graph(OPTIONS["real"])
+    assert not any("use_sim_time" in s.parameters for s in real)
+    assert clock_mode(OPTIONS["real"]) == "wall"
+
+
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        (GraphOptions(mode="sim", clock="fast"), "clock='fast': use one of wall, sim, lockstep"),
+        (GraphOptions(mode="real", clock="lockstep", **REAL), "the real robot runs on the wall clock"),
+        (GraphOptions(mode="sim", clock="lockstep", use_ros2_control=True), "use_ros2_control runs without one"),
+    ],
+)
+def test_clock_choices_that_cannot_run_are_refused(options, named):
+    with pytest.raises(ValueError, match=re.escape(named)):
+        build_graph(options)
 
 
 def test_bad_options_are_refused_with_the_option_named():

@@ -91,7 +91,9 @@ def test_a_bad_argument_is_one_line_naming_it_and_what_it_got(name, value, expec
 
 
 def test_view_arguments():
-    assert parse_arguments(VIEW_ARGUMENTS, {}) == {"namespace": "", "robot_state_publisher": True}
+    defaults = {"namespace": "", "robot_state_publisher": True, "use_sim_time": False}
+    assert parse_arguments(VIEW_ARGUMENTS, {}) == defaults
+    assert parse_arguments(VIEW_ARGUMENTS, {"use_sim_time": "true"})["use_sim_time"] is True
     assert parse_arguments(VIEW_ARGUMENTS, {"robot_state_publisher": "false"})["robot_state_publisher"] is False
     with pytest.raises(ValueError, match="robot_state_publisher:='nah' must be true or false"):
         parse_arguments(VIEW_ARGUMENTS, {"robot_state_publisher": "nah"})
