@@ -1,0 +1,96 @@
+"""bench-hil's pure parts: the parameter file it gives the graph, the figures and the verdict from episode rows."""
+
+import json
+import math
+
+import pytest
+import yaml
+from so101_bench.hil import CONFIGS, fresh_dir, summarize, verdict, write_params
+
+from so101_driver.vision.preprocessing import ImagePreprocessing
+
+
+def rows(n_train, n_eval, train_success, eval_success, intervention_steps, steps=50):
+    """episodes.csv rows: training episodes with ``intervention_steps(i)``, an evaluation episode after every one."""
+    out = []
+    for i in range(max(n_train, n_eval)):
+        if i < n_train:
+            out.append(
+                {"evaluation": "0", "success": str(int(train_success(i))), "steps": str(steps),
+                 "intervention_steps": str(intervention_steps(i)), "episode_return": "1.0",
+                 "achieved_utd": "0.99", "requested_utd": "1.0"}
+            )  # fmt: skip
+        if i < n_eval:
+            out.append(
+                {"evaluation": "1", "success": str(int(eval_success(i))), "steps": str(steps),
+                 "intervention_steps": "0", "episode_return": "0.0", "achieved_utd": "0.99", "requested_utd": "1.0"}
+            )  # fmt: skip
+    return out
+
+
+def test_a_run_that_learns_meets_the_goal_and_the_figures_are_the_blocks():
+    learning = rows(60, 60, lambda i: True, lambda i: i >= 30, lambda i: 20 if i < 20 else 5)
+    s = summarize(learning, wall_s=600.0)
+    assert s["evaluation_success_first"] == 0.0 and s["evaluation_success_last"] == 1.0
+    assert s["intervention_first"] == pytest.approx(20 / 50) and s["intervention_last"] == pytest.approx(5 / 50)
+    assert s["environment_steps"] == 60 * 50  # training steps only: evaluation episodes are not trained on
+    assert s["autonomous_success_first"] == 0.0 and s["autonomous_success_last"] == 0.0  # all assisted
+    assert s["assisted_success_last"] == 1.0 and s["achieved_utd"] == pytest.approx(0.99)
+    assert verdict(s) == []
+
+
+@pytest.mark.parametrize(
+    "eval_success, intervention, missed",
+    [
+        (lambda i: i >= 55, lambda i: 20 if i < 20 else 5, "evaluation success gained +25 points"),
+        (lambda i: i >= 30, lambda i: 20 if i < 20 else 11, "intervention 0.40 -> 0.22"),
+    ],
+)
+def test_a_run_short_of_either_goal_is_a_miss(eval_success, intervention, missed):
+    assert any(missed in m for m in verdict(summarize(rows(60, 60, lambda i: True, eval_success, intervention), 1.0)))
+
+
+def test_too_few_episodes_are_a_miss_not_a_pass_and_empty_runs_are_nan():
+    few = summarize(rows(30, 30, lambda i: True, lambda i: i >= 10, lambda i: 0 if i else 10), 1.0)
+    assert any("fewer than 40" in m for m in verdict(few))
+    empty = summarize([], 1.0)
+    assert math.isnan(empty["evaluation_success_first"]) and verdict(empty)
+
+
+def test_the_graph_parameters_carry_the_configuration(tmp_path):
+    config = CONFIGS["ci"]
+    data = yaml.safe_load(write_params(tmp_path / "p.yaml", config, "none").read_text())
+    assert data["/**/so101_sim"]["ros__parameters"]["operator_mode"] == "none"
+    assert data["/**/so101_sim"]["ros__parameters"]["curriculum_stage"] == config.stage
+    learner = data["/**/learner"]["ros__parameters"]
+    assert (
+        learner["batch_size"] == config.batch_size
+        and learner["network"] == data["/**/actor"]["ros__parameters"]["network"]
+    )
+    actor = data["/**/actor"]["ros__parameters"]
+    assert actor["evaluation_every_episodes"] == config.evaluation_every_episodes
+    # the actor crops and resizes the sim's frames as the pretraining did
+    seen = ImagePreprocessing.from_parameter(actor["preprocessing"])
+    assert (
+        (seen.source_width, seen.source_height)
+        == config.camera
+        == (
+            data["/**/so101_sim"]["ros__parameters"]["camera_width"],
+            data["/**/so101_sim"]["ros__parameters"]["camera_height"],
+        )
+    )
+    assert seen.output_size == json.loads(actor["network"])["image_size"]
+
+
+def test_only_its_own_run_directories_are_replaced(tmp_path):
+    mine = fresh_dir(tmp_path / "hil", overwrite=False)
+    (mine / "episodes.csv").write_text("x")
+    with pytest.raises(ValueError, match="pass --overwrite"):
+        fresh_dir(mine, overwrite=False)
+    assert not (fresh_dir(mine, overwrite=True) / "episodes.csv").exists()
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "precious").write_text("keep")
+    with pytest.raises(ValueError, match="not made by this benchmark"):
+        fresh_dir(theirs, overwrite=True)
+    assert (theirs / "precious").read_text() == "keep"
