@@ -8,14 +8,17 @@
 
 It starts the same nodes, with the same parameters and remappings, as `ros2 launch so101_bringup
 hilserl.launch.py` (both read so101_bringup.graph), each as `python -m <module> --ros-args ...` with its log in
-RUN_DIR/logs/. A status line shows the episode, success and intervention rates and the learner's progress
-(redrawn in place on a terminal; one line per finished episode when the output is a file or a pipe). A node that
-exits stops the run, with its exit code and the end of its log.
+RUN_DIR/logs/. A status line shows the episode, the training success split autonomous/assisted, the intervention
+share, the evaluation success, the learner's achieved/requested UTD and, in simulation, the simulated time (redrawn
+in place on a terminal; one line per finished episode when the output is a file or a pipe). Every finished episode
+is a row of RUN_DIR/episodes.csv (so101_bringup.episode_log), written as it arrives. A node that exits stops the
+run, with its exit code and the end of its log.
 Ctrl-C (or the last episode) stops the actor first, then the learner, which writes its checkpoint, then the rest;
 every process group is reaped, so nothing is left running. Running again with the same run directory resumes: the
 learner replays its journal and loads its last checkpoint.
 
-One run directory holds everything: logs/, learner/ (journal, checkpoints, TensorBoard), bags/ (with --record).
+One run directory holds everything: logs/, episodes.csv, learner/ (journal, checkpoints, TensorBoard), bags/ (with
+--record).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,9 +36,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from so101_bringup.episode_log import EPISODE_LOG, EpisodeLog, EpisodeRow
 from so101_bringup.graph import GraphOptions, NodeSpec, build_graph, config_path, session_bag_path
 from so101_bringup.ros_env import RosEnvironmentError, node_environment
 from so101_contract.cli import nonnegative_int
+from so101_contract.outcomes import Outcome, rates
+from so101_contract.sim_time import CLOCK_MODES
 
 STOP_ORDER = ("actor", "recorder", "learner")  # the actor stops producing first; the learner checkpoints last-but-rest
 
@@ -64,60 +71,85 @@ def _yaml(value) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+WINDOW = 20  # episodes of each kind (training, evaluation) in the status line's rates
+
+
+def _stamp_s(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
 @dataclass
 class Progress:
-    """What the status line shows, fed by hilserl/episodes and hilserl/learner_stats."""
+    """What the status line shows, fed by hilserl/episodes and hilserl/learner_stats. ``simulated``: the graph runs
+    in simulated time, whose newest reading (the stamps of those messages) the line then shows."""
 
+    simulated: bool = False
     episodes: int = 0
-    recent: deque = field(default_factory=lambda: deque(maxlen=20))  # (success, intervention_steps, steps)
-    updates_per_second: float = 0.0
-    updates: int = 0
-    buffer: int = 0
-    demo_buffer: int = 0
-    utd: float = 0.0  # achieved update-to-data ratio
-    requested_utd: float = 0.0  # the learner's utd_ratio parameter (0 until its first stats)
-    utd_behind: bool = False  # the learner cannot keep the requested ratio
+    training: deque = field(default_factory=lambda: deque(maxlen=WINDOW))  # so101_contract.outcomes.Outcome
+    evaluation: deque = field(default_factory=lambda: deque(maxlen=WINDOW))
+    stats: object = None  # the newest LearnerStats (None before the first)
+    sim_time_s: float = math.nan
 
     def on_episode(self, msg) -> None:
         self.episodes += 1
-        self.recent.append((bool(msg.success), int(msg.intervention_steps), max(1, int(msg.steps))))
+        outcome = Outcome.from_msg(msg)
+        (self.evaluation if outcome.evaluation else self.training).append(outcome)
+        self._saw_time(msg)
 
     def on_stats(self, msg) -> None:
-        self.updates_per_second, self.updates = float(msg.updates_per_second), int(msg.updates)
-        self.buffer, self.demo_buffer = int(msg.online_buffer_size), int(msg.demo_buffer_size)
-        self.utd, self.requested_utd = float(msg.update_to_data_ratio), float(msg.requested_utd)
-        self.utd_behind = bool(msg.utd_behind)
+        self.stats = msg
+        self._saw_time(msg)
+
+    def _saw_time(self, msg) -> None:
+        stamp = _stamp_s(msg)
+        if math.isnan(self.sim_time_s) or stamp > self.sim_time_s:
+            self.sim_time_s = stamp
 
     def line(self) -> str:
-        if self.recent:
-            success = 100.0 * sum(s for s, _, _ in self.recent) / len(self.recent)
-            intervention = 100.0 * sum(i for _, i, _ in self.recent) / sum(n for _, _, n in self.recent)
-            rates = f"success {success:3.0f}%  intervention {intervention:3.0f}% (last {len(self.recent)})"
+        parts = [f"episode {self.episodes:4d}"]
+        if self.training:
+            r = rates(self.training)
+            parts.append(
+                f"success {100 * r.success:3.0f}% (autonomous {100 * r.autonomous_success:.0f}%, assisted "
+                f"{100 * r.assisted_success:.0f}%), intervention {100 * r.intervention_fraction:3.0f}% "
+                f"(last {r.episodes} training)"
+            )
         else:
-            rates = "waiting for the first episode"
-        achieved = "warm-up" if math.isnan(self.utd) else f"{self.utd:.2f}"  # NaN until the first counted transition
-        utd = f"UTD {achieved}/{self.requested_utd:.2f}" + (" BEHIND (learner too slow)" if self.utd_behind else "")
-        return (
-            f"episode {self.episodes:4d} | {rates} | learner {self.updates_per_second:5.1f} upd/s, "
-            f"{self.updates} updates, {utd} | buffer {self.buffer} online, {self.demo_buffer} demo"
-        )
+            parts.append("waiting for the first training episode")
+        if self.evaluation:
+            r = rates(self.evaluation)
+            parts.append(f"evaluation success {100 * r.success:3.0f}% (last {r.episodes})")
+        s = self.stats
+        if s is None:
+            parts.append("learner: no stats yet")
+        else:
+            achieved = float(s.update_to_data_ratio)
+            achieved_text = "warm-up" if math.isnan(achieved) else f"{achieved:.2f}"  # NaN until a counted transition
+            utd = f"UTD {achieved_text}/{float(s.requested_utd):.2f}" + (
+                " BEHIND (learner too slow)" if s.utd_behind else ""
+            )
+            parts.append(f"learner {float(s.updates_per_second):5.1f} upd/s, {int(s.updates)} updates, {utd}")
+            parts.append(f"buffer {int(s.online_buffer_size)} online, {int(s.demo_buffer_size)} demo")
+        if self.simulated and not math.isnan(self.sim_time_s):
+            parts.append(f"sim time {self.sim_time_s:.1f} s")
+        return " | ".join(parts)
 
 
 class StatusLine:
     """The status line on a terminal: redrawn in place. In a file or a pipe (a `make sim` log), carriage returns
     would pile up one full line per refresh, so there it prints one line per finished episode instead."""
 
-    WIDTH = 160
-
     def __init__(self, stream, tty: bool | None = None):
         self.stream = stream
         self.tty = stream.isatty() if tty is None else tty
+        # one character short of the terminal, so the redrawn line never wraps
+        self.width = max(40, shutil.get_terminal_size((160, 24)).columns - 1)
         self.printed_episodes = 0
         self.drawn = False  # a redrawn line is on the terminal without its newline
 
     def update(self, progress: Progress) -> None:
         if self.tty:
-            self.stream.write("\r" + progress.line()[: self.WIDTH].ljust(self.WIDTH))
+            self.stream.write("\r" + progress.line()[: self.width].ljust(self.width))
             self.drawn = True
         elif progress.episodes > self.printed_episodes:
             self.stream.write(progress.line() + "\n")
@@ -189,8 +221,25 @@ def _signal_group(process: subprocess.Popen, sig: int) -> None:
         pass
 
 
-def watch_progress(progress: Progress, stop: threading.Event, namespace: str) -> None:
-    """A small rclpy node in this process that feeds the status line (best effort: the run does not need it)."""
+class EpisodeRecorder:
+    """hilserl/episodes -> the status line and RUN_DIR/episodes.csv (one row per episode, with the newest
+    LearnerStats' counters)."""
+
+    def __init__(self, progress: Progress, log: EpisodeLog | None):
+        self.progress, self.log = progress, log
+
+    def on_episode(self, msg) -> None:
+        self.progress.on_episode(msg)
+        if self.log is not None:
+            self.log.append(EpisodeRow.from_messages(msg, self.progress.stats, self.log.wall_time_s()))
+
+    def on_stats(self, msg) -> None:
+        self.progress.on_stats(msg)
+
+
+def watch_progress(recorder: EpisodeRecorder, stop: threading.Event, namespace: str) -> None:
+    """A small rclpy node in this process that feeds the status line and episodes.csv. It takes the wall clock:
+    the stamps it reads carry simulated time, and it has no timer that simulated time should drive."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
@@ -200,8 +249,8 @@ def watch_progress(progress: Progress, stop: threading.Event, namespace: str) ->
     context = rclpy.Context()
     rclpy.init(context=context, args=[])
     node = rclpy.create_node("so101_runner_status", namespace=namespace or "/", context=context)
-    node.create_subscription(EpisodeSummary, "hilserl/episodes", progress.on_episode, qos.EVENTS)
-    node.create_subscription(LearnerStats, "hilserl/learner_stats", progress.on_stats, qos.EVENTS)
+    node.create_subscription(EpisodeSummary, "hilserl/episodes", recorder.on_episode, qos.EVENTS)
+    node.create_subscription(LearnerStats, "hilserl/learner_stats", recorder.on_stats, qos.EVENTS)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     try:
@@ -244,6 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--initial-checkpoint", default="", help="policy/agent .safetensors the actor starts from")
     parser.add_argument("--params-file", default=None, help="a parameter YAML that overrides the defaults")
     parser.add_argument("--namespace", default="")
+    parser.add_argument(
+        "--clock",
+        choices=("", *CLOCK_MODES),
+        default="",
+        help="simulation time: wall, sim (paced /clock) or lockstep (simulated time waits for the actor and the "
+        "learner's UTD); '' = the mode's own (lockstep in sim, wall on the robot)",
+    )
     parser.add_argument("--follower-port", default="", help="real mode: follower bus port")
     parser.add_argument("--leader-port", default="", help="real mode: leader bus port")
     parser.add_argument("--follower-id", default="", help="real mode: the follower's LeRobot id (its calibration)")
@@ -275,9 +331,11 @@ def main(argv: list[str] | None = None) -> int:
             leader_calibration_file=args.leader_calibration_file,
             camera_source=args.camera_source,
             max_episodes=args.episodes,
+            clock=args.clock,
         )
         specs = build_graph(options)
         prepare_run_dir(run_dir)  # after the graph's checks: a refused run leaves no directory behind
+        episode_log = EpisodeLog(run_dir / EPISODE_LOG)  # a resumed run appends; a foreign header is refused here
     except (RosEnvironmentError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -285,12 +343,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = env["FASTRTPS_DEFAULT_PROFILES_FILE"]
 
     runner = Runner(specs, run_dir, env, args.namespace, args.record)
-    progress, stop = Progress(), threading.Event()
+    simulated = any(spec.parameters.get("use_sim_time") for spec in specs)
+    progress, stop = Progress(simulated=simulated), threading.Event()
     interrupted = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: interrupted.set())
     runner.start()
     print(f"run directory {run_dir}; processes: {', '.join(runner.processes)}; logs in {runner.logs}", flush=True)
-    watcher = threading.Thread(target=watch_progress, args=(progress, stop, args.namespace), daemon=True)
+    recorder = EpisodeRecorder(progress, episode_log)
+    watcher = threading.Thread(target=watch_progress, args=(recorder, stop, args.namespace), daemon=True)
     watcher.start()
     status = StatusLine(sys.stdout)
     code = 0
@@ -318,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         runner.stop()
         stop.set()
         watcher.join(timeout=5.0)
+        if not watcher.is_alive():  # else it may still write a row: the file is flushed per row and closed at exit
+            episode_log.close()
     print(progress.line())
     print(f"stopped; resume with the same --run-dir {run_dir}")
     return code

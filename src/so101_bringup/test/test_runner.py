@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from so101_bringup.episode_log import read_episode_log
 from so101_bringup.graph import GraphOptions, build_graph
 from so101_bringup.runner import Progress, StatusLine, _yaml, exit_report, main, node_command
 from so101_testing.graph import wait_until
@@ -84,32 +85,50 @@ def test_node_commands_quote_parameters_as_ros_reads_them():
     assert cmd[cmd.index("--params-file") + 1].endswith("sim.yaml")
 
 
-class Episode:
-    def __init__(self, success, intervention_steps, steps):
-        self.success, self.intervention_steps, self.steps = success, intervention_steps, steps
+def episode(success, intervention_steps, steps, evaluation=False, sim_time_s=0.0):
+    from so101_hilserl_interfaces.msg import EpisodeSummary
+
+    msg = EpisodeSummary(steps=steps, intervention_steps=intervention_steps, success=success, evaluation=evaluation)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = int(sim_time_s), round(sim_time_s % 1 * 1e9)
+    return msg
 
 
-def stats(achieved: float, requested: float, behind: bool):
+def stats(achieved: float, requested: float, behind: bool, sim_time_s: float = 0.0):
     from so101_hilserl_interfaces.msg import LearnerStats
 
-    return LearnerStats(
+    msg = LearnerStats(
         updates=40, updates_per_second=2.5, update_to_data_ratio=achieved, requested_utd=requested, utd_behind=behind,
-        online_buffer_size=30, demo_buffer_size=12,
+        online_buffer_size=30, demo_buffer_size=12, training_transitions=55,
     )  # fmt: skip
+    msg.header.stamp.sec, msg.header.stamp.nanosec = int(sim_time_s), round(sim_time_s % 1 * 1e9)
+    return msg
 
 
-def test_status_line_counts_rates_over_recent_episodes_and_shows_the_learners_utd():
-    progress = Progress()
-    progress.on_episode(Episode(True, 5, 10))
-    progress.on_episode(Episode(False, 0, 30))
-    progress.on_stats(stats(0.98, 1.0, False))
+def test_status_line_splits_success_keeps_evaluation_apart_and_shows_the_learners_utd():
+    progress = Progress(simulated=True)
+    assert "waiting for the first training episode" in progress.line() and "sim time" not in progress.line()
+    progress.on_episode(episode(True, 5, 10, sim_time_s=12.5))  # assisted
+    progress.on_episode(episode(True, 0, 20))  # autonomous
+    progress.on_episode(episode(False, 0, 30))
+    progress.on_episode(episode(False, 0, 30))
+    progress.on_stats(stats(0.98, 1.0, False, sim_time_s=20.25))
     line = progress.line()
-    assert "episode    2" in line and "success  50%" in line and "intervention  12%" in line
+    assert "episode    4" in line and "success  50% (autonomous 25%, assisted 25%)" in line
+    assert "intervention   6% (last 4 training)" in line  # 5 of 90 steps
+    assert "evaluation" not in line  # no evaluation episode yet: no number, not 0 %
     assert "40 updates, UTD 0.98/1.00 |" in line and "buffer 30 online, 12 demo" in line and "BEHIND" not in line
-    progress.on_stats(stats(0.41, 2.0, True))
-    assert "UTD 0.41/2.00 BEHIND (learner too slow)" in progress.line()
+    assert line.endswith("| sim time 20.2 s")
+    progress.on_episode(episode(False, 0, 30, evaluation=True))
+    progress.on_episode(episode(True, 0, 30, evaluation=True))
+    line = progress.line()
+    assert "evaluation success  50% (last 2)" in line and "(last 4 training)" in line and "episode    6" in line
+    progress.on_stats(stats(0.41, 2.0, True))  # an older stamp does not move the time back
+    assert "UTD 0.41/2.00 BEHIND (learner too slow)" in progress.line() and "sim time 20.2 s" in progress.line()
     progress.on_stats(stats(float("nan"), 1.0, False))  # nothing counted yet: the learner is warming up
     assert "UTD warm-up/1.00" in progress.line() and "nan" not in progress.line()
+    wall = Progress(simulated=False)
+    wall.on_stats(stats(1.0, 1.0, False, sim_time_s=1.7e9))
+    assert "sim time" not in wall.line()  # wall-clock stamps are not simulated time
 
 
 class Stream(io.StringIO):
@@ -126,17 +145,19 @@ def test_status_line_redraws_on_a_terminal_and_prints_one_line_per_episode_elsew
     for tty in (True, False):
         stream = Stream(tty)
         status = StatusLine(stream)
+        status.width = 160
         status.update(progress)  # before any episode
-        progress.on_episode(Episode(True, 0, 10))
+        progress.on_episode(episode(True, 0, 10))
         status.update(progress)
         status.update(progress)  # refreshes without a new episode
-        progress.on_episode(Episode(False, 3, 10))
-        progress.on_episode(Episode(False, 0, 10))  # two episodes between refreshes: one line, with the count
+        progress.on_episode(episode(False, 3, 10))
+        progress.on_episode(episode(False, 0, 10))  # two episodes between refreshes: one line, with the count
         status.update(progress)
         status.end()
         out = stream.getvalue()
         if tty:
             assert out.count("\r") == 4 and out.endswith("\n") and out.count("\n") == 1
+            assert all(len(drawn) == 160 for drawn in out.rstrip("\n").split("\r")[1:])
         else:
             lines = out.splitlines()
             assert "\r" not in out and [" ".join(line.split("|")[0].split()) for line in lines] == [
@@ -178,6 +199,8 @@ def test_a_run_stops_after_its_episodes_and_a_second_run_resumes_and_stops_clean
     assert steps, "Ctrl-C/stop must leave a checkpoint"
     assert not processes_of(run_dir)
     check_recorded_session(run_dir, tmp_path)
+    (row,) = read_episode_log(run_dir / "episodes.csv")  # the episode, as it arrived
+    assert row.steps == 15 and not row.evaluation and row.sim_time_s > 0 and 0 < row.wall_time_s < 240
 
     second = run(tmp_path)
     learner_log = run_dir / "logs" / "learner.log"
@@ -190,6 +213,10 @@ def test_a_run_stops_after_its_episodes_and_a_second_run_resumes_and_stops_clean
     assert second.returncode == 0, out
     assert max(checkpoint_steps(run_dir)) >= max(steps)
     wait_until(lambda: not processes_of(run_dir), 10.0, "no process of the run left")
+    rows = read_episode_log(run_dir / "episodes.csv")  # the resumed run appended (or had no episode yet)
+    key = ("actor_id", "episode_id", "wall_time_s")
+    assert [getattr(rows[0], k) for k in key] == [getattr(row, k) for k in key]
+    assert all(r.wall_time_s >= row.wall_time_s for r in rows)
 
     # The report of this short run: the episode curves (from the recorded bag) and the learner's losses.
     from so101_bringup.report import main as report
