@@ -36,7 +36,7 @@ TRANSITIONS = QoSProfile(
 # Reward signals, episode summaries and learner stats: reliable, a modest queue.
 EVENTS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
-# Simulated time: /clock (the sim node publishes it) and the lockstep topics (sim/advance_until, the learner's
-# progress), where the newest value is all that counts but a lost one could stall a lockstep run. Reliable and depth
-# 1: rclpy's TimeSource subscribes to /clock best effort with depth 1, which a reliable publisher also serves.
+# /clock (the sim node publishes it in clock_mode sim and lockstep): the newest time is all that counts, but a lost
+# one could stall a lockstep run. Reliable and depth 1; rclpy's TimeSource subscribes best effort with depth 1,
+# which a reliable publisher also serves.
 CLOCK = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)

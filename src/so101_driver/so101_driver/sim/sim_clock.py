@@ -1,0 +1,141 @@
+"""Simulated time for the sim node, as plain Python (no ROS): the tick grid, real-time pacing and the lockstep gate.
+
+The protocol is so101_contract.sim_time's docstring. Here are the three decisions the node's loop takes per tick:
+
+- ``TickGrid``: which simulated instant tick ``k`` is (``k * tick_ns``, integer nanoseconds, so no float drifts
+  off the grid after hours) and whether the camera renders there (tick 0, then the first tick at or after each
+  multiple of the camera period: with the default 100 Hz and 10 Hz every tenth tick, stamped exactly n * 0.1 s).
+- ``Pacer`` (clock_mode "sim"): how long to wait before the next tick so that simulated time runs at the wall
+  clock times the real-time factor.
+- ``LockstepGate`` (clock_mode "lockstep"): whether the simulation may advance to an instant, given the actor's
+  newest grant and the learner's newest update backlog, and what it waits for when it may not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from so101_contract.stamps import NS_PER_S
+
+
+@dataclass(frozen=True)
+class TickGrid:
+    """Simulated instants of a sim node: tick ``k`` is at ``k * tick_ns`` ns; the physics steps between them."""
+
+    tick_ns: int  # one tick of simulated time (ns)
+    camera_period_ns: int  # the camera's period (ns)
+    physics_steps_per_tick: int  # MuJoCo timesteps per tick
+
+    def __post_init__(self) -> None:
+        if self.tick_ns <= 0 or self.camera_period_ns <= 0 or self.physics_steps_per_tick <= 0:
+            raise ValueError(f"TickGrid needs positive periods and steps, got {self}")
+
+    @classmethod
+    def from_rates(cls, state_rate_hz: float, camera_rate_hz: float, physics_timestep_s: float) -> TickGrid:
+        """The grid of a node's rates. Raises ValueError when a tick is not a whole number of physics timesteps:
+        simulated time would then drift from MuJoCo's own (``SimWorld.step`` rounds to whole timesteps)."""
+        tick_ns = round(NS_PER_S / state_rate_hz)
+        timestep_ns = round(physics_timestep_s * NS_PER_S)
+        steps = round(tick_ns / timestep_ns)
+        if steps < 1 or steps * timestep_ns != tick_ns:
+            raise ValueError(
+                f"state_rate_hz={state_rate_hz:g}: a tick of simulated time must be a whole number of physics "
+                f"timesteps ({physics_timestep_s:g} s); use a rate such as 100, 50 or 250 Hz"
+            )
+        return cls(tick_ns, round(NS_PER_S / camera_rate_hz), steps)
+
+    @property
+    def tick_s(self) -> float:
+        return self.tick_ns / NS_PER_S
+
+    def time_ns(self, tick: int) -> int:
+        return tick * self.tick_ns
+
+    def camera_due(self, tick: int) -> bool:
+        """Whether tick ``tick`` renders: a multiple of the camera period lies in (previous tick, this tick]."""
+        if tick == 0:
+            return True
+        return self.time_ns(tick) // self.camera_period_ns > self.time_ns(tick - 1) // self.camera_period_ns
+
+
+class Pacer:
+    """Paces simulated time to the wall clock times ``real_time_factor`` (clock_mode "sim").
+
+    ``delay_s(t_ns, wall_now_s)`` says how long to wait before publishing instant ``t_ns``. A simulation that falls
+    more than ``max_lag_s`` of wall time behind (an overloaded machine) starts pacing afresh from where it is
+    instead of catching up in a burst; ``fell_behind`` counts those restarts.
+    """
+
+    def __init__(self, real_time_factor: float, max_lag_s: float = 0.5):
+        if not real_time_factor > 0 or not max_lag_s > 0:
+            raise ValueError(f"Pacer needs real_time_factor > 0 and max_lag_s > 0, got {real_time_factor}, {max_lag_s}")
+        self.real_time_factor = float(real_time_factor)
+        self.max_lag_s = float(max_lag_s)
+        self.fell_behind = 0
+        self._origin: tuple[float, int] | None = None  # (wall s, simulated ns) pacing counts from
+
+    def delay_s(self, t_ns: int, wall_now_s: float) -> float:
+        if self._origin is None:
+            self._origin = (wall_now_s, t_ns)
+            return 0.0
+        wall0, sim0 = self._origin
+        delay = wall0 + (t_ns - sim0) / NS_PER_S / self.real_time_factor - wall_now_s
+        if delay < -self.max_lag_s:
+            self._origin = (wall_now_s, t_ns)
+            self.fell_behind += 1
+            return 0.0
+        return max(delay, 0.0)
+
+
+class LockstepGate:
+    """Whether a lockstep simulation may advance to an instant (so101_contract.sim_time's protocol).
+
+    ``grant(t_ns)``: the actor needs nothing before ``t_ns``; the newest grant wins and one in the past changes
+    nothing. ``progress(backlog)``: the learner's newest ``LearnerProgress.update_backlog``; before the first one
+    nothing is owed. An instant is allowed when it lies at most ``tolerance_ns`` (half a tick: a grant computed in
+    float seconds may miss the grid by a rounding) beyond the grant and the backlog is within ``max_backlog``.
+    Not thread-safe: the node calls it under its own lock.
+    """
+
+    def __init__(self, max_backlog: int, tolerance_ns: int):
+        if max_backlog < 0 or tolerance_ns < 0:
+            raise ValueError(
+                f"LockstepGate needs max_backlog >= 0 and tolerance_ns >= 0, got {max_backlog}, {tolerance_ns}"
+            )
+        self.max_backlog = int(max_backlog)
+        self.tolerance_ns = int(tolerance_ns)
+        self.granted_ns: int | None = None  # the newest grant; None before the actor's first
+        self.backlog: int | None = None  # the learner's newest backlog; None before its first report
+
+    def grant(self, t_ns: int) -> bool:
+        """Record a grant; True when it moved the grant forward."""
+        if self.granted_ns is not None and t_ns <= self.granted_ns:
+            return False
+        self.granted_ns = int(t_ns)
+        return True
+
+    def progress(self, backlog: int) -> None:
+        self.backlog = int(backlog)
+
+    def granted(self, t_ns: int) -> bool:
+        return self.granted_ns is not None and t_ns <= self.granted_ns + self.tolerance_ns
+
+    def learner_keeps_up(self) -> bool:
+        return self.backlog is None or self.backlog <= self.max_backlog
+
+    def may_advance_to(self, t_ns: int) -> bool:
+        return self.granted(t_ns) and self.learner_keeps_up()
+
+    def waiting_for(self, t_ns: int) -> str:
+        """What holds instant ``t_ns`` back, in words for the log ("" when nothing does)."""
+        reasons = []
+        if not self.granted(t_ns):
+            newest = "none yet" if self.granted_ns is None else f"newest {self.granted_ns / NS_PER_S:.3f} s"
+            reasons.append(
+                f"the actor's grant to {t_ns / NS_PER_S:.3f} s ({newest}; is the actor running with lockstep:=true?)"
+            )
+        if not self.learner_keeps_up():
+            reasons.append(
+                f"the learner (update backlog {self.backlog} > lockstep_max_backlog_updates {self.max_backlog})"
+            )
+        return " and ".join(reasons)
