@@ -37,13 +37,14 @@ PARAMETERS = {
                         f"{exploration.DEFAULT_PRETRAINED_SCHEDULE} with initial_weights, "
                         f"{exploration.DEFAULT_SCRATCH_SCHEDULE} from scratch", None),
     "publish_every_updates": (50, "publish weights after this many updates...", (1, 10**9)),
-    "publish_period_s": (5.0, "...or this many seconds, whichever comes first", (0.01, 86400.0)),
-    "checkpoint_period_s": (120.0, "seconds between checkpoints", (0.01, 86400.0)),
+    "publish_period_s": (5.0, "...or this many wall-clock seconds, whichever comes first", (0.01, 86400.0)),
+    "checkpoint_period_s": (120.0, "wall-clock seconds between checkpoints", (0.01, 86400.0)),
     "checkpoints_kept": (DEFAULT_KEEP, "newest checkpoints kept (older good ones to fall back to)", (1, 1000)),
     "debug_poison_after_updates": (0, "debug: after this many updates, set the critic's weights to NaN (a diverged "
                                    "run, to test that the learner exits and keeps its last good checkpoint); 0 = off",
                                    (0, 10**9)),
-    "stats_period_s": (1.0, "seconds between learner_stats messages and TensorBoard scalars", (0.05, 3600.0)),
+    "stats_period_s": (1.0, "wall-clock seconds between learner_stats messages and TensorBoard scalars",
+                       (0.05, 3600.0)),
     "journal_fsync_period_s": (1.0, "journal fsync period: the loss window on power failure", (0.0, 3600.0)),
     "train_on_evaluation": (False, "also train on deterministic evaluation episodes", None),
 }  # fmt: skip
