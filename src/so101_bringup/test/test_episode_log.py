@@ -93,3 +93,19 @@ def test_find_episode_log_searches_the_run_dir_and_refuses_to_mix_runs(tmp_path)
     EpisodeLog(tmp_path / "b" / "episodes.csv").close()
     with pytest.raises(ValueError, match="holds 2 episodes.csv files"):
         find_episode_log(tmp_path)
+
+
+def test_the_runner_and_the_report_refuse_a_foreign_episode_log_in_one_line(tmp_path, capsys):
+    from so101_bringup.report import main as report_main
+    from so101_bringup.runner import main as runner_main
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "episodes.csv").write_text("episode,success\n1,1\n")
+    assert runner_main(["--run-dir", str(run_dir), "--domain-id", "1", "--no-status"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {run_dir / 'episodes.csv'}: its header is not") and err.count("\n") == 1
+    assert not (run_dir / "logs" / "actor.log").exists()  # nothing started
+    assert report_main([str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("report: ") and "not an episodes.csv of this version" in err and err.count("\n") == 1
