@@ -27,7 +27,6 @@ curves (OUT/bench_hil.png, and the report's PNGs of each run), and exits 1 when 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -41,9 +40,10 @@ from pathlib import Path
 
 import yaml
 
+from so101_bringup.episode_log import EPISODE_LOG, EpisodeRow, read_episode_log
 from so101_bringup.graph import config_path
+from so101_bringup.report import RunSummary, load_run, summarize, write_report
 from so101_contract.cli import nonnegative_int, positive_float
-from so101_contract.outcomes import Outcome, rates
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_learner.pretrain import PretrainConfig
 
@@ -190,16 +190,14 @@ def pretrain(config: BenchConfig, out: Path, seed: int) -> Path:
     return agent
 
 
-def read_episodes(run_dir: Path) -> list[dict]:
-    path = run_dir / "episodes.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+def read_episodes(run_dir: Path) -> list[EpisodeRow]:
+    """The rows the runner wrote so far (none before the first episode)."""
+    path = run_dir / EPISODE_LOG
+    return read_episode_log(path) if path.is_file() else []
 
 
-def training_steps(rows: list[dict]) -> int:
-    return sum(int(r["steps"]) for r in rows if not _flag(r["evaluation"]))
+def training_steps(rows: list[EpisodeRow]) -> int:
+    return sum(r.steps for r in rows if not r.evaluation)
 
 
 def run_graph(
@@ -253,87 +251,57 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait(timeout=10.0)
 
 
-def _flag(text: str) -> bool:
-    return str(text).strip().lower() in ("1", "true")
+def make_report(run_dir: Path) -> None:
+    """The report's PNG curves of one run (RUN_DIR/report): success split, intervention, return, evaluation, losses."""
+    written = write_report(load_run(run_dir), run_dir / "report", BLOCK)
+    print(f"  curves: {', '.join(p.name for p in written)} in {run_dir / 'report'}", flush=True)
 
 
-def _progress(rows: list[dict], started: float) -> str:
-    train = [r for r in rows if not _flag(r["evaluation"])]
-    evals = [r for r in rows if _flag(r["evaluation"])]
-    last = rows[-1] if rows else {}
+def _progress(rows: list[EpisodeRow], started: float) -> str:
+    evaluations = sum(r.evaluation for r in rows)
+    utd = rows[-1].achieved_utd if rows else math.nan
     return (
-        f"{(time.monotonic() - started) / 60:.1f} min, {len(train)} training / {len(evals)} evaluation episodes, "
-        f"{training_steps(rows)} env steps, UTD {last.get('achieved_utd', 'nan')}"
+        f"{(time.monotonic() - started) / 60:.1f} min, {len(rows) - evaluations} training / {evaluations} evaluation "
+        f"episodes, {training_steps(rows)} env steps, UTD {utd:.2f}"
     )
 
 
 # ---- the verdict ---------------------------------------------------------------------------------------------------
-def outcomes(rows: list[dict], evaluation: bool) -> list[Outcome]:
-    return [
-        Outcome(
-            success=_flag(r["success"]),
-            intervention_steps=int(r["intervention_steps"]),
-            steps=int(r["steps"]),
-            evaluation=_flag(r["evaluation"]),
-            episode_return=float(r["episode_return"]),
-        )
-        for r in rows
-        if _flag(r["evaluation"]) == evaluation
-    ]
-
-
-def summarize(rows: list[dict], wall_s: float) -> dict:
-    """The benchmark's figures for one run from its episodes.csv rows."""
-    train, evals = outcomes(rows, False), outcomes(rows, True)
-    last = rows[-1] if rows else {}
-    return {
-        "training_episodes": len(train),
-        "evaluation_episodes": len(evals),
-        "environment_steps": sum(o.steps for o in train),
-        "evaluation_success_first": rates(evals[:BLOCK]).success,
-        "evaluation_success_last": rates(evals[-BLOCK:]).success,
-        "autonomous_success_first": rates(train[:BLOCK]).autonomous_success,
-        "autonomous_success_last": rates(train[-BLOCK:]).autonomous_success,
-        "assisted_success_last": rates(train[-BLOCK:]).assisted_success,
-        "intervention_first": rates(train[:BLOCK]).intervention_fraction,
-        "intervention_last": rates(train[-BLOCK:]).intervention_fraction,
-        "achieved_utd": float(last.get("achieved_utd") or math.nan),
-        "requested_utd": float(last.get("requested_utd") or math.nan),
-        "wall_s": wall_s,
-    }
-
-
-def verdict(summary: dict) -> list[str]:
+def verdict(summary: RunSummary) -> list[str]:
     """What misses the goal (empty: met)."""
     misses = []
-    if summary["evaluation_episodes"] < 2 * BLOCK or summary["training_episodes"] < 2 * BLOCK:
+    if summary.evaluation_episodes < 2 * BLOCK or summary.training_episodes < 2 * BLOCK:
         misses.append(f"fewer than {2 * BLOCK} evaluation or training episodes: the blocks overlap")
-    gain = summary["evaluation_success_last"] - summary["evaluation_success_first"]
-    if not gain >= GOAL_EVAL_GAIN:
-        misses.append(f"evaluation success gained {gain * 100:+.0f} points (goal >= +{GOAL_EVAL_GAIN * 100:.0f})")
-    first, last = summary["intervention_first"], summary["intervention_last"]
+    gain = summary.evaluation_gain_points
+    if not gain >= 100 * GOAL_EVAL_GAIN:
+        misses.append(f"evaluation success gained {gain:+.0f} points (goal >= +{100 * GOAL_EVAL_GAIN:.0f})")
+    first, last = summary.training_first.intervention_fraction, summary.training_last.intervention_fraction
     if not last <= GOAL_INTERVENTION_RATIO * first:
         misses.append(f"intervention {first:.2f} -> {last:.2f} (goal <= {GOAL_INTERVENTION_RATIO:.0%} of the first)")
     return misses
 
 
-def format_summary(name: str, s: dict) -> str:
-    def pct(value: float) -> str:
-        return "  n/a" if math.isnan(value) else f"{value * 100:4.0f}%"
+def figures(summary: RunSummary, wall_s: float) -> dict:
+    """The summary's numbers for summary.json and the README table."""
+    return {
+        "training_episodes": summary.training_episodes,
+        "evaluation_episodes": summary.evaluation_episodes,
+        "environment_steps": summary.training_steps,
+        "evaluation_success_first": summary.evaluation_first.success,
+        "evaluation_success_last": summary.evaluation_last.success,
+        "autonomous_success_first": summary.training_first.autonomous_success,
+        "autonomous_success_last": summary.training_last.autonomous_success,
+        "assisted_success_last": summary.training_last.assisted_success,
+        "intervention_first": summary.training_first.intervention_fraction,
+        "intervention_last": summary.training_last.intervention_fraction,
+        "learner_updates": summary.learner_updates,
+        "achieved_utd": summary.achieved_utd,
+        "requested_utd": summary.requested_utd,
+        "wall_s": wall_s,
+    }
 
-    return (
-        f"{name}: {s['training_episodes']} training + {s['evaluation_episodes']} evaluation episodes, "
-        f"{s['environment_steps']} env steps, {s['wall_s'] / 60:.1f} min, UTD {s['achieved_utd']:.2f}/"
-        f"{s['requested_utd']:.2f}\n"
-        f"  evaluation success (operator hands off): first {BLOCK} {pct(s['evaluation_success_first'])}, "
-        f"last {BLOCK} {pct(s['evaluation_success_last'])}\n"
-        f"  training: intervention first {BLOCK} {pct(s['intervention_first'])}, last {BLOCK} "
-        f"{pct(s['intervention_last'])}; autonomous success first {pct(s['autonomous_success_first'])}, last "
-        f"{pct(s['autonomous_success_last'])} (assisted last {pct(s['assisted_success_last'])})"
-    )
 
-
-def plot(runs: dict[str, list[dict]], path: Path) -> None:
+def plot(runs: dict[str, list[EpisodeRow]], path: Path) -> None:
     """Evaluation success and training intervention fraction (rolling over 20 episodes) over environment steps."""
     import matplotlib
 
@@ -345,13 +313,13 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
     for name, rows in runs.items():
         steps, eval_x, eval_y, train_x, train_y = 0, [], [], [], []
         for r in rows:
-            if _flag(r["evaluation"]):
+            if r.evaluation:
                 eval_x.append(steps)
-                eval_y.append(float(_flag(r["success"])))
+                eval_y.append(float(r.success))
             else:
-                steps += int(r["steps"])
+                steps += r.steps
                 train_x.append(steps)
-                train_y.append(int(r["intervention_steps"]) / max(1, int(r["steps"])))
+                train_y.append(r.outcome.intervention_fraction)
         for axis, x, y in ((top, eval_x, eval_y), (bottom, train_x, train_y)):
             if y:
                 window = np.ones(min(BLOCK, len(y))) / min(BLOCK, len(y))
@@ -403,24 +371,27 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = args.initial_checkpoint
     if not checkpoint and config.pretrain_steps:
         checkpoint = str(pretrain(config, out / "pretrain", args.seed))
+    summaries: dict[str, RunSummary] = {}
     results: dict[str, dict] = {}
-    rows: dict[str, list[dict]] = {}
-    hil_params = write_params(out / "hil_params.yaml", config, "correct")
-    wall = run_graph(runs["hil"], hil_params, checkpoint, config.minutes, args.domain_id)
-    rows["hil"] = read_episodes(runs["hil"])
-    results["hil"] = summarize(rows["hil"], wall)
-    print(format_summary("HIL (operator correcting)", results["hil"]), flush=True)
-    if config.control:
-        control_params = write_params(out / "control_params.yaml", config, "none")
-        budget = results["hil"]["environment_steps"]
-        # the same environment steps; the wall limit is generous (no corrections: longer failing episodes)
-        wall = run_graph(runs["control"], control_params, checkpoint, 2 * config.minutes, args.domain_id, budget)
-        rows["control"] = read_episodes(runs["control"])
-        results["control"] = summarize(rows["control"], wall)
-        print(format_summary("control (operator off)", results["control"]), flush=True)
+    rows: dict[str, list[EpisodeRow]] = {}
+    for name, operator in (("hil", "correct"), ("control", "none")):
+        if name not in runs:
+            continue
+        params = write_params(out / f"{name}_params.yaml", config, operator)
+        if name == "hil":
+            wall = run_graph(runs[name], params, checkpoint, config.minutes, args.domain_id)
+        else:  # the HIL run's environment steps; a generous wall limit (no corrections: longer failing episodes)
+            budget = summaries["hil"].training_steps
+            wall = run_graph(runs[name], params, checkpoint, 2 * config.minutes, args.domain_id, budget)
+        rows[name] = read_episodes(runs[name])
+        summaries[name] = summarize(rows[name])
+        results[name] = figures(summaries[name], wall)
+        title = "HIL (operator correcting)" if name == "hil" else "control (operator off, no demonstrations)"
+        print(f"{title}, {wall / 60:.1f} min:\n{summaries[name].text()}", flush=True)
+        make_report(runs[name])
 
     plot(rows, out / "bench_hil.png")
-    misses = verdict(results["hil"])
+    misses = verdict(summaries["hil"])
     summary = {"config": asdict(config), "runs": results, "goal_met": not misses, "misses": misses}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print(f"curves: {out / 'bench_hil.png'}; figures: {out / 'summary.json'}")

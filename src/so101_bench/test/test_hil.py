@@ -5,9 +5,19 @@ import math
 
 import pytest
 import yaml
-from so101_bench.hil import CONFIGS, fresh_dir, summarize, verdict, write_params
+from so101_bench.hil import CONFIGS, figures, fresh_dir, verdict, write_params
 
+from so101_bringup.episode_log import EpisodeRow
+from so101_bringup.report import summarize
 from so101_driver.vision.preprocessing import ImagePreprocessing
+
+
+def row(evaluation: bool, success: bool, intervention_steps: int, steps: int = 50) -> EpisodeRow:
+    return EpisodeRow(
+        wall_time_s=0.0, sim_time_s=0.0, actor_id="a", episode_id=0, evaluation=evaluation, success=success,
+        steps=steps, intervention_steps=intervention_steps, episode_return=1.0, end_reason="timeout",
+        policy_version=1, learner_updates=10, achieved_utd=0.99, requested_utd=1.0, training_transitions=100,
+    )  # fmt: skip
 
 
 def rows(n_train, n_eval, train_success, eval_success, intervention_steps, steps=50):
@@ -15,27 +25,21 @@ def rows(n_train, n_eval, train_success, eval_success, intervention_steps, steps
     out = []
     for i in range(max(n_train, n_eval)):
         if i < n_train:
-            out.append(
-                {"evaluation": "0", "success": str(int(train_success(i))), "steps": str(steps),
-                 "intervention_steps": str(intervention_steps(i)), "episode_return": "1.0",
-                 "achieved_utd": "0.99", "requested_utd": "1.0"}
-            )  # fmt: skip
+            out.append(row(False, train_success(i), intervention_steps(i), steps))
         if i < n_eval:
-            out.append(
-                {"evaluation": "1", "success": str(int(eval_success(i))), "steps": str(steps),
-                 "intervention_steps": "0", "episode_return": "0.0", "achieved_utd": "0.99", "requested_utd": "1.0"}
-            )  # fmt: skip
+            out.append(row(True, eval_success(i), 0, steps))
     return out
 
 
 def test_a_run_that_learns_meets_the_goal_and_the_figures_are_the_blocks():
     learning = rows(60, 60, lambda i: True, lambda i: i >= 30, lambda i: 20 if i < 20 else 5)
-    s = summarize(learning, wall_s=600.0)
-    assert s["evaluation_success_first"] == 0.0 and s["evaluation_success_last"] == 1.0
-    assert s["intervention_first"] == pytest.approx(20 / 50) and s["intervention_last"] == pytest.approx(5 / 50)
-    assert s["environment_steps"] == 60 * 50  # training steps only: evaluation episodes are not trained on
-    assert s["autonomous_success_first"] == 0.0 and s["autonomous_success_last"] == 0.0  # all assisted
-    assert s["assisted_success_last"] == 1.0 and s["achieved_utd"] == pytest.approx(0.99)
+    s = summarize(learning)
+    f = figures(s, wall_s=600.0)
+    assert f["evaluation_success_first"] == 0.0 and f["evaluation_success_last"] == 1.0
+    assert f["intervention_first"] == pytest.approx(20 / 50) and f["intervention_last"] == pytest.approx(5 / 50)
+    assert f["environment_steps"] == 60 * 50  # training steps only: evaluation episodes are not trained on
+    assert f["autonomous_success_first"] == 0.0 and f["autonomous_success_last"] == 0.0  # all assisted
+    assert f["assisted_success_last"] == 1.0 and f["achieved_utd"] == pytest.approx(0.99)
     assert verdict(s) == []
 
 
@@ -47,14 +51,15 @@ def test_a_run_that_learns_meets_the_goal_and_the_figures_are_the_blocks():
     ],
 )
 def test_a_run_short_of_either_goal_is_a_miss(eval_success, intervention, missed):
-    assert any(missed in m for m in verdict(summarize(rows(60, 60, lambda i: True, eval_success, intervention), 1.0)))
+    assert any(missed in m for m in verdict(summarize(rows(60, 60, lambda i: True, eval_success, intervention))))
 
 
-def test_too_few_episodes_are_a_miss_not_a_pass_and_empty_runs_are_nan():
-    few = summarize(rows(30, 30, lambda i: True, lambda i: i >= 10, lambda i: 0 if i else 10), 1.0)
+def test_too_few_episodes_are_a_miss_not_a_pass():
+    few = summarize(rows(30, 30, lambda i: True, lambda i: i >= 10, lambda i: 0 if i else 10))
     assert any("fewer than 40" in m for m in verdict(few))
-    empty = summarize([], 1.0)
-    assert math.isnan(empty["evaluation_success_first"]) and verdict(empty)
+    no_evaluation = summarize(rows(60, 0, lambda i: True, lambda i: True, lambda i: 20 if i < 20 else 5))
+    assert math.isnan(figures(no_evaluation, 1.0)["evaluation_success_first"])
+    assert any("evaluation success gained" in m for m in verdict(no_evaluation))
 
 
 def test_the_graph_parameters_carry_the_configuration(tmp_path):
