@@ -3,6 +3,8 @@
 * ``Pacer``: absolute-time pacing at the control period. Step k starts at t0 + k * period whatever the step's
   compute took; a step that overruns makes the next one start at once and re-anchors the schedule there (no burst of
   catch-up steps). It records every interval between step starts (the loop jitter ``so101_bench.actor`` reports).
+  The actor drives it from its ControlClock (control_clock.py): wall time on the robot, simulated time in
+  simulation.
 * ``IkReset``: drives the follower to the home pose by small joint steps from freshly read joints. It gives up when
   it has taken ``max_iterations`` steps, or when the distance to home has not improved by ``min_progress_rad`` over
   ``stuck_iterations`` steps (gravity sag under P-only servo gains can hold a joint just outside the tolerance
@@ -25,10 +27,13 @@ import numpy as np
 from so101_contract.files import atomic_write
 from so101_contract.joints import GRIPPER, JOINT_NAMES
 from so101_driver.model.kinematics import HOME_EE_POSITION, TOOL_DOWN, Kinematics
+from so101_hilserl_actor.control_clock import ControlClock
 
 
 class Pacer:
-    """Start a step every ``period_s`` on the ``monotonic`` clock; see the module docstring."""
+    """Start a step every ``period_s`` on the ``monotonic`` clock; see the module docstring. With a ``clock``
+    (control_clock.ControlClock) it runs on that clock instead: its time, its waits, and its step instants after a
+    pause (in simulated time on the grid of the control period, see ControlClock.next_step_time)."""
 
     def __init__(
         self,
@@ -36,18 +41,32 @@ class Pacer:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         history: int = 10_000,
+        *,
+        clock: ControlClock | None = None,
     ):
         if not period_s > 0:
             raise ValueError(f"period_s must be positive (seconds), got {period_s}")
         self.period_s = float(period_s)
-        self._monotonic, self._sleep = monotonic, sleep
+        if clock is not None:
+            self._monotonic, self._sleep_until = clock.monotonic, clock.sleep_until
+            self._anchor_time = clock.next_step_time
+        else:
+            self._monotonic, self._anchor_time = monotonic, monotonic
+            self._sleep_until = lambda t: sleep(t - monotonic())
         self.intervals: deque[float] = deque(maxlen=history)  # seconds between consecutive step starts
         self.overruns = 0
         self.restart()
 
+    @property
+    def due(self) -> float:
+        """When the current (or next) step is due (seconds on the pacer's clock). Step k after an anchor is due at
+        anchor + k * period, computed afresh each time: no rounding error adds up over a long run."""
+        return self._anchor + self._count * self.period_s
+
     def restart(self) -> None:
-        """After a pause (reset, waiting for inputs): the next step starts now and no interval spans the pause."""
-        self._next = self._monotonic()
+        """After a pause (reset, waiting for inputs): the next step starts now (on a clock: at its next step time)
+        and no interval spans the pause."""
+        self._anchor, self._count = self._anchor_time(), 0
         self._last_start: float | None = None
 
     def step_started(self) -> None:
@@ -56,15 +75,19 @@ class Pacer:
             self.intervals.append(now - self._last_start)
         self._last_start = now
 
-    def wait(self) -> None:
-        """Sleep until the next step is due."""
-        self._next += self.period_s
-        delay = self._next - self._monotonic()
-        if delay > 0:
-            self._sleep(delay)
-        else:
+    def sleep_until_due(self) -> bool:
+        """Sleep until the current step is due (at once when it is); False when a clock's stop ended the wait."""
+        if self.due > self._monotonic():
+            return self._sleep_until(self.due) is not False
+        return True
+
+    def wait(self) -> bool:
+        """Sleep until the next step is due. False when a clock's stop ended the wait."""
+        self._count += 1
+        if self.due <= self._monotonic():
             self.overruns += 1
-            self._next = self._monotonic()
+            self._anchor, self._count = self._anchor_time(), 0
+        return self.sleep_until_due()
 
 
 class ResetFailed(RuntimeError):

@@ -2,9 +2,20 @@
 
 Subscriptions store the newest readings; a loop thread paced by actor_loop.Pacer resets the scene (sim/reset, or
 actor_loop.IkReset on the real arm), then hands each step's readings to ControlStep and publishes what it returns
-(joint command, transition, episode summary). On shutdown (SIGINT/SIGTERM through node_main, which calls
-destroy_node with the context still valid) the loop commits the open episode as truncated ("stopped") and waits
-for its delivery before the node goes; an exception in the loop ends the process with code 1 (node_main).
+(joint command, transition, episode summary). Every 1 + ``evaluation_every_episodes``-th episode is an evaluation
+episode (evaluation.py).
+
+Time (control_clock.ControlClock): on the robot the wall clock. With ``use_sim_time`` every wait about the episode
+(the control period, the reset pause, waiting for inputs or for an image after the reset) runs on simulated time,
+steps start on the grid of the control period, and a step first waits (wall-bounded) until the image and follower
+state of its instant are in: the simulation publishes them before the ``/clock`` of that instant, but they may
+arrive after it. With ``lockstep`` the loop also grants simulated time on sim/advance_until (so101_contract.sim_time
+has the protocol). Service calls, the retry pause after a failed reset and the IK reset keep the wall clock. Stamps
+and episode durations are on the node clock (simulated time in simulation).
+
+On shutdown (SIGINT/SIGTERM through node_main, which calls destroy_node with the context still valid) the loop
+commits the open episode as truncated ("stopped") and waits for its delivery before the node goes; an exception in
+the loop ends the process with code 1 (node_main).
 """
 
 from __future__ import annotations
@@ -24,23 +35,29 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.task import Future
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, UInt8
 
 from so101_contract import qos
 from so101_contract.joints import JOINT_NAMES, positions_by_name
 from so101_contract.node_main import EXIT_REFUSED, run_node
-from so101_contract.stamps import stamp_to_ns
+from so101_contract.sim_time import ADVANCE_TOPIC
+from so101_contract.stamps import ns_to_stamp, stamp_to_ns
 from so101_driver.model.kinematics import Kinematics
 from so101_driver.vision.image_messages import image_msg_to_array
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_actor import actor_parameters
 from so101_hilserl_actor.actor_loop import IkReset, Pacer, dump_policy_inputs, home_pose, run_ik_reset
+from so101_hilserl_actor.control_clock import ControlClock
 from so101_hilserl_actor.control_step import ControlStep, StepInputs, StepResult, load_initial_policy
+from so101_hilserl_actor.evaluation import EvaluationSchedule
 from so101_hilserl_actor.messages import episode_to_msg, transition_to_msg
 from so101_hilserl_actor.policy import PolicyConfig
 from so101_hilserl_interfaces.msg import EpisodeSummary, PolicyWeights, RewardSignal, Transition
 from so101_hilserl_interfaces.srv import OperatorCommand, ResetEpisode
+
+STEP_INPUT_WAIT_S = 2.0  # wall seconds a step waits for the readings of its instant in simulated time
 
 
 class ActorNode(Node):
@@ -48,6 +65,8 @@ class ActorNode(Node):
         super().__init__("actor")
         try:
             v = actor_parameters.declare(self)
+            use_sim_time = bool(self.get_parameter("use_sim_time").value)
+            actor_parameters.check_clock(v, use_sim_time)
             self.reset_config = actor_parameters.reset_config(v)
             config = actor_parameters.control_config(v)
             preprocessing = ImagePreprocessing.from_parameter(v["preprocessing"])
@@ -67,12 +86,23 @@ class ActorNode(Node):
         self.wait_for_subscribers, self.torch_threads = v["wait_for_subscribers"], v["torch_threads"]
         self.dump_dir = Path(v["debug_policy_inputs_dir"]) if v["debug_policy_inputs_dir"] else None
         self.rng = np.random.default_rng(v["seed"] + 1)  # reset noise and sim seeds
-        self.pacer = Pacer(self.period)
+        self.schedule = EvaluationSchedule(v["evaluation_every_episodes"], always=self.evaluation)
+        self._stop = threading.Event()
+        self.advance_pub = self.create_publisher(Clock, ADVANCE_TOPIC, qos.LATCHED) if v["lockstep"] else None
+        self.clock = ControlClock(
+            self._stop,
+            self.period,
+            sim_now_ns=(lambda: self.get_clock().now().nanoseconds) if use_sim_time else None,
+            grant=self._grant if v["lockstep"] else None,
+            warn=self.get_logger().warning,
+        )
+        self.pacer = Pacer(self.period, clock=self.clock)
         self.step_compute_s: deque[float] = deque(maxlen=10_000)
-        self.episodes_done = self.successes = self.total_steps = self.reset_failures = 0
+        self.episodes_done = self.successes = self.total_steps = self.reset_failures = self.evaluation_successes = 0
 
         self._lock = threading.Lock()
         self._follower = self._leader = None
+        self._follower_stamp_ns = -1
         self._images: deque[Image] = deque(maxlen=8)
         self._intervention = False
         self.create_subscription(JointState, "follower/joint_states", self._on_joints("_follower"), qos.SENSOR_DATA)
@@ -87,13 +117,16 @@ class ActorNode(Node):
         self.episode_pub = self.create_publisher(EpisodeSummary, "hilserl/episodes", qos.EVENTS)
         self.reset_client = self.create_client(ResetEpisode, "sim/reset", callback_group=ReentrantCallbackGroup())
 
-        self._stop = threading.Event()
         self.finished = Future()  # completes when the loop ends: node_main stops spinning, the process exits 0
         self._loop = threading.Thread(target=self._run, name="actor-loop", daemon=True)
         self._loop.start()
         mode, c = "evaluation" if self.evaluation else "training", self.control
-        self.get_logger().info(f"actor {self.actor_id}: {mode}, {1 / self.period:.0f} Hz, reset {self.reset_mode}, "
-                               f"exploration {c.schedule} from step {c.exploration_step}")  # fmt: skip
+        if not self.evaluation and self.schedule.every_episodes:
+            mode += f", an evaluation episode after every {self.schedule.every_episodes}"
+        time_mode = "lockstep simulated" if self.clock.lockstep else "simulated" if use_sim_time else "wall"
+        self.get_logger().info(f"actor {self.actor_id}: {mode}, {1 / self.period:.0f} Hz on {time_mode} time, "
+                               f"reset {self.reset_mode}, exploration {c.schedule} from step "
+                               f"{c.exploration_step}")  # fmt: skip
 
     # ---- inputs: store the newest, nothing else ----
     def _on_joints(self, attribute: str):
@@ -102,6 +135,8 @@ class ActorNode(Node):
             if q is not None:
                 with self._lock:
                     setattr(self, attribute, q)
+                    if attribute == "_follower":
+                        self._follower_stamp_ns = stamp_to_ns(msg.header.stamp)
 
         return store
 
@@ -128,6 +163,10 @@ class ActorNode(Node):
             self.get_logger().warning(f"policy weights {msg.version} refused, keeping "
                                       f"{self.control.policy_version}: {problem}")  # fmt: skip
 
+    def _have_inputs(self) -> bool:
+        with self._lock:
+            return self._follower is not None and self._leader is not None and bool(self._images)
+
     def _read_inputs(self) -> StepInputs | None:
         with self._lock:
             if self._follower is None or self._leader is None or not self._images:
@@ -143,69 +182,106 @@ class ActorNode(Node):
         torch.set_num_threads(self.torch_threads)
         sys.setswitchinterval(0.0005)  # hand the GIL back quickly: callback threads must not stall the step
         while not self._stop.is_set() and rclpy.ok(context=self.context):
-            takers = self.transition_pub.get_subscription_count()
-            inputs = self._read_inputs() if takers >= self.wait_for_subscribers else None
-            if inputs is None:
+            if not self._ready():
                 self.get_logger().info(f"waiting for inputs and {self.wait_for_subscribers} taker(s) of "
                                        "transitions", throttle_duration_sec=5.0)  # fmt: skip
-                self._stop.wait(0.05)
+                self.clock.wait_for(self._ready, timeout_s=0.05)  # simulated time: granting ahead in lockstep
                 self.pacer.restart()
             elif not self.control.episode_open:
                 if self.max_episodes and self.episodes_done >= self.max_episodes:
                     break
                 self._start_episode()
                 self.pacer.restart()
-            else:
+            elif self.pacer.sleep_until_due() and self._wait_for_instant():
+                inputs = self._read_inputs()
                 self.pacer.step_started()
                 started = time.perf_counter()
                 self._publish(self.control.step(inputs))
                 self.step_compute_s.append(time.perf_counter() - started)
                 self.pacer.wait()
         if rclpy.ok(context=self.context):  # commit the open episode, truncated, and see it delivered
-            self._wait_for_image_after(self.control.pending_stamp_ns, 0.3)  # its own o_T+1, if one comes in time
+            # Its own o_T+1, if one comes in time (granting it in lockstep); the stop is set: not stoppable.
+            self._wait_for_image_after(self.control.pending_stamp_ns, wall_timeout_s=0.3, stoppable=False)
             self._publish(self.control.stop(self._read_inputs()))
             for pub in (self.transition_pub, self.episode_pub):
                 pub.wait_for_all_acked(Duration(seconds=2.0))
         rate, steps = self.successes / max(self.episodes_done, 1), self.total_steps / max(self.episodes_done, 1)
+        evaluations = ""
+        if not self.evaluation and self.schedule.evaluation_episodes:
+            evaluations = (f", of which {self.schedule.evaluation_episodes} evaluation episodes with success rate "
+                           f"{self.evaluation_successes / self.schedule.evaluation_episodes:.0%}")  # fmt: skip
         self.get_logger().info(f"{'evaluation' if self.evaluation else 'run'} finished: {self.episodes_done} "
                                f"episodes, success rate {rate:.0%}, mean steps {steps:.1f}, "
-                               f"{self.reset_failures} failed resets")  # fmt: skip
+                               f"{self.reset_failures} failed resets{evaluations}")  # fmt: skip
         self.finished.set_result(True)
+
+    def _ready(self) -> bool:
+        return self.transition_pub.get_subscription_count() >= self.wait_for_subscribers and self._have_inputs()
+
+    def _wait_for_instant(self) -> bool:
+        """Simulated time: wait until the image and the follower state of the step's instant are in (they are
+        published before its /clock but may arrive after it). Wall-bounded: after STEP_INPUT_WAIT_S the step goes on
+        with what is there (the step counts a stale image and holds the arm). False only when stopped."""
+        if not self.clock.simulated:
+            return True
+        due_ns = round(self.pacer.due * 1e9)
+
+        def in_() -> bool:
+            with self._lock:
+                image = bool(self._images) and stamp_to_ns(self._images[-1].header.stamp) >= due_ns
+                return image and self._follower_stamp_ns >= due_ns
+
+        if self.clock.wait_for(in_, wall_timeout_s=STEP_INPUT_WAIT_S, grant_ahead=False):
+            return True
+        if self._stop.is_set():
+            return False
+        self.get_logger().warning(f"the wrist image or follower state of the step at {due_ns * 1e-9:.3f} s (sim "
+                                  f"time) did not arrive within {STEP_INPUT_WAIT_S} s of wall time: stepping with "
+                                  "the newest (does the simulation render on the control period's grid?)",
+                                  throttle_duration_sec=5.0)  # fmt: skip
+        return True
 
     def _start_episode(self) -> None:
         reset_ns = self.get_clock().now().nanoseconds
-        problem = self._reset_scene()
+        evaluation = self.schedule.next_is_evaluation()
+        problem = self._reset_scene(evaluation)
         if problem:
             self.reset_failures += 1
             self.get_logger().error(f"reset failed ({self.reset_failures} so far), the episode does not start: "
                                     f"{problem}; retrying in {self.retry_pause_s} s")  # fmt: skip
-            self._stop.wait(self.retry_pause_s)
+            self._stop.wait(self.retry_pause_s)  # wall clock: the simulation may be what is missing
             return
-        self._stop.wait(self.reset_pause_s)
+        self.clock.sleep(self.reset_pause_s)
         with self._lock:  # only images captured after the reset describe the new episode
             self._images = deque((m for m in self._images if stamp_to_ns(m.header.stamp) > reset_ns), maxlen=8)
-        if not self._wait_for_image_after(reset_ns, 5.0):
-            self.get_logger().warning("no wrist image within 5 s after the reset: resetting again")
-        elif not self._stop.is_set():
-            self.control.begin_episode(self.get_clock().now().nanoseconds)
+        if not self._wait_for_image_after(reset_ns, timeout_s=5.0):
+            if not self._stop.is_set():
+                self.get_logger().warning("no wrist image within 5 s after the reset: resetting again")
+        else:
+            self.control.begin_episode(self.get_clock().now().nanoseconds, evaluation=evaluation)
 
-    def _wait_for_image_after(self, stamp_ns: int, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+    def _wait_for_image_after(self, stamp_ns: int, **limits) -> bool:
+        """Wait for an image stamped after ``stamp_ns``; ``limits``: ControlClock.wait_for's timeouts (simulated
+        time in simulation, granting ahead in lockstep)."""
+
+        def arrived() -> bool:
             with self._lock:
-                if self._images and stamp_to_ns(self._images[-1].header.stamp) > stamp_ns:
-                    return True
-            time.sleep(0.01)
-        return False
+                return bool(self._images) and stamp_to_ns(self._images[-1].header.stamp) > stamp_ns
 
-    def _reset_scene(self) -> str:
+        return self.clock.wait_for(arrived, **limits)
+
+    def _grant(self, until_ns: int) -> None:
+        self.advance_pub.publish(Clock(clock=ns_to_stamp(until_ns)))
+
+    def _reset_scene(self, evaluation: bool) -> str:
         if self.reset_mode == "sim":
             deadline = time.monotonic() + 10.0
             while not self.reset_client.wait_for_service(timeout_sec=0.1):
                 if self._stop.is_set() or time.monotonic() > deadline:
                     return "sim/reset is not available; is the simulation running?"
-            future = self.reset_client.call_async(ResetEpisode.Request(seed=int(self.rng.integers(2**31)),
-                                                                       randomize=True))  # fmt: skip
+            request = ResetEpisode.Request(seed=int(self.rng.integers(2**31)), randomize=True,
+                                           operator_hands_off=evaluation)  # fmt: skip
+            future = self.reset_client.call_async(request)
             deadline = time.monotonic() + 10.0
             while not future.done() and time.monotonic() < deadline and not self._stop.is_set():
                 time.sleep(0.01)
@@ -233,7 +309,10 @@ class ActorNode(Node):
             self.episode_pub.publish(episode_to_msg(e, self.actor_id, self.get_clock().now().nanoseconds))
             self.episodes_done, self.successes, self.total_steps = (
                 self.episodes_done + 1, self.successes + int(e.success), self.total_steps + e.steps)  # fmt: skip
-            self.get_logger().info(f"episode {e.episode_id}: {e.end_reason} after {e.steps} steps, return "
+            self.schedule.record(e.evaluation)
+            self.evaluation_successes += int(e.evaluation and e.success)
+            kind = "evaluation episode" if e.evaluation else "episode"
+            self.get_logger().info(f"{kind} {e.episode_id}: {e.end_reason} after {e.steps} steps, return "
                                    f"{e.episode_return:.2f}, intervention {e.intervention_steps}/{e.steps}, weights "
                                    f"v{e.policy_version}")  # fmt: skip
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from rclpy.node import Node
 
 from so101_contract.control import CONTROL_RATE_HZ
-from so101_contract.parameters import declare_all
+from so101_contract.parameters import ParameterError, declare_all
 from so101_hilserl_actor.action_mapping import ActionConfig
 from so101_hilserl_actor.actor_loop import ResetConfig
 from so101_hilserl_actor.control_step import ControlConfig
@@ -22,6 +22,10 @@ PARAMETERS = {
     "num_explore_steps": (500, "uniform random actions below this exploration step, when started without weights",
                           (0, 10**9)),
     "evaluation": (False, "deterministic policy, no exploration; episodes flagged evaluation", None),
+    "evaluation_every_episodes": (0, "after every N training episodes one evaluation episode (deterministic "
+                                  "policy, simulated operator's hands off); 0 = never", (0, 10**6)),
+    "lockstep": (False, "publish sim/advance_until grants: the simulation advances only as far as this actor "
+                 "allows (needs use_sim_time)", None),
     "max_episodes": (0, "stop after this many episodes (0 = run until stopped)", (0, 10**9)),
     "swap_weights_at": ("episode", "when to take new weights: episode, or step (same learner epoch only)",
                         ("episode", "step")),
@@ -51,6 +55,13 @@ PARAMETERS = {
 def declare(node: Node) -> dict:
     """Declare every parameter of the table on ``node``; {name: value}. Raises ParameterError."""
     return declare_all(node, PARAMETERS)
+
+
+def check_clock(v: dict, use_sim_time: bool) -> None:
+    """Lockstep grants simulated time: refuse it on the wall clock (ParameterError, one line naming both)."""
+    if v["lockstep"] and not use_sim_time:
+        raise ParameterError("parameter lockstep=true needs use_sim_time=true (lockstep grants simulated time "
+                             "from /clock): set use_sim_time:=true or lockstep:=false")  # fmt: skip
 
 
 def control_config(v: dict) -> ControlConfig:

@@ -12,8 +12,8 @@ record. Order inside one step:
    node's verdict on this image (episode.py). If that ends the episode, nothing is commanded.
 3. The policy runs on the stack, every step, intervention or not: ``policy_action`` is what it proposed, the noisy
    sample it would have executed (the exploration noise is part of the behaviour policy, so the proposal is the
-   action it would have taken; evaluation: the mean). During an intervention the follower follows the leader
-   (clipped per step) and ``action`` is the human's, encoded in the policy's 4-D space (HumanActionEncoder);
+   action it would have taken; in an evaluation episode: the mean). During an intervention the follower follows the
+   leader (clipped per step) and ``action`` is the human's, encoded in the policy's 4-D space (HumanActionEncoder);
    otherwise the proposal goes through the policy's action mapping (PolicyActionMapper). Both, and the state's
    orientation (StateBuilder), follow the semantics of the policy in force (its PolicyConfig), which can change
    only at an episode boundary.
@@ -27,6 +27,11 @@ start (pretrained or from scratch). Uniform random actions replace the policy wh
 Weights (weights_gate.py): within one learner epoch only newer versions; a new epoch (a restarted learner, a new
 run dir) is taken although its version restarts. They are validated when offered and swapped only at an episode
 boundary, or with ``swap_weights_at="step"`` between steps when the epoch and the semantics are unchanged.
+
+Evaluation is chosen per episode (``begin_episode(now_ns, evaluation=...)``; evaluation.py decides which):
+the policy's mean, no random actions, the episode and its transitions flagged ``evaluation``, its steps not counted
+as exploration steps, and weights not swapped within it (it measures one policy). ``ControlConfig.evaluation``
+makes every episode an evaluation episode.
 
 Shutdown: ``stop(inputs)`` finishes the pending step as truncated ("stopped"), so the episode is committed with
 its next observation instead of staying open in the learner.
@@ -202,6 +207,7 @@ class ControlStep:
         self.stack = FrameStack(policy.config.frame_stack, (policy.config.image_size,) * 2 + (3,))
         self._apply_semantics(policy.config)
         self.episode_id = 0
+        self.evaluating = config.evaluation  # whether the current episode is an evaluation episode
         self._episode_start_ns = 0
         self._pending: _Pending | None = None
         self._offered: _Weights | None = None
@@ -255,9 +261,11 @@ class ControlStep:
                         return index
         return len(stamps_ns) - 1
 
-    def begin_episode(self, now_ns: int) -> int:
-        """Start the next episode (after the scene was reset); the episode boundary where new weights are taken."""
+    def begin_episode(self, now_ns: int, evaluation: bool = False) -> int:
+        """Start the next episode (after the scene was reset); the episode boundary where new weights are taken.
+        ``evaluation``: an evaluation episode (always one with ``ControlConfig.evaluation``)."""
         self._swap_weights(boundary="episode")
+        self.evaluating = self.config.evaluation or bool(evaluation)
         self.episode_id += 1
         with self._lock:
             self.tracker.reset(self.episode_id)
@@ -284,7 +292,7 @@ class ControlStep:
             result.transition, result.episode = self._finish(observation, inputs.now_ns)
             if result.episode is not None:
                 return result
-        if self.config.swap_weights_at == "step":
+        if self.config.swap_weights_at == "step" and not self.evaluating:
             self._swap_weights(boundary="step")
 
         pixels, state = self.stack.pixels(), self.stack.state()
@@ -298,7 +306,7 @@ class ControlStep:
             self.encoder.reset()  # the next intervention's first step carries no gripper command from before
             action = proposal
             target = self.mapper.to_joints(action, q)
-        if not self.config.evaluation:
+        if not self.evaluating:
             self.steps_since_weights += 1
         self._pending = _Pending(observation, action, proposal, bool(inputs.intervention), int(inputs.now_ns))
         result.command, result.step_index = target, self.tracker.steps
@@ -343,7 +351,7 @@ class ControlStep:
                 self.schedule,
                 self.exploration_step,
                 0 if self.pretrained else cfg.num_explore_steps,  # uniform only for an actor started without weights
-                cfg.evaluation,
+                self.evaluating,
                 self.torch_rng,
             )
         return action[0].numpy().astype(np.float32)
@@ -371,7 +379,7 @@ class ControlStep:
             truncated=outcome.truncated,
             next_observation=next_obs if ended else None,
             policy_version=self.policy_version,
-            evaluation=self.config.evaluation,
+            evaluation=self.evaluating,
             action_time_ns=pending.time_ns,
         )
         self._pending = None if ended else self._pending
@@ -388,7 +396,7 @@ class ControlStep:
             stale_frames=summary["stale_frames"],
             end_reason=summary["end_reason"],
             policy_version=self.policy_version,
-            evaluation=self.config.evaluation,
+            evaluation=self.evaluating,
             duration_s=max(now_ns - self._episode_start_ns, 0) / 1e9,
         )
         return transition, episode
