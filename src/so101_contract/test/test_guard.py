@@ -31,9 +31,11 @@ CONSTANTS = {
     # control.py
     "ACTION_DIM", "CONTROL_RATE_HZ", "CONTROL_PERIOD_S", "CONTROL_PERIOD_NS",
     # qos.py
-    "SENSOR_DATA", "COMMAND", "LATCHED", "TRANSITIONS", "EVENTS",
+    "SENSOR_DATA", "COMMAND", "LATCHED", "TRANSITIONS", "EVENTS", "CLOCK",
     # node_main.py
     "EXIT_REFUSED",
+    # sim_time.py
+    "CLOCK_MODES", "CLOCK_TOPIC", "ADVANCE_TOPIC", "PROGRESS_TOPIC",
 }  # fmt: skip
 FUNCTIONS = {
     "stamp_to_ns", "ns_to_stamp", "ns_to_time", "time_to_ns", "stamp_ns", "to_ns",

@@ -36,7 +36,6 @@ from pathlib import Path
 import torch
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_srvs.srv import Trigger
 
 from so101_contract import qos
@@ -70,17 +69,6 @@ from so101_hilserl_learner.start_files import check_run_dir, load_initial_weight
 from so101_hilserl_learner.utd import UtdBudget
 
 RUN_ID_FILE = "run_id"
-
-# LearnerProgress: published after every update (hundreds per second on a GPU) and read by a lockstep sim that
-# needs only the newest. Reliable, so the message that clears a backlog is not lost while the sim holds; a few deep,
-# as only the newest matters; transient local, so a sim that (re)starts after the learner knows the backlog at once
-# (a volatile subscriber matches too).
-PROGRESS_QOS = QoSProfile(
-    depth=5,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-    history=HistoryPolicy.KEEP_LAST,
-)
 
 
 def run_id_of(run_dir: Path) -> str:
@@ -175,7 +163,9 @@ class LearnerNode(Node):
         self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
         self.weights_pub = self.create_publisher(PolicyWeights, "hilserl/policy_weights", qos.LATCHED)
         self.stats_pub = self.create_publisher(LearnerStats, "hilserl/learner_stats", qos.EVENTS)
-        self.progress_pub = self.create_publisher(LearnerProgress, PROGRESS_TOPIC, PROGRESS_QOS)
+        self.progress_pub = self.create_publisher(
+            LearnerProgress, PROGRESS_TOPIC, qos.LATCHED
+        )  # the newest counts, late joiners get it
         self.create_subscription(Transition, "hilserl/transitions", self._on_transition, qos.TRANSITIONS, raw=True)
         self.create_subscription(EpisodeSummary, "hilserl/episodes", self._on_episode, qos.EVENTS)
         self.create_service(Trigger, "learner/checkpoint", self._on_checkpoint_request)

@@ -12,7 +12,6 @@ from test_learner_node import latest, learner_args, send_episodes
 from so101_contract import qos
 from so101_contract.sim_time import CLOCK_TOPIC, PROGRESS_TOPIC
 from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerProgress, LearnerStats
-from so101_hilserl_learner.learner_node import PROGRESS_QOS
 from so101_testing.graph import wait_until
 
 
@@ -33,7 +32,7 @@ def read_tensorboard(run_dir):
 def test_progress_stats_and_outcomes_in_simulated_time(processes, probe, tmp_path):
     run_dir = tmp_path / "run"
     stats = probe.subscribe(LearnerStats, "hilserl/learner_stats", qos.EVENTS)
-    progress = probe.subscribe(LearnerProgress, PROGRESS_TOPIC, PROGRESS_QOS)
+    progress = probe.subscribe(LearnerProgress, PROGRESS_TOPIC, qos.LATCHED)
     args = [*learner_args(run_dir, utd_ratio=2.0), "-p", "use_sim_time:=true"]
     learner = processes.start_module("so101_hilserl_learner.learner_node", *args, name="learner")
 
