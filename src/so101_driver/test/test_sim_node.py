@@ -95,3 +95,23 @@ def test_torque_services_answer(sim, probe):
         off = probe.call(SetBool, name, SetBool.Request(data=False), timeout_s=30)
         on = probe.call(SetBool, name, SetBool.Request(data=True), timeout_s=30)
         assert off.success and on.success and "on" in on.message
+
+
+def test_curriculum_stage_three_starts_the_open_gripper_three_cm_above_the_cube(tmp_path, probe):
+    """The HIL benchmark runs the graph on the stage its checkpoint was pretrained on (sim.curriculum)."""
+    from so101_driver.sim.grasp_controller import ScriptedGrasp
+
+    with ProcessGroup(tmp_path) as group:
+        group.start_module(
+            "so101_driver.sim.sim_node", "--ros-args", "-p", "operator_mode:=none", "-p", "curriculum_stage:=3",
+            "-p", "camera_width:=64", "-p", "camera_height:=48", name="sim_stage3",
+        )  # fmt: skip
+        started = probe.call(ResetEpisode, "sim/reset", ResetEpisode.Request(seed=5, randomize=True), timeout_s=60)
+        other = probe.call(ResetEpisode, "sim/reset", ResetEpisode.Request(seed=6, randomize=True), timeout_s=30)
+    for response in (started, other):
+        cube = np.array([response.cube_position.x, response.cube_position.y, response.cube_position.z])
+        tcp, _ = Kinematics().fk(np.array(response.joint_positions))
+        above = ScriptedGrasp().grasp_tcp_position(cube) + np.array([0.0, 0.0, 0.03])
+        assert np.abs(tcp - above).max() < 0.005, (tcp, above)  # not the robot's home 7 cm up
+        assert np.abs(cube[:2] - np.array([0.25, 0.0])).max() <= 0.021  # stage 3's +- 2 cm
+    assert started.cube_position.x != other.cube_position.x

@@ -41,6 +41,7 @@ from so101_contract.parameters import ParameterError, declare
 from so101_contract.sim_time import ADVANCE_TOPIC, CLOCK_MODES, CLOCK_TOPIC, PROGRESS_TOPIC
 from so101_contract.stamps import NS_PER_S, ns_to_stamp, stamp_to_ns
 from so101_driver.model.joint_safety import JointCommandGuard
+from so101_driver.sim.curriculum import reset_stage
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 from so101_driver.sim.operator import MODES, LeaderArm, OperatorConfig, SimulatedOperator
 from so101_driver.sim.scene import SceneConfig
@@ -65,6 +66,13 @@ class SimNode(Node):
         width = declare(self, "camera_width", 640, "wrist image width (px), as the real camera", (16, 4096))
         height = declare(self, "camera_height", 480, "wrist image height (px), as the real camera", (16, 4096))
         self.camera_frame_id = declare(self, "camera_frame_id", "wrist_camera_optical_frame", "frame of the images")
+        self.stage = declare(
+            self,
+            "curriculum_stage",
+            0,
+            "where episodes start: 0 the robot's reset, 1-3 easier (sim.curriculum)",
+            (0, 3),
+        )
         max_step = declare(
             self, "max_joint_step", 0.3, "largest follower target change per command (rad)", (0.001, 3.2)
         )
@@ -191,7 +199,10 @@ class SimNode(Node):
         return response
 
     def _reset_locked(self, seed: int, randomize: bool, operator_hands_off: bool) -> dict:
-        state = self.world.reset(seed=seed, randomize=randomize)
+        if self.stage == 0 or not randomize:
+            state = self.world.reset(seed=seed, randomize=randomize)
+        else:  # the Gymnasium env's starts of this stage (the task a checkpoint was pretrained on)
+            state = reset_stage(self.world, self.stage, np.random.default_rng(seed))
         self.follower_guard.target = None  # an old command must not pull the arm back from home
         self.leader.reset(self.world.joint_positions())
         # Hands off for this episode only (an evaluation episode measures the policy alone); the next reset
