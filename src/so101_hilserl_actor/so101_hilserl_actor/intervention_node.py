@@ -14,6 +14,10 @@ A thin node around so101_hilserl_actor.intervention (the detector and the leader
 
 Joint states older than ``state_timeout_s`` are not used: the detector and the leader commands pause (the flag
 keeps its value) until both arms report again.
+
+Time is the node clock throughout (the control-step timer, the freshness of joint states, the detector's minimum
+durations, stamps), so with ``use_sim_time`` all of it follows ``/clock``: in lockstep a simulation that holds
+holds this node's control steps too, and a state is not "old" while simulated time stands still.
 """
 
 from __future__ import annotations
