@@ -220,24 +220,32 @@ class ActorNode(Node):
 
     def _wait_for_instant(self) -> bool:
         """Simulated time: wait until the image and the follower state of the step's instant are in (they are
-        published before its /clock but may arrive after it). Wall-bounded: after STEP_INPUT_WAIT_S the step goes on
-        with what is there (the step counts a stale image and holds the arm). False only when stopped."""
+        published before its /clock but may arrive after it); in lockstep, where waiting costs no simulated time,
+        also the reward node's verdict on that image when the step acts on judged images and a reward node is
+        there (else the step would act on the previous, judged image, depending on how fast the classifier was).
+        Wall-bounded: after STEP_INPUT_WAIT_S the step goes on with what is there (the step counts a stale image and
+        holds the arm). False only when stopped."""
         if not self.clock.simulated:
             return True
         due_ns = round(self.pacer.due * 1e9)
+        verdict = (self.clock.lockstep and self.control.config.use_reward_signal
+                   and self.count_publishers("reward/signal") > 0)  # fmt: skip
 
         def in_() -> bool:
             with self._lock:
-                image = bool(self._images) and stamp_to_ns(self._images[-1].header.stamp) >= due_ns
-                return image and self._follower_stamp_ns >= due_ns
+                if not self._images or self._follower_stamp_ns < due_ns:
+                    return False
+                stamp = stamp_to_ns(self._images[-1].header.stamp)
+            return stamp >= due_ns and (not verdict or self.control.judged(stamp))
 
         if self.clock.wait_for(in_, wall_timeout_s=STEP_INPUT_WAIT_S, grant_ahead=False):
             return True
         if self._stop.is_set():
             return False
-        self.get_logger().warning(f"the wrist image or follower state of the step at {due_ns * 1e-9:.3f} s (sim "
-                                  f"time) did not arrive within {STEP_INPUT_WAIT_S} s of wall time: stepping with "
-                                  "the newest (does the simulation render on the control period's grid?)",
+        self.get_logger().warning(f"the wrist image, follower state or reward verdict of the step at "
+                                  f"{due_ns * 1e-9:.3f} s (sim time) did not arrive within {STEP_INPUT_WAIT_S} s of "
+                                  "wall time: stepping with the newest (does the simulation render on the control "
+                                  "period's grid?)",
                                   throttle_duration_sec=5.0)  # fmt: skip
         return True
 

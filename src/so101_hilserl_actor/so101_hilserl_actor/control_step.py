@@ -251,6 +251,11 @@ class ControlStep:
     def episode_open(self) -> bool:
         return self.tracker.episode_id is not None and not self.tracker.done
 
+    def judged(self, stamp_ns: int) -> bool:
+        """Whether the reward node's verdict on the image with this stamp has arrived."""
+        with self._lock:
+            return self.tracker.judged(stamp_ns)
+
     def choose_image(self, stamps_ns: list[int]) -> int:
         """Index of the image to act on: the newest the classifier has judged (when rewards are used; its reward is
         then known when the step's outcome is), else the newest."""

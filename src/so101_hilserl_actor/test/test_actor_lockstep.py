@@ -2,7 +2,8 @@
 
 The stand-in is not a simulation: it advances simulated time in 10 ms ticks only up to the actor's newest grant on
 sim/advance_until, and per tick publishes both arms' joint states, on the 100 ms grid an image, then /clock (the
-order of so101_contract.sim_time's protocol). It answers sim/reset and records the requests. The graph test with
+order of so101_contract.sim_time's protocol). A reward verdict on each image follows 30 ms of wall time after its
+/clock, as a classifier's would. It answers sim/reset and records the requests. The graph test with
 the real simulation and learner is the bringup package's.
 """
 
@@ -20,7 +21,7 @@ from so101_contract.sim_time import ADVANCE_TOPIC, CLOCK_TOPIC
 from so101_contract.stamps import ns_to_stamp, stamp_to_ns
 from so101_driver.model.kinematics import HOME_SEED
 from so101_driver.vision.image_messages import array_to_image_msg
-from so101_hilserl_interfaces.msg import EpisodeSummary, Transition
+from so101_hilserl_interfaces.msg import EpisodeSummary, RewardSignal, Transition
 from so101_hilserl_interfaces.srv import ResetEpisode
 from so101_testing.graph import wait_until
 
@@ -53,6 +54,7 @@ class StandIn:
         self.follower_pub = node.create_publisher(JointState, "follower/joint_states", qos.SENSOR_DATA)
         self.leader_pub = node.create_publisher(JointState, "leader/joint_states", qos.SENSOR_DATA)
         self.image_pub = node.create_publisher(Image, "wrist_camera/image_raw", qos.SENSOR_DATA)
+        self.reward_pub = node.create_publisher(RewardSignal, "reward/signal", qos.EVENTS)
         self.image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stand-in", daemon=True)
@@ -84,12 +86,19 @@ class StandIn:
                 if self.t_ns % PERIOD_NS == 0:
                     self.image_pub.publish(array_to_image_msg(self.image, "rgb8", stamp, "wrist_camera"))
                 self.clock_pub.publish(Clock(clock=stamp))
+                if self.t_ns % PERIOD_NS == 0:
+                    threading.Timer(0.03, self._judge, (stamp,)).start()
                 self.max_ahead_ns = max(self.max_ahead_ns, self.t_ns - granted)
             else:
                 if time.monotonic() > republish_at:  # /clock is best effort: say where time stands while holding
                     self.clock_pub.publish(Clock(clock=ns_to_stamp(self.t_ns)))
                     republish_at = time.monotonic() + 0.2
                 self._stop.wait(0.001)
+
+    def _judge(self, stamp) -> None:
+        signal = RewardSignal(probability=0.0, success=False, threshold=0.5)
+        signal.header.stamp = stamp
+        self.reward_pub.publish(signal)
 
     def close(self) -> None:
         self._stop.set()
@@ -104,7 +113,7 @@ def test_lockstep_actor_grants_time_and_steps_exactly_one_period_apart_with_eval
         actor = processes.start_module(
             "so101_hilserl_actor.actor_node",
             *ros_args(use_sim_time=True, lockstep=True, network=TINY, max_episodes=EPISODES, max_steps=MAX_STEPS,
-                      evaluation_every_episodes=1, use_reward_signal=False, reset_pause_s=0.35, seed=2),
+                      evaluation_every_episodes=1, reset_pause_s=0.35, seed=2),
             name="actor",
         )  # fmt: skip
         wait_until(lambda: not actor.alive(), 180, "the actor to run its episodes and exit")
@@ -126,7 +135,9 @@ def test_lockstep_actor_grants_time_and_steps_exactly_one_period_apart_with_eval
         assert [b - a for a, b in itertools.pairwise(stamps)] == [PERIOD_NS] * (MAX_STEPS - 1), stamps
         assert all(s % PERIOD_NS == 0 and s in granted for s in stamps)  # on the grid, each instant granted
         assert all(m.evaluation == summary.evaluation for m in steps)
+        # each step acted on the image of its instant, judged: it waited for the verdict, not acted on an older image
         assert all(stamp_to_ns(m.observation.image.header.stamp) == s for m, s in zip(steps, stamps, strict=True))
+        assert all(m.success_probability == 0.0 for m in steps)  # each outcome's verdict was there (no NaN miss)
         if summary.evaluation:
             assert all(list(m.action) == list(m.policy_action) for m in steps)
         # simulated time: the episode lasts its steps (plus at most the wait for its first step), not wall time
