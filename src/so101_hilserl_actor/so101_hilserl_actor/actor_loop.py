@@ -4,7 +4,7 @@
   compute took; a step that overruns makes the next one start at once and re-anchors the schedule there (no burst of
   catch-up steps). It records every interval between step starts (the loop jitter ``so101_bench.actor`` reports).
   The actor drives it from its ControlClock (control_clock.py): wall time on the robot, simulated time in
-  simulation.
+  simulation, where steps start on the grid of the control period (after a pause or an overrun: its next instant).
 * ``IkReset``: drives the follower to the home pose by small joint steps from freshly read joints. It gives up when
   it has taken ``max_iterations`` steps, or when the distance to home has not improved by ``min_progress_rad`` over
   ``stuck_iterations`` steps (gravity sag under P-only servo gains can hold a joint just outside the tolerance

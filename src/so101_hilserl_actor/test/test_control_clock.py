@@ -144,3 +144,18 @@ def test_wall_mode_waits_on_the_wall_clock_and_grants_nothing():
     assert not clock.wait_for(lambda: False, timeout_s=0.1) and sim.grants == []
     with pytest.raises(ValueError, match="lockstep grants need simulated time"):
         ControlClock(sim.stop, 0.1, grant=sim.grant)
+
+
+def test_an_overrun_in_simulated_time_restarts_on_the_next_grid_instant():
+    sim = FakeSim(free=True)  # clock_mode sim: time runs whatever the actor does
+    clock = sim.clock(lockstep=False)
+    pacer = Pacer(0.1, clock=clock)
+    starts = []
+    for compute_ns in (20_000_000, 230_000_000, 20_000_000, 20_000_000):
+        assert pacer.sleep_until_due()
+        starts.append(sim.sim_ns)
+        sim.sim_ns += compute_ns  # the step's compute, in simulated time
+        pacer.wait()
+    assert starts[0] == 1_300_000_000  # the first grid instant from 1.23 s
+    assert [b - a for a, b in itertools.pairwise(starts)] == [PERIOD_NS, 3 * PERIOD_NS, PERIOD_NS]
+    assert pacer.overruns == 1 and all(s % PERIOD_NS == 0 for s in starts)
