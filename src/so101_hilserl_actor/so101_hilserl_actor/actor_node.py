@@ -266,7 +266,14 @@ class ActorNode(Node):
             if not self._stop.is_set():
                 self.get_logger().warning("no wrist image within 5 s after the reset: resetting again")
         else:
+            if evaluation and not self._hands_off(timeout_s=3.0):
+                self.get_logger().warning("evaluation episode starts while the intervention flag is still set")
             self.control.begin_episode(self.get_clock().now().nanoseconds, evaluation=evaluation)
+
+    def _hands_off(self, timeout_s: float) -> bool:
+        """An evaluation episode measures the policy alone: wait (simulated time in simulation) until the flag of a
+        correction that ended with the previous episode is released (the detector's release delay, ~0.5 s)."""
+        return self.clock.wait_for(lambda: not self._intervention, timeout_s=timeout_s)
 
     def _wait_for_image_after(self, stamp_ns: int, **limits) -> bool:
         """Wait for an image stamped after ``stamp_ns``; ``limits``: ControlClock.wait_for's timeouts (simulated
