@@ -15,8 +15,9 @@ Plain Python (a fake clock drives it in tests); the node passes its clock and a 
   while a wait lasts, for a simulation that subscribed late.
 
 Nothing waits silently: while simulated time stands still for ``STALL_WARN_S`` of wall time during a wait, a
-warning says so (at most once per ``STALL_WARN_S``). The waits themselves have no wall bound unless the caller gives
-one: in lockstep the simulation also holds, legitimately, while the learner catches up.
+warning says so (at most once per ``STALL_WARN_S``); in lockstep, once ``/clock`` has run, only after
+``LOCKSTEP_STALL_FACTOR`` times that (the simulation logs why it holds). The waits themselves have no wall bound
+unless the caller gives one: in lockstep the simulation also holds, legitimately, while the learner catches up.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ POLL_S = 0.001  # wall seconds between two readings of the simulated clock while
 WALL_POLL_S = 0.01  # on the wall clock a condition is polled this often (nothing else to follow)
 REPUBLISH_S = 0.5  # an unchanged grant is published again this often (wall seconds) while a wait lasts
 STALL_WARN_S = 10.0  # simulated time standing still this long (wall seconds) during a wait: a warning
+LOCKSTEP_STALL_FACTOR = 6  # in lockstep, once /clock has run: a CPU learner catching up holds it for tens of seconds
 NO_CLOCK = "no /clock: is the simulation running with clock_mode sim or lockstep?"
 
 
@@ -144,7 +146,7 @@ class ControlClock:
             if self.simulated:
                 if now != last_now:
                     last_now, progress_at = now, wall
-                elif wall - progress_at >= self.stall_warn_s:
+                elif wall - progress_at >= self._stall_bound(now):
                     self._stalled(now, wall - progress_at, wall)
                 if self.lockstep:
                     if grant_ahead and now + self.period_ns // 2 >= self.granted_ns:
@@ -161,8 +163,11 @@ class ControlClock:
         self._granted_at = self._wall()
         self._grant(self.granted_ns)
 
+    def _stall_bound(self, now_ns: int) -> float:
+        return self.stall_warn_s * (LOCKSTEP_STALL_FACTOR if self.lockstep and now_ns > 0 else 1)
+
     def _stalled(self, now_ns: int, for_s: float, wall: float) -> None:
-        if wall - self._warned_at < self.stall_warn_s:
+        if wall - self._warned_at < self._stall_bound(now_ns):
             return
         self._warned_at = wall
         if now_ns == 0:

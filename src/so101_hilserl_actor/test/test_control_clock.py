@@ -121,8 +121,10 @@ def test_a_stalled_simulation_is_reported_throttled_and_a_missing_clock_named():
     assert "simulated time is 0" in sim.warnings[0]
     sim.warnings.clear()
     sim.sim_ns = 5_000_000_000  # the clock ran, then stood still: the warning says where, and what was granted
-    assert not clock.wait_for(lambda: False, wall_timeout_s=1.5)
-    assert len(sim.warnings) == 1
+    assert not clock.wait_for(lambda: False, wall_timeout_s=5.5)
+    assert sim.warnings == []  # in lockstep a held simulation (the learner catching up) is no alarm at once ...
+    assert not clock.wait_for(lambda: False, wall_timeout_s=6.5)
+    assert len(sim.warnings) == 1  # ... only after six times as long
     assert "5.000 s" in sim.warnings[0] and "granted up to 5.100 s" in sim.warnings[0]
     assert "learner catches up" in sim.warnings[0]
 
