@@ -1,5 +1,7 @@
 """The simulation node in a real graph: its topics at their rates, commands with the driver's safety, services."""
 
+import itertools
+
 import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -103,11 +105,23 @@ def test_curriculum_stage_three_starts_the_open_gripper_three_cm_above_the_cube(
 
     with ProcessGroup(tmp_path) as group:
         group.start_module(
-            "so101_driver.sim.sim_node", "--ros-args", "-p", "operator_mode:=none", "-p", "curriculum_stage:=3",
-            "-p", "camera_width:=64", "-p", "camera_height:=48", name="sim_stage3",
-        )  # fmt: skip
-        started = probe.call(ResetEpisode, "sim/reset", ResetEpisode.Request(seed=5, randomize=True), timeout_s=60)
-        other = probe.call(ResetEpisode, "sim/reset", ResetEpisode.Request(seed=6, randomize=True), timeout_s=30)
+            "so101_driver.sim.sim_node",
+            "--ros-args",
+            "-p",
+            "operator_mode:=none",
+            "-p",
+            "curriculum_stage:=3",
+            "-p",
+            "camera_width:=64",
+            "-p",
+            "camera_height:=48",
+            "-r",
+            "__ns:=/stage3",
+            name="sim_stage3",
+        )  # fmt: skip  (its own namespace: the module's simulation runs beside it)
+        reset = "/stage3/sim/reset"
+        started = probe.call(ResetEpisode, reset, ResetEpisode.Request(seed=5, randomize=True), timeout_s=60)
+        other = probe.call(ResetEpisode, reset, ResetEpisode.Request(seed=6, randomize=True), timeout_s=30)
     for response in (started, other):
         cube = np.array([response.cube_position.x, response.cube_position.y, response.cube_position.z])
         tcp, _ = Kinematics().fk(np.array(response.joint_positions))
@@ -115,3 +129,49 @@ def test_curriculum_stage_three_starts_the_open_gripper_three_cm_above_the_cube(
         assert np.abs(tcp - above).max() < 0.005, (tcp, above)  # not the robot's home 7 cm up
         assert np.abs(cube[:2] - np.array([0.25, 0.0])).max() <= 0.021  # stage 3's +- 2 cm
     assert started.cube_position.x != other.cube_position.x
+
+
+def test_operator_pedal_is_down_exactly_while_the_hand_is_on_the_leader(tmp_path, probe):
+    """With operator_pedal the simulated person says when it takes over (START) and lets go (END, also at a reset),
+    which the intervention node takes as the truth instead of guessing from the leader's motion."""
+    from std_msgs.msg import UInt8
+
+    from so101_hilserl_interfaces.srv import OperatorCommand
+
+    start, end = OperatorCommand.Request.START_INTERVENTION, OperatorCommand.Request.END_INTERVENTION
+    pedal = probe.subscribe(UInt8, "/pedal/operator/commands", qos.EVENTS)
+    leader = probe.subscribe(JointState, "/pedal/leader/joint_states", qos.SENSOR_DATA)
+    with ProcessGroup(tmp_path) as group:
+        group.start_module(
+            "so101_driver.sim.sim_node",
+            "--ros-args",
+            "-p",
+            "operator_mode:=demo",
+            "-p",
+            "operator_pedal:=true",
+            "-p",
+            "camera_width:=64",
+            "-p",
+            "camera_height:=48",
+            "-r",
+            "__ns:=/pedal",
+            name="sim_pedal",
+        )  # fmt: skip  (its own namespace: the module's simulation runs beside it)
+        probe.wait_for_publishers("/pedal/operator/commands", 1, timeout_s=60)
+
+        def reset(hands_off: bool) -> None:
+            request = ResetEpisode.Request(seed=1, randomize=True, operator_hands_off=hands_off)
+            assert probe.call(ResetEpisode, "/pedal/sim/reset", request, timeout_s=30).success
+
+        reset(False)  # the demo person lets go at the reset and takes the leader again at once
+        wait_until(lambda: [m.data for m in pedal.messages][-2:] == [end, start], 30, "release, then press")
+        reset(True)  # an evaluation episode: hands off until the next reset
+        wait_until(lambda: pedal.messages[-1].data == end, 30, "the pedal released at the hands-off reset")
+        presses = len(pedal)
+        # a hands-off episode: the pedal stays up (the demo person would otherwise grab within a tick) while the
+        # simulation runs on for 100 ticks (1 s)
+        before = len(leader)
+        wait_until(lambda: len(leader) >= before + 100, 30, "100 more leader states")
+        assert len(pedal) == presses, [m.data for m in pedal.messages]
+        presses_seen = [m.data for m in pedal.messages]
+        assert all(a != b for a, b in itertools.pairwise(presses_seen)), presses_seen

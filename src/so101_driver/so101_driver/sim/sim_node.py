@@ -31,7 +31,7 @@ from geometry_msgs.msg import Point, PoseStamped
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, UInt8
 from std_srvs.srv import SetBool
 
 from so101_contract import qos
@@ -49,7 +49,7 @@ from so101_driver.sim.sim_clock import LockstepGate, Pacer, TickGrid
 from so101_driver.sim.world import SimConfig, SimWorld
 from so101_driver.vision.image_messages import array_to_image_msg, pinhole_camera_info
 from so101_hilserl_interfaces.msg import LearnerProgress, RewardSignal
-from so101_hilserl_interfaces.srv import ResetEpisode
+from so101_hilserl_interfaces.srv import OperatorCommand, ResetEpisode
 
 THREAD_JOIN_TIMEOUT_S = 2.0  # all threads together; a render takes ~20 ms, a physics tick less
 LOCKSTEP_RECHECK_S = 0.25  # a held lockstep loop looks at the stop request and republishes /clock this often
@@ -86,6 +86,13 @@ class SimNode(Node):
         probability = declare(
             self, "operator_intervene_probability", 1.0, "chance the operator corrects when due", (0.0, 1.0)
         )
+        self.operator_pedal = declare(
+            self,
+            "operator_pedal",
+            False,
+            "the simulated operator presses the intervention pedal (operator/commands) while its hand is on the leader",
+        )
+        self._pedal_down = False
         self.publish_reward = declare(
             self, "publish_ground_truth_reward", False, "publish reward/signal from ground truth, not a classifier"
         )
@@ -135,6 +142,7 @@ class SimNode(Node):
         self.clock_pub = None
         if self.clock_mode != "wall":
             self.clock_pub = self.create_publisher(Clock, CLOCK_TOPIC, qos.CLOCK)
+        self.pedal_pub = self.create_publisher(UInt8, "operator/commands", qos.EVENTS)
         self.create_subscription(JointState, "follower/joint_commands", self._on_follower_command, qos.COMMAND)
         self.create_subscription(JointState, "leader/joint_commands", self._on_leader_command, qos.COMMAND)
         self.create_service(ResetEpisode, "sim/reset", self._on_reset)
@@ -210,6 +218,7 @@ class SimNode(Node):
         self.operator.mode = "none" if operator_hands_off else self.operator_mode
         self.operator.reset(seed)
         self._hand_target = None
+        self._press_pedal(False)  # a reset takes the hand off the leader
         return state
 
     def _on_follower_torque(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
@@ -250,9 +259,19 @@ class SimNode(Node):
             leader_q=self.leader.positions,
         )
         self.leader.step(period, self._hand_target)
+        self._press_pedal(self._hand_target is not None)
         self.world.step(period)
         self._sim_ns += tick_ns
         return self.world.joint_positions(), self.world.joint_velocities(), self.leader.positions.copy()
+
+    def _press_pedal(self, down: bool) -> None:
+        """operator_pedal: the person says when they take over and let go, as the seed's operator toggled a key. The
+        automatic detector reads it from the leader's motion, which a fast policy can imitate (the leader lags it by a
+        tick or two), so benchmarks that count interventions use the pedal."""
+        if self.operator_pedal and down != self._pedal_down:
+            self._pedal_down = down
+            command = OperatorCommand.Request.START_INTERVENTION if down else OperatorCommand.Request.END_INTERVENTION
+            self.pedal_pub.publish(UInt8(data=command))
 
     def _publish_states(self, stamp, follower_q, follower_v, leader_q) -> None:
         self.follower_pub.publish(_joint_state(stamp, follower_q, follower_v))
