@@ -93,10 +93,11 @@ CONFIGS = {
     "cpu": BenchConfig(
         name="cpu",
         stage=3,
-        pretrain_steps=1000,
+        pretrain_steps=700,
         network={"encoder_channels": 16, "image_size": 64},
         camera=(320, 240),
         batch_size=64,
+        evaluation_every_episodes=1,
         minutes=25.0,
     ),
     # Full size on a GPU: RoboBase's network and batch, the seed's timeline (1k-5k steps decreasing intervention).
