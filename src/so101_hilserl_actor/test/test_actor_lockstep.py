@@ -24,18 +24,11 @@ from so101_driver.vision.image_messages import array_to_image_msg
 from so101_hilserl_interfaces.msg import EpisodeSummary, RewardSignal, Transition
 from so101_hilserl_interfaces.srv import ResetEpisode
 from so101_testing.graph import wait_until
+from so101_testing.processes import ros_args
 
 TINY = '{"encoder_channels": 4, "hidden": [16, 16], "bottleneck": 8}'
 TICK_NS, PERIOD_NS = 10_000_000, 100_000_000
 MAX_STEPS, EPISODES = 6, 4
-
-
-def ros_args(**params) -> list[str]:
-    args = ["--ros-args"]
-    for key, value in params.items():
-        text = "'" + value.replace("'", "''") + "'" if isinstance(value, str) else value
-        args += ["-p", f"{key}:={text}"]
-    return args
 
 
 class StandIn:

@@ -14,18 +14,11 @@ from so101_contract import qos
 from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerStats, Transition
 from so101_hilserl_interfaces.srv import OperatorCommand
 from so101_testing.graph import wait_until
+from so101_testing.processes import ros_args
 
 TINY = '{"encoder_channels": 4, "hidden": [16, 16], "bottleneck": 8}'
 EPISODES = 4
 MAX_STEPS = 40
-
-
-def ros_args(**params) -> list[str]:
-    args = ["--ros-args"]
-    for key, value in params.items():
-        text = "'" + value.replace("'", "''") + "'" if isinstance(value, str) else value
-        args += ["-p", f"{key}:={text}"]
-    return args
 
 
 def test_hil_loop_in_simulation(processes, probe, tmp_path):

@@ -27,16 +27,9 @@ from so101_hilserl_learner.ingest import TransitionIngest
 from so101_hilserl_learner.journal import read_journal
 from so101_hilserl_learner.replay import ReplayBuffer
 from so101_testing.graph import wait_until
+from so101_testing.processes import ros_args
 
 TINY = '{"encoder_channels": 4, "hidden": [16, 16], "bottleneck": 8}'
-
-
-def ros_args(**params) -> list[str]:
-    args = ["--ros-args"]
-    for key, value in params.items():
-        text = "'" + value.replace("'", "''") + "'" if isinstance(value, str) else value
-        args += ["-p", f"{key}:={text}"]
-    return args
 
 
 def test_the_actors_policy_input_is_the_learners_stack_for_every_transition(processes, probe, tmp_path):

@@ -146,3 +146,13 @@ class ProcessGroup:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def ros_args(**params) -> list[str]:
+    """``--ros-args -p name:=value ...`` for a node process; a string value is YAML-quoted, so JSON parameters (and
+    strings that look like numbers) reach the node as strings."""
+    args = ["--ros-args"]
+    for key, value in params.items():
+        text = "'" + value.replace("'", "''") + "'" if isinstance(value, str) else value
+        args += ["-p", f"{key}:={text}"]
+    return args
