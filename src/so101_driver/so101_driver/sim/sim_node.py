@@ -170,7 +170,11 @@ class SimNode(Node):
             self._threads = [threading.Thread(target=self._sim_time_loop, name="sim-loop", daemon=True)]
         for thread in self._threads:
             thread.start()
-        pace = {"wall": "real time", "sim": f"{self.real_time_factor:g} x real time", "lockstep": "lockstep"}
+        pace = {
+            "wall": "real time",
+            "sim": f"{self.real_time_factor:g} x real time",
+            "lockstep": "as fast as the actor and learner allow",
+        }
         self.get_logger().info(
             f"simulation up: states {self.state_rate_hz:.0f} Hz, camera {width}x{height} at "
             f"{self.camera_rate_hz:.0f} Hz, operator {self.operator_mode}, seed {seed}, clock "
