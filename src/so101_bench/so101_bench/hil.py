@@ -42,7 +42,7 @@ import yaml
 
 from so101_bringup.episode_log import EPISODE_LOG, EpisodeRow, read_episode_log
 from so101_bringup.graph import config_path
-from so101_bringup.report import RunSummary, load_run, summarize, write_report
+from so101_bringup.report import RunSummary, load_run, rolling_mean, rolling_ratio, summarize, write_report
 from so101_contract.cli import nonnegative_int, positive_float
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_learner.pretrain import PretrainConfig
@@ -312,19 +312,18 @@ def plot(runs: dict[str, list[EpisodeRow]], path: Path) -> None:
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
     for name, rows in runs.items():
-        steps, eval_x, eval_y, train_x, train_y = 0, [], [], [], []
-        for r in rows:
-            if r.evaluation:
-                eval_x.append(steps)
-                eval_y.append(float(r.success))
-            else:
-                steps += r.steps
-                train_x.append(steps)
-                train_y.append(r.outcome.intervention_fraction)
-        for axis, x, y in ((top, eval_x, eval_y), (bottom, train_x, train_y)):
-            if y:
-                window = np.ones(min(BLOCK, len(y))) / min(BLOCK, len(y))
-                axis.plot(x[len(window) - 1 :], np.convolve(y, window, mode="valid"), label=name)
+        # x: training steps so far (evaluation episodes are not trained on); the report's rolling definitions
+        steps = np.cumsum([0 if r.evaluation else r.steps for r in rows])
+        evals = [i for i, r in enumerate(rows) if r.evaluation]
+        train = [i for i, r in enumerate(rows) if not r.evaluation]
+        if evals:
+            success = rolling_mean(np.array([rows[i].success for i in evals], dtype=float), BLOCK)
+            top.plot(steps[evals], success, label=name)
+        if train:
+            fraction = rolling_ratio(
+                np.array([rows[i].intervention_steps for i in train]), np.array([rows[i].steps for i in train]), BLOCK
+            )
+            bottom.plot(steps[train], fraction, label=name)
     top.set_ylabel(f"evaluation success\n(rolling {BLOCK}, operator hands off)")
     bottom.set_ylabel(f"intervention fraction\n(training, rolling {BLOCK})")
     bottom.set_xlabel("environment steps (training transitions)")
