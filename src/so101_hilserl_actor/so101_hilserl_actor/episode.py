@@ -1,32 +1,18 @@
 """Episode logic of the actor: reward from the classifier, success, timeout, operator marks and the episode counters.
 
-Rules (seed-system-facts section 5 and 7, DESIGN.md "Episode"):
-
-* The reward of a step comes from the classifier's output for the image of the observation that step led to. The
-  output is matched to that image by its exact stamp (``reward/signal`` carries the classified image's stamp). A
-  positive frame earns ``success_reward`` (+10), any other frame ``step_penalty`` (-0.05). Positive means the
-  signal's ``success`` field: success is decided once, in the reward node, at its ``threshold`` parameter (else the
-  model's calibrated threshold); the actor never re-thresholds the probability, which it only records. No matching
-  output (the classifier was late or dropped the frame) counts as a miss: the
-  step penalty, NaN probability, and the success streak is broken, so success is never granted on frames nobody
-  judged.
-* Success (terminated): ``consecutive_success_frames`` positive frames in a row, ending at a step count of at least
-  ``min_steps_before_success`` (so the episode cannot end on the frames right after the reset).
+* The classifier's verdict on the image a step led to is matched by the image's exact stamp (``reward/signal``
+  carries it); success is decided once, in the reward node. No matching verdict (late or dropped) is a miss: a
+  negative frame, so success is never granted on frames nobody judged.
+* Success ends the episode and is the only positive reward: ``consecutive_success_frames`` positive frames in a
+  row, ending at a step count of at least ``min_steps_before_success``, terminate with ``success_reward``. Every
+  other step, a positive frame included, earns ``step_penalty``, so keeping a grasp alive without finishing never
+  pays more than finishing.
 * Timeout (truncated, the learner bootstraps): ``max_steps`` steps without success.
-* Operator marks (keyboard, pedal, joystick) end the episode at the next step: a success mark terminates with the
-  success reward (the operator's word replaces the classifier's for that frame). A failure mark ends it as
-  *truncated* with the classifier's reward: the learner bootstraps, because "this attempt went nowhere" is not a
-  terminal state of the task, and a V=0 terminal would make giving up *better* than continuing at -0.05 per step.
-  With ``failure_penalty`` > 0 a failure mark is a terminal with reward -failure_penalty instead (a penalty large
-  enough to outweigh the remaining step penalties makes it a real deterrent). Marks take precedence over the
-  classifier.
-* Stop (actor shutdown, torque off): ``stop()`` ends the episode at the next step as truncated, end reason
-  "stopped", so the actor can commit what it collected (the last transition carries its next observation).
-* Counters for the EpisodeSummary message: steps, return, intervention steps, interventions (policy -> human
-  hand-overs), stale frames, and (for diagnostics) reward misses.
+* Operator marks end the episode at the next step: a success mark terminates with the success reward; a failure
+  mark truncates (a V=0 terminal would make giving up better than continuing), or with ``failure_penalty`` > 0
+  terminates with -failure_penalty. ``stop()`` (shutdown, torque off) truncates as "stopped".
 
-Pure logic, no ROS: stamps are integer nanoseconds, or anything with ``sec``/``nanosec`` (builtin_interfaces/Time)
-or ``nanoseconds`` (rclpy.time.Time).
+Pure logic, no ROS: stamps are integer nanoseconds, or anything with ``sec``/``nanosec`` or ``nanoseconds``.
 """
 
 from __future__ import annotations
@@ -152,11 +138,10 @@ class EpisodeTracker:
         while len(self._signals) > self.config.reward_cache_size:
             self._signals.popitem(last=False)
 
-    def reward_for(self, image_stamp) -> tuple[float, float, bool]:
-        """(reward, probability, matched) for the image with this exact stamp; no side effects."""
-        probability, positive = self._signals.get(stamp_to_ns(image_stamp), (math.nan, False))
-        reward = self.config.success_reward if positive else self.config.step_penalty
-        return reward, probability, not math.isnan(probability)
+    def verdict(self, image_stamp) -> tuple[float, bool]:
+        """(probability, positive) of the classifier's output for the image with this exact stamp; (NaN, False)
+        when none arrived. No side effects."""
+        return self._signals.get(stamp_to_ns(image_stamp), (math.nan, False))
 
     def judged(self, image_stamp) -> bool:
         """Whether a classifier output for the image with this stamp has arrived."""
@@ -177,12 +162,13 @@ class EpisodeTracker:
         if self.done:
             raise RuntimeError(f"episode {self.episode_id} already ended ({self.end_reason}); call reset first")
         cfg = self.config
-        reward, probability, matched = self.reward_for(image_stamp)
+        probability, positive = self.verdict(image_stamp)
+        matched = not math.isnan(probability)
+        reward = cfg.step_penalty  # every step that does not finish the episode, a positive frame included
 
         self.steps += 1
         if not matched:
             self.reward_misses += 1
-        positive = matched and self._signals[stamp_to_ns(image_stamp)][1]
         self.streak = self.streak + 1 if positive else 0
         if intervention:
             self.intervention_steps += 1
@@ -204,7 +190,7 @@ class EpisodeTracker:
         elif self._stopping:
             self.end_reason, truncated = STOPPED, True
         elif self.streak >= cfg.consecutive_success_frames and self.steps >= cfg.min_steps_before_success:
-            self.end_reason, terminated = SUCCESS, True
+            self.end_reason, terminated, reward = SUCCESS, True, cfg.success_reward
         elif self.steps >= cfg.max_steps:
             self.end_reason, truncated = TIMEOUT, True
         self.episode_return += reward

@@ -48,21 +48,21 @@ def test_reward_is_matched_by_exact_stamp():
     tracker.reset(1)
     tracker.record_reward_signal(_stamp(1), 0.9, True)
     tracker.record_reward_signal(_stamp(2), 0.2, False)
-    assert tracker.reward_for(_stamp(1)) == (10.0, pytest.approx(0.9), True)
-    assert tracker.reward_for(_stamp(2)) == (-0.05, pytest.approx(0.2), True)
-    reward, probability, matched = tracker.reward_for(_stamp(1) + 1)  # 1 ns off: not the same image
-    assert (reward, matched) == (-0.05, False) and math.isnan(probability)
+    assert tracker.verdict(_stamp(1)) == (pytest.approx(0.9), True)
+    assert tracker.verdict(_stamp(2)) == (pytest.approx(0.2), False)
+    probability, positive = tracker.verdict(_stamp(1) + 1)  # 1 ns off: not the same image
+    assert not positive and math.isnan(probability) and not tracker.judged(_stamp(1) + 1)
     # builtin_interfaces/Time stamps match their nanosecond value.
-    assert tracker.reward_for(Time(sec=1, nanosec=100_000_000))[2]
+    assert tracker.judged(Time(sec=1, nanosec=100_000_000))
     assert stamp_to_ns(Time(sec=2, nanosec=5)) == 2_000_000_005
 
 
 def test_the_reward_nodes_verdict_decides_not_the_probability():
     tracker = EpisodeTracker(CFG)
     tracker.record_reward_signal(5, 0.95, False)  # a strict reward-node threshold (0.99) said no
-    assert tracker.reward_for(5) == (-0.05, pytest.approx(0.95), True)
+    assert tracker.verdict(5) == (pytest.approx(0.95), False)
     tracker.record_reward_signal(6, 0.3, True)  # a lenient one (0.25) said yes
-    assert tracker.reward_for(6) == (10.0, pytest.approx(0.3), True)
+    assert tracker.verdict(6) == (pytest.approx(0.3), True)
     assert tracker.judged(5) and not tracker.judged(7)
     for bad in (1.5, -0.1, math.nan):
         with pytest.raises(ValueError, match="probability"):
@@ -100,7 +100,9 @@ def test_success_needs_n_consecutive_positive_frames():
     last = outcomes[-1]
     assert (last.terminated, last.truncated, last.end_reason) == (True, False, SUCCESS)
     assert tracker.success and tracker.done
-    assert tracker.episode_return == pytest.approx(7 * -0.05 + 5 * 10.0)
+    # Only the finishing frame pays: the two positives before the miss at step 9 earned the step penalty.
+    assert [o.reward for o in outcomes] == [-0.05] * 11 + [10.0]
+    assert tracker.episode_return == pytest.approx(11 * -0.05 + 10.0)
     with pytest.raises(RuntimeError, match="already ended"):
         tracker.step(_stamp(99))
 
@@ -111,7 +113,7 @@ def test_success_waits_for_the_minimum_step_count():
     outcomes = _run(tracker, [0.9] * 10)
     # Streak reaches 3 at step 3, but success only from step min_steps_before_success = 5.
     assert len(outcomes) == 5 and outcomes[-1].end_reason == SUCCESS
-    assert [o.reward for o in outcomes] == [10.0] * 5
+    assert [o.reward for o in outcomes] == [-0.05] * 4 + [10.0]
 
 
 def test_timeout_truncates_at_max_steps():
@@ -142,7 +144,7 @@ def test_operator_marks_end_the_episode_at_the_next_step():
     outcome = _run(tracker, [0.9], start=2)[0]
     # Without a failure penalty a failure mark truncates: the learner bootstraps, giving up is not rewarded.
     assert (outcome.terminated, outcome.truncated, outcome.end_reason) == (False, True, FAILURE_MARK)
-    assert outcome.reward == 10.0  # the classifier's own reward for that frame is kept
+    assert outcome.reward == -0.05  # a positive frame that does not finish the episode pays nothing
     assert not tracker.success
 
     # A mark pressed between episodes does not end the next one.
@@ -189,8 +191,8 @@ def test_staleness_and_reward_cache_bound():
     assert tracker.is_stale(_stamp(0), _stamp(2) + 1)
     for i in range(6):
         tracker.record_reward_signal(_stamp(i), 0.9, True)
-    assert not tracker.reward_for(_stamp(1))[2]  # evicted
-    assert tracker.reward_for(_stamp(2))[2] and tracker.reward_for(_stamp(5))[2]
+    assert not tracker.judged(_stamp(1))  # evicted
+    assert tracker.judged(_stamp(2)) and tracker.judged(_stamp(5))
 
 
 def test_step_before_reset_and_bad_config_are_refused():
@@ -224,3 +226,12 @@ def test_stop_truncates_at_the_next_step_and_a_pending_mark_keeps_its_verdict():
     tracker.mark_success()
     tracker.stop()
     assert _run(tracker, [0.1], start=2)[0].end_reason == SUCCESS_MARK
+
+
+def test_a_success_streak_kept_alive_never_pays():
+    """The farming pattern: two positive frames, one negative, again and again, never finishing."""
+    tracker = EpisodeTracker(CFG)
+    tracker.reset(1)
+    outcomes = _run(tracker, [0.9, 0.9, 0.1] * 10)
+    assert outcomes[-1].end_reason == TIMEOUT
+    assert all(o.reward == CFG.step_penalty for o in outcomes)

@@ -164,3 +164,41 @@ def test_bad_arguments_name_the_field():
     with pytest.raises(ValueError, match="action"):
         env.step(np.array([0.0, np.nan, 0.0, 0.0]))
     env.close()
+
+
+def _discounted_return(env: PickEnv, policy, seed: int, gamma: float = 0.99) -> tuple[float, dict]:
+    """Run ``policy(info) -> action`` for one episode; (discounted return, counts of what happened)."""
+    env.reset(seed=seed)
+    info = {"grasp": False}
+    total, grasp_frames, steps = 0.0, 0, 0
+    for step in range(env.episode_config.max_steps):
+        _, reward, terminated, truncated, info = env.step(policy(info))
+        total += gamma**step * reward
+        grasp_frames += info["grasp"]
+        steps += 1
+        if terminated or truncated:
+            break
+    return total, {"grasp_frames": grasp_frames, "steps": steps, "success": info["is_success"]}
+
+
+def test_keeping_a_grasp_alive_never_pays_more_than_finishing():
+    """The reward is not farmable: a policy that pinches the cube and relaxes the jaw for one step after every two
+    success frames (so the success streak never completes) earns less than one that closes and holds."""
+    env = PickEnv(stage=1, preprocessing=SMALL)
+    hold, held = _discounted_return(env, lambda info: CLOSE, seed=3)
+
+    streak = {"n": 0}
+
+    def break_the_streak(info) -> np.ndarray:
+        streak["n"] = streak["n"] + 1 if info["grasp"] else 0
+        if streak["n"] >= 2:
+            streak["n"] = 0
+            return np.array([0.0, 0.0, 0.0, 1.0], np.float32)  # open one step
+        return CLOSE
+
+    farm, farmed = _discounted_return(env, break_the_streak, seed=3)
+    env.close()
+    assert held["success"] and held["steps"] == env.episode_config.min_steps_before_success
+    assert not farmed["success"] and farmed["steps"] == env.episode_config.max_steps
+    assert farmed["grasp_frames"] >= 20  # it really kept finding the grasp, frame after frame
+    assert hold > 0 > farm

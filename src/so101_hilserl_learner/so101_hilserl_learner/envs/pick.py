@@ -10,8 +10,8 @@ policy trained here sees and sends exactly what the actor does (test_pick_env ch
     frame      = ImagePreprocessing.apply(wrist render)                       # the one preprocessing
     state      = StateBuilder(orientation semantics).build(q')                # the one state vector
     obs        = FrameStack.push(frame, state) -> {"pixels": (3k, H, W) uint8, "state": float32[18k]}
-    reward/end = EpisodeTracker (episode.py: +10 on a success frame, -0.05 otherwise; success = N consecutive
-                 success frames after the minimum step count; timeout = truncated)
+    reward/end = EpisodeTracker (episode.py: success = N consecutive success frames after the minimum step
+                 count, which ends the episode and alone pays +10; -0.05 every other step; timeout = truncated)
 
 Success frames come from the physics' ground truth (SimWorld.grasp_success: the cube pinched between the fingers
 with the servo squeezing), or, with ``classifier``, from a trained reward classifier's probability of the
