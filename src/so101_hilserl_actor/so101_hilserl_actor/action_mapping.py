@@ -11,13 +11,13 @@ semantics (semantics.py, carried by its PolicyConfig). Both directions live here
   the read joints. gripper_action "delta": jaw = read jaw + action * gripper_step_rad; "absolute": jaw = [-1, 1]
   linearly onto ABSOLUTE_GRIPPER_RANGE (pick-101's actuator ctrlrange). Then, for every semantics, the jaw is kept in
   ``gripper_range``, every joint's change is limited per control step and everything is clamped to the joint limits.
-* ``HumanActionEncoder``: during an intervention the follower mirrors the leader's joints (``mirror_target``: the
-  leader's joints, rate-limited and clamped like a policy's target); the transition stores the human's action in
-  the same space the policy acts in (section 6): xyz = clip(FK(leader) - FK(follower), +-step_m) / step_m; gripper
-  "delta": the leader jaw's change since the previous control step, quantised to {-1, 0, +1}; "absolute": the
-  leader's jaw position mapped into [-1, 1] (the inverse of the mapper's), so an absolute-gripper policy learns from
-  the value it would have had to output.
-* ``policy_action_to_joints`` and ``human_action_from_joints``: the stateless re-read/delta forms of both.
+* ``HumanActionEncoder``: during an intervention the leader's pose becomes an action in the same 4-D space, which
+  the policy's mapper then executes like any policy action, so the stored action is the executed one: xyz =
+  clip(FK(leader) - FK(follower), +-step_m) / step_m; gripper "delta": the jaw change toward the leader's jaw,
+  clip((leader jaw - follower jaw) / gripper_step_rad, +-1) (a person closing stores a closing action); "absolute":
+  the leader's jaw mapped into [-1, 1] (the inverse of the mapper's). The follower thus converges on the leader at
+  most one action step per control period and never jumps, however far the leader is.
+* ``policy_action_to_joints``: the stateless re-read/delta form of the mapper.
 
 All joint arrays are (6,) in JOINT_NAMES order, radians. The Kinematics object is the caller's (not thread-safe).
 """
@@ -47,8 +47,6 @@ class ActionConfig:
     gripper_range: the jaw targets the policy may command (rad). 0 = closed (a 3 cm cube stops the jaw before 0, so a
         closed command squeezes); 1.0 rad opens wide enough to clear the cube (as the simulation's reset pose).
     max_joint_step_rad: the largest change of any joint target from the read position in one control step.
-    gripper_quantisation_threshold: the human's jaw change, as a fraction of ``gripper_step_rad``, that counts as an
-        open (+1) or close (-1) command (the seed system used 0.3 of its full scale).
     """
 
     step_m: float = 0.02
@@ -59,7 +57,6 @@ class ActionConfig:
     gripper_step_rad: float = 0.3
     gripper_range: tuple[float, float] = (0.0, 1.0)
     max_joint_step_rad: float = 0.3
-    gripper_quantisation_threshold: float = 0.3
 
     def __post_init__(self) -> None:
         for name in ("step_m", "ik_damping", "ik_max_step_rad", "gripper_step_rad", "max_joint_step_rad"):
@@ -78,11 +75,6 @@ class ActionConfig:
         if not g_lo < g_hi:
             raise ValueError(
                 f"ActionConfig.gripper_range {self.gripper_range} must be (closed, open) with closed < open"
-            )
-        if not 0.0 < self.gripper_quantisation_threshold <= 1.0:
-            raise ValueError(
-                f"ActionConfig.gripper_quantisation_threshold must be in (0, 1] (a fraction of gripper_step_rad), "
-                f"got {self.gripper_quantisation_threshold}"
             )
         object.__setattr__(self, "workspace_min", tuple(float(v) for v in lo))
         object.__setattr__(self, "workspace_max", tuple(float(v) for v in hi))
@@ -200,74 +192,27 @@ class PolicyActionMapper:
         return _joint_target(q_now, target, jaw, self.kinematics, cfg)
 
 
-def quantise_gripper(delta_rad: float, config: ActionConfig = DEFAULT_ACTION_CONFIG) -> float:
-    """A jaw change (rad) in one control step -> +1 (opened), -1 (closed) or 0 (held)."""
-    units = delta_rad / config.gripper_step_rad
-    if units >= config.gripper_quantisation_threshold:
-        return 1.0
-    if units <= -config.gripper_quantisation_threshold:
-        return -1.0
-    return 0.0
-
-
-def human_action_from_joints(
-    follower_q: np.ndarray,
-    leader_q: np.ndarray,
-    prev_leader_gripper: float,
-    kinematics: Kinematics,
-    config: ActionConfig = DEFAULT_ACTION_CONFIG,
-) -> np.ndarray:
-    """The human's action (float32[4]) while the follower mirrors the leader.
-
-    ``prev_leader_gripper`` is the leader's jaw angle (rad) at the previous control step; at the first step of an
-    intervention pass the current one (no gripper command yet).
-    """
-    follower_q = _joints(follower_q, "follower_q")
-    leader_q = _joints(leader_q, "leader_q")
-    prev = float(prev_leader_gripper)
-    if not (math.isfinite(prev) and abs(prev) <= _PLAUSIBLE_JOINT_RAD):
-        raise ValueError(f"prev_leader_gripper = {prev} must be a jaw angle in radians")
-    follower_tcp, _ = kinematics.fk(follower_q)
-    leader_tcp, _ = kinematics.fk(leader_q)
-    action = np.empty(ACTION_DIM, dtype=np.float32)
-    action[:3] = np.clip(leader_tcp - follower_tcp, -config.step_m, config.step_m) / config.step_m
-    action[3] = quantise_gripper(leader_q[GRIPPER] - prev, config)
-    return action
-
-
 class HumanActionEncoder:
-    """The human's action during an intervention, in the 4-D space of the policy's semantics, and the follower's
-    mirroring target (see the module docstring).
-
-    Keeps the leader's jaw angle of the previous control step (the delta gripper's reference). Call ``reset()`` at
-    every episode start and on every step without an intervention, so the first step of an intervention carries no
-    gripper command from before it.
-    """
+    """The person's action during an intervention: the leader's pose as a 4-D action in the policy's semantics,
+    clipped to its bounds (see the module docstring). Stateless; the caller executes it with the policy's mapper."""
 
     def __init__(self, kinematics: Kinematics, semantics, config: ActionConfig = DEFAULT_ACTION_CONFIG):
         self.kinematics = kinematics
         self.config = config
         self.gripper_action = _semantic(semantics, "gripper_action")
-        self._previous_jaw: float | None = None
-
-    def reset(self) -> None:
-        self._previous_jaw = None
 
     def encode(self, leader: np.ndarray, follower: np.ndarray) -> np.ndarray:
-        """(leader joints, follower joints) -> float32[4], the action a policy would have output for this motion."""
-        leader = _joints(leader, "leader")
-        previous = leader[GRIPPER] if self._previous_jaw is None else self._previous_jaw
-        action = human_action_from_joints(follower, leader, previous, self.kinematics, self.config)
-        if self.gripper_action == "absolute":
-            action[3] = absolute_gripper_command(leader[GRIPPER])
-        self._previous_jaw = float(leader[GRIPPER])
-        return action
-
-    def mirror_target(self, leader: np.ndarray, follower: np.ndarray) -> np.ndarray:
-        """The follower's joint target while it mirrors the leader: the leader's joints, at most max_joint_step_rad
-        from the follower's and within the joint limits."""
+        """(leader joints, follower joints) -> float32[4] in [-1, 1]: the action that moves the follower toward the
+        leader by at most one step."""
         leader = _joints(leader, "leader")
         follower = _joints(follower, "follower")
-        step = self.config.max_joint_step_rad
-        target = np.clip(leader, follower - step, follower + step)
-        return np.clip(target, self.kinematics.lower, self.kinematics.upper)
+        cfg = self.config
+        leader_tcp, _ = self.kinematics.fk(leader)
+        follower_tcp, _ = self.kinematics.fk(follower)
+        action = np.empty(ACTION_DIM, dtype=np.float32)
+        action[:3] = np.clip((leader_tcp - follower_tcp) / cfg.step_m, -1.0, 1.0)
+        if self.gripper_action == "absolute":
+            action[3] = absolute_gripper_command(leader[GRIPPER])
+        else:
+            action[3] = np.clip((leader[GRIPPER] - follower[GRIPPER]) / cfg.gripper_step_rad, -1.0, 1.0)
+        return action

@@ -12,9 +12,9 @@ record. Order inside one step:
    node's verdict on this image (episode.py). If that ends the episode, nothing is commanded.
 3. The policy runs on the stack, every step, intervention or not: ``policy_action`` is what it proposed, the noisy
    sample it would have executed (the exploration noise is part of the behaviour policy, so the proposal is the
-   action it would have taken; in an evaluation episode: the mean). During an intervention the follower follows the
-   leader (clipped per step) and ``action`` is the human's, encoded in the policy's 4-D space (HumanActionEncoder);
-   otherwise the proposal goes through the policy's action mapping (PolicyActionMapper). Both, and the state's
+   action it would have taken; in an evaluation episode: the mean). During an intervention ``action`` is the
+   leader's pose as the policy's 4-D action (HumanActionEncoder), otherwise the proposal; either goes through the
+   policy's action mapping (PolicyActionMapper), so the stored action is the executed one. Both, and the state's
    orientation (StateBuilder), follow the semantics of the policy in force (its PolicyConfig), which can change
    only at an episode boundary.
 
@@ -275,7 +275,6 @@ class ControlStep:
         with self._lock:
             self.tracker.reset(self.episode_id)
         self.state_builder.reset()
-        self.encoder.reset()
         self._pending = None
         self._episode_start_ns = int(now_ns)
         return self.episode_id
@@ -303,14 +302,12 @@ class ControlStep:
         pixels, state = self.stack.pixels(), self.stack.state()
         proposal = self._propose(pixels, state)
         result.policy_inputs = (pixels, state)
-        if inputs.intervention:
+        if inputs.intervention:  # the person's action goes through the policy's own channel: stored = executed
             action = self.encoder.encode(inputs.leader, q)
-            target = self.encoder.mirror_target(inputs.leader, q)
-            self.mapper.reset(q)  # an accumulated EE target restarts where the person leaves the arm
+            self.mapper.reset(q)  # an accumulated EE target moves from where the arm is, not where the policy left it
         else:
-            self.encoder.reset()  # the next intervention's first step carries no gripper command from before
             action = proposal
-            target = self.mapper.to_joints(action, q)
+        target = self.mapper.to_joints(action, q)
         if not self.evaluating:
             self.steps_since_weights += 1
         self._pending = _Pending(observation, action, proposal, bool(inputs.intervention), int(inputs.now_ns))

@@ -9,9 +9,7 @@ from so101_hilserl_actor.action_mapping import (
     PolicyActionMapper,
     absolute_gripper_command,
     absolute_gripper_position,
-    human_action_from_joints,
     policy_action_to_joints,
-    quantise_gripper,
 )
 from so101_hilserl_actor.policy import PolicyConfig
 from so101_hilserl_actor.semantics import ABSOLUTE_GRIPPER_RANGE, PICK101_SEMANTICS
@@ -53,7 +51,6 @@ def test_defaults_are_the_seed_system_in_si():
     assert CFG.step_m == 0.02
     assert CFG.workspace_min == (0.10, -0.15, -0.02) and CFG.workspace_max == (0.35, 0.15, 0.25)
     assert CFG.ik_damping == 0.1 and CFG.ik_max_step_rad == 0.5
-    assert CFG.gripper_quantisation_threshold == 0.3
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
@@ -140,23 +137,28 @@ def test_bad_inputs_are_refused(kin, home):
         ActionConfig(step_m=2.0)  # centimetres by mistake
 
 
+def _human(kin, leader, follower, semantics=PROJECT, config=CFG):
+    return HumanActionEncoder(kin, semantics, config).encode(leader, follower)
+
+
 def test_human_action_is_in_action_units_of_metres(kin, home):
     """A leader 1 cm ahead in x and 0.5 cm to the left gives (0.5, 0.25, 0): metres / step_m, not degrees."""
     target = _tcp(kin, home) + np.array([0.01, 0.005, 0.0])
     leader = _reach(kin, home, target)
-    action = human_action_from_joints(home, leader, leader[GRIPPER], kin, CFG)
+    leader[GRIPPER] = home[GRIPPER]
+    action = _human(kin, leader, home)
     assert action.dtype == np.float32 and action.shape == (4,)
     np.testing.assert_allclose(action, [0.5, 0.25, 0.0, 0.0], atol=0.02)
 
 
 def test_human_action_saturates_and_is_not_zero_for_a_real_motion(kin, home):
     leader = _reach(kin, home, _tcp(kin, home) + np.array([-0.05, 0.0, 0.04]))
-    action = human_action_from_joints(home, leader, leader[GRIPPER], kin, CFG)
+    action = _human(kin, leader, home)
     np.testing.assert_allclose(action[:3], [-1.0, 0.0, 1.0], atol=0.02)
     # A joint-space motion that moves the TCP a few mm must show up (not be lost to a zero default).
     leader = home.copy()
     leader[0] += 0.02  # shoulder_pan 0.02 rad: ~4 mm sideways at 21 cm from the pan axis
-    action = human_action_from_joints(home, leader, leader[GRIPPER], kin, CFG)
+    action = _human(kin, leader, home)
     expected = (_tcp(kin, leader) - _tcp(kin, home)) / CFG.step_m
     assert abs(expected[1]) > 0.15
     np.testing.assert_allclose(action[:3], expected, atol=1e-6)
@@ -166,43 +168,57 @@ def test_human_action_degrees_mistake_is_caught(kin, home):
     leader = home.copy()
     leader[0] += 0.02
     with pytest.raises(ValueError, match="not in radians"):
-        human_action_from_joints(np.degrees(home), np.degrees(leader), np.degrees(leader[GRIPPER]), kin, CFG)
-    with pytest.raises(ValueError, match="jaw angle in radians"):
-        human_action_from_joints(home, leader, 50.0, kin, CFG)  # a 0..100 gripper value
+        _human(kin, np.degrees(leader), home)
+    with pytest.raises(ValueError, match="not in radians"):
+        _human(kin, leader, np.degrees(home))
 
 
-def test_human_gripper_is_quantised(kin, home):
-    step, thr = CFG.gripper_step_rad, CFG.gripper_quantisation_threshold
-    for delta, expected in [
-        (0.0, 0.0),
-        (0.9 * thr * step, 0.0),
-        (-0.9 * thr * step, 0.0),
-        (1.1 * thr * step, 1.0),
-        (-1.1 * thr * step, -1.0),
-        (0.4, 1.0),
-        (-0.4, -1.0),
-    ]:
+def test_human_gripper_is_the_commanded_jaw_change(kin, home):
+    """The delta gripper label is the change toward the leader's jaw, in action units: a person closing the jaw
+    stores a closing action, and the mapper then commands the leader's jaw (within one step)."""
+    step = CFG.gripper_step_rad
+    for delta, expected in [(0.0, 0.0), (0.1, 0.1 / step), (-0.15, -0.15 / step), (0.4, 1.0), (-0.5, -1.0)]:
         leader = home.copy()
         leader[GRIPPER] = home[GRIPPER] + delta
-        action = human_action_from_joints(home, leader, home[GRIPPER], kin, CFG)
-        assert action[3] == expected, delta
-    assert quantise_gripper(0.2, CFG) == 1.0 and quantise_gripper(-0.2, CFG) == -1.0
-    # The follower's own jaw does not matter, only the leader's change since the previous step.
+        action = _human(kin, leader, home)
+        assert action[3] == pytest.approx(expected, abs=1e-6), delta
+        jaw = policy_action_to_joints(action, home, kin, CFG)[GRIPPER]
+        assert jaw == pytest.approx(home[GRIPPER] + float(np.clip(delta, -step, step)), abs=1e-6)
+    # The label is relative to the follower's jaw: a leader at the follower's jaw commands nothing.
     follower = home.copy()
-    follower[GRIPPER] = 0.0
-    assert human_action_from_joints(follower, home, home[GRIPPER], kin, CFG)[3] == 0.0
+    follower[GRIPPER] = 0.2
+    leader = home.copy()
+    leader[GRIPPER] = 0.2
+    assert _human(kin, leader, follower)[3] == 0.0
+    assert _human(kin, home, follower)[3] == 1.0  # leader 0.3 rad more open than the follower: open one full step
 
 
 @pytest.mark.parametrize("offset", [[0.015, 0.0, 0.0], [0.0, -0.012, 0.008], [-0.03, 0.02, -0.02]])
 def test_round_trip_human_action_moves_toward_the_leader(kin, home, offset):
     leader = _reach(kin, home, _tcp(kin, home) + np.array(offset))
     leader[GRIPPER] = home[GRIPPER] - 0.2  # the human closes the jaw
-    action = human_action_from_joints(home, leader, home[GRIPPER], kin, CFG)
+    action = _human(kin, leader, home)
     q_next = policy_action_to_joints(action, home, kin, CFG)
     before = np.linalg.norm(_tcp(kin, leader) - _tcp(kin, home))
     after = np.linalg.norm(_tcp(kin, leader) - _tcp(kin, q_next))
     assert after < 0.5 * before
-    assert action[3] == -1.0 and q_next[GRIPPER] < home[GRIPPER]
+    assert action[3] < 0 and q_next[GRIPPER] == pytest.approx(leader[GRIPPER], abs=1e-6)
+
+
+def test_a_far_leader_is_approached_one_step_at_a_time(kin, home):
+    """The follower converges on a leader far away and never jumps: each step moves the TCP at most step_m per
+    axis (plus the IK step's error) and the distance shrinks every step."""
+    leader = _reach(kin, home, _tcp(kin, home) + np.array([0.08, -0.06, 0.05]))
+    q = home.copy()
+    distance = np.linalg.norm(_tcp(kin, leader) - _tcp(kin, q))
+    for _ in range(15):
+        q_next = policy_action_to_joints(_human(kin, leader, q), q, kin, CFG)
+        assert np.all(np.abs(_tcp(kin, q_next) - _tcp(kin, q)) <= CFG.step_m * 1.1)
+        assert np.all(np.abs(q_next - q) <= CFG.max_joint_step_rad + 1e-12)
+        new_distance = np.linalg.norm(_tcp(kin, leader) - _tcp(kin, q_next))
+        assert new_distance < distance or new_distance < 0.002
+        q, distance = q_next, new_distance
+    assert distance < 0.005
 
 
 # ------------------------------------------------------------------------- the policy's semantics, applied
@@ -322,14 +338,12 @@ def test_absolute_gripper_keeps_the_robots_jaw_range_and_rate_limit(kin, home):
 def test_human_action_decoded_by_the_mapper_reproduces_the_leaders_motion(kin, home, semantics, offset):
     """Encoded under the policy's semantics, then applied by the policy's mapper from the follower's pose: the TCP
     moves the way the leader's is offset (sign and scale: the mapper undoes the encoder's 1/step_m) and the jaw
-    follows the leader's (exactly for an absolute gripper, by direction for the quantised delta one)."""
+    follows the leader's."""
     follower = home.copy()
     leader = _reach(kin, home, _tcp(kin, home) + np.array(offset))
     leader[GRIPPER] = home[GRIPPER] + 0.25  # the human opens the jaw
     encoder = HumanActionEncoder(kin, semantics, WIDE)
     mapper = PolicyActionMapper(kin, semantics, WIDE)
-    encoder.reset()
-    encoder.encode(home, follower)  # the previous step: leader at the follower's pose
     action = encoder.encode(leader, follower)
     assert action.dtype == np.float32 and np.all(np.abs(action) <= 1.0)
     np.testing.assert_allclose(action[:3] * WIDE.step_m, offset, atol=1e-6)  # the offset is within one step
@@ -343,34 +357,7 @@ def test_human_action_decoded_by_the_mapper_reproduces_the_leaders_motion(kin, h
         assert action[3] == pytest.approx(absolute_gripper_command(leader[GRIPPER]))
         assert q_next[GRIPPER] == pytest.approx(leader[GRIPPER], abs=1e-6)
     else:
-        assert action[3] == 1.0 and q_next[GRIPPER] == pytest.approx(home[GRIPPER] + WIDE.gripper_step_rad)
+        assert action[3] == pytest.approx(0.25 / WIDE.gripper_step_rad)
+        assert q_next[GRIPPER] == pytest.approx(leader[GRIPPER], abs=1e-6)
 
 
-def test_human_delta_gripper_is_the_change_since_the_previous_step(kin, home):
-    encoder = HumanActionEncoder(kin, PROJECT)
-    closing = home.copy()
-    closing[GRIPPER] -= 0.2
-    encoder.reset()
-    assert encoder.encode(closing, home)[3] == 0.0  # first intervention step: no previous jaw, no command
-    assert encoder.encode(closing, home)[3] == 0.0  # held still
-    further = closing.copy()
-    further[GRIPPER] -= 0.2
-    assert encoder.encode(further, home)[3] == -1.0
-    encoder.reset()  # a step without intervention in between: the next intervention starts afresh
-    assert encoder.encode(home, home)[3] == 0.0
-    absolute = HumanActionEncoder(kin, PICK101)  # an absolute policy gets the jaw position on the first step too
-    assert absolute.encode(closing, home)[3] == pytest.approx(absolute_gripper_command(closing[GRIPPER]))
-
-
-def test_mirror_target_is_the_leader_rate_limited_and_in_limits(kin, home):
-    encoder = HumanActionEncoder(kin, PROJECT)
-    leader = home + np.array([0.1, -0.5, 0.0, 0.2, 0.0, 0.35])
-    target = encoder.mirror_target(leader, home)
-    # followed within 0.3 rad per step; wrist_flex (1.606 rad at home) stops at its limit 1.658 rad
-    wrist_flex_room = kin.upper[3] - home[3]
-    assert 0.0 < wrist_flex_room < 0.2
-    np.testing.assert_allclose(target - home, [0.1, -0.3, 0.0, wrist_flex_room, 0.0, 0.3])
-    far = kin.upper.copy()
-    np.testing.assert_array_equal(encoder.mirror_target(far, far - 0.1), far)
-    with pytest.raises(ValueError, match="not in radians"):
-        encoder.mirror_target(np.degrees(leader), home)

@@ -7,7 +7,7 @@ import torch
 from so101_contract.joints import GRIPPER
 from so101_driver.model.kinematics import HOME_SEED, Kinematics
 from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING
-from so101_hilserl_actor.action_mapping import human_action_from_joints, policy_action_to_joints
+from so101_hilserl_actor.action_mapping import HumanActionEncoder, policy_action_to_joints
 from so101_hilserl_actor.actor_loop import IkReset, Pacer, ResetConfig, ResetFailed, run_ik_reset
 from so101_hilserl_actor.control_step import ControlConfig, ControlStep, StepInputs
 from so101_hilserl_actor.episode import EpisodeConfig
@@ -245,15 +245,20 @@ def test_policy_action_during_an_intervention_is_what_the_policy_would_have_exec
     human.begin_episode(feed_h.t)
     alone.begin_episode(feed_a.t)
     leader = feed_h.q + np.array([0.1, -0.1, 0.1, 0.0, 0.0, 0.35])
-    h = transitions(run_steps(human, feed_h, 4, intervention=True, leader=leader))
+    results = run_steps(human, feed_h, 4, intervention=True, leader=leader)
+    h = transitions(results)
     a = transitions(run_steps(alone, feed_a, 4))
     for th, ta in zip(h, a, strict=True):
         assert th.intervention and not ta.intervention
         assert np.array_equal(th.policy_action, ta.action) and np.array_equal(ta.action, ta.policy_action)
         assert not np.allclose(th.action, th.policy_action)
     q = feed_h.q
-    assert np.allclose(h[0].action, human_action_from_joints(q, leader, leader[GRIPPER], KIN))  # first: no gripper
-    assert np.allclose(h[1].action, human_action_from_joints(q, leader, leader[GRIPPER], KIN))
+    expected = HumanActionEncoder(KIN, TINY).encode(leader, q)
+    assert expected[3] == 1.0  # the leader's jaw is 0.35 rad more open: an opening action
+    for result, stored in zip(results, h, strict=False):
+        np.testing.assert_array_equal(stored.action, expected)
+        # executed = stored: the command is the stored action through the policy's own mapping, bit for bit
+        np.testing.assert_array_equal(result.command, policy_action_to_joints(stored.action, q, KIN))
 
 
 def _weights(policy, version, epoch, steps=0, schedule="linear(0.2,0.1,1000)"):
