@@ -359,5 +359,3 @@ def test_human_action_decoded_by_the_mapper_reproduces_the_leaders_motion(kin, h
     else:
         assert action[3] == pytest.approx(0.25 / WIDE.gripper_step_rad)
         assert q_next[GRIPPER] == pytest.approx(leader[GRIPPER], abs=1e-6)
-
-

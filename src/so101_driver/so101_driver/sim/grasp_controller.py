@@ -41,6 +41,7 @@ class GraspConfig:
     gripper_closed: float = 0.0  # rad: the servo squeezes the cube because the jaw stops on it before 0
     close_calls: int = 6  # calls in the close phase (0.6 s at 10 Hz) before holding
     miss_angle: float = 0.1  # rad: a jaw closed further than this while holding missed the cube; start over
+    safe_height: float = 0.03  # m above the grasp point: fingers clear the cube's top, so moving sideways is safe
     min_table_clearance: float = 0.003  # m: never aim the TCP below this height above the table
 
     def __post_init__(self) -> None:
@@ -64,6 +65,28 @@ class ScriptedGrasp:
         self.phase = APPROACH
         self._close_count = 0
         self._hold_target: np.ndarray | None = None
+        self._approach_height = self.config.approach_height
+
+    def resume(
+        self, tcp_position: np.ndarray, gripper_position: float, cube_position: np.ndarray, tcp_rotation=None
+    ) -> str:
+        """Take over from wherever the arm is, keeping its progress: over the cube (within the approach tolerance
+        sideways) it descends, or closes when already at the grasp point; elsewhere it approaches at its current
+        height when that clears the cube, instead of first climbing to the full approach height. Returns the
+        phase."""
+        cfg = self.config
+        self.reset()
+        tcp = np.asarray(tcp_position, dtype=float)
+        grasp = self.grasp_tcp_position(cube_position, tcp_rotation)
+        above = tcp[2] - grasp[2]
+        sideways = float(np.linalg.norm(tcp[:2] - grasp[:2]))
+        if np.linalg.norm(tcp - grasp) < cfg.descend_tolerance:
+            self.phase = CLOSE
+        elif sideways < cfg.approach_tolerance and -cfg.descend_tolerance < above <= cfg.approach_height + 0.01:
+            self.phase = DESCEND
+        else:
+            self._approach_height = float(np.clip(above, cfg.safe_height, cfg.approach_height))
+        return self.phase
 
     def grasp_tcp_position(self, cube_position: np.ndarray, tcp_rotation: np.ndarray | None = None) -> np.ndarray:
         """Where the TCP must be for the cube centre to sit at the grasp point between the fingers."""
@@ -87,10 +110,11 @@ class ScriptedGrasp:
         cfg = self.config
         tcp = np.asarray(tcp_position, dtype=float)
         grasp = self.grasp_tcp_position(cube_position, tcp_rotation)
-        above = grasp + np.array([0.0, 0.0, cfg.approach_height])
+        above = grasp + np.array([0.0, 0.0, self._approach_height])
 
         if self.phase == HOLD and gripper_position < cfg.miss_angle:
             self.reset()  # closed on air: open, go back above the cube and try again
+            above = grasp + np.array([0.0, 0.0, self._approach_height])
         if self.phase == APPROACH:
             if np.linalg.norm(tcp - above) < cfg.approach_tolerance:
                 self.phase = DESCEND
@@ -105,8 +129,9 @@ class ScriptedGrasp:
 
         if self.phase == APPROACH:
             goal, gripper = above, cfg.gripper_open
-        elif self.phase == DESCEND:
-            goal, gripper = grasp, cfg.gripper_open
+        elif self.phase == DESCEND:  # an open jaw first: opening next to the cube would push it away
+            goal = grasp if gripper_position >= cfg.gripper_open - 0.25 else tcp
+            gripper = cfg.gripper_open
         else:  # close and hold keep the TCP where the grasp started; the cube moves with the fingers
             goal, gripper = self._hold_target, cfg.gripper_closed
         target = tcp + np.clip(goal - tcp, -cfg.max_step, cfg.max_step)

@@ -1,27 +1,18 @@
 """A simulated person on a simulated leader arm: the stand-in for the human of HIL-SERL in simulation.
 
-Two parts, both pure numpy so a ROS node can call them every control tick and tests can run them without a graph:
+- ``LeaderArm``: the leader's six joints as a powered, low-gain STS3215 leader behaves. Torque on and no hand: it
+  tracks the last ``leader/joint_commands`` with a first-order lag and a little servo jitter; torque off and no
+  hand: limp; a hand on it: the joints follow the hand quickly, with tremor.
+- ``SimulatedOperator``: the person, correcting the way HIL-SERL's authors tell people to. In "correct" mode it lets
+  the policy act first (``min_policy_time_s``), takes over when the policy makes no progress toward the grasp or
+  moves away from it, then drives through to success without undoing the policy's progress (the scripted grasp
+  resumes from where the arm is) and holds until the episode ends. Early on it helps in every episode where the
+  policy stalls; its help tapers as the policy's own success over the last episodes rises. In "demo" mode it drives
+  the whole episode (demonstrations).
 
-- ``LeaderArm``: the leader's six joints as a powered, low-gain STS3215 leader behaves (seed system: P=16, D=16).
-  Torque on and no hand: it tracks the last ``leader/joint_commands`` with a first-order lag and a little servo
-  jitter. Torque off and no hand: limp, it stays where it was left. A hand on it: the person overpowers the low
-  gains, so the joints follow the hand quickly, with a little physiological tremor.
-- ``SimulatedOperator``: the person. In "correct" mode it watches the follower's TCP and the cube, and when the
-  policy is stuck or heading away from the cube it reacts (after a reaction delay, with a probability) with a SHORT
-  correction: it grabs the leader with a brisk pull, steers it with the scripted grasp controller for a moment and
-  lets go, as the seed author advises ("short, frequent interventions: let the policy explore, guide it near the
-  cube, release"). In "demo" mode it takes the leader at once and performs the whole grasp (demonstration data);
-  the grab then comes before a tracking-error detector has a full queue, so demos are meant to be recorded with the
-  intervention forced on (the seed system's record mode), not detected.
-
-The operator never tells anyone that it intervenes: its only output is where its hand pushes the leader. The rest
-of the system must detect the intervention from the leader joints (leader-follower tracking error), exactly as with a
-real person; the brisk pull at a grab is what makes that possible within one control period, and the tremor while
-holding (with an uneven hand speed) is what keeps a real hand from looking like a released, settled arm.
-
-Correction length: a correction ends after ``correction_duration_s`` or as soon as the grasp controller reaches
-``release_at_phase`` (default "close": the person has guided the gripper onto the cube and leaves the closing to the
-policy), or when the cube is grasped, whichever comes first.
+The person watches the follower and puts the leader where the follower should go next; the actor turns the
+leader's pose into an action of the policy (one step per control period). Its only outputs are where its hand
+pushes the leader and, with a pedal, that it is driving.
 """
 
 from __future__ import annotations
@@ -150,43 +141,36 @@ class LeaderArm:
 
 @dataclass(frozen=True)
 class OperatorConfig:
-    """When and how the simulated person corrects the policy. Times in seconds since the episode's first update."""
+    """When and how the simulated person helps. Times in seconds since the episode's first update.
 
-    mode: str = "correct"  # "correct", "demo" (performs the whole episode) or "none"
-    min_policy_time_s: float = 2.0  # let the policy explore first
-    stuck_window_s: float = 1.5  # stuck: the TCP moved less than stuck_distance_m over this window...
-    stuck_distance_m: float = 0.01  # ...while the cube is not grasped
-    away_window_s: float = 1.0  # heading away: TCP-cube distance grew by more than away_distance_m over this window
-    away_distance_m: float = 0.02
+    Trigger: after ``min_policy_time_s`` of the policy alone, the person takes over when over the last
+    ``progress_window_s`` the TCP came less than ``progress_m`` closer to the grasp point (stalled) or went more
+    than ``away_m`` further away (erring), and reacts after ``reaction_delay_s``. Taper: whether it helps at all in
+    an episode is drawn at the episode's start with probability max(``min_help_probability``, 1 - the policy's own
+    success rate over the last ``taper_episodes`` episodes). Skill: ``hand_speed_spread`` (each re-aim covers
+    U(1 -+ spread) of the scripted step) and the scripted grasp's geometry.
+    """
+
+    mode: str = "correct"  # "correct", "demo" (drives the whole episode) or "none"
+    min_policy_time_s: float = 2.5  # let the policy act 25 control steps first
+    progress_window_s: float = 1.0
+    progress_m: float = 0.01
+    away_m: float = 0.02
     reaction_delay_s: float | tuple[float, float] = (0.3, 0.5)  # s between deciding and grabbing: fixed or (low, high)
-    intervene_probability: float = 1.0  # per decision; a declined decision is reconsidered after cooldown_s
-    correction_duration_s: float = 1.5  # longest hold
-    release_at_phase: str | None = "close"  # let go when the grasp controller reaches this phase (None: never)
-    max_corrections: int = 3  # per episode
-    cooldown_s: float = 1.0  # hands-off time after a correction or a declined decision before watching again
+    intervene_probability: float = 1.0  # scales the help probability (0: never helps)
+    taper_episodes: int = 20
+    min_help_probability: float = 0.1
     grab_pull_rad: float = 0.25  # norm (5 arm joints) of the brisk pull that starts a grab (0.25 rad = 14 deg)
-    hand_speed_spread: float = 0.4  # each re-aim moves U(1 -+ spread) times the grasp controller's step
-    plan_period_s: float = (
-        CONTROL_PERIOD_S  # how often the hand re-aims (the grasp controller's steps are sized for 10 Hz)
-    )
-    ik_damping: float = 0.1
-    ik_max_step_rad: float = 0.5
+    hand_speed_spread: float = 0.2
+    plan_period_s: float = CONTROL_PERIOD_S  # how often the hand re-aims (the scripted steps are sized for 10 Hz)
+    ik_iterations: int = 5  # IK steps that put the leader's TCP on the hand's target
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"OperatorConfig.mode must be one of {MODES}, got {self.mode!r}")
-        for name in ("min_policy_time_s", "cooldown_s", "grab_pull_rad", "hand_speed_spread"):
+        for name in ("min_policy_time_s", "grab_pull_rad", "hand_speed_spread"):
             _non_negative(f"OperatorConfig.{name}", getattr(self, name))
-        for name in (
-            "stuck_window_s",
-            "stuck_distance_m",
-            "away_window_s",
-            "away_distance_m",
-            "correction_duration_s",
-            "plan_period_s",
-            "ik_damping",
-            "ik_max_step_rad",
-        ):
+        for name in ("progress_window_s", "progress_m", "away_m", "plan_period_s"):
             _positive(f"OperatorConfig.{name}", getattr(self, name))
         delay = self.reaction_delay_s
         if isinstance(delay, (int, float)):
@@ -202,24 +186,24 @@ class OperatorConfig:
             raise ValueError(
                 f"OperatorConfig.reaction_delay_s must be (low, high) with 0 <= low <= high, got {(low, high)}"
             )
-        if not 0.0 <= self.intervene_probability <= 1.0:
-            raise ValueError(
-                f"OperatorConfig.intervene_probability must be in [0, 1], got {self.intervene_probability}"
-            )
+        for name in ("intervene_probability", "min_help_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"OperatorConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.hand_speed_spread >= 1.0:
             raise ValueError(f"OperatorConfig.hand_speed_spread must be in [0, 1), got {self.hand_speed_spread}")
-        if self.max_corrections < 0:
-            raise ValueError(f"OperatorConfig.max_corrections must be >= 0, got {self.max_corrections}")
+        if self.taper_episodes < 1 or self.ik_iterations < 1:
+            raise ValueError("OperatorConfig.taper_episodes and ik_iterations must be >= 1")
 
 
 Event = tuple[float, float | None, str]  # (start_time, end_time or None while holding, reason)
 
 
 class SimulatedOperator:
-    """A person who watches the follower and corrects it through the leader; see the module docstring.
+    """A person who watches the follower and helps through the leader; see the module docstring.
 
     ``update`` is called once per tick with the follower's joints and the cube, and returns the hand target for
-    ``LeaderArm.step`` (None = hands off). Deterministic for a given seed (its own rng; the tremor is the leader's).
+    ``LeaderArm.step`` (None = hands off). ``end_episode(success)`` tells it how the episode ended (what a person
+    sees), which drives the taper. Deterministic for a given seed.
     """
 
     def __init__(
@@ -229,11 +213,12 @@ class SimulatedOperator:
         self.grasp = grasp
         self.config = config or OperatorConfig()
         self.mode = self.config.mode
+        self._outcomes: deque[bool] = deque(maxlen=self.config.taper_episodes)  # the policy succeeded alone
         self.reset(seed)
 
-    # ---- state ---------------------------------------------------------------------------------------------------
+    # ---- episodes ------------------------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> None:
-        """Start a new episode: hands off, history and events cleared; ``seed`` reseeds the decisions."""
+        """Start a new episode: hands off; ``seed`` reseeds the decisions. Draws whether it helps this episode."""
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         elif not hasattr(self, "_rng"):
@@ -241,20 +226,30 @@ class SimulatedOperator:
         if self.mode not in MODES:
             raise ValueError(f"SimulatedOperator.mode must be one of {MODES}, got {self.mode!r}")
         self._t0: float | None = None
-        self._history: deque[tuple[float, np.ndarray, float]] = deque()
+        self._history: deque[tuple[float, float]] = deque()  # (t, TCP distance to the grasp point)
         self._events: list[Event] = []
-        self._watch_from = -math.inf  # no decisions before this time (cooldown)
-        self._grab_at: float | None = None  # a decided, not yet started grab
+        self._grab_at: float | None = None
         self._pending_reason = ""
         self._hold_start: float | None = None
         self._hold_reason = ""
         self._hand: np.ndarray | None = None
-        self._follower_gripper = 0.0
+        self._follower_q: np.ndarray | None = None
         self._last_plan = -math.inf
         self.last_phase: str | None = None
-        reset_grasp = getattr(self.grasp, "reset", None)
-        if callable(reset_grasp):
-            reset_grasp()
+        self.helps = bool(self._rng.random() < self.help_probability)
+        self.grasp.reset()
+
+    @property
+    def help_probability(self) -> float:
+        """Chance to help in the next episode: tapers as the policy succeeds alone."""
+        cfg = self.config
+        rate = sum(self._outcomes) / len(self._outcomes) if self._outcomes else 0.0
+        return cfg.intervene_probability * max(cfg.min_help_probability, 1.0 - rate)
+
+    def end_episode(self, success: bool) -> None:
+        """How the episode ended: a success without the person's hand counts for the policy (the taper)."""
+        if self._t0 is not None:  # an episode ran (evaluation episodes, hands off, count too)
+            self._outcomes.append(bool(success) and not self._events and self._hold_start is None)
 
     @property
     def holding(self) -> bool:
@@ -262,7 +257,7 @@ class SimulatedOperator:
 
     @property
     def events(self) -> list[Event]:
-        """Corrections so far: (start_time, end_time, reason); end_time is None for the one in progress."""
+        """Takeovers so far: (start_time, end_time, reason); end_time is None for the one in progress."""
         ongoing = [(self._hold_start, None, self._hold_reason)] if self._hold_start is not None else []
         return list(self._events) + ongoing
 
@@ -277,148 +272,92 @@ class SimulatedOperator:
         *,
         leader_q: np.ndarray | None = None,
     ) -> np.ndarray | None:
-        """The hand target (6,) for the leader this tick, or None for hands off.
-
-        ``leader_q`` is the leader's joint reading: a hand steers from where the leader is. Pass it: when it is None
-        the follower's joints stand in, which coincide while the leader tracks the follower but lag it during a
-        correction, so the hand moves slower (mean correction 1.2 s instead of 0.7 s in the closed-loop test).
-        """
+        """The hand target (6,) for the leader this tick, or None for hands off. ``leader_q``: the leader's
+        reading (the hand moves the leader from where it is); None = the follower's joints."""
         _positive("dt", dt)
         follower_q = _joint_vector("follower_q", follower_q)
         leader_q = follower_q if leader_q is None else _joint_vector("leader_q", leader_q)
         cube = np.asarray(cube_position, dtype=float)
         if cube.shape != (3,):
             raise ValueError(f"cube_position must be (x, y, z), got shape {cube.shape}")
-        if self.mode == "none":
-            return None
         if self._t0 is None:
             self._t0 = float(t)
-        # The person judges the grasp by the follower's jaw (it stops on the cube; the leader's closes on air).
-        self._follower_gripper = float(follower_q[GRIPPER])
-        tcp = np.asarray(self.kinematics.fk(follower_q)[0], dtype=float)
-        self._history.append((float(t), tcp.copy(), float(np.linalg.norm(cube - tcp))))
-        horizon = max(self.config.stuck_window_s, self.config.away_window_s) + 1.0
-        while self._history and self._history[0][0] < t - horizon:
-            self._history.popleft()
-
-        if self.mode == "demo":
-            if not self.holding:
-                return self._grab(t, dt, leader_q, cube, "demo")
-            return self._steer(t, dt, leader_q, cube)
-        return self._correct(t, dt, leader_q, cube, bool(grasp_success))
-
-    def _correct(
-        self, t: float, dt: float, leader_q: np.ndarray, cube: np.ndarray, grasp_success: bool
-    ) -> np.ndarray | None:
-        cfg = self.config
-        if self.holding:
-            if grasp_success or t - self._hold_start >= cfg.correction_duration_s - 1e-9:
-                self._let_go(t)
-                return None
-            hand = self._steer(t, dt, leader_q, cube)
-            if cfg.release_at_phase is not None and self.last_phase == cfg.release_at_phase:
-                self._let_go(t)
-                return None
-            return hand
-        if self._grab_at is not None:
-            if t >= self._grab_at - 1e-9:
-                return self._grab(t, dt, leader_q, cube, self._pending_reason)
+        if self.mode == "none":
             return None
-        eligible = (
-            t - self._t0 >= cfg.min_policy_time_s - 1e-9
-            and t >= self._watch_from - 1e-9
-            and len(self._events) < cfg.max_corrections
-            and not grasp_success
-        )
-        if not eligible:
+        self._follower_q = follower_q
+        if self.holding:
+            return self._steer(t, leader_q, cube)
+        if self.mode == "demo":
+            return self._grab(t, leader_q, cube, "demo")
+        tcp, rotation = self.kinematics.fk(follower_q)
+        distance = float(np.linalg.norm(self.grasp.grasp_tcp_position(cube, rotation) - np.asarray(tcp)))
+        self._history.append((float(t), distance))
+        while self._history and self._history[0][0] < t - self.config.progress_window_s - 1e-9:
+            self._history.popleft()
+        if self._grab_at is not None:
+            return self._grab(t, leader_q, cube, self._pending_reason) if t >= self._grab_at - 1e-9 else None
+        cfg = self.config
+        if not self.helps or grasp_success or t - self._t0 < cfg.min_policy_time_s - 1e-9:
             return None
         reason = self._trigger(t)
         if reason is None:
             return None
-        if self._rng.random() < cfg.intervene_probability:
-            low, high = cfg.reaction_delay_s
-            self._grab_at = t + float(self._rng.uniform(low, high))
-            self._pending_reason = reason
-            if self._grab_at <= t + 1e-9:
-                return self._grab(t, dt, leader_q, cube, reason)
-        else:
-            self._watch_from = t + cfg.cooldown_s
-        return None
+        low, high = cfg.reaction_delay_s
+        self._grab_at, self._pending_reason = t + float(self._rng.uniform(low, high)), reason
+        return self._grab(t, leader_q, cube, reason) if self._grab_at <= t + 1e-9 else None
 
     def _trigger(self, t: float) -> str | None:
-        """'stuck', 'away' or None, from the follower TCP history (each window must be fully covered)."""
+        """'stalled', 'away' or None from the distance history (the window must be covered)."""
         cfg = self.config
-        oldest = self._history[0][0]
-        _, tcp_now, dist_now = self._history[-1]
-        if oldest <= t - cfg.stuck_window_s + 1e-9:
-            start = t - cfg.stuck_window_s - 1e-9
-            moved = max(float(np.linalg.norm(p - tcp_now)) for ti, p, _ in self._history if ti >= start)
-            if moved < cfg.stuck_distance_m:
-                return "stuck"
-        if oldest <= t - cfg.away_window_s + 1e-9:
-            closest = min(d for ti, _, d in self._history if ti >= t - cfg.away_window_s - 1e-9)
-            if dist_now - closest > cfg.away_distance_m:
-                return "away"
+        oldest_t, oldest = self._history[0]
+        if oldest_t > t - cfg.progress_window_s + 1e-9:
+            return None
+        now = self._history[-1][1]
+        if now - min(d for _, d in self._history) > cfg.away_m:
+            return "away"
+        if oldest - now < cfg.progress_m:
+            return "stalled"
         return None
 
     # ---- the hand ------------------------------------------------------------------------------------------------
     def _plan(self, leader_q: np.ndarray, cube: np.ndarray) -> np.ndarray:
-        """One re-aim: the grasp controller's next TCP target, as joints by one IK step from the leader's joints.
-
-        The TCP is the leader's (the hand moves the leader; IK must start where the leader is); the gripper fed to
-        the controller is the follower's, whose jaw tells whether the cube is held.
-        """
+        """One re-aim: the scripted grasp's next TCP target for the follower, as leader joints (IK from the leader's
+        joints) and the jaw target. The person watches the follower: the grasp plans from its TCP and jaw."""
         cfg = self.config
-        tcp, rotation = self.kinematics.fk(leader_q)
-        target_tcp, gripper_target, phase = self.grasp.act(
-            np.asarray(tcp, dtype=float), self._follower_gripper, cube, tcp_rotation=rotation
-        )
+        tcp, rotation = self.kinematics.fk(self._follower_q)
+        tcp = np.asarray(tcp, dtype=float)
+        target, jaw, phase = self.grasp.act(tcp, float(self._follower_q[GRIPPER]), cube, tcp_rotation=rotation)
         self.last_phase = phase
-        # A hand never moves at a steady speed: each re-aim covers a random share of the controller's step.
         spread = cfg.hand_speed_spread
         share = float(self._rng.uniform(1.0 - spread, 1.0 + spread)) if spread > 0 else 1.0
-        target_tcp = tcp + share * (np.asarray(target_tcp, dtype=float) - tcp)
-        hand = self.kinematics.ik_step(leader_q, target_tcp, damping=cfg.ik_damping, max_step=cfg.ik_max_step_rad)
-        hand = np.asarray(hand, dtype=float).copy()
-        hand[GRIPPER] = float(gripper_target)
-        return hand
+        target = tcp + share * (np.asarray(target, dtype=float) - tcp)
+        hand = np.asarray(leader_q, dtype=float).copy()
+        for _ in range(cfg.ik_iterations):
+            hand = np.asarray(self.kinematics.ik_step(hand, target, damping=0.05, max_step=0.5), dtype=float)
+        hand[GRIPPER] = float(jaw)
+        return np.clip(hand, self.kinematics.lower, self.kinematics.upper)
 
-    def _grab(self, t: float, dt: float, leader_q: np.ndarray, cube: np.ndarray, reason: str) -> np.ndarray:
-        """Take the leader with a brisk pull of ``grab_pull_rad`` toward where the grasp controller wants to go."""
+    def _grab(self, t: float, leader_q: np.ndarray, cube: np.ndarray, reason: str) -> np.ndarray:
+        """Take the leader with a brisk pull of at least ``grab_pull_rad`` toward the first target; the scripted
+        grasp resumes from where the follower is (no undoing of the policy's progress)."""
         self._grab_at = None
-        self._hold_start = float(t)
-        self._hold_reason = reason
-        reset_grasp = getattr(self.grasp, "reset", None)
-        if callable(reset_grasp):
-            reset_grasp()
+        self._hold_start, self._hold_reason = float(t), reason
+        tcp, rotation = self.kinematics.fk(self._follower_q)
+        self.grasp.resume(np.asarray(tcp, dtype=float), float(self._follower_q[GRIPPER]), cube, rotation)
         hand = self._plan(leader_q, cube)
         self._last_plan = float(t)
         direction = hand[:NUM_ARM_JOINTS] - leader_q[:NUM_ARM_JOINTS]
-        if np.linalg.norm(direction) < 1e-4:  # nothing to fix in the arm (say, only the gripper): pull toward the cube
-            tcp = np.asarray(self.kinematics.fk(leader_q)[0], dtype=float)
-            toward = cube - tcp
-            if np.linalg.norm(toward) < 1e-3:
-                toward = np.array([0.0, 0.0, 0.05])
-            probe = self.kinematics.ik_step(leader_q, tcp + 0.05 * toward / np.linalg.norm(toward))
-            direction = np.asarray(probe, dtype=float)[:NUM_ARM_JOINTS] - leader_q[:NUM_ARM_JOINTS]
         norm = float(np.linalg.norm(direction))
-        if norm > 1e-9 and norm < self.config.grab_pull_rad:
-            hand[:NUM_ARM_JOINTS] = leader_q[:NUM_ARM_JOINTS] + direction * (self.config.grab_pull_rad / norm)
-        lower = np.asarray(self.kinematics.lower, dtype=float)
-        upper = np.asarray(self.kinematics.upper, dtype=float)
-        self._hand = np.clip(hand, lower, upper)
+        if 1e-9 < norm < self.config.grab_pull_rad:
+            pulled = leader_q[:NUM_ARM_JOINTS] + direction * (self.config.grab_pull_rad / norm)
+            hand[:NUM_ARM_JOINTS] = np.clip(
+                pulled, self.kinematics.lower[:NUM_ARM_JOINTS], self.kinematics.upper[:NUM_ARM_JOINTS]
+            )
+        self._hand = hand
         return self._hand.copy()
 
-    def _steer(self, t: float, dt: float, leader_q: np.ndarray, cube: np.ndarray) -> np.ndarray:
-        if self._hand is None or t - self._last_plan >= self.config.plan_period_s - 0.5 * dt - 1e-9:
+    def _steer(self, t: float, leader_q: np.ndarray, cube: np.ndarray) -> np.ndarray:
+        if self._hand is None or t - self._last_plan >= self.config.plan_period_s - 1e-6:
             self._hand = self._plan(leader_q, cube)
             self._last_plan = float(t)
         return self._hand.copy()
-
-    def _let_go(self, t: float) -> None:
-        """Hands off: the leader stays where it was left (the intervention node has switched its torque off)."""
-        self._events.append((self._hold_start, float(t), self._hold_reason))
-        self._hold_start = None
-        self._hand = None
-        self._history.clear()  # watch afresh: the windows refill with what the policy does next
-        self._watch_from = t + self.config.cooldown_s

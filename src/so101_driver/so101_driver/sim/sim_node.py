@@ -93,6 +93,10 @@ class SimNode(Node):
             "the simulated operator presses the intervention pedal (operator/commands) while its hand is on the leader",
         )
         self._pedal_down = False
+        demo_episodes = declare(
+            self, "operator_demo_episodes", 0, "the simulated operator drives the first N episodes whole (preloaded "
+            "demonstrations, before the policy acts)", (0, 10**6)
+        )  # fmt: skip
         self.publish_reward = declare(
             self, "publish_ground_truth_reward", False, "publish reward/signal from ground truth, not a classifier"
         )
@@ -128,7 +132,9 @@ class SimNode(Node):
         self.leader = LeaderArm(kinematics, seed=seed)
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()  # guards the world, the leader, the operator and the simulated time
+        self._demo_episodes_left = 0  # the start-up reset is not an episode
         self._reset_locked(seed=seed, randomize=True, operator_hands_off=False)
+        self._demo_episodes_left = demo_episodes if self.operator_mode != "none" else 0
 
         self.follower_pub = self.create_publisher(JointState, "follower/joint_states", qos.SENSOR_DATA)
         self.leader_pub = self.create_publisher(JointState, "leader/joint_states", qos.SENSOR_DATA)
@@ -211,6 +217,7 @@ class SimNode(Node):
         return response
 
     def _reset_locked(self, seed: int, randomize: bool, operator_hands_off: bool) -> dict:
+        self.operator.end_episode(self.world.grasp_success())  # what the person saw at the end (the taper)
         if self.stage == 0 or not randomize:
             state = self.world.reset(seed=seed, randomize=randomize)
         else:  # the Gymnasium env's starts of this stage (the task a checkpoint was pretrained on)
@@ -220,6 +227,8 @@ class SimNode(Node):
         # Hands off for this episode only (an evaluation episode measures the policy alone); the next reset
         # brings the configured operator back.
         self.operator.mode = "none" if operator_hands_off else self.operator_mode
+        if self._demo_episodes_left > 0 and not operator_hands_off:
+            self.operator.mode, self._demo_episodes_left = "demo", self._demo_episodes_left - 1
         self.operator.reset(seed)
         self._hand_target = None
         self._press_pedal(False)  # a reset takes the hand off the leader
