@@ -1,5 +1,6 @@
-"""The simulated operator measured alone: how often it finishes the grasp when it drives, from each curriculum
-stage's reset and from the states a random policy leaves.
+"""The task's two reference points: how often the simulated operator finishes the grasp when it drives alone (from
+each curriculum stage's reset and from the states a random policy leaves), and how often a uniform random policy
+succeeds from each stage's reset (the floor every learning curve is read against).
 
 The loop is the graph's, without the transport: the Gymnasium pick task (the actor's mapping, episode rules and
 ground-truth reward), the operator's hand on the simulated leader, and the leader's pose turned into the policy's
@@ -73,6 +74,25 @@ def success_rates(episodes: int, seed: int = 0) -> dict[str, float]:
     return rates
 
 
+def random_policy_rates(episodes: int, seed: int = 0) -> dict[str, float]:
+    """Success of uniform random actions from each stage's reset (the episode rules of the task)."""
+    rates = {}
+    for stage in STAGES:
+        env = PickEnv(stage=stage, preprocessing=FAST)
+        env.action_space.seed(seed)
+        successes = 0
+        for i in range(episodes):
+            env.reset(seed=seed + i)
+            while True:
+                _, _, terminated, truncated, info = env.step(env.action_space.sample())
+                if terminated or truncated:
+                    break
+            successes += info["is_success"]
+        env.close()
+        rates[f"stage {stage}"] = successes / episodes
+    return rates
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m so101_bench.operator_alone", description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=positive_int, default=20, help="episodes per start")
@@ -82,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     rates = success_rates(args.episodes, args.seed)
     for name, rate in rates.items():
         print(f"operator alone, {name}: {rate:.0%} of {args.episodes} episodes")
+    for name, rate in random_policy_rates(args.episodes, args.seed).items():
+        print(f"random policy (the floor), {name}: {rate:.0%} of {args.episodes} episodes")
     missed = [name for name, rate in rates.items() if rate < args.min_rate]
     print("goal met" if not missed else f"goal missed (< {args.min_rate:.0%}): {', '.join(missed)}")
     return 0 if not missed else 1

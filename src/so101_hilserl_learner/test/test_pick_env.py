@@ -202,3 +202,21 @@ def test_keeping_a_grasp_alive_never_pays_more_than_finishing():
     assert not farmed["success"] and farmed["steps"] == env.episode_config.max_steps
     assert farmed["grasp_frames"] >= 20  # it really kept finding the grasp, frame after frame
     assert hold > 0 > farm
+
+
+@pytest.mark.parametrize("stage", [0, 1, 2, 3])
+def test_doing_nothing_or_closing_in_place_does_not_succeed(stage):
+    """Success is a real pinch: an arm that stays still never succeeds, and closing the jaw where the episode
+    starts succeeds only where the start already has the cube between the open fingers: stage 1 (at the grasp
+    point) and stage 2 (1.5 cm above it, the top 7 mm of the 3 cm cube between the fingertips)."""
+    env = PickEnv(stage=stage, preprocessing=SMALL)
+    for seed in range(2):
+        for action in (np.zeros(4, np.float32), CLOSE):
+            env.reset(seed=seed)
+            for _ in range(env.episode_config.max_steps):
+                _, _, terminated, truncated, info = env.step(action)
+                if terminated or truncated:
+                    break
+            closing_around_the_cube = stage in (1, 2) and action is CLOSE
+            assert info["is_success"] == closing_around_the_cube, (stage, seed, action)
+    env.close()
