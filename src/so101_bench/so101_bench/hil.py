@@ -43,7 +43,7 @@ import yaml
 from so101_bringup.episode_log import EPISODE_LOG, EpisodeRow, read_episode_log
 from so101_bringup.graph import config_path
 from so101_bringup.report import RunSummary, load_run, rolling_mean, rolling_ratio, summarize, write_report
-from so101_contract.cli import nonnegative_int, positive_float
+from so101_contract.cli import positive_float
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_learner.pretrain import PretrainConfig
 
@@ -66,7 +66,8 @@ class BenchConfig:
     utd_ratio: float = 1.0
     warmup_transitions: int = 200
     max_backlog_updates: int = 100  # lockstep: the sim holds while the learner owes more (about one episode)
-    evaluation_every_episodes: int = 2
+    evaluation_every_episodes: int = 3  # every 3rd episode: evaluation takes at most about a third of the steps
+    demo_episodes: int = 10  # full demonstrations the operator drives before the policy acts (HIL and demos arms)
     max_steps: int = 100  # control steps per episode (10 s)
     minutes: float = 25.0  # wall-clock budget of the HIL run; the control run gets its environment steps
     device: str = "cpu"
@@ -97,7 +98,16 @@ CONFIGS = {
         network={"encoder_channels": 16, "image_size": 64},
         camera=(320, 240),
         batch_size=64,
-        evaluation_every_episodes=1,
+        minutes=25.0,
+    ),
+    # The robot's own reset (the seed's real-robot task), where RL alone should struggle: the one that matters.
+    "cpu-stage0": BenchConfig(
+        name="cpu-stage0",
+        stage=0,
+        pretrain_steps=700,
+        network={"encoder_channels": 16, "image_size": 64},
+        camera=(320, 240),
+        batch_size=64,
         minutes=25.0,
     ),
     # Full size on a GPU: RoboBase's network and batch, the seed's timeline (1k-5k steps decreasing intervention).
@@ -115,6 +125,7 @@ CONFIGS = {
         warmup_transitions=50,
         max_backlog_updates=5,
         evaluation_every_episodes=2,
+        demo_episodes=2,
         max_steps=30,
         minutes=2.5,
         control=False,
@@ -123,7 +134,7 @@ CONFIGS = {
 
 
 # ---- the runs ------------------------------------------------------------------------------------------------------
-def write_params(path: Path, config: BenchConfig, operator_mode: str) -> Path:
+def write_params(path: Path, config: BenchConfig, operator_mode: str, demo_episodes: int = 0) -> Path:
     """config/sim.yaml with the benchmark's choices for the graph's nodes."""
     data = yaml.safe_load(config_path("sim.yaml").read_text())
     network = json.dumps(config.network) if config.network else ""
@@ -134,6 +145,7 @@ def write_params(path: Path, config: BenchConfig, operator_mode: str) -> Path:
     width, height = config.camera
     node("so101_sim").update(
         operator_mode=operator_mode,
+        operator_demo_episodes=demo_episodes,
         curriculum_stage=config.stage,
         camera_width=width,
         camera_height=height,
@@ -336,7 +348,72 @@ def plot(runs: dict[str, list[EpisodeRow]], path: Path) -> None:
     plt.close(fig)
 
 
+# ---- several seeds, three arms --------------------------------------------------------------------------------------
+ARMS = (  # (name, operator mode after the demonstrations, demonstrations preloaded)
+    ("hil", "correct", True),  # demonstrations, then the operator corrects
+    ("demos", "none", True),  # the same demonstrations, no corrections: what the corrections add beyond them
+    ("control", "none", False),  # reinforcement learning alone
+)
+TITLES = {"hil": "HIL (demonstrations + corrections)", "demos": "demonstrations only", "control": "control (RL alone)"}
+
+
+def steps_to_evaluation_success(rows: list[EpisodeRow], level: float = 0.5) -> float:
+    """Training steps when the rolling-BLOCK evaluation success first reaches ``level`` (a full window of
+    evaluation episodes); inf if never."""
+    steps, window = 0, []
+    for row in rows:
+        if not row.evaluation:
+            steps += row.steps
+            continue
+        window = [*window, float(row.success)][-BLOCK:]
+        if len(window) == BLOCK and sum(window) / BLOCK >= level:
+            return float(steps)
+    return math.inf
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    return math.nan if n == 0 else (ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2]))
+
+
+def across_seeds(per_seed: dict[int, dict[str, dict]]) -> dict[str, dict]:
+    """Median, min and max over seeds of each arm's figures."""
+    out: dict[str, dict] = {}
+    for arm in {a for runs in per_seed.values() for a in runs}:
+        rows = [runs[arm] for runs in per_seed.values() if arm in runs]
+        keys = [k for k, v in rows[0].items() if isinstance(v, int | float)]
+        out[arm] = {k: {"median": median([r[k] for r in rows]), "min": min(r[k] for r in rows),
+                        "max": max(r[k] for r in rows)} for k in keys}  # fmt: skip
+    return out
+
+
+def goal_misses(per_seed: dict[int, dict[str, dict]], summaries: dict[int, dict[str, RunSummary]]) -> list[str]:
+    """The issue's goals, on the medians over seeds: HIL reaches rolling-20 evaluation success 50 % in at most 0.7x
+    the control run's environment steps; HIL's evaluation gain and intervention taper (each seed, verdict())."""
+    misses = []
+    hil = median([runs["hil"]["steps_to_50"] for runs in per_seed.values()])
+    if "control" in next(iter(per_seed.values())):
+        control = median([runs["control"]["steps_to_50"] for runs in per_seed.values()])
+        if not hil <= 0.7 * control or math.isinf(hil):
+            misses.append(f"HIL reached 50 % evaluation success at {hil:.0f} env steps vs control {control:.0f} "
+                          "(goal <= 0.7x, median over seeds)")  # fmt: skip
+    for seed, runs in summaries.items():
+        misses += [f"seed {seed}: {m}" for m in verdict(runs["hil"])]
+    return misses
+
+
 # ---- the CLI -------------------------------------------------------------------------------------------------------
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds needs distinct non-negative integers, got {text!r}")
+    return seeds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m so101_bench.hil",
@@ -347,9 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="output directory (default runs/bench_hil_<config>)")
     parser.add_argument("--minutes", type=positive_float, default=None, help="HIL run wall budget (config's)")
     parser.add_argument("--initial-checkpoint", default="", help="start from this agent file instead of pretraining")
-    parser.add_argument("--no-control", action="store_true", help="skip the control run (operator off)")
+    parser.add_argument("--no-control", action="store_true", help="only the HIL run (no demos-only, no control run)")
     parser.add_argument("--overwrite", action="store_true", help="replace the runs of an earlier benchmark in --out")
-    parser.add_argument("--seed", type=nonnegative_int, default=0)
+    parser.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds, e.g. 0,1,2")
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "38")))
     args = parser.parse_args(argv)
 
@@ -358,47 +435,65 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, minutes=args.minutes)
     if args.no_control:
         config = replace(config, control=False)
+    arms = [arm for arm in ARMS if config.control or arm[0] == "hil"]
     out = (args.out or Path(f"runs/bench_hil_{config.name}")).resolve()
     try:
-        runs = {"hil": fresh_dir(out / "hil", args.overwrite)}
-        if config.control:
-            runs["control"] = fresh_dir(out / "control", args.overwrite)
+        dirs = {seed: {name: fresh_dir(out / f"seed_{seed}" / name, args.overwrite) for name, _, _ in arms}
+                for seed in args.seeds}  # fmt: skip
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"bench-hil, configuration {config.name}: {asdict(config)}", flush=True)
+    print(f"bench-hil, configuration {config.name}, seeds {args.seeds}: {asdict(config)}", flush=True)
 
-    checkpoint = args.initial_checkpoint
-    if not checkpoint and config.pretrain_steps:
-        checkpoint = str(pretrain(config, out / "pretrain", args.seed))
-    summaries: dict[str, RunSummary] = {}
-    results: dict[str, dict] = {}
-    rows: dict[str, list[EpisodeRow]] = {}
-    for name, operator in (("hil", "correct"), ("control", "none")):
-        if name not in runs:
-            continue
-        params = write_params(out / f"{name}_params.yaml", config, operator)
-        if name == "hil":
-            wall = run_graph(runs[name], params, checkpoint, config.minutes, args.domain_id)
-        else:  # the HIL run's environment steps; a generous wall limit (no corrections: longer failing episodes)
-            budget = summaries["hil"].training_steps
-            wall = run_graph(runs[name], params, checkpoint, 2 * config.minutes, args.domain_id, budget)
-        rows[name] = read_episodes(runs[name])
-        summaries[name] = summarize(rows[name])
-        results[name] = figures(summaries[name], wall)
-        title = "HIL (operator correcting)" if name == "hil" else "control (operator off, no demonstrations)"
-        print(f"{title}, {wall / 60:.1f} min:\n{summaries[name].text()}", flush=True)
-        make_report(runs[name])
+    per_seed: dict[int, dict[str, dict]] = {}
+    summaries: dict[int, dict[str, RunSummary]] = {}
+    curves: dict[str, list[EpisodeRow]] = {}
+    for seed in args.seeds:
+        checkpoint = args.initial_checkpoint
+        if not checkpoint and config.pretrain_steps:
+            checkpoint = str(pretrain(config, out / f"seed_{seed}" / "pretrain", seed))
+        per_seed[seed], summaries[seed] = {}, {}
+        for name, operator, demos in arms:
+            run_dir = dirs[seed][name]
+            params = write_params(out / f"seed_{seed}" / f"{name}_params.yaml", config, operator,
+                                  config.demo_episodes if demos else 0)  # fmt: skip
+            params_seed(params, seed)
+            if name == "hil":
+                wall = run_graph(run_dir, params, checkpoint, config.minutes, args.domain_id)
+            else:  # the HIL run's environment steps (operator steps included); a generous wall limit
+                budget = summaries[seed]["hil"].training_steps
+                wall = run_graph(run_dir, params, checkpoint, 2 * config.minutes, args.domain_id, budget)
+            rows = read_episodes(run_dir)
+            curves[f"{name} seed {seed}"] = rows
+            summaries[seed][name] = summarize(rows)
+            per_seed[seed][name] = {**figures(summaries[seed][name], wall),
+                                    "steps_to_50": steps_to_evaluation_success(rows)}  # fmt: skip
+            print(f"seed {seed}, {TITLES[name]}, {wall / 60:.1f} min:\n{summaries[seed][name].text()}", flush=True)
+            make_report(run_dir)
 
-    plot(rows, out / "bench_hil.png")
-    misses = verdict(summaries["hil"])
-    summary = {"config": asdict(config), "runs": results, "goal_met": not misses, "misses": misses}
+    plot(curves, out / "bench_hil.png")
+    misses = goal_misses(per_seed, summaries)
+    summary = {
+        "config": {**asdict(config), "seeds": args.seeds},
+        "per_seed": per_seed,
+        "median": across_seeds(per_seed),
+        "goal_met": not misses,
+        "misses": misses,
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print(f"curves: {out / 'bench_hil.png'}; figures: {out / 'summary.json'}")
     if config.name == "ci":
         return 0  # the CI configuration makes no learning claim
     print("goal met" if not misses else "goal missed: " + "; ".join(misses))
     return 0 if not misses else 1
+
+
+def params_seed(params: Path, seed: int) -> None:
+    """Each seed its own simulation, operator, actor and learner randomness."""
+    data = yaml.safe_load(params.read_text())
+    for name in ("so101_sim", "actor", "learner"):
+        data.setdefault(f"/**/{name}", {}).setdefault("ros__parameters", {})["seed"] = seed
+    params.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 if __name__ == "__main__":

@@ -134,7 +134,7 @@ class SimNode(Node):
         self._lock = threading.Lock()  # guards the world, the leader, the operator and the simulated time
         self._demo_episodes_left = 0  # the start-up reset is not an episode
         self._reset_locked(seed=seed, randomize=True, operator_hands_off=False)
-        self._demo_episodes_left = demo_episodes if self.operator_mode != "none" else 0
+        self._demo_episodes_left = demo_episodes  # with operator_mode none too: demonstrations, then the policy alone
 
         self.follower_pub = self.create_publisher(JointState, "follower/joint_states", qos.SENSOR_DATA)
         self.leader_pub = self.create_publisher(JointState, "leader/joint_states", qos.SENSOR_DATA)
