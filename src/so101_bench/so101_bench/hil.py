@@ -351,8 +351,8 @@ def plot(runs: dict[str, list[EpisodeRow]], path: Path) -> None:
 # ---- several seeds, three arms --------------------------------------------------------------------------------------
 ARMS = (  # (name, operator mode after the demonstrations, demonstrations preloaded)
     ("hil", "correct", True),  # demonstrations, then the operator corrects
-    ("demos", "none", True),  # the same demonstrations, no corrections: what the corrections add beyond them
     ("control", "none", False),  # reinforcement learning alone
+    ("demos", "none", True),  # the same demonstrations, no corrections: what the corrections add beyond them
 )
 TITLES = {"hil": "HIL (demonstrations + corrections)", "demos": "demonstrations only", "control": "control (RL alone)"}
 
