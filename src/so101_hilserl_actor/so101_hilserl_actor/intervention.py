@@ -1,77 +1,64 @@
 """When is a person driving, and what should the leader arm do meanwhile: the pure logic of the intervention node.
 
-A person corrects the policy through the leader arm. While the policy drives, the leader's servos are powered with
-low gains and commanded to the follower's joints, so the leader shadows the follower and the leader-follower
-tracking error stays small and smooth. A hand that grabs the leader overpowers the low gains with a brisk pull: the
-tracking error jumps. That jump is the automatic signal (devlog 022, LeRobot's
-``GearedLeaderAutomaticControlWrapper``, seed-system-facts section 6):
-
-- error = norm of the 5 arm joint differences follower - leader, in DEGREES (the gripper is left out: a person
-  opens and closes it freely), one sample per control step (10 Hz) in a queue of 4;
-- start when the variance of the last 2 errors exceeds 10 deg^2 (a jump of more than ~6.3 deg in one step);
-- release when the variance of all 4 errors is below 0.01 deg^2 (the hand has let go: the leader is limp and still,
-  the follower has caught up with it);
-- the queue is cleared at every transition, so each decision looks only at samples of the new state.
-
-On top of the seed's rule, two minimum durations stop flicker: an intervention lasts at least
-``min_intervention_s`` and a new one cannot start sooner than ``min_release_gap_s`` after a release (the leader
-needs that long to catch up with the follower once its torque is back on, which would otherwise look like a grab).
-
-Manual override: a keyboard, pedal or joystick command (``force``) sets the state and pins it. A pinned state wins
-over the automatic detector until the next manual command (which pins its own state) or the next episode
-(``reset``); ``force(None)`` hands control back to the automatic detector at once. The automatic detector can be
-switched off altogether (``DetectorConfig.auto_detect=False``): then only manual commands change the state.
-
-The seed system really ran with the manual toggle (key 7); the automatic variant existed but was never configured.
-Both are offered here; the simulated operator's closed-loop tests show the automatic one catches each correction
-within one or two control periods.
+While the policy drives, the leader is powered with low gains and commanded to the follower's joints every control
+step: it can only move toward its commands, and no faster than its servo lag. A hand moves it elsewhere, or faster.
+So an intervention starts when the leader's motion that this shadowing cannot explain, summed over the last few
+steps, exceeds a few degrees over the 5 arm joints; a leader that merely lags a fast follower does not start one. It
+ends when the tracking error has settled (the hand let go, the follower caught up). Manual commands (``force``) pin
+the state until the next manual command or episode.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-NUM_ARM = 5  # shoulder_pan .. wrist_roll: the joints whose tracking error counts
+NUM_ARM = 5  # shoulder_pan .. wrist_roll: the joints that count (a person opens and closes the gripper freely)
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
     """Thresholds of the automatic detector. Queue lengths are in control steps (defaults for 10 Hz)."""
 
-    queue_size: int = 4  # tracking-error samples kept
-    start_window: int = 2  # the newest samples whose variance starts an intervention
-    start_variance_deg2: float = 10.0  # var(last start_window errors) above this: a hand grabbed the leader
-    release_variance_deg2: float = 0.01  # var(all queue_size errors) below this: the hand let go
+    queue_size: int = 4  # tracking-error samples kept; no automatic decision before it is full again
+    start_window: int = 3  # the newest steps whose unexplained leader motion is summed for the start rule
+    start_deviation_deg: float = 3.0  # norm of that sum (5 arm joints) above this: a hand moves the leader
+    # The fastest the powered leader closes the gap to its command (first-order time constant). The simulated
+    # leader's is 0.15 s; motion toward the command faster than this lag allows counts as a hand.
+    leader_time_constant_s: float = 0.1
+    release_variance_deg2: float = 0.01  # var(all queue_size tracking errors) below this: the hand let go
     min_intervention_s: float = 0.3  # an automatic intervention lasts at least this long
-    min_release_gap_s: float = 0.3  # no automatic start sooner than this after a release
+    min_release_gap_s: float = 0.3  # no automatic start sooner than this after a release (the leader catches up)
     auto_detect: bool = True  # False: only manual commands (force) change the state
 
     def __post_init__(self) -> None:
         if self.queue_size < 2:
             raise ValueError(f"DetectorConfig.queue_size must be >= 2 samples, got {self.queue_size}")
-        if not 2 <= self.start_window <= self.queue_size:
+        if not 1 <= self.start_window <= self.queue_size:
             raise ValueError(
-                f"DetectorConfig.start_window must be in [2, queue_size={self.queue_size}], got {self.start_window}"
+                f"DetectorConfig.start_window must be in [1, queue_size={self.queue_size}], got {self.start_window}"
             )
-        for name in ("start_variance_deg2", "release_variance_deg2"):
+        for name in ("start_deviation_deg", "leader_time_constant_s", "release_variance_deg2"):
             if not getattr(self, name) > 0.0:
-                raise ValueError(f"DetectorConfig.{name} must be > 0 deg^2, got {getattr(self, name)!r}")
-        if not self.release_variance_deg2 < self.start_variance_deg2:
-            raise ValueError(
-                "DetectorConfig.release_variance_deg2 must be below start_variance_deg2 "
-                f"({self.release_variance_deg2} >= {self.start_variance_deg2})"
-            )
+                raise ValueError(f"DetectorConfig.{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("min_intervention_s", "min_release_gap_s"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"DetectorConfig.{name} must be >= 0 s, got {getattr(self, name)!r}")
 
 
+def _arm(q: Sequence[float], name: str) -> np.ndarray:
+    q = np.asarray(q, dtype=float)
+    if q.ndim != 1 or q.shape[0] < NUM_ARM:
+        raise ValueError(f"{name} needs at least the {NUM_ARM} arm joints (JOINT_NAMES order), got shape {q.shape}")
+    return q[:NUM_ARM]
+
+
 def tracking_error_deg(follower_q: Sequence[float], leader_q: Sequence[float]) -> float:
-    """Norm of the 5 arm joint differences follower - leader (radians in, degrees out), as the seed system."""
+    """Norm of the 5 arm joint differences follower - leader (radians in, degrees out)."""
     follower = np.asarray(follower_q, dtype=float)
     leader = np.asarray(leader_q, dtype=float)
     if follower.shape[0] < NUM_ARM or leader.shape[0] < NUM_ARM:
@@ -82,20 +69,72 @@ def tracking_error_deg(follower_q: Sequence[float], leader_q: Sequence[float]) -
     return float(np.linalg.norm(np.rad2deg(follower[:NUM_ARM] - leader[:NUM_ARM])))
 
 
+def _nearest_in_triangle(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The point of the triangle with corners 0, a and b nearest to p (any dimension, degenerate triangles too)."""
+    origin = np.zeros_like(p)
+    candidates = []
+    for u, v in ((origin, a), (origin, b), (a, b)):
+        edge = v - u
+        length2 = float(edge @ edge)
+        s = 0.0 if length2 <= 1e-18 else min(1.0, max(0.0, float((p - u) @ edge) / length2))
+        candidates.append(u + s * edge)
+    aa, ab, bb = float(a @ a), float(a @ b), float(b @ b)
+    det = aa * bb - ab * ab
+    if det > 1e-12 * aa * bb:  # a proper triangle: the projection onto its plane, if it falls inside
+        x = (bb * float(a @ p) - ab * float(b @ p)) / det
+        y = (aa * float(b @ p) - ab * float(a @ p)) / det
+        if x >= 0.0 and y >= 0.0 and x + y <= 1.0:
+            candidates.append(x * a + y * b)
+    return min(candidates, key=lambda c: float((p - c) @ (p - c)))
+
+
+def unexplained_motion_deg(
+    previous_q: Sequence[float],
+    leader_q: Sequence[float],
+    commands: tuple[Sequence[float] | None, Sequence[float] | None],
+    dt: float,
+    time_constant_s: float,
+) -> np.ndarray:
+    """The leader's motion over ``dt`` (5 arm joints, deg) that shadowing its commands cannot explain.
+
+    Shadowing: a first-order lag, no faster than ``time_constant_s``, toward the command, which switched from
+    ``commands[0]`` (in force at ``previous_q``) to ``commands[1]`` (the newest) at some instant of the step. Every
+    displacement this produces lies in the triangle with corners 0, k (c0 - q0) and k (c1 - q0), k = 1 - exp(-dt /
+    time_constant_s), and so do those of a slower lag, a late command or torque, a stalled leader. A command None:
+    the leader is not commanded (limp, or passive) and should not move by itself. Returns the motion minus the
+    nearest displacement of that triangle (zero when shadowing explains it all).
+    """
+    q0 = np.rad2deg(_arm(previous_q, "previous_q"))
+    motion = np.rad2deg(_arm(leader_q, "leader_q")) - q0
+    k = -math.expm1(-float(dt) / float(time_constant_s))
+    corners = [np.zeros(NUM_ARM) if c is None else k * (np.rad2deg(_arm(c, "leader command")) - q0) for c in commands]
+    return motion - _nearest_in_triangle(motion, *corners)
+
+
 class InterventionDetector:
-    """Is a person driving? ``update`` once per control step; ``force`` for manual commands; ``reset`` per episode."""
+    """Is a person driving? ``update`` once per control step; ``force`` for manual commands; ``reset`` per episode.
+
+    Start: the norm of the summed unexplained leader motion of the last ``start_window`` steps
+    (``unexplained_motion_deg``) exceeds ``start_deviation_deg``. Release: the variance of the last ``queue_size``
+    tracking errors is below ``release_variance_deg2``. Automatic decisions wait for a full queue of samples since
+    the last transition or reset, and for the minimum durations. A pinned manual state wins until the next manual
+    command or ``reset``; ``force(None)`` unpins at once.
+    """
 
     def __init__(self, config: DetectorConfig | None = None):
         self.config = config or DetectorConfig()
         self.reset()
 
     def reset(self) -> None:
-        """A new episode: not intervening, no manual override, empty queue, no minimum durations pending."""
+        """A new episode: not intervening, no manual override, empty queues, no minimum durations pending."""
         self._queue: deque[float] = deque(maxlen=self.config.queue_size)
+        self._unexplained: deque[np.ndarray] = deque(maxlen=self.config.start_window)
+        self._previous: tuple[float, np.ndarray, np.ndarray | None] | None = None  # (t, leader arm, command arm)
         self._active = False
         self._override: bool | None = None
         self._changed_at = -np.inf  # time of the last transition (automatic or manual)
         self.last_error_deg = float("nan")
+        self.last_deviation_deg = float("nan")  # the start rule's statistic at the last update
 
     @property
     def active(self) -> bool:
@@ -119,18 +158,37 @@ class InterventionDetector:
         self._set(bool(active), t)
         return self._active
 
-    def update(self, t: float, follower_q: Sequence[float], leader_q: Sequence[float]) -> bool:
-        """One control step at time ``t`` (s, monotonic) with both arms' joints (rad); returns the state."""
+    def update(
+        self,
+        t: float,
+        follower_q: Sequence[float],
+        leader_q: Sequence[float],
+        leader_command: Sequence[float] | None = None,
+    ) -> bool:
+        """One control step at time ``t`` (s, monotonic) with both arms' joints (rad); returns the state.
+
+        ``leader_command``: the newest joint command sent to the leader before this step (rad), None when the
+        leader is not commanded (torque off, or a passive leader).
+        """
         error = tracking_error_deg(follower_q, leader_q)
         self.last_error_deg = error
         self._queue.append(error)
+        leader = _arm(leader_q, "leader_q").copy()
+        command = None if leader_command is None else _arm(leader_command, "leader_command").copy()
+        if self._previous is not None and float(t) > self._previous[0]:
+            t0, q0, c0 = self._previous
+            motion = unexplained_motion_deg(
+                q0, leader, (c0, command), float(t) - t0, self.config.leader_time_constant_s
+            )
+            self._unexplained.append(motion)
+        self._previous = (float(t), leader, command)
+        self.last_deviation_deg = float(np.linalg.norm(np.sum(self._unexplained, axis=0))) if self._unexplained else 0.0
         cfg = self.config
         if self._override is not None or not cfg.auto_detect or len(self._queue) < cfg.queue_size:
             return self._active
         since = float(t) - self._changed_at
         if not self._active:
-            recent = list(self._queue)[-cfg.start_window :]
-            if np.var(recent) > cfg.start_variance_deg2 and since >= cfg.min_release_gap_s - 1e-9:
+            if self.last_deviation_deg > cfg.start_deviation_deg and since >= cfg.min_release_gap_s - 1e-9:
                 self._set(True, t)
         elif np.var(self._queue) < cfg.release_variance_deg2 and since >= cfg.min_intervention_s - 1e-9:
             self._set(False, t)
@@ -139,6 +197,7 @@ class InterventionDetector:
     def _set(self, active: bool, t: float | None) -> None:
         if active != self._active:
             self._queue.clear()
+            self._unexplained.clear()
             if t is not None:
                 self._changed_at = float(t)
         self._active = active
@@ -156,14 +215,14 @@ class LeaderAction:
 
 
 class LeaderManager:
-    """The leader's torque and commands, from the intervention state (seed ``BaseLeaderControlWrapper``).
+    """The leader's torque and commands, from the intervention state.
 
     Policy driving: torque on, commanded to the follower's joints (all six, gripper included) every step, so the
-    leader shadows the follower and a grab shows as a jump in the tracking error. Person driving: torque off, no
-    commands (the leader is limp under the hand and stays where it is left). Torque changes are requested on
+    leader shadows the follower and a hand shows as motion that shadowing cannot explain. Person driving: torque
+    off, no commands (the leader is limp under the hand and stays where it is left). Torque changes are requested on
     transitions only, one call in flight at a time; a failed or unanswered call is retried at the next step.
-    ``tracking=False``: the leader is neither commanded nor switched (a passive leader; the detector then only
-    works with manual commands).
+    ``tracking=False``: the leader is neither commanded nor switched (a passive leader: the detector then reads any
+    motion of it as a hand).
     """
 
     def __init__(self, tracking: bool = True):

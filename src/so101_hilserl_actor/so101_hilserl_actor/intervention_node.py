@@ -2,7 +2,8 @@
 
 A thin node around so101_hilserl_actor.intervention (the detector and the leader decisions are pure logic there):
 
-- every control step (``control_rate_hz``) it feeds the newest follower and leader joint states to the detector;
+- every control step (``control_rate_hz``) it feeds the newest follower and leader joint states to the detector,
+  with the newest command it sent the leader (the detector tells a hand from the leader shadowing that command);
 - while the policy drives it commands the leader to the follower's joints (``leader/joint_commands``) with its
   torque on; when an intervention starts it switches the leader's torque off (``leader/enable_torque``, called
   asynchronously: the timer never waits for a service), and on release back on;
@@ -64,21 +65,28 @@ class InterventionNode(Node):
                 self,
                 "start_window",
                 defaults.start_window,
-                "newest samples whose variance starts an intervention (<= queue_size)",
-                (2, 10_000),
+                "newest steps whose leader motion unexplained by its shadowing is summed (<= queue_size)",
+                (1, 10_000),
             ),
-            start_variance_deg2=declare(
+            start_deviation_deg=declare(
                 self,
-                "start_variance_deg2",
-                defaults.start_variance_deg2,
-                "start when var(last start_window tracking errors) exceeds this (deg^2)",
-                (1e-9, 1e6),
+                "start_deviation_deg",
+                defaults.start_deviation_deg,
+                "start when that sum exceeds this (deg, norm over the 5 arm joints)",
+                (1e-6, 1e6),
+            ),
+            leader_time_constant_s=declare(
+                self,
+                "leader_time_constant_s",
+                defaults.leader_time_constant_s,
+                "fastest first-order lag of the powered leader toward its command (s)",
+                (1e-3, 10.0),
             ),
             release_variance_deg2=declare(
                 self,
                 "release_variance_deg2",
                 defaults.release_variance_deg2,
-                "release when var(all queue_size tracking errors) is below this (deg^2; < start_variance_deg2)",
+                "release when var(all queue_size tracking errors) is below this (deg^2)",
                 (1e-9, 1e6),
             ),
             min_intervention_s=declare(
@@ -99,10 +107,10 @@ class InterventionNode(Node):
                 self,
                 "auto_detect",
                 defaults.auto_detect,
-                "detect interventions from the tracking error (else manual only)",
+                "detect interventions from the leader's motion (else manual only)",
             ),
         )
-        try:  # the relations between parameters (start_window <= queue_size, release < start variance)
+        try:  # the relations between parameters (start_window <= queue_size)
             self.config = DetectorConfig(**values)
         except ValueError as err:
             raise ParameterError(str(err).replace("DetectorConfig.", "parameter ", 1)) from None
@@ -140,6 +148,7 @@ class InterventionNode(Node):
         self.buttons = ButtonEdges()
         self._follower: tuple[float, np.ndarray] | None = None  # (receive time, q)
         self._leader_q: tuple[float, np.ndarray] | None = None
+        self._leader_command: np.ndarray | None = None  # the newest command sent; None while the leader is limp
         self._published: bool | None = None
 
         self.flag_pub = self.create_publisher(Bool, "intervention", qos.LATCHED)
@@ -195,10 +204,11 @@ class InterventionNode(Node):
             )
             return
         before = self.detector.active
-        self.detector.update(now, follower_q, leader_q)
+        self.detector.update(now, follower_q, leader_q, self._leader_command)
         if self.detector.active != before:
             self.get_logger().info(
-                f"intervention {'started' if self.detector.active else 'released'} (automatic, tracking error "
+                f"intervention {'started' if self.detector.active else 'released'} (automatic, leader motion "
+                f"unexplained by its commands {self.detector.last_deviation_deg:.1f} deg, tracking error "
                 f"{self.detector.last_error_deg:.1f} deg)"
             )
         self._apply(follower_q)
@@ -212,7 +222,10 @@ class InterventionNode(Node):
             msg = JointState(name=list(JOINT_NAMES), position=[float(v) for v in action.target])
             msg.header.stamp = self.get_clock().now().to_msg()
             self.leader_pub.publish(msg)
+            self._leader_command = action.target
         if action.torque is not None:
+            if not action.torque:  # limp from now on: it follows no command
+                self._leader_command = None
             self._request_torque(action.torque)
 
     def _request_torque(self, enabled: bool) -> None:
