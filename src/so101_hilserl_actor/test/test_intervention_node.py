@@ -21,7 +21,7 @@ from std_msgs.msg import Bool, UInt8
 from so101_contract import qos
 from so101_contract.joints import JOINT_NAMES
 from so101_hilserl_interfaces.msg import EpisodeSummary
-from so101_hilserl_interfaces.srv import OperatorCommand
+from so101_hilserl_interfaces.srv import OperatorCommand, ResetEpisode
 from so101_testing.graph import wait_until
 from so101_testing.processes import ProcessGroup
 
@@ -195,9 +195,12 @@ def test_automatic_detection_with_the_simulated_person(processes, probe):
             grabbed_at.append(time.monotonic())
 
     mirror = probe.node.create_subscription(JointState, "leader/joint_states", on_leader, qos.SENSOR_DATA)
-    # The person waits 2 s (min_policy_time_s), sees 1.5 s of a stuck arm and reacts after 0.4 s: ~4 s after the
-    # sim's start, and again after each let-go (up to 3 corrections).
+    # The person waits 2.5 s (min_policy_time_s), sees 1 s of a stalled arm and reacts after 0.3-0.5 s: ~4 s after
+    # the sim's start.
     wait_until(lambda: grabbed_at and arms.flag.messages[-1].data, 3 * WAIT_S, "an automatic detection of a grab")
+    # The person drives until the episode ends; a reset takes the hand off the leader.
+    reset = ResetEpisode.Request(seed=2, randomize=False)
+    assert probe.call(ResetEpisode, "sim/reset", reset, timeout_s=WAIT_S).success
     wait_until(lambda: arms.flag.messages[-1].data is False, WAIT_S, "the release after the person lets go")
     probe.node.destroy_subscription(mirror)
     # The flag is also republished every second: the transitions are the first True after the grab and the first
