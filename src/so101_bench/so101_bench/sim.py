@@ -3,11 +3,10 @@
     python -m so101_bench.sim                    # 50 episodes + 20 s of sim time
     python -m so101_bench.sim --episodes 10 --seconds 5 --min-rate 0.9
 
-(a) Demo grasp rate: randomised episodes in which the simulated operator in demo mode performs the whole episode
-    on the simulated leader arm, and the follower copies the leader's joints at the 10 Hz control rate, exactly as
-    the actor forwards a person's leader arm during an intervention (the operator's hand re-aims with ScriptedGrasp
-    and one ik_step from the leader's joints; leader and physics run at 100 Hz). An episode succeeds when the cube
-    is grasped and still held at the last step. Demonstrations from the simulated operator are only as good as this.
+(a) Demo grasp rate: randomised episodes from the robot's reset (stage 0) in which the simulated operator in demo
+    mode drives the whole episode on the simulated leader, and the leader's pose becomes the policy's action
+    through the actor's HumanActionEncoder, exactly as during an intervention (so101_bench.operator_alone). An
+    episode succeeds when the task's success rule ends it. Demonstrations are only as good as this.
 (b) Real-time factor: physics in 0.1 s chunks with one 640x480 wrist render per chunk (the camera at 10 Hz);
     RTF = sim seconds / wall seconds, >= 1 means the simulation keeps up with the real robot's clock.
 """
@@ -21,80 +20,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from so101_bench.operator_alone import FAST, operator_episode
 from so101_contract.control import CONTROL_PERIOD_S
-from so101_driver.sim.grasp_controller import GraspConfig, ScriptedGrasp
-from so101_driver.sim.operator import LeaderArm, OperatorConfig, SimulatedOperator
 from so101_driver.sim.world import SimConfig, SimWorld
-
-LEADER_SUBSTEPS = 10  # the leader arm, the operator's hand and the physics run at 100 Hz, like the sim node
+from so101_hilserl_actor.episode import EpisodeConfig
+from so101_hilserl_learner.envs.pick import PickEnv
 
 
 @dataclass
 class EpisodeResult:
-    success: bool  # grasp_success at the last step: the cube was grasped and is still held
-    first_success_step: int | None  # first control step (1-based) after which grasp_success held, if any
-    phases: list[str]  # the controller's phase at each step
-
-
-def run_demo_episode(
-    world: SimWorld,
-    controller: ScriptedGrasp,
-    seed: int,
-    steps: int = 100,
-    control_period_s: float = CONTROL_PERIOD_S,
-) -> EpisodeResult:
-    """One demo episode from a fresh randomised reset, all ``steps`` control steps (no early stop)."""
-    world.reset(seed=seed)
-    operator = SimulatedOperator(world.kinematics, controller, OperatorConfig(mode="demo"), seed=seed)
-    leader = LeaderArm(world.kinematics, seed=seed)
-    leader.reset(world.joint_positions())
-    leader.set_torque(False)  # a person holds it for the whole episode: the intervention is on throughout
-    substep = control_period_s / LEADER_SUBSTEPS
-    phases: list[str] = []
-    first_success = None
-    success = False
-    for step in range(1, steps + 1):
-        world.set_joint_targets(leader.positions)  # the actor forwards the leader's joints to the follower
-        for _ in range(LEADER_SUBSTEPS):
-            hand = operator.update(
-                world.time,
-                substep,
-                world.joint_positions(),
-                world.cube_pose()[0],
-                world.grasp_success(),
-                leader_q=leader.positions,
-            )
-            leader.step(substep, hand)
-            world.step(substep)
-        phases.append(operator.last_phase or "")
-        success = world.grasp_success()
-        if success and first_success is None:
-            first_success = step
-    return EpisodeResult(success, first_success, phases)
+    success: bool  # the episode ended in the task's success
+    steps: int  # control steps it took
 
 
 def demo_grasp_rate(
-    episodes: int,
-    *,
-    seed: int = 0,
-    max_steps: int = 100,
-    config: SimConfig | None = None,
-    grasp: GraspConfig | None = None,
-    progress: bool = True,
+    episodes: int, *, seed: int = 0, max_steps: int = 100, progress: bool = True
 ) -> tuple[int, list[EpisodeResult]]:
-    """Successes and per-episode results of ``episodes`` scripted episodes, seeds seed .. seed+episodes-1."""
+    """Successes and per-episode results of ``episodes`` operator-driven episodes, seeds seed .. seed+episodes-1."""
     from tqdm import tqdm
 
-    world = SimWorld(config, seed=seed)
-    controller = ScriptedGrasp(grasp)
+    env = PickEnv(stage=0, preprocessing=FAST, episode=EpisodeConfig(max_steps=max_steps))
     results = []
     try:
         bar = tqdm(range(episodes), desc="demo episodes", unit="ep", disable=not progress)
         for i in bar:
-            results.append(run_demo_episode(world, controller, seed=seed + i, steps=max_steps))
+            outcome = operator_episode(env, seed + i)
+            results.append(EpisodeResult(outcome["success"], outcome["steps"]))
             bar.set_postfix(success=sum(r.success for r in results))
     finally:
-        world.close()
+        env.close()
     return sum(r.success for r in results), results
 
 
@@ -147,10 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             args.episodes, seed=args.seed, max_steps=args.max_steps, progress=not args.no_progress
         )
         rate = successes / args.episodes
-        steps = [r.first_success_step for r in results if r.success]
+        steps = [r.steps for r in results if r.success]
         print(f"operator demo grasp success: {successes}/{args.episodes} = {100 * rate:.1f}%")
         if steps:
-            print(f"  steps to the first grasp: median {int(np.median(steps))}, max {max(steps)} (of {args.max_steps})")
+            print(f"  steps to success: median {int(np.median(steps))}, max {max(steps)} (of {args.max_steps})")
         failed = [args.seed + i for i, r in enumerate(results) if not r.success]
         if failed:
             print(f"  failed seeds: {failed}")

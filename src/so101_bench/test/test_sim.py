@@ -1,18 +1,13 @@
 """bench-sim: the simulated operator's demo grasps and the real-time factor, at a small size; the rate goal gates."""
 
 from so101_bench import sim
-from so101_driver.sim.grasp_controller import APPROACH, HOLD
 
 
-def test_closed_loop_scripted_grasps_succeed():
-    """The CI version of the bench: 6 randomised episodes at 10 Hz with ik_step, success = still held at step 100."""
+def test_operator_driven_demos_succeed():
+    """The CI version of the bench: 6 randomised episodes from the robot's reset, through the action channel."""
     successes, results = sim.demo_grasp_rate(6, seed=100, progress=False)
-    assert successes >= 5, [(r.success, r.first_success_step) for r in results]
-    for result in results:
-        assert result.phases[0] == APPROACH
-        if result.success:
-            assert result.phases[-1] == HOLD
-            assert 1 <= result.first_success_step <= len(result.phases)
+    assert successes >= 5, [(r.success, r.steps) for r in results]
+    assert all(10 <= r.steps <= 100 for r in results if r.success)  # not before the episode rules allow
 
 
 def test_real_time_factor_is_a_positive_rate_and_a_render_time():
