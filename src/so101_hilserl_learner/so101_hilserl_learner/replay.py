@@ -441,7 +441,11 @@ class ReplayBuffer:
 class MixedSampler:
     """The HIL-SERL (RLPD) draw: a fixed share of every batch from the demonstration buffer, the rest online.
 
-    Online rows first, then demonstration rows. If either buffer is empty, the whole batch comes from the other.
+    Online rows first, then demonstration rows. With B the batch size and f the demo fraction, the demonstration
+    rows are ``min(round(B * f), len(demo))``: the full share once the demonstration buffer holds that many
+    transitions, before that as many rows as it holds (its share grows in proportion to its size), so a buffer of a
+    few dozen transitions is not drawn over and over to fill half of every batch. If either buffer is empty, the
+    whole batch comes from the other.
     """
 
     def __init__(self, online: ReplayBuffer, demo: ReplayBuffer, demo_fraction: float = 0.5):
@@ -460,7 +464,7 @@ class MixedSampler:
             return batch_size, 0
         if len(self.online) == 0:
             return 0, batch_size
-        n_demo = round(batch_size * self.demo_fraction)
+        n_demo = min(round(batch_size * self.demo_fraction), len(self.demo))
         return batch_size - n_demo, n_demo
 
     def sample(self, batch_size: int, out: Batch | None = None) -> Batch:

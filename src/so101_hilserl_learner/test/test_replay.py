@@ -289,13 +289,33 @@ def test_mixed_sampler_proportions():
     feed(online, seq=1, n_steps=20)
     mixed = MixedSampler(online, demo, demo_fraction=0.5)
     assert all(key[0] == 1 for key, _ in rows(mixed.sample(64)))  # empty demo buffer: all online
-    feed(demo, seq=500, n_steps=20, flags=[True] * 20)
+    for seq in range(500, 507):  # 140 transitions: more than half a batch of 256
+        feed(demo, seq=seq, n_steps=20, flags=[True] * 20)
     batch = mixed.sample(256)
     seqs = batch.action[:, 0]
-    assert np.all(seqs[:128] == 1) and np.all(seqs[128:] == 500)
+    assert np.all(seqs[:128] == 1) and np.all(seqs[128:] >= 500)
     assert not batch.intervention[:128].any() and batch.intervention[128:].all()
     batch = MixedSampler(online, demo, demo_fraction=0.25).sample(256)
-    assert np.sum(batch.action[:, 0] == 500) == 64 and np.all(batch.action[:192, 0] == 1)
+    assert np.sum(batch.action[:, 0] >= 500) == 64 and np.all(batch.action[:192, 0] == 1)
+
+
+def test_a_small_demo_buffer_supplies_as_many_rows_as_it_holds():
+    """Until the demonstration buffer holds its share of a batch (B * f transitions) it supplies one row per
+    transition it holds, not the full share: 12 demonstration transitions are not drawn 128 times each batch."""
+    online, demo = make(seed=1), make(seed=2)
+    feed(online, seq=1, n_steps=300)
+    mixed = MixedSampler(online, demo, demo_fraction=0.5)
+    seq = 500
+    while len(demo) < 160:
+        feed(demo, seq=seq, n_steps=12, flags=[True] * 12)
+        seq += 1
+        want = min(128, len(demo))
+        assert mixed.split(256) == (256 - want, want)
+        batch = mixed.sample(256)
+        assert np.all(batch.action[: 256 - want, 0] == 1) and np.all(batch.action[256 - want :, 0] >= 500)
+    assert MixedSampler(online, demo, demo_fraction=0.25).split(256) == (192, 64)
+    assert MixedSampler(online, demo, demo_fraction=0.0).split(256) == (256, 0)
+    assert MixedSampler(make(), demo, demo_fraction=0.5).split(256) == (0, 256)  # nothing online yet
 
 
 def test_stacks_equal_the_actors_frame_stack():
