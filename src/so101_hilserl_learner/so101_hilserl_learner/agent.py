@@ -19,7 +19,8 @@ Speed (same math as the reference formulation, measured with ``so101_bench.learn
 * uint8 -> float conversion happens once, in place; the next observation is encoded without autograd.
 * During the actor step the critic's parameters do not require grad, so no critic weight gradients are computed
   that the reference throws away.
-* Metrics are gathered in one device->host copy at the end of the update.
+* Metrics are gathered in one device->host copy at the end of the update, the per-group Q and Monte-Carlo return
+  sums of ``q_diagnostics`` (from the Q the critic loss computed anyway) with them: ``q_groups`` after each update.
 * ``so101_contract.cpu_allocator.configure_cpu_allocator()`` (the caller's choice, like torch.set_num_threads):
   glibc hands every tensor above its mmap threshold fresh pages from the OS and takes them back on free, so each
   update page-faults through ~1 GB of activations. Keeping freed memory in the heap made one CPU update about
@@ -38,6 +39,7 @@ import torch
 from so101_hilserl_actor import exploration
 from so101_hilserl_actor.policy import Actor, Encoder, Policy, PolicyConfig
 from so101_hilserl_learner.critic import Critic
+from so101_hilserl_learner.q_diagnostics import GROUPS, group_sums
 
 _WEIGHT_PREFIXES = ("encoder.", "actor.", "critic.", "critic_target.")
 _OPTIMIZERS = ("encoder", "critic", "actor")
@@ -136,6 +138,8 @@ class DrQV2Agent:
         self.act_generator = torch.Generator(self.device).manual_seed(cfg.seed + 2)
         self.num_updates = 0
         self._uses_state = policy_config.state_dim > 0
+        # The last update's batch, per q_diagnostics group: (sum of Q, sum of Monte-Carlo returns, rows).
+        self.q_groups: dict[str, tuple[float, float, int]] = {}
 
     # ------------------------------------------------------------------------------------------- forward passes
     def _autocast(self):
@@ -170,16 +174,21 @@ class DrQV2Agent:
         features = self._encode(b["pixels"], augment=True)
         with torch.no_grad():
             next_features = self._encode(b["next_pixels"], augment=True)
-        metrics = self._update_critic(features, b, next_features, step)
+        metrics, q = self._update_critic(features, b, next_features, step)
+        groups = group_sums(q, b["mc_return"], b["intervention"], b["from_demo"])
         metrics.update(self._update_actor(features.detach(), b["state"], step))
         self._soft_update_target()
         self.num_updates += 1
         names = list(metrics)
-        values = torch.stack([metrics[n].detach().float() for n in names]).cpu().tolist()  # the one sync
-        return dict(zip(names, values, strict=True)) | {"actor_stddev": self.stddev(step)}
+        values = torch.cat([torch.stack([metrics[n].detach().float() for n in names]), groups.flatten()])
+        values = values.cpu().tolist()  # the one sync
+        scalars, sums = values[: len(names)], values[len(names) :]
+        self.q_groups = {g: (sums[3 * i], sums[3 * i + 1], round(sums[3 * i + 2])) for i, g in enumerate(GROUPS)}
+        return dict(zip(names, scalars, strict=True)) | {"actor_stddev": self.stddev(step)}
 
     def _batch_to_device(self, batch: Any) -> dict[str, torch.Tensor]:
         names = ("pixels", "state", "action", "reward", "discount", "next_pixels", "next_state")
+        names += ("mc_return", "intervention", "from_demo")  # for q_diagnostics only
         out = {}
         for name in names:
             value = getattr(batch, name)
@@ -203,7 +212,8 @@ class DrQV2Agent:
             min_q = target_qs.float().min(dim=0).values  # (B, 1)
             return batch["reward"][:, None] + batch["discount"][:, None] * min_q
 
-    def _update_critic(self, features, batch, next_features, step) -> dict[str, torch.Tensor]:
+    def _update_critic(self, features, batch, next_features, step) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Metrics, and the critics' mean Q on the stored actions per row (B,), detached."""
         target_q = self.td_target(next_features, batch, step)
         with self._autocast():
             qs = self.critic(features, self._state(batch["state"]), batch["action"])
@@ -215,7 +225,8 @@ class DrQV2Agent:
         for name in ("critic", "encoder"):
             self._clip(name)
             self.optimizers[name].step()
-        return {"critic_loss": critic_loss, "q_mean": qs.mean(), "target_q_mean": target_q.mean()}
+        metrics = {"critic_loss": critic_loss, "q_mean": qs.mean(), "target_q_mean": target_q.mean()}
+        return metrics, qs.detach().mean(dim=0)[:, 0]
 
     def _update_actor(self, features: torch.Tensor, state: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         """Features come detached: the actor loss trains the actor only. The critic's weights are frozen for the

@@ -19,6 +19,8 @@ through the same function after a restart, which rebuilds the buffers exactly.
 - Online buffer: every step of an episode. Demo buffer: every intervention segment, started with the frames that
   preceded it (so its first stacks are what the actor saw), bootstrapping from the observation where the person let
   go. Evaluation episodes are not trained on unless asked.
+- Monte-Carlo returns-to-go (replay.py) are the episode's: a segment's continue with what the episode earned after
+  the person let go. The buffers compute them, so a journal replay recomputes them.
 """
 
 from __future__ import annotations
@@ -251,24 +253,29 @@ class TransitionIngest:
         else:
             self.online.end_sequence(final[0], final[1], terminated)
 
+        # G[i]: the episode's discounted return from step i on; a segment that ends before the episode adds G[end]
+        returns_to_go = [0.0] * (len(steps) + 1)
+        for index in range(len(steps) - 1, -1, -1):
+            returns_to_go[index] = steps[index].reward + self.demo.discount * returns_to_go[index + 1]
         start = None
         for index in range(len(steps) + 1):
             inside = index < len(steps) and steps[index].intervention
             if inside and start is None:
                 start = index
             elif not inside and start is not None:
-                self._commit_segment(steps, start, index, final, terminated)
+                self._commit_segment(steps, start, index, final, terminated, returns_to_go[index])
                 start = None
 
-    def _commit_segment(self, steps, start: int, end: int, final, terminated: bool) -> None:
-        """Intervention steps [start, end) into the demo buffer, with the frames before them as stack context."""
+    def _commit_segment(self, steps, start: int, end: int, final, terminated: bool, return_after: float) -> None:
+        """Intervention steps [start, end) into the demo buffer, with the frames before them as stack context.
+        ``return_after``: the episode's discounted return from step ``end`` on (for the returns-to-go)."""
         self.counters.intervention_steps += end - start
         context = steps[max(0, start - (self.frame_stack - 1)) : start]
         self.demo.begin_sequence([s.frame for s in context], [s.state for s in context])
         for step in steps[start:end]:
             self.demo.add(step.frame, step.state, step.action, step.reward, True)
         if end < len(steps):  # the person let go: bootstrap from the observation the policy took over at
-            self.demo.end_sequence(steps[end].frame, steps[end].state, terminated=False)
+            self.demo.end_sequence(steps[end].frame, steps[end].state, terminated=False, return_after=return_after)
         elif final is not None:  # the episode ended during the intervention
             self.demo.end_sequence(final[0], final[1], terminated)
         else:  # broke during the intervention: the last step cannot be completed

@@ -16,6 +16,8 @@ Contracts it keeps:
   update, so a lockstep simulation holds simulated time while the learner owes more than it allows.
 * Episode outcomes (so101_hilserl_learner.episode_window): training success split autonomous/assisted, the
   intervention fraction and evaluation success, in learner_stats and TensorBoard.
+* Q next to Monte-Carlo returns per kind of row (so101_hilserl_learner.q_diagnostics), over each stats period, in
+  learner_stats and TensorBoard (q/*, mc_return/*, rows/*).
 
 Clocks: message stamps use the node clock (simulated time in simulation). What is about the machine uses the
 steady clock, so it keeps running while simulated time stands still (a lockstep sim waits for this learner): the
@@ -62,6 +64,7 @@ from so101_hilserl_learner.checkpoint import (
 from so101_hilserl_learner.episode_window import EpisodeWindow
 from so101_hilserl_learner.ingest import TransitionIngest
 from so101_hilserl_learner.journal import Quarantine, TransitionJournal, read_journal
+from so101_hilserl_learner.q_diagnostics import GROUPS, QWindow
 from so101_hilserl_learner.replay import MixedSampler, ReplayBuffer
 from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
 from so101_hilserl_learner.sequencer import Verdict
@@ -176,6 +179,8 @@ class LearnerNode(Node):
 
         self._episodes = EpisodeWindow()
         self._metrics: dict[str, float] = {}
+        self._q_window = QWindow()
+        self._q_stats = QWindow().take()  # the last stats period with updates (all NaN before the first)
         self._rate_window: deque[tuple[float, int, int]] = deque([(time.monotonic(), self.updates, 0)], maxlen=30)
         self._checkpoint_requested = threading.Event()
         self._checkpoint_done = threading.Event()
@@ -359,6 +364,7 @@ class LearnerNode(Node):
                     f"training diverged at update {self.updates + 1}: {diverged}; the last good checkpoint is kept"
                 )
             self._metrics = metrics
+            self._q_window.add(self.agent.q_groups)
             with self._budget_lock:
                 self.budget.did_update()
                 self.updates += 1
@@ -432,6 +438,11 @@ class LearnerNode(Node):
         t0, u0, _ = self._rate_window[0]
         elapsed = max(now - t0, 1e-6)
         metrics = dict(self._metrics)
+        q_window = self._q_window.take()
+        sampled = any(q_window[f"rows/{group}"] for group in GROUPS)  # this period had updates
+        if sampled:
+            self._q_stats = q_window
+        q_stats = self._q_stats
         with self._budget_lock:
             budget = self.budget
             achieved, backlog, behind, shed = budget.achieved, budget.backlog, budget.behind, budget.shed
@@ -455,6 +466,7 @@ class LearnerNode(Node):
             actor_loss=metrics.get("actor_loss", float("nan")),
             q_mean=metrics.get("q_mean", float("nan")),
             actor_stddev=exploration.stddev(self.stddev_schedule, step),
+            **{f"{kind}_{group}": q_stats[f"{kind}/{group}"] for kind in ("q", "mc_return") for group in GROUPS},
             **self._episodes.stats_fields(),
         )
         stats.header.stamp = self.get_clock().now().to_msg()
@@ -482,6 +494,8 @@ class LearnerNode(Node):
             **{f"loss/{k}": v for k, v in metrics.items()},
         }
         scalars.update(self._episodes.training_scalars())
+        if sampled:  # a group without rows in the period has no point
+            scalars.update({key: value for key, value in q_window.items() if math.isfinite(value)})
         for key, value in scalars.items():
             self.writer.add_scalar(key, value, self.updates)
 

@@ -26,7 +26,8 @@ PARAMETERS = {
                                   (1, 10**9)),
     "online_capacity": (100_000, "transitions kept in the online buffer", (1, 10**9)),
     "demo_capacity": (20_000, "transitions kept in the demonstration buffer", (1, 10**9)),
-    "demo_fraction": (0.5, "share of each batch drawn from the demonstration buffer", (0.0, 1.0)),
+    "demo_fraction": (0.5, "share of each batch drawn from the demonstration buffer (one row per transition it "
+                      "holds while it holds fewer)", (0.0, 1.0)),
     "nstep": (3, "n of the n-step returns", (1, 100)),
     "discount": (0.99, "discount factor", (0.0, 1.0)),
     "lr": (1e-4, "AdamW learning rate of encoder, actor and critic", (1e-12, 1.0)),

@@ -19,6 +19,9 @@ together. Here:
 * n-step windows stop at the end of the sequence and where the intervention flag changes (the human's and the
   policy's actions are never mixed in one target). A window that reaches a terminal end gets discount 0; one that
   reaches a time-limit end bootstraps from the stored final observation with gamma^k.
+* Every transition also carries its discounted Monte-Carlo return-to-go (to its sequence's end, plus the caller's
+  ``return_after``), set when the sequence ends (NaN before) and so rebuilt from the journal: a diagnostic to read Q
+  against, never a target; after a time limit or a broken stream it is the partial sum, a lower bound.
 * Capacity counts transitions. When full, the oldest transition is dropped; the frame ring keeps every frame any
   stored transition still references and grows (rarely; e.g. for many short demonstration segments) rather than
   overwrite one, so the frame store never limits the transition count and no sample reads an overwritten frame.
@@ -47,6 +50,8 @@ class Batch:
     next_pixels: Any  # (B, S*C, H, W) uint8, the stacked bootstrap observation o_{t+k}
     next_state: Any  # (B, S*state_dim) float32
     intervention: Any  # (B,) bool, the action was the human's
+    mc_return: Any  # (B,) float32, discounted Monte-Carlo return-to-go (NaN while its sequence is open)
+    from_demo: Any  # (B,) bool, drawn from the demonstration buffer (MixedSampler)
 
     def __len__(self) -> int:
         return len(self.reward)
@@ -81,6 +86,8 @@ def empty_batch(
         next_pixels=np.empty(pix, np.uint8),
         next_state=np.empty((batch_size, frame_stack * state_dim), np.float32),
         intervention=np.empty(batch_size, np.bool_),
+        mc_return=np.empty(batch_size, np.float32),
+        from_demo=np.empty(batch_size, np.bool_),
     )
 
 
@@ -98,6 +105,8 @@ def random_batch(batch_size: int, config, seed: int = 0) -> Batch:
     batch.reward[:] = rng.normal(size=batch_size)
     batch.discount[:] = 0.99**3
     batch.intervention[:] = False
+    batch.mc_return[:] = rng.normal(size=batch_size)
+    batch.from_demo[:] = False
     return batch
 
 
@@ -174,6 +183,7 @@ class ReplayBuffer:
         self._disc = np.zeros(cap, np.float32)  # gamma^k or 0
         self._intervention = np.zeros(cap, np.bool_)
         self._k = np.zeros(cap, np.uint8)  # window length, for diagnostics
+        self._mc_return = np.zeros(cap, np.float32)  # return-to-go, NaN until the sequence ends
         self._tail = 0
         self._head = 0
 
@@ -183,6 +193,8 @@ class ReplayBuffer:
         self._obs0 = 0  # serial of o_0
         self._n_added = 0
         self._pending: deque[_Step] = deque()  # steps whose n-step window is not complete yet
+        self._seq_head = 0  # transition serial of the open sequence's step 0 (steps are stored in order)
+        self._seq_rewards: list[float] = []  # every reward of the open sequence, for the returns-to-go
 
     @classmethod
     def for_policy(
@@ -216,7 +228,7 @@ class ReplayBuffer:
     @property
     def nbytes(self) -> int:
         arrays = (self._frames, self._states, self._obs_idx, self._next_idx, self._action, self._reward)
-        arrays += (self._disc, self._intervention, self._k)
+        arrays += (self._disc, self._intervention, self._k, self._mc_return)
         return int(sum(a.nbytes for a in arrays))
 
     @property
@@ -246,6 +258,8 @@ class ReplayBuffer:
             self._obs0 = self._next_serial + len(context)
             self._n_added = 0
             self._pending.clear()
+            self._seq_head = self._head
+            self._seq_rewards = []
             for frame, state in context:
                 self._write_frame(frame, state)
 
@@ -261,23 +275,29 @@ class ReplayBuffer:
                 raise ValueError(f"add: action and reward must be finite, got action={action}, reward={reward}")
             self._write_frame(frame, state)
             self._pending.append(_Step(self._n_added, action.copy(), float(reward), bool(intervention)))
+            self._seq_rewards.append(float(reward))
             self._n_added += 1
             self._finalize(end=None, terminated=False)
 
-    def end_sequence(self, next_frame, next_state, terminated: bool) -> None:
+    def end_sequence(self, next_frame, next_state, terminated: bool, return_after: float = 0.0) -> None:
         """Close the sequence with the observation after its last step.
 
         terminated=True: the task ended (success); no bootstrapping from it. False: time limit, or the end of an
-        intervention segment: targets bootstrap from it.
+        intervention segment: targets bootstrap from it. ``return_after``: the discounted return the episode
+        earned from ``next_frame`` on (an intervention segment's continuation; 0 at an episode's end), added to
+        the Monte-Carlo returns-to-go only.
         """
         with self._lock:
             if not self._open:
                 raise RuntimeError("end_sequence: no open sequence; call begin_sequence first")
+            if not math.isfinite(float(return_after)) or (terminated and return_after != 0.0):
+                raise ValueError(f"end_sequence: return_after must be finite, and 0 when terminated: {return_after}")
             if self._n_added == 0:
                 self._rollback()
                 return
             self._write_frame(next_frame, next_state)
             self._finalize(end=self._n_added, terminated=bool(terminated))
+            self._write_returns(float(return_after))
             self._open = False
 
     def abort_sequence(self) -> None:
@@ -294,6 +314,7 @@ class ReplayBuffer:
                 return
             self._pending.pop()
             self._finalize(end=self._n_added - 1, terminated=False)
+            self._write_returns(0.0)  # the discarded step's reward is real: it stays in the sums
             self._open = False
 
     # ------------------------------------------------------------------ sampling
@@ -324,7 +345,7 @@ class ReplayBuffer:
                 )
         return out
 
-    def _sample_into(self, out: Batch, start: int, count: int) -> None:
+    def _sample_into(self, out: Batch, start: int, count: int, from_demo: bool = False) -> None:
         with self._lock:
             if count == 0:
                 return
@@ -352,6 +373,8 @@ class ReplayBuffer:
             np.take(self._reward, pos, out=out.reward[start:stop], mode="wrap")
             np.take(self._disc, pos, out=out.discount[start:stop], mode="wrap")
             np.take(self._intervention, pos, out=out.intervention[start:stop], mode="wrap")
+            np.take(self._mc_return, pos, out=out.mc_return[start:stop], mode="wrap")
+            out.from_demo[start:stop] = from_demo
 
     # ------------------------------------------------------------------ internals
     def _write_frame(self, frame, state) -> int:
@@ -422,6 +445,17 @@ class ReplayBuffer:
             self._store_transition(first, boot, ret, disc, k)
             pending.popleft()
 
+    def _write_returns(self, return_after: float) -> None:
+        """The sequence is over: every stored step's return-to-go G_t = r_t + gamma G_{t+1}, G_T = return_after."""
+        returns = np.empty(len(self._seq_rewards), np.float64)
+        ret = return_after
+        for t in range(len(returns) - 1, -1, -1):
+            ret = self._seq_rewards[t] + self.discount * ret
+            returns[t] = ret
+        serials = np.arange(self._seq_head, self._head)
+        live = serials >= self._tail  # a sequence longer than the capacity has pushed out its own first steps
+        self._mc_return[serials[live] % self.capacity] = returns[: len(serials)][live]
+
     def _store_transition(self, step: _Step, boot: int, ret: float, disc: float, k: int) -> None:
         if len(self) == self.capacity:
             self._tail += 1  # drop the oldest; its frames become free once nothing newer references them
@@ -433,6 +467,7 @@ class ReplayBuffer:
         self._disc[pos] = disc
         self._intervention[pos] = step.intervention
         self._k[pos] = k
+        self._mc_return[pos] = np.nan
         self._head += 1
 
     # ------------------------------------------------------------------ checkpoints
@@ -441,7 +476,11 @@ class ReplayBuffer:
 class MixedSampler:
     """The HIL-SERL (RLPD) draw: a fixed share of every batch from the demonstration buffer, the rest online.
 
-    Online rows first, then demonstration rows. If either buffer is empty, the whole batch comes from the other.
+    Online rows first, then demonstration rows (``Batch.from_demo``). With B the batch size and f the demo fraction,
+    the demonstration rows are ``min(round(B * f), len(demo))``: the full share once the demonstration buffer holds
+    that many transitions, before that as many rows as it holds (its share grows in proportion to its size), so a
+    buffer of a few dozen transitions is not drawn over and over to fill half of every batch. If either buffer is
+    empty, the whole batch comes from the other.
     """
 
     def __init__(self, online: ReplayBuffer, demo: ReplayBuffer, demo_fraction: float = 0.5):
@@ -460,12 +499,12 @@ class MixedSampler:
             return batch_size, 0
         if len(self.online) == 0:
             return 0, batch_size
-        n_demo = round(batch_size * self.demo_fraction)
+        n_demo = min(round(batch_size * self.demo_fraction), len(self.demo))
         return batch_size - n_demo, n_demo
 
     def sample(self, batch_size: int, out: Batch | None = None) -> Batch:
         out = self.online.empty_batch(batch_size) if out is None else self.online._check_out(out, batch_size)
         n_online, n_demo = self.split(batch_size)
         self.online._sample_into(out, 0, n_online)
-        self.demo._sample_into(out, n_online, n_demo)
+        self.demo._sample_into(out, n_online, n_demo, from_demo=True)
         return out

@@ -14,7 +14,8 @@ from so101_hilserl_learner.agent import (
     DrQV2Agent,
     truncated_normal_sample,
 )
-from so101_hilserl_learner.replay import random_batch
+from so101_hilserl_learner.q_diagnostics import GROUPS, QWindow
+from so101_hilserl_learner.replay import MixedSampler, ReplayBuffer, random_batch
 
 TINY = PolicyConfig(image_size=20, state_dim=2, action_dim=2, encoder_channels=8, bottleneck=8, hidden=(32, 32))
 
@@ -189,3 +190,65 @@ def test_learner_noise_at_transition_k_is_the_schedule_the_actor_reads(monkeypat
     inside = np.abs(greedy[0]) < 0.5  # away from the [-1, 1] clamp the spread is the std
     assert inside.any()
     np.testing.assert_allclose(acting.std(axis=0)[inside], expected, rtol=0.08)
+
+
+def test_q_groups_are_the_critics_q_and_the_returns_of_each_kind_of_row():
+    """Real buffers and agent: per group, the sums are of the Q the critic loss saw (the critics' mean on the stored
+    action, before the step) and of the rows' hand-computed returns-to-go; rows of an open episode count nowhere."""
+    gamma, size = 0.9, TINY.image_size
+    online, demo = (ReplayBuffer.for_policy(TINY, 500, nstep=2, discount=gamma, seed=s) for s in (0, 1))
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (31, size, size, 3), dtype=np.uint8)
+    states = rng.normal(size=(31, TINY.state_dim)).astype(np.float32)
+    rewards = rng.normal(size=30).round(2)
+    helped = [10 <= t < 20 for t in range(30)]
+
+    def act(t, tag):  # the action says which step (and buffer) a sampled row is
+        return np.array([t / 100, tag], np.float32)
+
+    online.begin_sequence()
+    for t in range(30):
+        online.add(frames[t], states[t], act(t, 0.0), rewards[t], helped[t])
+    online.end_sequence(frames[30], states[30], terminated=True)
+    returns = {t: sum(gamma**k * rewards[t + k] for k in range(30 - t)) for t in range(30)}  # by hand
+    demo.begin_sequence(frames[8:10], states[8:10])  # the segment, as ingest stores it
+    for t in range(10, 20):
+        demo.add(frames[t], states[t], act(t, 0.5), rewards[t], True)
+    demo.end_sequence(frames[20], states[20], terminated=False, return_after=returns[20])
+    online.begin_sequence()  # a second episode still open: its stored rows have no return yet
+    for t in range(5):
+        online.add(frames[t], states[t], act(t, -0.5), 1.0, False)
+
+    batch = MixedSampler(online, demo, demo_fraction=0.5).sample(64)
+    steps, tags = np.round(batch.action[:, 0] * 100).astype(int), batch.action[:, 1]
+    known = tags != -0.5
+    assert (~known).any() and np.isnan(batch.mc_return[~known]).all()
+    np.testing.assert_allclose(batch.mc_return[known], [returns[t] for t in steps[known]], rtol=1e-5)
+    masks = {
+        "online_policy": (tags == 0.0) & ~batch.intervention,
+        "online_intervention": (tags == 0.0) & batch.intervention,
+        "demo": tags == 0.5,
+    }
+    agent = make_agent(augmentation_pad=0)
+    with torch.no_grad():
+        t = batch.to_torch()
+        q = agent.critic(agent.encoder(t.pixels), t.state, t.action).mean(dim=0)[:, 0].numpy()
+    agent.update(batch, 0)
+    assert set(agent.q_groups) == set(masks)
+    for group, mask in masks.items():
+        q_sum, mc_sum, rows = agent.q_groups[group]
+        assert rows == mask.sum() > 0, group
+        assert q_sum == pytest.approx(q[mask].sum(), rel=1e-4, abs=1e-5), group
+        assert mc_sum == pytest.approx(sum(returns[s] for s in steps[mask]), rel=1e-5), group
+
+
+def test_q_window_means_are_row_weighted_and_nan_without_rows():
+    window = QWindow()
+    window.add({"online_policy": (6.0, 3.0, 3), "online_intervention": (0.0, 0.0, 0), "demo": (1.0, -1.0, 1)})
+    window.add({"online_policy": (4.0, 1.0, 1), "online_intervention": (0.0, 0.0, 0), "demo": (5.0, 2.0, 3)})
+    means = window.take()
+    assert means["q/online_policy"] == 2.5 and means["mc_return/online_policy"] == 1.0
+    assert means["q/demo"] == 1.5 and means["mc_return/demo"] == 0.25 and means["rows/demo"] == 4
+    assert np.isnan(means["q/online_intervention"]) and np.isnan(means["mc_return/online_intervention"])
+    fresh = window.take()  # a new window
+    assert all(np.isnan(fresh[f"q/{group}"]) and fresh[f"rows/{group}"] == 0 for group in GROUPS)

@@ -1,6 +1,7 @@
 """The stream-to-buffer path: what lands in the online and demo buffers for clean, broken and mixed streams."""
 
 import numpy as np
+import pytest
 
 from so101_hilserl_actor.messages import observation_to_msg
 from so101_hilserl_interfaces.msg import Transition
@@ -154,6 +155,23 @@ def test_terminated_episode_does_not_bootstrap():
     assert all(batch.reward[i] == 1.0 for i in last)
 
 
+def test_mc_returns_are_the_episodes_in_both_buffers():
+    """An intervention segment's demo rows carry the episode's return-to-go (what followed after the person let go
+    included), equal to the same steps' online rows: sum_k 0.9^k r_{t+k} to the episode's end."""
+    online, demo, ingest = buffers()
+    rewards = [0.1 * (t + 1) for t in range(12)]
+    for t, reward in enumerate(rewards):
+        msg = transition(1, t, last=t == 11, terminated=True, intervention=t in (5, 6, 7))
+        msg.reward = reward
+        ingest.ingest(msg)
+    want = {t: sum(0.9**k * rewards[t + k] for k in range(12 - t)) for t in range(12)}
+    for buf, steps in ((online, range(12)), (demo, range(5, 8))):
+        batch = buf.sample(512)
+        got = {ids(p)[-1][1]: float(g) for p, g in zip(batch.pixels, batch.mc_return, strict=True)}
+        assert set(got) == set(steps)
+        assert got == pytest.approx({t: want[t] for t in steps}, rel=1e-6)
+
+
 def test_training_transitions_count_committed_samples_only():
     online, _demo, ingest = buffers()
     for step in range(4):  # staged, not committed: no data yet for the schedule or the UTD budget
@@ -264,5 +282,6 @@ def test_replaying_what_receive_recorded_rebuilds_the_same_buffers():
     for a, b in zip(live[:2], replayed[:2], strict=True):
         assert len(a) == len(b) > 0
         assert np.array_equal(a._frames, b._frames) and np.array_equal(a._obs_idx, b._obs_idx)
+        assert np.array_equal(a._mc_return, b._mc_return) and np.isfinite(a.sample(64).mc_return).all()
     for name in ("accepted", "training_transitions", "episodes", "intervention_steps", "expired_episodes"):
         assert getattr(live[2].counters, name) == getattr(replayed[2].counters, name), name

@@ -1,6 +1,7 @@
 """The learner over real DDS in simulated time: LearnerProgress tells a lockstep sim what is owed, the stats keep
 coming while simulated time stands still, stamps are simulated time, and the outcome rates are honest (training
-success split autonomous/assisted, evaluation apart) in learner_stats and TensorBoard."""
+success split autonomous/assisted, evaluation apart) in learner_stats and TensorBoard, next to Q and Monte-Carlo
+returns per kind of row."""
 
 import math
 
@@ -42,6 +43,7 @@ def test_progress_stats_and_outcomes_in_simulated_time(processes, probe, tmp_pat
     assert s.header.stamp.sec == 0 and s.header.stamp.nanosec == 0
     # no episode yet: no rate (NaN), not a 0 % one
     assert math.isnan(s.success_rate) and math.isnan(s.evaluation_success_rate) and s.evaluation_episodes == 0
+    assert math.isnan(s.q_online_policy) and math.isnan(s.mc_return_demo)  # no update yet: no Q, not a 0
     first = progress.wait_for(1, 30, "the progress published at start")[0]
     assert first.updates == 0 and first.update_backlog == 0 and first.requested_utd == pytest.approx(2.0)
     assert first.learner_epoch == latest(stats).learner_epoch
@@ -65,6 +67,18 @@ def test_progress_stats_and_outcomes_in_simulated_time(processes, probe, tmp_pat
     final = latest(progress)
     assert final.training_transitions == 45 and final.update_to_data_ratio == pytest.approx(2.0, abs=0.1)
     assert final.header.stamp.sec == 42  # simulated time, which stood still all along
+
+    # Q next to the Monte-Carlo returns per kind of row. The returns are known: -0.05 a step, discount 0.99, 15-step
+    # episodes cut by the time limit (partial sums), interventions at steps 3-5 (in both buffers).
+    def to_go(t):
+        return -0.05 * (1 - 0.99 ** (15 - t)) / 0.01
+
+    bounds = {"online_policy": (to_go(0), to_go(14)), "online_intervention": (to_go(3), to_go(5))}
+    bounds["demo"] = bounds["online_intervention"]
+    for group, (low, high) in bounds.items():
+        reported = [(getattr(m, f"q_{group}"), getattr(m, f"mc_return_{group}")) for m in stats.messages]
+        reported = [(q, g) for q, g in reported if not math.isnan(g)]
+        assert reported and all(math.isfinite(q) and low - 1e-6 <= g <= high + 1e-6 for q, g in reported), group
 
     episodes = probe.publisher(EpisodeSummary, "hilserl/episodes", qos.EVENTS)
     probe.wait_for_subscribers(episodes, timeout_s=30)
@@ -93,3 +107,9 @@ def test_progress_stats_and_outcomes_in_simulated_time(processes, probe, tmp_pat
     assert scalars["episodes/intervention_rate"][-1] == pytest.approx(15 / 45)
     assert scalars["episodes/return"][-1] == pytest.approx(2 / 3)
     assert "episodes/success_rate" in scalars and "utd/achieved" in scalars
+    assert sum(scalars["rows/demo"]) == 60 * 4  # batch 8, demo fraction 0.5: 4 demonstration rows every update
+    online_rows = sum(scalars["rows/online_policy"]) + sum(scalars["rows/online_intervention"])
+    assert 0 < sum(scalars["rows/online_intervention"]) and online_rows <= 60 * 4  # rows of an open episode: none
+    for group, (low, high) in bounds.items():
+        assert all(low - 1e-6 <= g <= high + 1e-6 for g in scalars[f"mc_return/{group}"]), group
+        assert len(scalars[f"q/{group}"]) == len(scalars[f"mc_return/{group}"]) > 0, group

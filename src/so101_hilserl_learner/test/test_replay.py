@@ -5,6 +5,8 @@ Every frame encodes (sequence, step, kind) in its pixels and in its state vector
 compared with an independent, brute-force reference of what that transition must be.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -289,13 +291,33 @@ def test_mixed_sampler_proportions():
     feed(online, seq=1, n_steps=20)
     mixed = MixedSampler(online, demo, demo_fraction=0.5)
     assert all(key[0] == 1 for key, _ in rows(mixed.sample(64)))  # empty demo buffer: all online
-    feed(demo, seq=500, n_steps=20, flags=[True] * 20)
+    for seq in range(500, 507):  # 140 transitions: more than half a batch of 256
+        feed(demo, seq=seq, n_steps=20, flags=[True] * 20)
     batch = mixed.sample(256)
     seqs = batch.action[:, 0]
-    assert np.all(seqs[:128] == 1) and np.all(seqs[128:] == 500)
+    assert np.all(seqs[:128] == 1) and np.all(seqs[128:] >= 500)
     assert not batch.intervention[:128].any() and batch.intervention[128:].all()
     batch = MixedSampler(online, demo, demo_fraction=0.25).sample(256)
-    assert np.sum(batch.action[:, 0] == 500) == 64 and np.all(batch.action[:192, 0] == 1)
+    assert np.sum(batch.action[:, 0] >= 500) == 64 and np.all(batch.action[:192, 0] == 1)
+
+
+def test_a_small_demo_buffer_supplies_as_many_rows_as_it_holds():
+    """Until the demonstration buffer holds its share of a batch (B * f transitions) it supplies one row per
+    transition it holds, not the full share: 12 demonstration transitions are not drawn 128 times each batch."""
+    online, demo = make(seed=1), make(seed=2)
+    feed(online, seq=1, n_steps=300)
+    mixed = MixedSampler(online, demo, demo_fraction=0.5)
+    seq = 500
+    while len(demo) < 160:
+        feed(demo, seq=seq, n_steps=12, flags=[True] * 12)
+        seq += 1
+        want = min(128, len(demo))
+        assert mixed.split(256) == (256 - want, want)
+        batch = mixed.sample(256)
+        assert np.all(batch.action[: 256 - want, 0] == 1) and np.all(batch.action[256 - want :, 0] >= 500)
+    assert MixedSampler(online, demo, demo_fraction=0.25).split(256) == (192, 64)
+    assert MixedSampler(online, demo, demo_fraction=0.0).split(256) == (256, 0)
+    assert MixedSampler(make(), demo, demo_fraction=0.5).split(256) == (0, 256)  # nothing online yet
 
 
 def test_stacks_equal_the_actors_frame_stack():
@@ -381,5 +403,87 @@ def test_sampling_into_a_reused_batch_matches_fresh_sampling():
     for _ in range(2):
         fresh, reused = a.sample(32), b.sample(32, out=out)
         assert reused is out
-        for name in ("pixels", "state", "action", "reward", "discount", "next_pixels", "next_state", "intervention"):
+        for name in [f.name for f in dataclasses.fields(fresh)]:
             np.testing.assert_array_equal(getattr(fresh, name), getattr(reused, name), err_msg=name)
+
+
+def mc_returns(buf):
+    """{(seq, t): Monte-Carlo return} of every stored transition (sampled until each was seen)."""
+    seen = {}
+    for _ in range(20):
+        batch = buf.sample(64 * len(buf))
+        for key, value in zip(batch.action[:, :2].astype(np.int64).tolist(), batch.mc_return.tolist(), strict=True):
+            seen[tuple(key)] = value
+        if len(seen) == len(buf):
+            return seen
+    raise AssertionError(f"saw {len(seen)} distinct transitions, buffer says {len(buf)}")
+
+
+def hand_returns(seq, rewards, first=0, gamma=G, after=0.0):
+    """By hand: G_t = sum_k gamma^k r_{t+k} to the sequence's end, + gamma^(T-t) * after."""
+    n = len(rewards)
+    return {(seq, t): sum(gamma**k * rewards[t + k] for k in range(n - t)) + gamma ** (n - t) * after
+            for t in range(first, n)}  # fmt: skip
+
+
+@pytest.mark.parametrize("end", ["term", "trunc"])
+def test_mc_return_is_the_discounted_return_to_go_of_the_episode(end):
+    """Terminated: the exact return. Truncated (time limit): the partial sum, with no bootstrap from the final
+    observation (a lower bound); the n-step targets still bootstrap."""
+    rewards = [1.0, 0.0, -0.5, 2.0, 0.0, 0.0, 10.0]
+    buf = make(nstep=3)
+    feed(buf, seq=3, n_steps=len(rewards), rewards=rewards, end=end)
+    got = mc_returns(buf)
+    want = hand_returns(3, rewards)
+    assert want[(3, 6)] == 10.0 and want[(3, 0)] == pytest.approx(1 - 0.5 * G**2 + 2 * G**3 + 10 * G**6)
+    assert got == pytest.approx(want, rel=1e-6)
+    last = buf.sample(256)
+    rows_of_last = last.action[:, 1] == 6
+    assert rows_of_last.any() and np.all(last.discount[rows_of_last] == (0.0 if end == "term" else G))
+
+
+def test_mc_return_is_nan_until_the_sequence_ends_and_sequences_do_not_mix():
+    buf = make(nstep=1)
+    feed(buf, seq=1, n_steps=4, rewards=[5.0] * 4, end="term")
+    buf.begin_sequence()
+    rewards = [1.0, 2.0, 3.0, 4.0, 5.0]
+    for t, reward in enumerate(rewards):
+        buf.add(frame(2, t), state(2, t), action(2, t), reward, False)
+    open_rows = mc_returns(buf)
+    assert all(np.isnan(v) for (seq, _), v in open_rows.items() if seq == 2) and len(open_rows) == 8
+    buf.end_sequence(frame(2, 5, FINAL), state(2, 5, FINAL), terminated=False)
+    assert mc_returns(buf) == pytest.approx(hand_returns(1, [5.0] * 4) | hand_returns(2, rewards), rel=1e-6)
+
+
+def test_mc_return_after_an_abort_a_wrap_and_with_return_after():
+    # abort: the last step is discarded as a transition, its reward is still part of the earlier returns
+    buf = make(nstep=2)
+    rewards = [1.0, 2.0, 3.0, 4.0]
+    feed(buf, seq=1, n_steps=4, rewards=rewards, end="abort")
+    assert mc_returns(buf) == pytest.approx({k: v for k, v in hand_returns(1, rewards).items() if k[1] < 3})
+    # a sequence longer than the capacity: the steps still stored get their own returns
+    small = make(capacity=5, nstep=2)
+    rewards = [float(t) for t in range(12)]
+    feed(small, seq=4, n_steps=12, rewards=rewards, end="term")
+    assert mc_returns(small) == pytest.approx(hand_returns(4, rewards, first=7), rel=1e-6)
+    # an intervention segment continues with what the episode earned after it
+    seg = make(nstep=3)
+    seg.begin_sequence()
+    for t in range(3):
+        seg.add(frame(5, t), state(5, t), action(5, t), 1.0, True)
+    seg.end_sequence(frame(5, 3, FINAL), state(5, 3, FINAL), terminated=False, return_after=7.5)
+    assert mc_returns(seg) == pytest.approx(hand_returns(5, [1.0] * 3, after=7.5), rel=1e-6)
+    with pytest.raises(ValueError, match="return_after"):
+        seg.begin_sequence()
+        seg.add(frame(6, 0), state(6, 0), action(6, 0), 1.0, True)
+        seg.end_sequence(frame(6, 1, FINAL), state(6, 1, FINAL), terminated=True, return_after=1.0)
+
+
+def test_mixed_sampler_marks_the_demonstration_rows():
+    online, demo = make(seed=1), make(seed=2)
+    feed(online, seq=1, n_steps=200, flags=[t % 3 == 0 for t in range(200)])
+    feed(demo, seq=500, n_steps=200, flags=[True] * 200)
+    batch = MixedSampler(online, demo, demo_fraction=0.5).sample(256)
+    np.testing.assert_array_equal(batch.from_demo, batch.action[:, 0] >= 500)
+    assert batch.from_demo.sum() == 128 and batch.intervention[:128].any() and not batch.intervention[:128].all()
+    assert not online.sample(16).from_demo.any()
