@@ -38,11 +38,20 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from so101_bringup.episode_log import EPISODE_LOG, EpisodeRow, read_episode_log
 from so101_bringup.graph import config_path
-from so101_bringup.report import RunSummary, load_run, rolling_mean, rolling_ratio, summarize, write_report
+from so101_bringup.report import (
+    RunSummary,
+    load_run,
+    read_scalars,
+    rolling_mean,
+    rolling_ratio,
+    summarize,
+    write_report,
+)
 from so101_contract.cli import positive_float
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_learner.pretrain import PretrainConfig
@@ -357,6 +366,33 @@ ARMS = (  # (name, operator mode after the demonstrations, demonstrations preloa
 TITLES = {"hil": "HIL (demonstrations + corrections)", "demos": "demonstrations only", "control": "control (RL alone)"}
 
 
+Q_GROUPS = ("online_policy", "online_intervention", "demo")
+Q_TOLERANCE = 0.25  # the critic's mean Q within 25 % of the measured Monte-Carlo return at the end of a run
+
+
+def q_against_returns(run_dir: Path, last: int = 5) -> dict[str, float]:
+    """The learner's mean Q and Monte-Carlo return per row group over its last ``last`` stats periods (TensorBoard
+    q/<group>, mc_return/<group>), and their ratio; NaN where the learner logged none."""
+    scalars, _ = read_scalars(run_dir)
+    out = {}
+    for group in Q_GROUPS:
+        q, g = scalars.get(f"q/{group}"), scalars.get(f"mc_return/{group}")
+        q_mean = float(np.nanmean(q[1][-last:])) if q is not None and len(q[1]) else math.nan
+        g_mean = float(np.nanmean(g[1][-last:])) if g is not None and len(g[1]) else math.nan
+        out[f"q_{group}"], out[f"mc_return_{group}"] = q_mean, g_mean
+    return out
+
+
+def q_misses(figures_: dict, name: str) -> list[str]:
+    """The critic's Q on the policy's own rows against their Monte-Carlo return (within Q_TOLERANCE)."""
+    q, g = figures_.get("q_online_policy", math.nan), figures_.get("mc_return_online_policy", math.nan)
+    if not (math.isfinite(q) and math.isfinite(g)):
+        return [f"{name}: no Q / Monte-Carlo return logged"]
+    if abs(q - g) > Q_TOLERANCE * max(abs(g), 1e-6):
+        return [f"{name}: mean Q {q:.2f} vs Monte-Carlo return {g:.2f} (goal within {Q_TOLERANCE:.0%})"]
+    return []
+
+
 def steps_to_evaluation_success(rows: list[EpisodeRow], level: float = 0.5) -> float:
     """Training steps when the rolling-BLOCK evaluation success first reaches ``level`` (a full window of
     evaluation episodes); inf if never."""
@@ -400,6 +436,9 @@ def goal_misses(per_seed: dict[int, dict[str, dict]], summaries: dict[int, dict[
                           "(goal <= 0.7x, median over seeds)")  # fmt: skip
     for seed, runs in summaries.items():
         misses += [f"seed {seed}: {m}" for m in verdict(runs["hil"])]
+    for seed, runs in per_seed.items():
+        for name, figs in runs.items():
+            misses += [f"seed {seed}: {m}" for m in q_misses(figs, name)]
     return misses
 
 
@@ -466,8 +505,9 @@ def main(argv: list[str] | None = None) -> int:
             rows = read_episodes(run_dir)
             curves[f"{name} seed {seed}"] = rows
             summaries[seed][name] = summarize(rows)
-            per_seed[seed][name] = {**figures(summaries[seed][name], wall),
-                                    "steps_to_50": steps_to_evaluation_success(rows)}  # fmt: skip
+            figs = figures(summaries[seed][name], wall)
+            figs.update(steps_to_50=steps_to_evaluation_success(rows), **q_against_returns(run_dir))
+            per_seed[seed][name] = figs
             print(f"seed {seed}, {TITLES[name]}, {wall / 60:.1f} min:\n{summaries[seed][name].text()}", flush=True)
             make_report(run_dir)
 
