@@ -41,8 +41,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from so101_bringup import profiles
 from so101_bringup.episode_log import EPISODE_LOG, EpisodeRow, read_episode_log
-from so101_bringup.graph import config_path
+from so101_bringup.profiles import PROFILES, SimProfile
 from so101_bringup.report import (
     RunSummary,
     load_run,
@@ -54,7 +55,6 @@ from so101_bringup.report import (
 )
 from so101_contract.cli import positive_float
 from so101_driver.vision.preprocessing import ImagePreprocessing
-from so101_hilserl_learner.pretrain import PretrainConfig
 
 GOAL_EVAL_GAIN = 0.30  # evaluation success: last 20 at least this much above the first 20
 GOAL_INTERVENTION_RATIO = 0.5  # intervention fraction: last 20 at most this share of the first 20
@@ -82,41 +82,41 @@ class BenchConfig:
     device: str = "cpu"
     control: bool = True
 
-    def pretrain_flags(self) -> list[str]:
-        flags = ["--stage", str(self.stage), "--steps", str(self.pretrain_steps), "--device", self.device]
-        flags += ["--camera", f"{self.camera[0]}x{self.camera[1]}"]
-        flags += ["--batch-size", str(self.batch_size), "--utd", "1"]
-        starts = max(100, min(1000, self.pretrain_steps // 2))
-        flags += ["--learning-starts", str(starts), "--num-explore-steps", str(starts)]
-        names = {"hidden": "--hidden", "encoder_channels": "--encoder-channels", "bottleneck": "--bottleneck",
-                 "image_size": "--image-size"}  # fmt: skip
-        for key, value in self.network.items():
-            text = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
-            flags += [names[key], text]
-        return flags
+    def profile(self) -> SimProfile:
+        """The graph's sizes of this configuration (so101_bringup.profiles)."""
+        return SimProfile(
+            name=self.name,
+            description=self.name,
+            stage=self.stage,
+            network=self.network,
+            camera=self.camera,
+            batch_size=self.batch_size,
+            pretrain_steps=self.pretrain_steps,
+        )
 
 
+CPU = PROFILES["cpu"]  # make sim's CPU size: the benchmark measures exactly what make sim runs without a GPU
 CONFIGS = {
     # 2 CPU cores, at most 60 minutes for the three steps together.
     # Measured here (1 thread, batch 64): 16 encoder channels on 64 px images update ~9x/s, the reference sizes at
     # batch 128 ~1.3x/s; a 320x240 render halves the simulation's and the transport's share.
     "cpu": BenchConfig(
         name="cpu",
-        stage=3,
-        pretrain_steps=700,
-        network={"encoder_channels": 16, "image_size": 64},
-        camera=(320, 240),
-        batch_size=64,
+        stage=CPU.stage,
+        pretrain_steps=CPU.pretrain_steps,
+        network=CPU.network,
+        camera=CPU.camera,
+        batch_size=CPU.batch_size,
         minutes=25.0,
     ),
     # The robot's own reset (the seed's real-robot task), where RL alone should struggle: the one that matters.
     "cpu-stage0": BenchConfig(
         name="cpu-stage0",
         stage=0,
-        pretrain_steps=700,
-        network={"encoder_channels": 16, "image_size": 64},
-        camera=(320, 240),
-        batch_size=64,
+        pretrain_steps=CPU.pretrain_steps,
+        network=CPU.network,
+        camera=CPU.camera,
+        batch_size=CPU.batch_size,
         minutes=25.0,
     ),
     # Full size on a GPU: RoboBase's network and batch, the seed's timeline (1k-5k steps decreasing intervention).
@@ -144,44 +144,23 @@ CONFIGS = {
 
 # ---- the runs ------------------------------------------------------------------------------------------------------
 def write_params(path: Path, config: BenchConfig, operator_mode: str, demo_episodes: int = 0) -> Path:
-    """config/sim.yaml with the benchmark's choices for the graph's nodes."""
-    data = yaml.safe_load(config_path("sim.yaml").read_text())
-    network = json.dumps(config.network) if config.network else ""
-
-    def node(name: str) -> dict:
-        return data.setdefault(f"/**/{name}", {}).setdefault("ros__parameters", {})
-
-    width, height = config.camera
-    node("so101_sim").update(
-        operator_mode=operator_mode,
-        operator_demo_episodes=demo_episodes,
-        curriculum_stage=config.stage,
-        camera_width=width,
-        camera_height=height,
-        lockstep_max_backlog_updates=config.max_backlog_updates,
-    )
-    node("actor").update(
-        evaluation_every_episodes=config.evaluation_every_episodes,
-        max_steps=config.max_steps,
-        network=network,
-        preprocessing=json.dumps(preprocessing(config).to_dict()),
-    )
-    node("learner").update(
-        batch_size=config.batch_size,
-        utd_ratio=float(config.utd_ratio),
-        warmup_transitions=config.warmup_transitions,
-        device=config.device,
-        network=network,
-        checkpoint_period_s=300.0,
-    )
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    """config/sim.yaml with the configuration's sizes and the benchmark's choices for the graph's nodes."""
+    return profiles.write_params(
+        path,
+        config.profile(),
+        {
+            "so101_sim": dict(operator_mode=operator_mode, operator_demo_episodes=demo_episodes,
+                              lockstep_max_backlog_updates=config.max_backlog_updates),
+            "actor": dict(evaluation_every_episodes=config.evaluation_every_episodes, max_steps=config.max_steps),
+            "learner": dict(utd_ratio=float(config.utd_ratio), warmup_transitions=config.warmup_transitions,
+                            device=config.device, checkpoint_period_s=300.0),
+        },
+    )  # fmt: skip
 
 
 def preprocessing(config: BenchConfig) -> ImagePreprocessing:
     """The pretraining's crop and resize at this camera and image size: the graph's actor must see the same."""
-    image_size = config.network.get("image_size", PretrainConfig.image_size)
-    return PretrainConfig(camera=config.camera, image_size=image_size).preprocessing()
+    return config.profile().preprocessing()
 
 
 def fresh_dir(path: Path, overwrite: bool) -> Path:
@@ -202,8 +181,7 @@ def pretrain(config: BenchConfig, out: Path, seed: int) -> Path:
     if agent.is_file():
         print(f"pretraining: reusing {agent}", flush=True)
         return agent
-    cmd = [sys.executable, "-m", "so101_hilserl_learner.pretrain", "--out", str(out), "--seed", str(seed)]
-    cmd += [*config.pretrain_flags(), "--eval-every", "0", "--eval-episodes", "50", "--no-progress"]
+    cmd = [sys.executable, *config.profile().pretrain_command(out, seed, config.device)]
     print(f"pretraining ({config.pretrain_steps} env steps, stage {config.stage}): {' '.join(cmd[1:])}", flush=True)
     started = time.monotonic()
     with open(out.parent / "pretrain.log", "ab") as log:

@@ -33,11 +33,12 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from so101_bringup.episode_log import EPISODE_LOG, EpisodeLog, EpisodeRow
 from so101_bringup.graph import GraphOptions, NodeSpec, build_graph, config_path, session_bag_path
+from so101_bringup.profiles import PROFILE_CHOICES, choose, write_params
 from so101_bringup.ros_env import RosEnvironmentError, node_environment
 from so101_contract.cli import nonnegative_int
 from so101_contract.outcomes import Outcome, rates
@@ -276,6 +277,27 @@ def prepare_run_dir(run_dir: Path) -> None:
         raise ValueError(f"--run-dir {run_dir}: {run_dir / 'logs'} is not writable; give a writable directory")
 
 
+def sim_profile(name: str, run_dir: Path, checkpoint: str) -> tuple[str, str]:
+    """The simulation's size for this machine: its parameter file in RUN_DIR and the start checkpoint (a profile's
+    weak pretrained start, made once in RUN_DIR/pretrain and reused on resume). Prints what it chose."""
+    profile = choose(name)
+    params = write_params(run_dir / "params" / f"sim_{profile.name}.yaml", profile)
+    agent = run_dir / "pretrain" / "agent.safetensors"
+    pretrain = not checkpoint and profile.pretrain_steps > 0
+    stage = profile.stage if profile.stage is not None else "from config/sim.yaml"
+    start = str(agent) if pretrain else checkpoint or "none (a random policy; the operator drives the first episodes)"
+    print(f"simulation: {profile.name} configuration ({profile.description}); curriculum stage {stage}; start "
+          f"checkpoint {start}", flush=True)  # fmt: skip
+    if pretrain and not agent.is_file():
+        print(f"pretraining the start: {profile.pretrain_steps} env steps in the Gymnasium task (minutes) ...",
+              flush=True)  # fmt: skip
+        with open(run_dir / "pretrain.log", "ab") as out:
+            subprocess.run([sys.executable, *profile.pretrain_command(agent.parent, 0, eval_episodes=10)],
+                           check=True, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    checkpoint = str(agent) if pretrain else checkpoint
+    return str(params), checkpoint
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m so101_bringup.runner",
@@ -309,6 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--camera-source", default="", help="real mode: camera device, video file or folder")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: the environment's)")
     parser.add_argument("--no-status", action="store_true", help="no live status line")
+    parser.add_argument(
+        "--profile",
+        choices=PROFILE_CHOICES,
+        default="auto",
+        help="sim mode without --params-file: the graph's size; auto = full with a CUDA GPU, else cpu (the size "
+        "make bench-hil measures on 2 cores, from a start pretrained first in RUN_DIR/pretrain)",
+    )
     args = parser.parse_args(argv)
 
     run_dir = args.run_dir.resolve()
@@ -336,9 +365,15 @@ def main(argv: list[str] | None = None) -> int:
         specs = build_graph(options)
         prepare_run_dir(run_dir)  # after the graph's checks: a refused run leaves no directory behind
         episode_log = EpisodeLog(run_dir / EPISODE_LOG)  # a resumed run appends; a foreign header is refused here
+        if args.mode == "sim" and not args.params_file:  # this machine's size, once the run directory is sound
+            params, checkpoint = sim_profile(args.profile, run_dir, args.initial_checkpoint)
+            specs = build_graph(replace(options, params_file=params, initial_checkpoint=checkpoint))
     except (RosEnvironmentError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except subprocess.CalledProcessError:
+        print(f"error: pretraining the start failed; see {run_dir / 'pretrain.log'}", file=sys.stderr)
+        return 1
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE") if k in env})
     os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = env["FASTRTPS_DEFAULT_PROFILES_FILE"]
 
