@@ -421,6 +421,14 @@ def goal_misses(per_seed: dict[int, dict[str, dict]], summaries: dict[int, dict[
 
 
 # ---- the CLI -------------------------------------------------------------------------------------------------------
+def _arms(text: str) -> list[str]:
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    known = [a[0] for a in ARMS]
+    if not names or "hil" not in names or any(n not in known for n in names):
+        raise argparse.ArgumentTypeError(f"--arms takes some of {','.join(known)}, hil included; got {text!r}")
+    return names
+
+
 def _seeds(text: str) -> list[int]:
     try:
         seeds = [int(v) for v in text.split(",") if v.strip()]
@@ -444,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-control", action="store_true", help="only the HIL run (no demos-only, no control run)")
     parser.add_argument("--overwrite", action="store_true", help="replace the runs of an earlier benchmark in --out")
     parser.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds, e.g. 0,1,2")
+    parser.add_argument("--arms", type=_arms, default=[a[0] for a in ARMS], help="comma-separated: hil,control,demos")
+    parser.add_argument("--steps", type=nonnegative_int, default=0,
+                        help="the HIL run's budget in environment steps instead of --minutes (0: minutes)")  # fmt: skip
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "38")))
     args = parser.parse_args(argv)
 
@@ -452,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, minutes=args.minutes)
     if args.no_control:
         config = replace(config, control=False)
-    arms = [arm for arm in ARMS if config.control or arm[0] == "hil"]
+    arms = [arm for arm in ARMS if (config.control or arm[0] == "hil") and arm[0] in args.arms]
     out = (args.out or Path(f"runs/bench_hil_{config.name}")).resolve()
     try:
         dirs = {seed: {name: fresh_dir(out / f"seed_{seed}" / name, args.overwrite) for name, _, _ in arms}
@@ -475,7 +486,9 @@ def main(argv: list[str] | None = None) -> int:
             params = write_params(out / f"seed_{seed}" / f"{name}_params.yaml", config, operator,
                                   config.demo_episodes if demos else 0)  # fmt: skip
             params_seed(params, seed)
-            if name == "hil":
+            if name == "hil" and args.steps:  # a step budget: comparable across machines and loads
+                wall = run_graph(run_dir, params, checkpoint, 4 * config.minutes, args.domain_id, args.steps)
+            elif name == "hil":
                 wall = run_graph(run_dir, params, checkpoint, config.minutes, args.domain_id)
             else:  # the HIL run's environment steps (operator steps included); a generous wall limit
                 budget = summaries[seed]["hil"].training_steps
@@ -492,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     plot(curves, out / "bench_hil.png")
     misses = goal_misses(per_seed, summaries)
     summary = {
-        "config": {**asdict(config), "seeds": args.seeds},
+        "config": {**asdict(config), "seeds": args.seeds, "arms": args.arms, "hil_steps": args.steps},
         "per_seed": per_seed,
         "median": across_seeds(per_seed),
         "goal_met": not misses,
