@@ -53,7 +53,7 @@ from so101_bringup.report import (
     summarize,
     write_report,
 )
-from so101_contract.cli import positive_float
+from so101_contract.cli import nonnegative_int, positive_float
 from so101_driver.vision.preprocessing import ImagePreprocessing
 
 GOAL_EVAL_GAIN = 0.30  # evaluation success: last 20 at least this much above the first 20
