@@ -344,6 +344,7 @@ ARMS = (  # (name, operator mode after the demonstrations, demonstrations preloa
 TITLES = {"hil": "HIL (demonstrations + corrections)", "demos": "demonstrations only", "control": "control (RL alone)"}
 
 
+MIN_SEEDS = 3
 Q_GROUPS = ("online_policy", "online_intervention", "demo")
 Q_TOLERANCE = 0.25  # the critic's mean Q within 25 % of the measured Monte-Carlo return at the end of a run
 
@@ -405,9 +406,11 @@ def across_seeds(per_seed: dict[int, dict[str, dict]]) -> dict[str, dict]:
 def goal_misses(per_seed: dict[int, dict[str, dict]], summaries: dict[int, dict[str, RunSummary]]) -> list[str]:
     """The issue's goals, on the medians over seeds: HIL reaches rolling-20 evaluation success 50 % in at most 0.7x
     the control run's environment steps; HIL's evaluation gain and intervention taper (each seed, verdict())."""
-    misses = []
+    misses = [] if len(per_seed) >= MIN_SEEDS else [f"{len(per_seed)} seed(s): a learning claim takes {MIN_SEEDS}"]
     hil = median([runs["hil"]["steps_to_50"] for runs in per_seed.values()])
-    if "control" in next(iter(per_seed.values())):
+    if "control" not in next(iter(per_seed.values())):
+        misses.append("no control run: the comparison with reinforcement learning alone was not measured")
+    else:
         control = median([runs["control"]["steps_to_50"] for runs in per_seed.values()])
         if not hil <= 0.7 * control or math.isinf(hil):
             misses.append(f"HIL reached 50 % evaluation success at {hil:.0f} env steps vs control {control:.0f} "
@@ -455,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arms", type=_arms, default=[a[0] for a in ARMS], help="comma-separated: hil,control,demos")
     parser.add_argument("--steps", type=nonnegative_int, default=0,
                         help="the HIL run's budget in environment steps instead of --minutes (0: minutes)")  # fmt: skip
+    parser.add_argument("--summarize", action="store_true",
+                        help="run nothing: the figures, curves and goal of the runs already in --out")  # fmt: skip
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "38")))
     args = parser.parse_args(argv)
 
@@ -466,8 +471,14 @@ def main(argv: list[str] | None = None) -> int:
     arms = [arm for arm in ARMS if (config.control or arm[0] == "hil") and arm[0] in args.arms]
     out = (args.out or Path(f"runs/bench_hil_{config.name}")).resolve()
     try:
-        dirs = {seed: {name: fresh_dir(out / f"seed_{seed}" / name, args.overwrite) for name, _, _ in arms}
-                for seed in args.seeds}  # fmt: skip
+        if args.summarize:
+            dirs = {seed: {name: out / f"seed_{seed}" / name for name, _, _ in arms} for seed in args.seeds}
+            missing = [str(d) for runs in dirs.values() for d in runs.values() if not (d / EPISODE_LOG).is_file()]
+            if missing:
+                raise ValueError(f"--summarize: no {EPISODE_LOG} in {', '.join(missing)}: run the benchmark first")
+        else:
+            dirs = {seed: {name: fresh_dir(out / f"seed_{seed}" / name, args.overwrite) for name, _, _ in arms}
+                    for seed in args.seeds}  # fmt: skip
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -478,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     curves: dict[str, list[EpisodeRow]] = {}
     for seed in args.seeds:
         checkpoint = args.initial_checkpoint
-        if not checkpoint and config.pretrain_steps:
+        if not checkpoint and config.pretrain_steps and not args.summarize:
             checkpoint = str(pretrain(config, out / f"seed_{seed}" / "pretrain", seed))
         per_seed[seed], summaries[seed] = {}, {}
         for name, operator, demos in arms:
@@ -486,13 +497,18 @@ def main(argv: list[str] | None = None) -> int:
             params = write_params(out / f"seed_{seed}" / f"{name}_params.yaml", config, operator,
                                   config.demo_episodes if demos else 0)  # fmt: skip
             params_seed(params, seed)
-            if name == "hil" and args.steps:  # a step budget: comparable across machines and loads
-                wall = run_graph(run_dir, params, checkpoint, 4 * config.minutes, args.domain_id, args.steps)
+            # A step budget is comparable across machines and loads; its wall limit only guards against a hang.
+            if args.summarize:
+                wall = read_wall(run_dir)
+            elif name == "hil" and args.steps:
+                wall = run_graph(run_dir, params, checkpoint, 6 * config.minutes, args.domain_id, args.steps)
             elif name == "hil":
                 wall = run_graph(run_dir, params, checkpoint, config.minutes, args.domain_id)
-            else:  # the HIL run's environment steps (operator steps included); a generous wall limit
+            else:  # the HIL run's environment steps (operator steps included)
                 budget = summaries[seed]["hil"].training_steps
-                wall = run_graph(run_dir, params, checkpoint, 2 * config.minutes, args.domain_id, budget)
+                wall = run_graph(run_dir, params, checkpoint, 6 * config.minutes, args.domain_id, budget)
+            if not args.summarize:
+                (run_dir / WALL_FILE).write_text(json.dumps({"wall_s": wall}))
             rows = read_episodes(run_dir)
             curves[f"{name} seed {seed}"] = rows
             summaries[seed][name] = summarize(rows)
@@ -517,6 +533,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0  # the CI configuration makes no learning claim
     print("goal met" if not misses else "goal missed: " + "; ".join(misses))
     return 0 if not misses else 1
+
+
+WALL_FILE = "bench_wall.json"  # a finished run's wall time, for --summarize
+
+
+def read_wall(run_dir: Path) -> float:
+    try:
+        return float(json.loads((run_dir / WALL_FILE).read_text())["wall_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return math.nan
 
 
 def params_seed(params: Path, seed: int) -> None:

@@ -5,7 +5,15 @@ import math
 
 import pytest
 import yaml
-from so101_bench.hil import CONFIGS, figures, fresh_dir, verdict, write_params
+from so101_bench.hil import (
+    CONFIGS,
+    figures,
+    fresh_dir,
+    goal_misses,
+    steps_to_evaluation_success,
+    verdict,
+    write_params,
+)
 
 from so101_bringup.episode_log import EpisodeRow
 from so101_bringup.report import summarize
@@ -99,3 +107,30 @@ def test_only_its_own_run_directories_are_replaced(tmp_path):
     with pytest.raises(ValueError, match="not made by this benchmark"):
         fresh_dir(theirs, overwrite=True)
     assert (theirs / "precious").read_text() == "keep"
+
+
+def test_steps_to_fifty_percent_counts_training_steps_until_a_full_window_reaches_it():
+    # evaluation fails 10 times, then succeeds: the rolling 20 reaches 50 % at the 20th evaluation episode
+    learning = rows(40, 40, lambda i: True, lambda i: i >= 10, lambda i: 0, steps=30)
+    assert steps_to_evaluation_success(learning) == 20 * 30  # 20 training episodes of 30 steps before it
+    never = rows(40, 40, lambda i: True, lambda i: i % 3 == 0, lambda i: 0)
+    assert math.isinf(steps_to_evaluation_success(never))
+
+
+def _arm(steps_to_50, q=5.0, mc=5.0):
+    return {"steps_to_50": steps_to_50, "q_online_policy": q, "mc_return_online_policy": mc}
+
+
+def test_the_goal_compares_the_median_seed_with_the_control_run_and_checks_q():
+    good = summarize(rows(60, 60, lambda i: True, lambda i: i >= 30, lambda i: 20 if i < 20 else 5))
+    summaries = {seed: {"hil": good} for seed in range(3)}
+    fast = {seed: {"hil": _arm(1000), "control": _arm(2000)} for seed in range(3)}
+    assert goal_misses(fast, summaries) == []
+    slow = {seed: {"hil": _arm(1500), "control": _arm(2000)} for seed in range(3)}
+    assert any("<= 0.7x" in m for m in goal_misses(slow, summaries))
+    overestimating = {seed: {"hil": _arm(1000, q=9.0, mc=5.0), "control": _arm(2000)} for seed in range(3)}
+    assert any("mean Q 9.00 vs Monte-Carlo return 5.00" in m for m in goal_misses(overestimating, summaries))
+    one_seed = {0: fast[0]}
+    assert any("a learning claim takes 3" in m for m in goal_misses(one_seed, {0: summaries[0]}))
+    no_control = {seed: {"hil": _arm(1000)} for seed in range(3)}
+    assert any("no control run" in m for m in goal_misses(no_control, summaries))
