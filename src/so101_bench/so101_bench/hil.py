@@ -92,6 +92,8 @@ class BenchConfig:
             camera=self.camera,
             batch_size=self.batch_size,
             pretrain_steps=self.pretrain_steps,
+            evaluation_every_episodes=self.evaluation_every_episodes,
+            warmup_transitions=self.warmup_transitions,
         )
 
 
@@ -107,6 +109,8 @@ CONFIGS = {
         network=CPU.network,
         camera=CPU.camera,
         batch_size=CPU.batch_size,
+        evaluation_every_episodes=CPU.evaluation_every_episodes,
+        warmup_transitions=CPU.warmup_transitions,
         minutes=25.0,
     ),
     # The robot's own reset (the seed's real-robot task), where RL alone should struggle: the one that matters.
@@ -117,6 +121,8 @@ CONFIGS = {
         network=CPU.network,
         camera=CPU.camera,
         batch_size=CPU.batch_size,
+        evaluation_every_episodes=CPU.evaluation_every_episodes,
+        warmup_transitions=CPU.warmup_transitions,
         minutes=25.0,
     ),
     # Full size on a GPU: RoboBase's network and batch, the seed's timeline (1k-5k steps decreasing intervention).

@@ -28,6 +28,8 @@ class SimProfile:
     camera: tuple[int, int] = (640, 480)  # wrist render (px); the policy sees its centre square at image_size
     batch_size: int = 256
     pretrain_steps: int = 0  # a weak start pretrained in the Gymnasium task first (0: none)
+    evaluation_every_episodes: int | None = None  # None: sim.yaml's
+    warmup_transitions: int | None = None  # None: sim.yaml's
 
     def pretrain_command(self, out: Path, seed: int, device: str = "cpu", eval_episodes: int = 50) -> list[str]:
         """The pretraining run (so101_hilserl_learner.pretrain) of this profile's weak start, stopped early."""
@@ -58,6 +60,8 @@ PROFILES = {
         camera=(320, 240),
         batch_size=64,
         pretrain_steps=700,
+        evaluation_every_episodes=3,  # evaluation episodes often enough for a rolling-20 curve within minutes
+        warmup_transitions=200,
     ),
     "full": SimProfile(name="full", description="the full-size networks and 640x480 renders"),
 }
@@ -88,6 +92,10 @@ def write_params(path: Path, profile: SimProfile, overrides: dict[str, dict] | N
         node("so101_sim")["curriculum_stage"] = profile.stage
     node("actor").update(network=network, preprocessing=json.dumps(profile.preprocessing().to_dict()))
     node("learner").update(network=network, batch_size=profile.batch_size)
+    if profile.evaluation_every_episodes is not None:
+        node("actor")["evaluation_every_episodes"] = profile.evaluation_every_episodes
+    if profile.warmup_transitions is not None:
+        node("learner")["warmup_transitions"] = profile.warmup_transitions
     for name, values in (overrides or {}).items():
         node(name).update(values)
     path.parent.mkdir(parents=True, exist_ok=True)

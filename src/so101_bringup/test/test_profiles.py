@@ -23,6 +23,7 @@ def test_the_cpu_profile_sizes_every_node_alike(tmp_path):
     preprocessing = json.loads(actor["preprocessing"])
     assert preprocessing["output_size"] == 64 and preprocessing["source_width"] == 320
     assert learner["batch_size"] == 64 and actor["max_steps"] == 50
+    assert actor["evaluation_every_episodes"] == 3 and learner["warmup_transitions"] == 200
     assert sim["operator_pedal"] is True  # everything else is sim.yaml's
 
 
