@@ -278,10 +278,11 @@ class SimNode(Node):
         return self.world.joint_positions(), self.world.joint_velocities(), self.leader.positions.copy()
 
     def _press_pedal(self, down: bool) -> None:
-        """operator_pedal: the person says when they take over and let go, as the seed's operator toggled a key. The
-        automatic detector reads it from the leader's motion, which a fast policy can imitate (the leader lags it by a
-        tick or two), so benchmarks that count interventions use the pedal."""
-        if self.operator_pedal and down != self._pedal_down:
+        """operator_pedal: the person says when they take over and let go, as the seed's operator toggled a key, so
+        benchmarks count interventions exactly. A press is sent only once the intervention node listens (the topic
+        keeps no history): until then it is tried again every tick, so a demonstration that starts before the
+        graph has connected is not lost."""
+        if self.operator_pedal and down != self._pedal_down and self.pedal_pub.get_subscription_count() > 0:
             self._pedal_down = down
             command = OperatorCommand.Request.START_INTERVENTION if down else OperatorCommand.Request.END_INTERVENTION
             self.pedal_pub.publish(UInt8(data=command))
