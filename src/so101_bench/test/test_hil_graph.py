@@ -1,5 +1,5 @@
 """The CI version of bench-hil: the product graph in lockstep (sim with the simulated operator correcting,
-intervention node, actor, learner), started by the runner as `make sim` starts it, for a few minutes.
+intervention node, actor, learner), started by the runner as `make sim` starts it, for a few hundred steps.
 
 With a learner slower than the 10 Hz data (batch 128 on this CPU), only lockstep keeps the requested
 update-to-data ratio: without it the learner's budget sheds updates at its cap and the achieved ratio falls to the
@@ -17,6 +17,8 @@ from so101_contract.control import CONTROL_PERIOD_S
 from so101_contract.sim_time import PROGRESS_TOPIC
 from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerProgress, Transition
 
+STEPS = 330  # training steps the graph runs for
+
 
 def test_lockstep_graph_trains_at_the_requested_utd_and_logs_every_episode(tmp_path, probe):
     import os
@@ -27,13 +29,15 @@ def test_lockstep_graph_trains_at_the_requested_utd_and_logs_every_episode(tmp_p
     episodes = probe.subscribe(EpisodeSummary, "hilserl/episodes", qos.EVENTS)
     run_dir = hil.fresh_dir(tmp_path / "hil", overwrite=False)
     params = hil.write_params(tmp_path / "params.yaml", config, "correct")
-    hil.run_graph(run_dir, params, "", config.minutes, int(os.environ["ROS_DOMAIN_ID"]))
+    # A budget in environment steps, not wall time: a loaded machine takes longer, never trains less. The wall
+    # limit only guards against a hang.
+    hil.run_graph(run_dir, params, "", 4 * config.minutes, int(os.environ["ROS_DOMAIN_ID"]), step_budget=STEPS)
 
     # every step one control period after the previous one, in simulated time (not wall-clock stamps)
     steps = defaultdict(dict)
     for msg in transitions.messages:
         steps[msg.episode_id][msg.step] = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-    assert len(steps) >= 4, f"only {len(steps)} episodes in {config.minutes} min"
+    assert len(steps) >= 4, f"only {len(steps)} episodes"
     gaps = [by_step[k + 1] - by_step[k] for by_step in steps.values() for k in sorted(by_step) if k + 1 in by_step]
     assert len(gaps) > 100
     assert max(abs(g - CONTROL_PERIOD_S) for g in gaps) < 1e-3, sorted(gaps)[:3] + sorted(gaps)[-3:]
@@ -43,7 +47,7 @@ def test_lockstep_graph_trains_at_the_requested_utd_and_logs_every_episode(tmp_p
     caught_up = [m for m in progress.messages if m.update_backlog <= config.max_backlog_updates]
     assert caught_up, "no LearnerProgress"
     last = caught_up[-1]
-    assert last.training_transitions >= 300, f"only {last.training_transitions} training transitions"
+    assert last.training_transitions >= 0.9 * STEPS, f"only {last.training_transitions} training transitions"
     assert math.isclose(last.update_to_data_ratio, config.utd_ratio, rel_tol=0.05), (
         f"achieved UTD {last.update_to_data_ratio:.3f}, requested {config.utd_ratio} "
         f"({last.updates} updates, {last.training_transitions} transitions)"
