@@ -413,6 +413,8 @@ def goal_misses(per_seed: dict[int, dict[str, dict]], summaries: dict[int, dict[
     """The issue's goals, on the medians over seeds: HIL reaches rolling-20 evaluation success 50 % in at most 0.7x
     the control run's environment steps; HIL's evaluation gain and intervention taper (each seed, verdict())."""
     misses = [] if len(per_seed) >= MIN_SEEDS else [f"{len(per_seed)} seed(s): a learning claim takes {MIN_SEEDS}"]
+    if any("hil" not in runs for runs in per_seed.values()):
+        return [*misses, "no HIL run: nothing to judge"]
     hil = median([runs["hil"]["steps_to_50"] for runs in per_seed.values()])
     if "control" not in next(iter(per_seed.values())):
         misses.append("no control run: the comparison with reinforcement learning alone was not measured")
@@ -435,8 +437,8 @@ def goal_misses(per_seed: dict[int, dict[str, dict]], summaries: dict[int, dict[
 def _arms(text: str) -> list[str]:
     names = [v.strip() for v in text.split(",") if v.strip()]
     known = [a[0] for a in ARMS]
-    if not names or "hil" not in names or any(n not in known for n in names):
-        raise argparse.ArgumentTypeError(f"--arms takes some of {','.join(known)}, hil included; got {text!r}")
+    if not names or any(n not in known for n in names):
+        raise argparse.ArgumentTypeError(f"--arms takes some of {','.join(known)}; got {text!r}")
     return names
 
 
@@ -470,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run nothing: the figures, curves and goal of the runs already in --out")  # fmt: skip
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "38")))
     args = parser.parse_args(argv)
+    if "hil" not in args.arms and not args.steps and not args.summarize:
+        parser.error("--arms without hil needs --steps: the environment-step budget the HIL run would have set")
 
     config = CONFIGS[args.config]
     if args.minutes is not None:
@@ -512,8 +516,8 @@ def main(argv: list[str] | None = None) -> int:
                 wall = run_graph(run_dir, params, checkpoint, 6 * config.minutes, args.domain_id, args.steps)
             elif name == "hil":
                 wall = run_graph(run_dir, params, checkpoint, config.minutes, args.domain_id)
-            else:  # the HIL run's environment steps (operator steps included)
-                budget = summaries[seed]["hil"].training_steps
+            else:  # the HIL run's environment steps (operator steps included), or --steps without a HIL run
+                budget = summaries[seed]["hil"].training_steps if "hil" in summaries[seed] else args.steps
                 wall = run_graph(run_dir, params, checkpoint, 6 * config.minutes, args.domain_id, budget)
             if not args.summarize:
                 (run_dir / WALL_FILE).write_text(json.dumps({"wall_s": wall}))
