@@ -229,6 +229,7 @@ class LeaderManager:
         self.tracking = bool(tracking)
         self.torque: bool | None = None  # last confirmed torque state; None: unknown (at start, after a failure)
         self._pending: bool | None = None  # the request in flight
+        self.command: np.ndarray | None = None  # the newest target sent, which the leader follows; None once limp
 
     def step(self, intervening: bool, follower_q: Sequence[float] | None) -> LeaderAction:
         """The action for this step; ``follower_q`` None (no follower state yet) sends no command."""
@@ -242,6 +243,10 @@ class LeaderManager:
         if self._pending is None and self.torque != want:
             torque = want
             self._pending = want
+        if target is not None:
+            self.command = target
+        if torque is False:  # limp from now on: it follows no command
+            self.command = None
         return LeaderAction(target=target, torque=torque)
 
     def torque_done(self, requested: bool, ok: bool) -> None:

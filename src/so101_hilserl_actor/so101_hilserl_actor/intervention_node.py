@@ -148,7 +148,6 @@ class InterventionNode(Node):
         self.buttons = ButtonEdges()
         self._follower: tuple[float, np.ndarray] | None = None  # (receive time, q)
         self._leader_q: tuple[float, np.ndarray] | None = None
-        self._leader_command: np.ndarray | None = None  # the newest command sent; None while the leader is limp
         self._published: bool | None = None
 
         self.flag_pub = self.create_publisher(Bool, "intervention", qos.LATCHED)
@@ -204,7 +203,7 @@ class InterventionNode(Node):
             )
             return
         before = self.detector.active
-        self.detector.update(now, follower_q, leader_q, self._leader_command)
+        self.detector.update(now, follower_q, leader_q, self.leader.command)
         if self.detector.active != before:
             self.get_logger().info(
                 f"intervention {'started' if self.detector.active else 'released'} (automatic, leader motion "
@@ -222,10 +221,7 @@ class InterventionNode(Node):
             msg = JointState(name=list(JOINT_NAMES), position=[float(v) for v in action.target])
             msg.header.stamp = self.get_clock().now().to_msg()
             self.leader_pub.publish(msg)
-            self._leader_command = action.target
         if action.torque is not None:
-            if not action.torque:  # limp from now on: it follows no command
-                self._leader_command = None
             self._request_torque(action.torque)
 
     def _request_torque(self, enabled: bool) -> None:

@@ -199,9 +199,11 @@ def test_leader_tracks_with_torque_on_and_goes_limp_during_an_intervention():
     assert again.torque is None and manager.pending is True  # one call in flight at a time
     manager.torque_done(True, ok=True)
     assert manager.step(False, follower).torque is None and manager.torque is True
+    np.testing.assert_array_equal(manager.command, follower)  # what the leader follows, for the detector
 
     grab = manager.step(True, follower)
     assert grab.target is None and grab.torque is False  # no commands while a hand holds it; torque off
+    assert manager.command is None  # limp: it follows no command
     assert manager.step(True, follower).torque is None
     manager.torque_done(False, ok=False)  # the call failed: retried at the next step
     assert manager.torque is None
@@ -260,7 +262,6 @@ def closed_loop(
     centre = world.tcp_position()
     trace = {"t": [], "error": [], "deviation": [], "detected": [], "torque": []}
     was_active = False
-    command = None  # the newest leader command, as the intervention node keeps it
     events = []
     for _ in range(round(duration_s / DT)):
         t, follower_q, leader_q = world.time, world.joint_positions(), leader.positions
@@ -268,16 +269,13 @@ def closed_loop(
             events, operator.mode = operator.events, "none"  # hands off for the rest of the trace
             operator.reset()
         cube = world.cube_pose()[0]
-        active = detector.update(t, follower_q, leader_q, command)
+        active = detector.update(t, follower_q, leader_q, manager.command)
         action = manager.step(active, follower_q)
         if action.torque is not None:  # the torque service answers at once
-            if not action.torque:
-                command = None
             leader.set_torque(action.torque)
             manager.torque_done(action.torque, ok=True)
         if action.target is not None:
             leader.command(action.target)
-            command = action.target
         if active:  # the follower mirrors the leader
             world.set_joint_targets(leader_q)
         else:  # a deliberately bad policy

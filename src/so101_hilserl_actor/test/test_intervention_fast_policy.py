@@ -81,7 +81,6 @@ def run(world: SimWorld, seed: int, policy: str, steps: int, physics: bool = Fal
     leader = LeaderArm(kin, seed=seed)
     leader.reset(q)
     detector, manager = InterventionDetector(), LeaderManager(tracking=True)
-    command = None  # the newest command sent to the leader, as the intervention node keeps it
     operator = start = direction = None
     if hand is not None and hand[2] == "operator":
         operator = SimulatedOperator(kin, ScriptedGrasp(), hand[3], seed=seed)
@@ -90,15 +89,11 @@ def run(world: SimWorld, seed: int, policy: str, steps: int, physics: bool = Fal
     for k in range(steps):
         t = k * DT
         follower_q = world.joint_positions() if physics else q.copy()
-        active = detector.update(t, follower_q, leader.positions, command)
+        active = detector.update(t, follower_q, leader.positions, manager.command)
         action = manager.step(active, follower_q)
         if action.torque is not None:  # the torque service answers at once
-            if not action.torque:
-                command = None
             leader.set_torque(action.torque)
             manager.torque_done(action.torque, ok=True)
-        if action.target is not None:
-            command = action.target
         latency = int(rng.integers(0, MAX_COMMAND_LATENCY + 1))
         if active:  # the follower mirrors the leader (one guarded step)
             target = np.clip(leader.positions, follower_q - MAX_STEP, follower_q + MAX_STEP)
