@@ -195,8 +195,15 @@ def test_automatic_detection_with_the_simulated_person(processes, probe):
             grabbed_at.append(time.monotonic())
 
     mirror = probe.node.create_subscription(JointState, "leader/joint_states", on_leader, qos.SENSOR_DATA)
+    # The episode starts once the graph is up and the leader has settled on the follower: a person who took over
+    # while the probe was not yet listening would be seen only at a later, slower move.
+    wait_until(lambda: settled, 3 * WAIT_S, "the leader settling on the follower")
+    start = ResetEpisode.Request(seed=1, randomize=False)
+    assert probe.call(ResetEpisode, "sim/reset", start, timeout_s=WAIT_S).success
+    settled.clear()
+    grabbed_at.clear()
     # The person waits 2.5 s (min_policy_time_s), sees 1 s of a stalled arm and reacts after 0.3-0.5 s: ~4 s after
-    # the sim's start.
+    # the reset.
     wait_until(lambda: grabbed_at and arms.flag.messages[-1].data, 3 * WAIT_S, "an automatic detection of a grab")
     # The person drives until the episode ends; a reset takes the hand off the leader.
     reset = ResetEpisode.Request(seed=2, randomize=False)
