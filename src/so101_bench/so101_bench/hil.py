@@ -32,6 +32,7 @@ import math
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -113,18 +114,6 @@ CONFIGS = {
         warmup_transitions=CPU.warmup_transitions,
         minutes=25.0,
     ),
-    # The robot's own reset (the seed's real-robot task), where RL alone should struggle: the one that matters.
-    "cpu-stage0": BenchConfig(
-        name="cpu-stage0",
-        stage=0,
-        pretrain_steps=CPU.pretrain_steps,
-        network=CPU.network,
-        camera=CPU.camera,
-        batch_size=CPU.batch_size,
-        evaluation_every_episodes=CPU.evaluation_every_episodes,
-        warmup_transitions=CPU.warmup_transitions,
-        minutes=25.0,
-    ),
     # Full size on a GPU: RoboBase's network and batch, the seed's timeline (1k-5k steps decreasing intervention).
     "gpu": BenchConfig(name="gpu", stage=3, pretrain_steps=2000, batch_size=256, minutes=60.0, device="cuda"),
     # CI: a few minutes; proves the lockstep graph trains at the requested UTD and logs every episode. No claim.
@@ -146,6 +135,8 @@ CONFIGS = {
         control=False,
     ),
 }
+# The robot's own reset (the seed's real-robot task), where RL alone should struggle: the one that matters.
+CONFIGS["cpu-stage0"] = replace(CONFIGS["cpu"], name="cpu-stage0", stage=0)
 
 
 # ---- the runs ------------------------------------------------------------------------------------------------------
@@ -357,7 +348,7 @@ Q_TOLERANCE = 0.25  # the critic's mean Q within 25 % of the measured Monte-Carl
 
 def q_against_returns(run_dir: Path, last: int = 5) -> dict[str, float]:
     """The learner's mean Q and Monte-Carlo return per row group over its last ``last`` stats periods (TensorBoard
-    q/<group>, mc_return/<group>), and their ratio; NaN where the learner logged none."""
+    q/<group>, mc_return/<group>); NaN where the learner logged none."""
     scalars, _ = read_scalars(run_dir)
     out = {}
     for group in Q_GROUPS:
@@ -392,19 +383,13 @@ def steps_to_evaluation_success(rows: list[EpisodeRow], level: float = 0.5) -> f
     return math.inf
 
 
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    n = len(ordered)
-    return math.nan if n == 0 else (ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2]))
-
-
 def across_seeds(per_seed: dict[int, dict[str, dict]]) -> dict[str, dict]:
     """Median, min and max over seeds of each arm's figures."""
     out: dict[str, dict] = {}
     for arm in {a for runs in per_seed.values() for a in runs}:
         rows = [runs[arm] for runs in per_seed.values() if arm in runs]
         keys = [k for k, v in rows[0].items() if isinstance(v, int | float)]
-        out[arm] = {k: {"median": median([r[k] for r in rows]), "min": min(r[k] for r in rows),
+        out[arm] = {k: {"median": statistics.median([r[k] for r in rows]), "min": min(r[k] for r in rows),
                         "max": max(r[k] for r in rows)} for k in keys}  # fmt: skip
     return out
 
@@ -415,11 +400,11 @@ def goal_misses(per_seed: dict[int, dict[str, dict]], summaries: dict[int, dict[
     misses = [] if len(per_seed) >= MIN_SEEDS else [f"{len(per_seed)} seed(s): a learning claim takes {MIN_SEEDS}"]
     if any("hil" not in runs for runs in per_seed.values()):
         return [*misses, "no HIL run: nothing to judge"]
-    hil = median([runs["hil"]["steps_to_50"] for runs in per_seed.values()])
+    hil = statistics.median([runs["hil"]["steps_to_50"] for runs in per_seed.values()])
     if "control" not in next(iter(per_seed.values())):
         misses.append("no control run: the comparison with reinforcement learning alone was not measured")
     else:
-        control = median([runs["control"]["steps_to_50"] for runs in per_seed.values()])
+        control = statistics.median([runs["control"]["steps_to_50"] for runs in per_seed.values()])
         if not hil <= 0.7 * control or math.isinf(hil):
             misses.append(f"HIL reached 50 % evaluation success at {hil:.0f} env steps vs control {control:.0f} "
                           "(goal <= 0.7x, median over seeds)")  # fmt: skip
@@ -506,9 +491,10 @@ def main(argv: list[str] | None = None) -> int:
         per_seed[seed], summaries[seed] = {}, {}
         for name, operator, demos in arms:
             run_dir = dirs[seed][name]
-            params = write_params(out / f"seed_{seed}" / f"{name}_params.yaml", config, operator,
-                                  config.demo_episodes if demos else 0)  # fmt: skip
-            params_seed(params, seed)
+            if not args.summarize:
+                params = write_params(out / f"seed_{seed}" / f"{name}_params.yaml", config, operator,
+                                      config.demo_episodes if demos else 0)  # fmt: skip
+                params_seed(params, seed)
             # A step budget is comparable across machines and loads; its wall limit only guards against a hang.
             if args.summarize:
                 wall = read_wall(run_dir)

@@ -110,11 +110,9 @@ class ScriptedGrasp:
         cfg = self.config
         tcp = np.asarray(tcp_position, dtype=float)
         grasp = self.grasp_tcp_position(cube_position, tcp_rotation)
-        above = grasp + np.array([0.0, 0.0, self._approach_height])
-
         if self.phase == HOLD and gripper_position < cfg.miss_angle:
             self.reset()  # closed on air: open, go back above the cube and try again
-            above = grasp + np.array([0.0, 0.0, self._approach_height])
+        above = grasp + np.array([0.0, 0.0, self._approach_height])
         if self.phase == APPROACH:
             if np.linalg.norm(tcp - above) < cfg.approach_tolerance:
                 self.phase = DESCEND
