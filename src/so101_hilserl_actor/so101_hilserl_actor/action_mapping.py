@@ -1,4 +1,4 @@
-"""The one place where the 4-D action meets the joints (DESIGN.md, "The observation and action contract").
+"""The one place where the 4-D action meets the joints (the observation and action contract).
 
 Action = (dx, dy, dz, gripper) in [-1, 1]. The first three move the TCP (gripper_frame_link) in the base frame by
 ``step_m`` metres per unit; what the gripper command means, and where the xyz delta is added, is the policy's

@@ -1,7 +1,7 @@
 """ScriptedGrasp: the scripted "hand" of a simulated operator (demonstrations, interventions, benchmarks).
 
 Top grasp in four phases: approach a point above the cube with the gripper open, descend, close, hold. It works in
-Cartesian space like the policy's action (DESIGN.md: end-effector delta per step, 0.02 m per unit), so its output
+Cartesian space like the policy's action (end-effector delta per step, 0.02 m per unit), so its output
 is a TCP target at most ``max_step`` per axis from the current TCP; the caller turns it into joints with one
 Kinematics.ik_step and sends the gripper target as the jaw angle.
 
