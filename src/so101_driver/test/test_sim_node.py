@@ -163,6 +163,8 @@ def test_operator_pedal_is_down_exactly_while_the_hand_is_on_the_leader(tmp_path
             request = ResetEpisode.Request(seed=1, randomize=True, operator_hands_off=hands_off)
             assert probe.call(ResetEpisode, "/pedal/sim/reset", request, timeout_s=30).success
 
+        # the demo person's first press, sent once the sim knows the probe listens (the topic keeps no history)
+        wait_until(lambda: [m.data for m in pedal.messages][-1:] == [start], 30, "the first press")
         reset(False)  # the demo person lets go at the reset and takes the leader again at once
         wait_until(lambda: [m.data for m in pedal.messages][-2:] == [end, start], 30, "release, then press")
         reset(True)  # an evaluation episode: hands off until the next reset
