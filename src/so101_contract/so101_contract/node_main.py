@@ -27,6 +27,9 @@ stack and exits 1 one second later.
 A parameter the node refuses (so101_contract.parameters.ParameterError, raised while the node is built) ends the
 process with exit code 2 and one line naming the parameter, what it got and what is allowed.
 
+The node also stops when the process that started it exits, however it exits (so101_contract.parent_death sends
+SIGHUP): the same teardown, bounded to PARENT_GONE_TIMEOUT_S, so nothing trains on after a killed runner or launch.
+
 Worker threads: an exception that escapes a thread stops the node and the process exits 1 (a dead control loop
 must not leave a node that looks alive). A publish that races the teardown (a thread that outlived its join
 timeout) ends its thread quietly once the stop was requested.
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import ctypes
 import faulthandler
+import math
 import os
 import signal
 import sys
@@ -52,12 +56,14 @@ from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import get_default_context
 
 from so101_contract.parameters import ParameterError
+from so101_contract.parent_death import die_with_parent
 
 # launch's ExecuteProcess sends SIGTERM 5 s after SIGINT (sigterm_timeout) and SIGKILL 5 s after that
 # (sigkill_timeout); a node leaves within the first period unless it declares slow final work.
 LAUNCH_SIGTERM_AFTER_SIGINT_S = 5.0
 LAUNCH_SIGKILL_AFTER_SIGINT_S = 10.0
 DEFAULT_SHUTDOWN_TIMEOUT_S = 4.0
+PARENT_GONE_TIMEOUT_S = 3.0  # the whole stop when the starter died (SIGHUP): nobody orders it, nothing waits for it
 BACKSTOP_MARGIN_S = 1.0  # faulthandler's exit, after the guard thread had its chance
 SPIN_POLL_S = 0.1  # how often the spin loop looks at the stop request (a Python signal handler runs between waits)
 EXIT_FAILURE = 1
@@ -77,6 +83,7 @@ class Shutdown:
     def __init__(self, name: str, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S):
         self.name = name
         self.timeout_s = float(timeout_s)
+        self.cap_s = math.inf  # a bound on timeout_s whatever the node declares (PARENT_GONE_TIMEOUT_S)
         self.reason: str | None = None  # what asked for the stop: "SIGINT", "thread actor-loop died", ...
         self.exit_code = 0  # the run's own result, used unless the node's stop itself overruns
         self.phase = "start-up"  # where the teardown is, for the guard's message
@@ -100,16 +107,20 @@ class Shutdown:
                 return
             self._armed.set()
         try:  # no usable stderr file descriptor (an unusual embedding): the guard thread alone bounds the exit
-            faulthandler.dump_traceback_later(self.timeout_s + BACKSTOP_MARGIN_S, exit=True)
+            faulthandler.dump_traceback_later(self.bound_s + BACKSTOP_MARGIN_S, exit=True)
         except (RuntimeError, ValueError, OSError, AttributeError):
             pass
 
+    @property
+    def bound_s(self) -> float:
+        return min(self.timeout_s, self.cap_s)
+
     def _watch(self) -> None:
         self._armed.wait()
-        time.sleep(self.timeout_s)
+        time.sleep(self.bound_s)
         code = self.exit_code if self.node_stopped else (self.exit_code or EXIT_FAILURE)
         _write_line(
-            f"[{self.name}] shutdown after {self.reason} did not finish within {self.timeout_s:g} s "
+            f"[{self.name}] shutdown after {self.reason} did not finish within {self.bound_s:g} s "
             f"(stuck in {self.phase}); exiting with code {code} without waiting for it"
         )
         _flush_output()
@@ -119,13 +130,15 @@ class Shutdown:
     def install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # Python delivers signals to the main thread only; rclpy's defaults stay in charge
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
 
     def _on_signal(self, signum: int, _frame) -> None:
+        if signum == signal.SIGHUP:  # the starter died (parent_death): a short stop, whatever the node declared
+            self.cap_s = PARENT_GONE_TIMEOUT_S
         if self.requested:
             return  # a second Ctrl-C, or launch's SIGTERM: the teardown under way finishes or the guard ends it
-        self.request(signal.Signals(signum).name)
+        self.request("its starter's exit (SIGHUP)" if signum == signal.SIGHUP else signal.Signals(signum).name)
 
     # ---- worker threads ----
     def thread_excepthook(self, args: threading.ExceptHookArgs) -> None:
@@ -148,6 +161,7 @@ def run_node(node_class: Callable[[], Node], args: list[str] | None = None) -> N
     name = getattr(node_class, "__name__", "node")
     shutdown = Shutdown(name)
     shutdown.install_signal_handlers()
+    die_with_parent(signal.SIGHUP)  # the runner's or launch's death: a stop bounded to PARENT_GONE_TIMEOUT_S
     previous_excepthook = threading.excepthook
     threading.excepthook = shutdown.thread_excepthook
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)

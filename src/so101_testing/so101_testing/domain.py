@@ -1,52 +1,5 @@
-"""A private ROS_DOMAIN_ID per test process, so parallel test runs on one machine never see each other.
+"""A private ROS_DOMAIN_ID per test process (so101_contract.ros_domain, shared with the runs it must not meet)."""
 
-A domain is claimed by holding an exclusive ``flock`` on a lock file named after it for the life of the process;
-the kernel drops the lock when the process dies, so a crashed run never leaks a domain.
-"""
+from so101_contract.ros_domain import DOMAIN_RANGE, LOCK_DIR, claim_private_domain, isolate_ros_environment
 
-from __future__ import annotations
-
-import fcntl
-import os
-import tempfile
-from pathlib import Path
-
-# Fast DDS maps domain d to UDP ports 7400 + 250 d + ...; ids above 101 can collide with ephemeral ports on Linux.
-# 0 is everybody's default, so tests never use it.
-DOMAIN_RANGE = range(20, 100)
-LOCK_DIR = Path(tempfile.gettempdir()) / "so101-ros-domains"
-
-_held: dict[int, int] = {}  # domain id -> open lock fd, kept open for the life of the process
-
-
-def claim_private_domain(candidates: range = DOMAIN_RANGE) -> int:
-    """Claim a ROS domain id that no other process on this machine holds, and keep it until exit."""
-    LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    start = os.getpid() % len(candidates)  # spread concurrent claimants so they rarely contend
-    for offset in range(len(candidates)):
-        domain = candidates[(start + offset) % len(candidates)]
-        if domain in _held:
-            continue
-        fd = os.open(LOCK_DIR / f"{domain}.lock", os.O_CREAT | os.O_RDWR, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        os.set_inheritable(fd, False)
-        _held[domain] = fd
-        return domain
-    raise RuntimeError(
-        f"all ROS domain ids {candidates.start}..{candidates.stop - 1} are held by other processes "
-        f"(lock files in {LOCK_DIR}); stop other test runs or free stale ones"
-    )
-
-
-def isolate_ros_environment(environ: dict | None = None) -> int:
-    """Put this process (and every child it starts) on a private domain with loopback-only discovery."""
-    environ = os.environ if environ is None else environ
-    domain = claim_private_domain()
-    environ["ROS_DOMAIN_ID"] = str(domain)
-    environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    environ.pop("ROS_STATIC_PEERS", None)
-    return domain
+__all__ = ["DOMAIN_RANGE", "LOCK_DIR", "claim_private_domain", "isolate_ros_environment"]

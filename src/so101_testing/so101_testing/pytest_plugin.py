@@ -10,14 +10,14 @@ import os
 
 import pytest
 
-from so101_testing.domain import isolate_ros_environment
+from so101_contract.ros_domain import TEST_CLAIM_ENV, isolate_ros_environment
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # Before any test imports rclpy: every node of this process and of its children joins the private domain.
-    if "SO101_TEST_DOMAIN_CLAIMED" not in os.environ:
+    if TEST_CLAIM_ENV not in os.environ:
         domain = isolate_ros_environment()
-        os.environ["SO101_TEST_DOMAIN_CLAIMED"] = str(os.getpid())
+        os.environ[TEST_CLAIM_ENV] = str(os.getpid())
         config.stash[_DOMAIN_KEY] = domain
 
 
