@@ -64,16 +64,41 @@ def test_gate_holds_while_the_learner_owes_more_than_the_bound():
     gate = LockstepGate(max_backlog=100, tolerance_ns=0)
     gate.grant(1000 * MS)
     assert gate.may_advance_to(500 * MS)  # no learner heard yet: nothing owed
-    gate.progress(101)
+    gate.progress(101, 0, 0)
     assert not gate.may_advance_to(500 * MS)
     assert gate.waiting_for(500 * MS) == "the learner (update backlog 101 > lockstep_max_backlog_updates 100)"
-    gate.progress(100)
+    gate.progress(100, 0, 0)
     assert gate.may_advance_to(500 * MS)
-    gate.progress(5000)
+    gate.progress(5000, 0, 0)
     both = gate.waiting_for(1500 * MS)
     assert "actor's grant" in both and "backlog 5000" in both
+
+
+def test_gate_holds_within_the_lead_of_a_learner_that_stopped_reporting():
+    gate = LockstepGate(max_backlog=100, tolerance_ns=0, learner_lead_ns=100 * MS)
+    gate.grant(10_000 * MS)
+    assert gate.may_advance_to(5_000 * MS) and gate.holds(5_000 * MS) == frozenset()  # no learner heard yet
+    gate.progress(0, stamp_ns=0, now_ns=1_500 * MS)  # made before the learner had simulated time: counts as now
+    assert gate.may_advance_to(1_600 * MS) and not gate.may_advance_to(1_610 * MS)
+    gate.progress(0, stamp_ns=2_000 * MS, now_ns=2_050 * MS)
+    assert gate.may_advance_to(2_100 * MS)  # one lead beyond the learner's newest report ...
+    assert not gate.may_advance_to(2_110 * MS)  # ... and no further: a silent learner holds the run
+    assert gate.holds(2_110 * MS) == {"silent"} and "silent since 2.000 s" in gate.waiting_for(2_110 * MS)
+    gate.progress(0, stamp_ns=1_000 * MS, now_ns=2_050 * MS)  # a late, older report moves nothing back
+    assert gate.learner_ns == 2_000 * MS
+    gate.progress(101, stamp_ns=2_100 * MS, now_ns=2_100 * MS)
+    assert gate.holds(2_150 * MS) == {"backlog"}  # reporting again, but owing: routine
+    assert gate.holds(20_000 * MS) == {"actor", "backlog", "silent"}
 
 
 def test_gate_refuses_negative_bounds():
     with pytest.raises(ValueError, match="max_backlog"):
         LockstepGate(max_backlog=-1, tolerance_ns=0)
+
+
+def test_a_resumed_simulation_starts_on_the_first_camera_instant_after_the_runs_time():
+    grid = TickGrid.from_rates(100.0, 10.0, 0.002)
+    assert grid.first_tick_after(0) == 0
+    tick = grid.first_tick_after(1_234_560 * MS)
+    assert grid.time_ns(tick) == 1_234_600 * MS and grid.camera_due(tick)
+    assert grid.time_ns(grid.first_tick_after(1_234_600 * MS)) == 1_234_700 * MS  # strictly after

@@ -51,6 +51,14 @@ class TickGrid:
     def time_ns(self, tick: int) -> int:
         return tick * self.tick_ns
 
+    def first_tick_after(self, start_ns: int) -> int:
+        """The tick of the first camera instant after ``start_ns`` (0 for 0): a resumed simulation's first tick, on
+        the camera's and so the control period's grid."""
+        if start_ns <= 0:
+            return 0
+        camera_ns = (start_ns // self.camera_period_ns + 1) * self.camera_period_ns
+        return -(-camera_ns // self.tick_ns)
+
     def camera_due(self, tick: int) -> bool:
         """Whether tick ``tick`` renders: a multiple of the camera period lies in (previous tick, this tick]."""
         if tick == 0:
@@ -91,21 +99,26 @@ class LockstepGate:
     """Whether a lockstep simulation may advance to an instant (so101_contract.sim_time's protocol).
 
     ``grant(t_ns)``: the actor needs nothing before ``t_ns``; the newest grant wins and one in the past changes
-    nothing. ``progress(backlog)``: the learner's newest ``LearnerProgress.update_backlog``; before the first one
-    nothing is owed. An instant is allowed when it lies at most ``tolerance_ns`` (half a tick: a grant computed in
-    float seconds may miss the grid by a rounding) beyond the grant and the backlog is within ``max_backlog``.
+    nothing. ``progress(backlog, stamp_ns)``: the learner's newest ``LearnerProgress``; before the first one nothing
+    is owed. An instant is allowed when it lies at most ``tolerance_ns`` (half a tick: a grant computed in float
+    seconds may miss the grid by a rounding) beyond the grant, the backlog is within ``max_backlog``, and, once the
+    learner has stamped a report with simulated time, at most ``learner_lead_ns`` beyond its newest stamp: a learner
+    that stops reporting (killed, stopped, hung) holds the simulation within that much simulated time.
     Not thread-safe: the node calls it under its own lock.
     """
 
-    def __init__(self, max_backlog: int, tolerance_ns: int):
-        if max_backlog < 0 or tolerance_ns < 0:
+    def __init__(self, max_backlog: int, tolerance_ns: int, learner_lead_ns: int | None = None):
+        if max_backlog < 0 or tolerance_ns < 0 or (learner_lead_ns is not None and learner_lead_ns <= 0):
             raise ValueError(
-                f"LockstepGate needs max_backlog >= 0 and tolerance_ns >= 0, got {max_backlog}, {tolerance_ns}"
+                f"LockstepGate needs max_backlog >= 0, tolerance_ns >= 0 and learner_lead_ns > 0 (or None), got "
+                f"{max_backlog}, {tolerance_ns}, {learner_lead_ns}"
             )
         self.max_backlog = int(max_backlog)
         self.tolerance_ns = int(tolerance_ns)
+        self.learner_lead_ns = learner_lead_ns
         self.granted_ns: int | None = None  # the newest grant; None before the actor's first
         self.backlog: int | None = None  # the learner's newest backlog; None before its first report
+        self.learner_ns: int | None = None  # the newest simulated stamp of a learner report; None before one
 
     def grant(self, t_ns: int) -> bool:
         """Record a grant; True when it moved the grant forward."""
@@ -114,8 +127,14 @@ class LockstepGate:
         self.granted_ns = int(t_ns)
         return True
 
-    def progress(self, backlog: int) -> None:
+    def progress(self, backlog: int, stamp_ns: int, now_ns: int) -> None:
+        """A learner report stamped ``stamp_ns``, received at the simulation's ``now_ns``. A report stamped 0 was made
+        before the learner had simulated time (its first): it counts as made now, so a learner that stops right
+        after it still holds the run."""
         self.backlog = int(backlog)
+        stamp_ns = int(stamp_ns) if stamp_ns > 0 else int(now_ns)
+        if self.learner_ns is None or stamp_ns > self.learner_ns:
+            self.learner_ns = stamp_ns
 
     def granted(self, t_ns: int) -> bool:
         return self.granted_ns is not None and t_ns <= self.granted_ns + self.tolerance_ns
@@ -123,8 +142,13 @@ class LockstepGate:
     def learner_keeps_up(self) -> bool:
         return self.backlog is None or self.backlog <= self.max_backlog
 
+    def learner_alive(self, t_ns: int) -> bool:
+        if self.learner_lead_ns is None or self.learner_ns is None:
+            return True
+        return t_ns <= self.learner_ns + self.learner_lead_ns
+
     def may_advance_to(self, t_ns: int) -> bool:
-        return self.granted(t_ns) and self.learner_keeps_up()
+        return self.granted(t_ns) and self.learner_keeps_up() and self.learner_alive(t_ns)
 
     def waiting_for(self, t_ns: int) -> str:
         """What holds instant ``t_ns`` back, in words for the log ("" when nothing does)."""
@@ -138,4 +162,16 @@ class LockstepGate:
             reasons.append(
                 f"the learner (update backlog {self.backlog} > lockstep_max_backlog_updates {self.max_backlog})"
             )
+        if not self.learner_alive(t_ns):
+            reasons.append(
+                f"the learner, silent since {self.learner_ns / NS_PER_S:.3f} s of simulated time (stopped, killed "
+                "or hung? the run goes on when it reports again)"
+            )
         return " and ".join(reasons)
+
+    def holds(self, t_ns: int) -> frozenset[str]:
+        """What holds instant ``t_ns`` back, as kinds: "actor" (its grant), "backlog" (the learner catching up:
+        how lockstep keeps the ratio, routine), "silent" (the learner stopped reporting: never routine)."""
+        kinds = set() if self.granted(t_ns) else {"actor"}
+        kinds |= set() if self.learner_keeps_up() else {"backlog"}
+        return frozenset(kinds | (set() if self.learner_alive(t_ns) else {"silent"}))

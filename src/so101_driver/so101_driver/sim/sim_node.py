@@ -35,6 +35,7 @@ from std_msgs.msg import Bool, UInt8
 from std_srvs.srv import SetBool
 
 from so101_contract import qos
+from so101_contract.control import CONTROL_PERIOD_S
 from so101_contract.joints import JOINT_NAMES, positions_by_name
 from so101_contract.node_main import run_node
 from so101_contract.parameters import ParameterError, declare
@@ -53,8 +54,7 @@ from so101_hilserl_interfaces.srv import OperatorCommand, ResetEpisode
 
 THREAD_JOIN_TIMEOUT_S = 2.0  # all threads together; a render takes ~20 ms, a physics tick less
 LOCKSTEP_RECHECK_S = 0.25  # a held lockstep loop looks at the stop request and republishes /clock this often
-LOCKSTEP_REPORT_AFTER_S = 1.0  # a hold longer than this (wall) is logged with what it waits for...
-LOCKSTEP_REPORT_EVERY_S = 5.0  # ...again when the reason changes, else this often
+LOCKSTEP_REPORT_AFTER_S = 5.0  # a hold longer than this (wall) is logged with what it waits for, once
 
 
 class SimNode(Node):
@@ -111,6 +111,14 @@ class SimNode(Node):
             self, "lockstep_max_backlog_updates", 100, "clock_mode lockstep: hold while the learner owes more "
             "updates than this", (0, 10**9)
         )  # fmt: skip
+        learner_lead_s = declare(
+            self, "lockstep_learner_lead_s", CONTROL_PERIOD_S, "clock_mode lockstep: hold when the learner's newest "
+            "report is older than this in simulated time (a stopped or killed learner holds the run)", (0.01, 60.0)
+        )  # fmt: skip
+        start_time_s = declare(
+            self, "start_time_s", 0.0, "clock_mode sim/lockstep: simulated time starts at the first camera instant "
+            "after this (a resumed run continues its time)", (0.0, 1e9)
+        )  # fmt: skip
 
         urdf_path = declare(self, "urdf_path", "", "robot URDF with the wrist camera joints; '' = the project's")
         scene = SceneConfig(urdf_path=urdf_path or None)
@@ -122,7 +130,9 @@ class SimNode(Node):
                 raise ParameterError(f"parameter {err} (clock_mode {self.clock_mode})") from None
             self.grid = None
         self._tick_ns = round(NS_PER_S / self.state_rate_hz)
-        self._sim_ns = 0  # simulated time of the newest tick: never goes back (a reset does not rewind it)
+        self._first_tick = 0 if self.grid is None else self.grid.first_tick_after(round(start_time_s * NS_PER_S))
+        # simulated time of the newest tick: never goes back (a reset does not rewind it)
+        self._sim_ns = 0 if self.grid is None else self.grid.time_ns(self._first_tick)
         kinematics = self.world.kinematics
         self.follower_guard = JointCommandGuard(JOINT_NAMES, kinematics.lower, kinematics.upper, max_step, timeout)
         operator_config = OperatorConfig(
@@ -159,7 +169,9 @@ class SimNode(Node):
         # starts faster than MuJoCo loads) still arrives, instead of both sides waiting for each other for ever.
         # The actor and the learner publish them transient local.
         self._advance = threading.Condition()
-        self.gate = LockstepGate(max_backlog, tolerance_ns=self._tick_ns // 2)
+        self._holding_for: frozenset[str] = frozenset()  # what a logged hold waits for (LockstepGate.holds)
+        self._told: frozenset[str] = frozenset()  # the kinds of hold logged so far
+        self.gate = LockstepGate(max_backlog, self._tick_ns // 2, round(learner_lead_s * NS_PER_S))
         if self.clock_mode == "lockstep":
             self.create_subscription(Clock, ADVANCE_TOPIC, self._on_advance, qos.LATCHED)
             self.create_subscription(LearnerProgress, PROGRESS_TOPIC, self._on_progress, qos.LATCHED)
@@ -253,7 +265,7 @@ class SimNode(Node):
 
     def _on_progress(self, msg: LearnerProgress) -> None:
         with self._advance:
-            self.gate.progress(int(msg.update_backlog))
+            self.gate.progress(int(msg.update_backlog), stamp_to_ns(msg.header.stamp), self._sim_ns)
             self._advance.notify_all()
 
     # ---- one tick of physics (either loop) ----
@@ -351,7 +363,7 @@ class SimNode(Node):
         grid = self.grid
         pacer = Pacer(self.real_time_factor) if self.clock_mode == "sim" else None
         camera = _Camera(self.world)  # this thread renders: its GL context lives here
-        tick = 0
+        tick = self._first_tick
         try:
             while not self._stop.is_set() and rclpy.ok(context=self.context):
                 t_ns = grid.time_ns(tick)
@@ -365,10 +377,10 @@ class SimNode(Node):
                             throttle_duration_sec=5.0,
                         )
                         pacer.fell_behind = 0
-                elif not self._wait_for_lockstep(t_ns, tick):
-                    break
+                elif tick > self._first_tick and not self._wait_for_lockstep(t_ns, tick):
+                    break  # the first instant is published at once: the nodes learn the time they must grant beyond
                 with self._lock:
-                    if tick == 0:  # the first instant is the state as it is; physics runs between instants
+                    if tick == self._first_tick:  # the first instant is the state as it is; physics runs between
                         states = (
                             self.world.joint_positions(),
                             self.world.joint_velocities(),
@@ -398,22 +410,29 @@ class SimNode(Node):
         still at 0) learns the time it must grant beyond.
         """
         held_since = time.monotonic()
-        reported, reported_at = "", -float("inf")
         while True:
             with self._advance:
                 if self.gate.may_advance_to(t_ns):
+                    if "silent" in self._holding_for:
+                        going_on = f"going on at {t_ns / NS_PER_S:.3f} s"
+                        self.get_logger().info(f"lockstep: the learner reports again; {going_on}")
+                    self._holding_for = frozenset()
                     return True
-                reason = self.gate.waiting_for(t_ns)
+                reason, kinds = self.gate.waiting_for(t_ns), self.gate.holds(t_ns)
                 notified = self._advance.wait(timeout=LOCKSTEP_RECHECK_S)
             if self._stop.is_set() or not rclpy.ok(context=self.context):
                 return False
-            now = time.monotonic()
-            if now - held_since >= LOCKSTEP_REPORT_AFTER_S and (
-                reason != reported or now - reported_at >= LOCKSTEP_REPORT_EVERY_S
+            # What it waits for, said when it changes: a silent learner every time (never routine, said at once),
+            # routine holds (the actor's step, the learner's backlog) once a run when they last LOCKSTEP_REPORT_AFTER_S.
+            routine_told = kinds - {"silent"} <= self._told
+            if kinds != self._holding_for and (
+                "silent" in kinds or (time.monotonic() - held_since >= LOCKSTEP_REPORT_AFTER_S and not routine_told)
             ):
-                self.get_logger().info(f"lockstep: holding at {self._sim_ns / NS_PER_S:.3f} s, waiting for {reason}")
-                reported, reported_at = reason, now
-            if not notified and tick > 0:
+                routine = "" if "silent" in kinds else " (routine in lockstep; said once)"
+                self.get_logger().info(f"lockstep: holding at {self._sim_ns / NS_PER_S:.3f} s, waiting for "
+                                       f"{reason}{routine}")  # fmt: skip
+                self._holding_for, self._told = kinds, self._told | kinds
+            if not notified and tick > self._first_tick:
                 self.clock_pub.publish(Clock(clock=ns_to_stamp(self.grid.time_ns(tick - 1))))
 
     def destroy_node(self) -> None:
