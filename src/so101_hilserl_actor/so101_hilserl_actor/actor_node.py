@@ -86,7 +86,10 @@ class ActorNode(Node):
         self.wait_for_subscribers, self.torch_threads = v["wait_for_subscribers"], v["torch_threads"]
         self.dump_dir = Path(v["debug_policy_inputs_dir"]) if v["debug_policy_inputs_dir"] else None
         self.rng = np.random.default_rng(v["seed"] + 1)  # reset noise and sim seeds
-        self.schedule = EvaluationSchedule(v["evaluation_every_episodes"], always=self.evaluation)
+        self.schedule = EvaluationSchedule(v["evaluation_every_episodes"], always=self.evaluation,
+                                           training_since_evaluation=v["training_since_evaluation"])  # fmt: skip
+        self.wait_for_learner_weights = v["wait_for_learner_weights"]
+        self._waiting_for = ""  # what the loop waits for, as last logged
         self._stop = threading.Event()
         self.advance_pub = self.create_publisher(Clock, ADVANCE_TOPIC, qos.LATCHED) if v["lockstep"] else None
         self.clock = ControlClock(
@@ -183,8 +186,10 @@ class ActorNode(Node):
         sys.setswitchinterval(0.0005)  # hand the GIL back quickly: callback threads must not stall the step
         while not self._stop.is_set() and rclpy.ok(context=self.context):
             if not self._ready():
-                self.get_logger().info(f"waiting for inputs and {self.wait_for_subscribers} taker(s) of "
-                                       "transitions", throttle_duration_sec=5.0)  # fmt: skip
+                missing = self._missing()
+                if missing and missing != self._waiting_for:  # once, and again when it changes
+                    self.get_logger().info(f"waiting for {missing}")
+                self._waiting_for = missing
                 self.clock.wait_for(self._ready, timeout_s=0.05)  # simulated time: granting ahead in lockstep
                 self.pacer.restart()
             elif not self.control.episode_open:
@@ -216,7 +221,24 @@ class ActorNode(Node):
         self.finished.set_result(True)
 
     def _ready(self) -> bool:
-        return self.transition_pub.get_subscription_count() >= self.wait_for_subscribers and self._have_inputs()
+        return (
+            self.transition_pub.get_subscription_count() >= self.wait_for_subscribers
+            and self._have_inputs()
+            and (self.control.holds_learner_weights or not self.wait_for_learner_weights)
+        )
+
+    def _missing(self) -> str:
+        """What keeps the loop from starting an episode, in words ('' when nothing does)."""
+        with self._lock:
+            inputs = {"follower/joint_states": self._follower, "leader/joint_states": self._leader,
+                      "wrist_camera/image_raw": self._images or None}  # fmt: skip
+        missing = [topic for topic, value in inputs.items() if value is None]
+        takers = self.transition_pub.get_subscription_count()
+        if takers < self.wait_for_subscribers:
+            missing.append(f"{self.wait_for_subscribers - takers} more taker(s) of hilserl/transitions (the learner)")
+        if self.wait_for_learner_weights and not self.control.holds_learner_weights:
+            missing.append("the learner's weights (a resumed run starts from its newest checkpoint)")
+        return ", ".join(missing)
 
     def _wait_for_instant(self) -> bool:
         """Simulated time: wait until the image and the follower state of the step's instant are in (they are

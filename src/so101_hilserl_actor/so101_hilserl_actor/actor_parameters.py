@@ -27,6 +27,11 @@ PARAMETERS = {
     "lockstep": (False, "publish sim/advance_until grants: the simulation advances only as far as this actor "
                  "allows (needs use_sim_time)", None),
     "max_episodes": (0, "stop after this many episodes (0 = run until stopped)", (0, 10**9)),
+    "first_episode_id": (1, "id of the first episode (a resumed run continues its ids)", (1, 10**12)),
+    "training_since_evaluation": (0, "training episodes since the run's last evaluation episode (a resumed run's "
+                                  "evaluation schedule goes on)", (0, 10**6)),
+    "wait_for_learner_weights": (False, "start no episode before holding the learner's weights (a resumed run: "
+                                 "never an episode on a network older than the learner's checkpoint)", None),
     "swap_weights_at": ("episode", "when to take new weights: episode, or step (same learner epoch only)",
                         ("episode", "step")),
     "reset_mode": ("sim", "sim: call sim/reset; ik: drive to the home pose by IK", ("sim", "ik")),
@@ -72,6 +77,7 @@ def control_config(v: dict) -> ControlConfig:
         swap_weights_at=v["swap_weights_at"],
         use_reward_signal=v["use_reward_signal"],
         seed=v["seed"],
+        first_episode_id=v["first_episode_id"],
         episode=EpisodeConfig(
             max_steps=v["max_steps"],
             failure_penalty=v["failure_penalty"],

@@ -173,7 +173,10 @@ class ControlClock:
         if now_ns == 0:
             self._warn(f"{NO_CLOCK} (simulated time is 0 after {for_s:.0f} s of waiting)")
             return
-        granted = f", granted up to {self.granted_ns * 1e-9:.3f} s" if self.lockstep else ""
-        held = "; in lockstep it also holds while the learner catches up" if self.lockstep else ""
-        self._warn(f"{NO_CLOCK} Simulated time has stood at {now_ns * 1e-9:.3f} s for {for_s:.0f} s of wall "
-                   f"time{granted}{held}")  # fmt: skip
+        if self.lockstep:  # /clock has run: the simulation holds, and its log says what for
+            self._warn(f"simulated time has stood at {now_ns * 1e-9:.3f} s for {for_s:.0f} s of wall time, "
+                       f"granted up to {self.granted_ns * 1e-9:.3f} s: the simulation holds (its log says what "
+                       "for)")  # fmt: skip
+            return
+        self._warn(f"simulated time has stood at {now_ns * 1e-9:.3f} s for {for_s:.0f} s of wall time: is the "
+                   "simulation still running?")  # fmt: skip

@@ -75,10 +75,13 @@ class ControlConfig:
     swap_weights_at: str = "episode"
     use_reward_signal: bool = True
     seed: int = 0
+    first_episode_id: int = 1  # a resumed actor continues its run's episode ids
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
     action: ActionConfig = field(default_factory=ActionConfig)
 
     def __post_init__(self) -> None:
+        if self.first_episode_id < 1:
+            raise ValueError(f"first_episode_id must be >= 1, got {self.first_episode_id}")
         if not self.period_s > 0:
             raise ValueError(f"ControlConfig.period_s must be positive (seconds), got {self.period_s}")
         if self.swap_weights_at not in SWAP_POINTS:
@@ -206,7 +209,7 @@ class ControlStep:
         self.tracker = EpisodeTracker(config.episode)
         self.stack = FrameStack(policy.config.frame_stack, (policy.config.image_size,) * 2 + (3,))
         self._apply_semantics(policy.config)
-        self.episode_id = 0
+        self.episode_id = config.first_episode_id - 1
         self.evaluating = config.evaluation  # whether the current episode is an evaluation episode
         self._episode_start_ns = 0
         self._pending: _Pending | None = None
@@ -245,6 +248,12 @@ class ControlStep:
         with self._lock:
             self._offered = _Weights(int(version), epoch, tensors, config, schedule, int(environment_steps))
         return ""
+
+    @property
+    def holds_learner_weights(self) -> bool:
+        """Whether learner weights are in force or accepted for the next swap (a resumed actor waits for them)."""
+        with self._lock:
+            return self.epoch is not None or self._offered is not None
 
     # ---- the loop -------------------------------------------------------------------------------------------------
     @property

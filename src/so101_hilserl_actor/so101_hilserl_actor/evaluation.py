@@ -11,11 +11,11 @@ from __future__ import annotations
 
 
 class EvaluationSchedule:
-    def __init__(self, every_episodes: int = 0, always: bool = False):
+    def __init__(self, every_episodes: int = 0, always: bool = False, training_since_evaluation: int = 0):
         if int(every_episodes) < 0:
             raise ValueError(f"evaluation_every_episodes must be >= 0 (0 = never), got {every_episodes}")
         self.every_episodes, self.always = int(every_episodes), bool(always)
-        self.training_since_evaluation = 0
+        self.training_since_evaluation = int(training_since_evaluation)  # > 0: a resumed run's schedule goes on
         self.training_episodes = self.evaluation_episodes = 0
 
     def next_is_evaluation(self) -> bool:

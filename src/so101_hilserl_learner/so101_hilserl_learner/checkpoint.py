@@ -213,6 +213,12 @@ def load_checkpoint(path: Path) -> tuple[int, dict]:
     return step, unflatten_state(tensors, skeleton)
 
 
+def step_of(name: str) -> int | None:
+    """The update count a checkpoint's name carries (``ckpt-000001200`` -> 1200); None for another name."""
+    digits = name.removeprefix(PREFIX)
+    return int(digits) if name.startswith(PREFIX) and digits.isdigit() else None
+
+
 def latest_name(directory: Path) -> str | None:
     """What LATEST names, or None when there is no LATEST."""
     latest = Path(directory) / LATEST

@@ -11,9 +11,12 @@ Contracts it keeps:
   carries the schedule and the step so the actor's acting noise is the same reading.
 * UTD (so101_hilserl_learner.utd): updates per committed training transition, backlog capped, achieved ratio in
   learner_stats and TensorBoard, a throttled warning when the learner falls behind.
-* Weight versions restart at 1 in each learner epoch (run id + process start time), published once at start.
-* LearnerProgress (so101_contract.sim_time.PROGRESS_TOPIC) after every commit that owes updates and after every
-  update, so a lockstep simulation holds simulated time while the learner owes more than it allows.
+* Weight versions go on from the checkpoint's (never backwards across a resume); each learner process has its own
+  epoch (run id + process start time), which an actor takes over an older epoch whatever the versions. Published
+  once at start (the checkpoint's networks), then as training goes.
+* LearnerProgress (so101_contract.sim_time.PROGRESS_TOPIC) after every commit that owes updates, after every
+  update, and every HEARTBEAT_S of simulated time, so a lockstep simulation holds simulated time while the learner
+  owes more than it allows, and also when it stops reporting (killed, stopped).
 * Episode outcomes (so101_hilserl_learner.episode_window): training success split autonomous/assisted, the
   intervention fraction and evaluation success, in learner_stats and TensorBoard.
 * Q next to Monte-Carlo returns per kind of row (so101_hilserl_learner.q_diagnostics), over each stats period, in
@@ -72,6 +75,7 @@ from so101_hilserl_learner.start_files import check_run_dir, load_initial_weight
 from so101_hilserl_learner.utd import UtdBudget
 
 RUN_ID_FILE = "run_id"
+HEARTBEAT_S = 0.05  # simulated seconds between LearnerProgress reports when nothing else reports (half a period)
 
 
 def run_id_of(run_dir: Path) -> str:
@@ -149,7 +153,7 @@ class LearnerNode(Node):
             v["stale_episode_transitions"],
         )
         self.updates = 0
-        self.weights_version = 0  # versions restart in each learner epoch
+        self.weights_version = 0  # the checkpoint's, when there is one
         self._restore(checkpoint, initial)
         # Only transitions committed from now on owe updates: the journal's were trained on before a restart,
         # and those committed before warm-up are the pre-training data (RoboBase's replay_size_before_train).
@@ -176,6 +180,9 @@ class LearnerNode(Node):
         # still, and a lockstep sim stands still exactly while it waits for this learner.
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(v["stats_period_s"], self._publish_stats, clock=self._steady)
+        if self.get_parameter("use_sim_time").value:  # simulated time: a lockstep sim holds when this stops
+            self.create_timer(HEARTBEAT_S, self._heartbeat)
+        self._told_owed = False  # the info line on an achieved UTD below the requested one (owed, not shed)
 
         self._episodes = EpisodeWindow()
         self._metrics: dict[str, float] = {}
@@ -248,6 +255,7 @@ class LearnerNode(Node):
         if checkpoint is not None:
             self.agent.load_state_dict(checkpoint["agent"])
             self.updates = int(checkpoint["counters"]["updates"])
+            self.weights_version = int(checkpoint["counters"].get("weights_version", 0))
         elif initial is not None:
             self.agent.load_weights(initial)
             self.get_logger().info(f"started from {self.initial_weights}")
@@ -306,6 +314,10 @@ class LearnerNode(Node):
         if outcome.evaluation:  # logged as it arrives: evaluation episodes are rare and each one counts
             for key, value in self._episodes.evaluation_scalars(outcome).items():
                 self.writer.add_scalar(key, value, self.updates)
+
+    def _heartbeat(self) -> None:
+        with self._budget_lock:
+            self._publish_progress()
 
     def _publish_progress(self) -> None:
         """LearnerProgress from the budget; the caller holds _budget_lock, so the fields are one consistent reading."""
@@ -409,7 +421,7 @@ class LearnerNode(Node):
             "policy_config": self.policy_config.to_json(),
             "counters": {
                 "updates": self.updates,
-                "weights_version": self.weights_version,  # of learner_epoch; the next epoch restarts at 1
+                "weights_version": self.weights_version,  # the next learner process goes on from it
                 "training_transitions": self.ingest.counters.training_transitions,
             },
             "exploration": {
@@ -471,6 +483,13 @@ class LearnerNode(Node):
         )
         stats.header.stamp = self.get_clock().now().to_msg()
         self.stats_pub.publish(stats)
+        if not behind and backlog and achieved < 0.95 * self.utd_ratio and not self._told_owed:
+            self._told_owed = True  # once: the figure itself is in learner_stats
+            self.get_logger().info(
+                f"achieved UTD {achieved:.2f} < requested {self.utd_ratio}: {backlog} updates are owed and not yet "
+                "done, none shed (in lockstep the learner may owe up to the sim's lockstep_max_backlog_updates, "
+                "about an episode, while the next one is collected)"
+            )
         if behind:
             self.get_logger().warning(
                 f"the learner cannot keep the requested UTD {self.utd_ratio}: achieved {achieved:.2f} updates per "

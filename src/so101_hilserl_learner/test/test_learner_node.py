@@ -19,6 +19,7 @@ from so101_hilserl_actor.semantics import PICK101_SEMANTICS, PROJECT_SEMANTICS
 from so101_hilserl_actor.weights_gate import accept
 from so101_hilserl_interfaces.msg import LearnerStats, PolicyWeights, Transition
 from so101_hilserl_learner.agent_file import AGENT_FORMAT
+from so101_hilserl_learner.checkpoint import load_newest_good
 from so101_testing.graph import wait_until
 
 TINY = '{"encoder_channels": 4, "hidden": [16, 16], "bottleneck": 8}'
@@ -116,6 +117,7 @@ def test_sigkill_during_training_and_during_checkpoints_loses_nothing(processes,
     before = weights.messages[-1]
 
     for round_ in range(2):
+        resumed_version = load_newest_good(checkpoints).state["counters"]["weights_version"]
         learner = processes.start_module("so101_hilserl_learner.learner_node", *args, name=f"learner{round_ + 2}")
         probe.wait_for_subscribers(publisher, timeout_s=60)
         seen = len(stats)
@@ -124,9 +126,10 @@ def test_sigkill_during_training_and_during_checkpoints_loses_nothing(processes,
         assert s.transitions_received == 30 and s.online_buffer_size == 30 and s.demo_buffer_size == 6
         assert s.training_transitions == 30  # the schedule's step is rebuilt from the journal
         assert s.updates >= updates_before - 25  # at most what happened since the newest complete checkpoint
-        # A new epoch whose versions restart at 1; a running actor takes it although the version is lower.
+        # A new epoch whose versions go on from its checkpoint's; a running actor takes it although its version is
+        # lower than the killed learner's last.
         new = next(m for m in weights.messages if m.learner_epoch == s.learner_epoch)
-        assert new.version == 1 and new.learner_epoch != before.learner_epoch
+        assert new.version == resumed_version + 1 and new.learner_epoch != before.learner_epoch
         assert new.learner_epoch.split(":")[0] == before.learner_epoch.split(":")[0]  # the same run dir
         assert accept(before.learner_epoch, before.version, new.learner_epoch, new.version)
         assert new.stddev_schedule == before.stddev_schedule and new.environment_steps == 30
