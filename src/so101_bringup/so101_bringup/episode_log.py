@@ -1,20 +1,24 @@
 """RUN_DIR/episodes.csv: one row per finished episode (hilserl/episodes), written by the runner as each arrives and
 read by the report and the benchmarks.
 
-A row is flushed when written, so a crash loses nothing already written; a resumed run appends (the header is
-written once, and an incomplete last line left by a kill mid-write is dropped). Outcomes follow
+A row is flushed when written, so a crash loses nothing already written; a resumed run appends under the one
+header, with the next ``session`` number. Damage is named, never silent: a line that is not a row of this version
+(cut by a kill mid-write, garbage, not UTF-8) is moved, as it was, to episodes.damaged.csv when the run resumes,
+and each move is reported with its line number; readers name the file and line they cannot parse. Outcomes follow
 so101_contract.outcomes. The learner's columns are the newest LearnerStats when the episode arrived (about 1 s
-old; empty before the first).
+old; empty before the first). ``RunHistory`` is what a resumed session continues from.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from so101_contract.files import atomic_write_bytes
 from so101_contract.outcomes import Outcome
 
 EPISODE_LOG = "episodes.csv"
@@ -38,7 +42,9 @@ COLUMNS = (
     "achieved_utd",
     "requested_utd",
     "training_transitions",
+    "session",  # 1 for the run's first start, +1 for each resume
 )
+DAMAGED_LOG = "episodes.damaged.csv"
 
 
 @dataclass(frozen=True)
@@ -60,13 +66,14 @@ class EpisodeRow:
     achieved_utd: float
     requested_utd: float
     training_transitions: int | None
+    session: int = 1
 
     @property
     def outcome(self) -> Outcome:
         return Outcome(self.success, self.intervention_steps, self.steps, self.evaluation, self.episode_return)
 
     @classmethod
-    def from_messages(cls, summary, stats, wall_time_s: float) -> EpisodeRow:
+    def from_messages(cls, summary, stats, wall_time_s: float, session: int = 1) -> EpisodeRow:
         """From an EpisodeSummary and the newest LearnerStats (None before the first)."""
         stamp = summary.header.stamp
         return cls(
@@ -85,6 +92,7 @@ class EpisodeRow:
             achieved_utd=math.nan if stats is None else float(stats.update_to_data_ratio),
             requested_utd=math.nan if stats is None else float(stats.requested_utd),
             training_transitions=None if stats is None else int(stats.training_transitions),
+            session=session,
         )
 
     def cells(self) -> list[str]:
@@ -111,43 +119,53 @@ def _cell(value) -> str:
 
 class EpisodeLog:
     """Appends rows to ``path``; created with its header when missing. A header that is not this version's columns
-    is refused (ValueError naming the file and the fix): appending would misalign every column."""
+    is refused (ValueError naming the file and the fix): appending would misalign every column. An existing file is
+    checked line by line first; ``repairs`` lists what was moved to episodes.damaged.csv and why."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.wall_offset_s = 0.0  # the last row's wall_time_s: a resumed run continues the run's wall time
+        self.repairs: list[str] = []
+        self.history = RunHistory()
         if self.path.is_file() and self.path.stat().st_size > 0:
-            self._check_and_trim()
+            self.history = RunHistory.of(self._check_and_repair())
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "w", newline="") as f:
                 csv.writer(f).writerow(COLUMNS)
+        self.session = self.history.sessions + 1
         self._file = open(self.path, "a", newline="")
         self._writer = csv.writer(self._file)
         self._started = time.monotonic()
 
     def wall_time_s(self) -> float:
         """Seconds since this log was opened (the runner's start), plus the run's earlier sessions."""
-        return self.wall_offset_s + time.monotonic() - self._started
+        return self.history.wall_time_s + time.monotonic() - self._started
 
-    def _check_and_trim(self) -> None:
-        data = self.path.read_bytes()
-        if not data.endswith(b"\n"):  # killed in the middle of a row: that row was never written
-            with open(self.path, "r+b") as f:
-                f.truncate(data.rfind(b"\n") + 1)
-            data = self.path.read_bytes()
-        lines = data.decode("utf-8", errors="replace").splitlines()
-        header = next(csv.reader(lines[:1]), [])
+    def _check_and_repair(self) -> list[EpisodeRow]:
+        lines = self.path.read_bytes().splitlines(keepends=True)
+        header = next(csv.reader([lines[0].decode("utf-8", errors="replace")]), [])
         if tuple(header) != COLUMNS:
             raise ValueError(
                 f"{self.path}: its header is not this version's columns ({','.join(COLUMNS)}); move it away (or use "
                 "another --run-dir) so the runner starts a new one"
             )
-        if len(lines) > 1:
+        rows, good, damaged = [], [lines[0]], []
+        for number, line in enumerate(lines[1:], start=2):
             try:
-                self.wall_offset_s = float(next(csv.reader(lines[-1:]))[0])
-            except (ValueError, IndexError):
-                self.wall_offset_s = 0.0
+                if not line.endswith(b"\n"):
+                    raise ValueError(f"{self.path} line {number}: cut short (the runner was killed mid-write)")
+                rows.append(_parse_line(self.path, number, line))
+                good.append(line)
+            except ValueError as err:
+                damaged.append(line if line.endswith(b"\n") else line + b"\n")
+                self.repairs.append(f"{err}; moved to {self.path.with_name(DAMAGED_LOG)}")
+        if damaged:  # kept as they were, next to the log; the log itself holds only rows that parse
+            with open(self.path.with_name(DAMAGED_LOG), "ab") as f:
+                f.writelines(damaged)
+                f.flush()
+                os.fsync(f.fileno())
+            atomic_write_bytes(self.path, b"".join(good))
+        return rows
 
     def append(self, row: EpisodeRow) -> None:
         self._writer.writerow(row.cells())
@@ -155,6 +173,69 @@ class EpisodeLog:
 
     def close(self) -> None:
         self._file.close()
+
+
+@dataclass(frozen=True)
+class RunHistory:
+    """What the earlier sessions of a run did: a resumed session continues its episode ids, simulated time, wall
+    time, evaluation schedule and status windows."""
+
+    rows: tuple[EpisodeRow, ...] = ()
+
+    @classmethod
+    def of(cls, rows: list[EpisodeRow]) -> RunHistory:
+        return cls(tuple(rows))
+
+    @property
+    def episodes(self) -> int:
+        return len(self.rows)
+
+    @property
+    def sessions(self) -> int:
+        return max((r.session for r in self.rows), default=0)
+
+    @property
+    def actor_id(self) -> str:
+        """The actor of the newest row ('' for a new run): a resumed actor keeps its id, so episode ids stay unique."""
+        return self.rows[-1].actor_id if self.rows else ""
+
+    @property
+    def next_episode_id(self) -> int:
+        return max((r.episode_id for r in self.rows if r.actor_id == self.actor_id), default=0) + 1
+
+    @property
+    def sim_time_s(self) -> float:
+        return max((r.sim_time_s for r in self.rows), default=0.0)
+
+    @property
+    def wall_time_s(self) -> float:
+        return self.rows[-1].wall_time_s if self.rows else 0.0
+
+    @property
+    def training_episodes(self) -> int:
+        return sum(not r.evaluation for r in self.rows)
+
+    @property
+    def training_since_evaluation(self) -> int:
+        """Training episodes after the newest evaluation episode (the evaluation schedule's position)."""
+        count = 0
+        for r in reversed(self.rows):
+            if r.evaluation:
+                break
+            count += 1
+        return count
+
+
+def _parse_line(path: Path, number: int, line: bytes) -> EpisodeRow:
+    """One data line of an episodes.csv; ValueError naming the file, the line and what is wrong."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} line {number}: not UTF-8 text (damaged)") from None
+    cells = next(csv.reader([text]), [])
+    if len(cells) != len(COLUMNS):
+        raise ValueError(f"{path} line {number}: {len(cells)} cells, {len(COLUMNS)} expected")
+    return _parse(path, number, dict(zip(COLUMNS, cells, strict=True)))
 
 
 def _parse(path: Path, number: int, record: dict[str, str]) -> EpisodeRow:
@@ -169,8 +250,8 @@ def _parse(path: Path, number: int, record: dict[str, str]) -> EpisodeRow:
                 return int(text) if text else None
             return kind(text)
         except ValueError:
-            raise ValueError(f"{path} line {number}: {name}={text!r} is not a {kind if kind != 'int?' else 'int'}"
-                             "; the file is damaged (fix or remove that line)") from None  # fmt: skip
+            kind_name = "int" if kind == "int?" else kind.__name__
+            raise ValueError(f"{path} line {number}: {name}={text!r} is not a {kind_name}") from None
 
     return EpisodeRow(
         wall_time_s=field("wall_time_s", float),
@@ -188,24 +269,22 @@ def _parse(path: Path, number: int, record: dict[str, str]) -> EpisodeRow:
         achieved_utd=field("achieved_utd", float),
         requested_utd=field("requested_utd", float),
         training_transitions=field("training_transitions", "int?"),
+        session=field("session", int),
     )
 
 
 def read_episode_log(path: Path) -> list[EpisodeRow]:
     """Every row of an episodes.csv, in the order written. ValueError naming the file (and line) when it is not one:
-    a wrong header, a short row or a cell that does not parse."""
+    a wrong header, a short row, a cell that does not parse, bytes that are not text."""
     path = Path(path)
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or tuple(header) != COLUMNS:
-            raise ValueError(f"{path}: not an episodes.csv of this version (its header is not {','.join(COLUMNS)})")
-        rows = []
-        for number, cells in enumerate(reader, start=2):
-            if len(cells) != len(COLUMNS):
-                raise ValueError(f"{path} line {number}: {len(cells)} cells, {len(COLUMNS)} expected; fix or remove it")
-            rows.append(_parse(path, number, dict(zip(COLUMNS, cells, strict=True))))
-    return rows
+    lines = path.read_bytes().splitlines()
+    header = next(csv.reader([lines[0].decode("utf-8", errors="replace")]), None) if lines else None
+    if header is None or tuple(header) != COLUMNS:
+        raise ValueError(f"{path}: not an episodes.csv of this version (its header is not {','.join(COLUMNS)})")
+    try:
+        return [_parse_line(path, number, line) for number, line in enumerate(lines[1:], start=2)]
+    except ValueError as err:
+        raise ValueError(f"{err}; fix or remove that line (a resumed run moves it aside)") from None
 
 
 def find_episode_log(run_dir: Path) -> Path | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from so101_contract.sim_time import CLOCK_MODES, uses_sim_time
@@ -181,6 +181,9 @@ def build_graph(options: GraphOptions) -> list[NodeSpec]:
             # Episodes start when every taker of transitions is there: the learner, and the recorder when recording
             # (otherwise the recorder alone would let the actor start before the learner is up).
             "wait_for_subscribers": 2 if options.record else 1,
+            # ... and once the learner is ready (its first weights): a learner that subscribed but is still loading
+            # has not yet told a lockstep simulation to wait for it, and a resumed run starts from its checkpoint.
+            "wait_for_learner_weights": True,
             "lockstep": clock == "lockstep",  # the actor grants the simulation its time, step by step
         }
         nodes.append(spec("actor", "so101_hilserl_actor", "actor_node", actor))
@@ -294,3 +297,29 @@ def config_path(name: str) -> Path:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"{name} is in none of {', '.join(map(str, candidates))}; rebuild so101_bringup")
+
+
+def continued(specs: list[NodeSpec], history) -> list[NodeSpec]:
+    """The nodes of a session that continues the run ``history`` (so101_bringup.episode_log.RunHistory) holds: the
+    actor keeps its id and continues its episode ids and evaluation schedule; simulated time goes on from the
+    run's newest stamp; the demonstrations the simulated operator already drove are not driven again. A new run's
+    nodes are returned as they are. (Every actor waits for the learner's weights before its first episode: in a
+    resumed run they are the newest checkpoint's, never an untrained network.)"""
+    if not history.episodes:
+        return specs
+    extra: dict[str, dict] = {
+        "actor": {
+            "actor_id": history.actor_id,
+            "first_episode_id": history.next_episode_id,
+            "training_since_evaluation": history.training_since_evaluation,
+        },
+        "so101_sim": {"start_time_s": history.sim_time_s},
+    }
+    out = []
+    for spec in specs:
+        parameters = {**spec.parameters, **extra.get(spec.name, {})}
+        if spec.name == "so101_sim" and spec.parameter_file:
+            configured = file_parameters(config_path(spec.parameter_file), spec.name).get("operator_demo_episodes", 0)
+            parameters["operator_demo_episodes"] = max(0, int(configured) - history.training_episodes)
+        out.append(replace(spec, parameters=parameters))
+    return out

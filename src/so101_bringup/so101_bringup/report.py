@@ -10,6 +10,9 @@ Three sources, all written by a run without extra logging:
   tensorboard from the runner): losses, Q and buffer sizes, and the learner's rolling episode metrics (last 50
   training, last 20 evaluation episodes), all over learner updates; the episode curves fall back to these.
 
+A resumed run is one run: the curves count every session's episodes, with a dotted line where each session after
+the first began, and the learner's update count is its newest checkpoint's (what the run resumes from).
+
 Outcomes follow so101_contract.outcomes: a training success is autonomous (no intervention step) or assisted, and
 evaluation episodes (deterministic policy, the simulated operator's hands off) are plotted and summarised apart:
 their success is the number that says whether the policy learns.
@@ -105,6 +108,13 @@ class RunData:
     evaluation: Episodes | None = None
     rows: list[EpisodeRow] | None = None  # episodes.csv, when the run has one
     sources: list[str] = field(default_factory=list)
+    checkpoint_updates: int | None = None  # the newest learner checkpoint's update count, when there is one
+
+    @property
+    def session_starts(self) -> list[int]:
+        """Episode numbers (1-based, as Episodes.number) at which a session after the first began."""
+        rows = self.rows or []
+        return [i + 1 for i in range(1, len(rows)) if rows[i].session != rows[i - 1].session]
 
 
 @dataclass(frozen=True)
@@ -122,9 +132,10 @@ class RunSummary:
     environment_steps: int  # steps of every episode, training and evaluation
     training_steps: int
     wall_time_s: float  # the last row's: the runner's time in this run directory
-    learner_updates: int | None  # the last row's (None before the learner's first stats)
+    learner_updates: int | None  # the newest checkpoint's, else the last row's (None before the learner's first stats)
     achieved_utd: float
     requested_utd: float
+    sessions: int = 1  # the runner's starts in this run directory (1 + resumes)
 
     @property
     def evaluation_gain_points(self) -> float:
@@ -161,13 +172,17 @@ class RunSummary:
                 f"training success, last {b}: {pct(self.training_last.success)} (autonomous "
                 f"{pct(self.training_last.autonomous_success)}, assisted {pct(self.training_last.assisted_success)})",
                 f"environment steps {self.environment_steps} ({self.training_steps} training), learner updates "
-                f"{updates}, UTD {utd}, wall time {self.wall_time_s / 60:.1f} min",
+                f"{updates}, UTD {utd}, wall time {self.wall_time_s / 60:.1f} min, {self.sessions} session"
+                + ("s" if self.sessions != 1 else ""),
             ]
         )
 
 
-def summarize(rows: Sequence[EpisodeRow], block: int = SUMMARY_BLOCK) -> RunSummary:
-    """The summary of an episodes.csv's rows (``read_episode_log``); ReportError for no rows."""
+def summarize(
+    rows: Sequence[EpisodeRow], block: int = SUMMARY_BLOCK, checkpoint_updates: int | None = None
+) -> RunSummary:
+    """The summary of an episodes.csv's rows (``read_episode_log``); ReportError for no rows. ``checkpoint_updates``:
+    the learner's newest checkpoint (``newest_checkpoint_updates``), whose count replaces the last row's."""
     if not rows:
         raise ReportError("no episode to summarise: the run's episodes.csv has no row yet")
     if block < 1:
@@ -186,10 +201,21 @@ def summarize(rows: Sequence[EpisodeRow], block: int = SUMMARY_BLOCK) -> RunSumm
         environment_steps=sum(r.steps for r in rows),
         training_steps=sum(o.steps for o in training),
         wall_time_s=last.wall_time_s,
-        learner_updates=last.learner_updates,
+        learner_updates=last.learner_updates if checkpoint_updates is None else checkpoint_updates,
         achieved_utd=last.achieved_utd,
         requested_utd=last.requested_utd,
+        sessions=max(r.session for r in rows),
     )
+
+
+def newest_checkpoint_updates(run_dir: Path) -> int | None:
+    """The update count of the newest learner checkpoint under ``run_dir`` (its LATEST); None when there is no
+    checkpoint, or several learners' (no one count is the run's)."""
+    from so101_hilserl_learner.checkpoint import latest_name, step_of
+
+    found = [p.parent for p in Path(run_dir).rglob("LATEST") if p.parent.name == "checkpoints"]
+    names = [latest_name(directory) for directory in found]
+    return step_of(names[0]) if len(names) == 1 and names[0] else None
 
 
 def load_episode_rows(run_dir: Path) -> tuple[list[EpisodeRow], Path] | None:
@@ -207,7 +233,7 @@ def summarize_run(run_dir: Path, block: int = SUMMARY_BLOCK) -> RunSummary:
     loaded = load_episode_rows(run_dir)
     if loaded is None:
         raise ReportError(f"{run_dir} has no episodes.csv (the runner writes RUN_DIR/episodes.csv): nothing to sum up")
-    return summarize(loaded[0], block)
+    return summarize(loaded[0], block, newest_checkpoint_updates(run_dir))
 
 
 def read_scalars(run_dir: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[Path]]:
@@ -266,6 +292,7 @@ def load_run(run_dir: Path) -> RunData:
     else:
         data.episodes, data.evaluation, episode_sources = read_episodes(run_dir)
     data.sources = [str(p) for p in (*tb_dirs, *episode_sources)]
+    data.checkpoint_updates = newest_checkpoint_updates(run_dir)
     if not data.scalars and data.episodes is None and data.evaluation is None:
         raise ReportError(
             f"{run_dir} holds nothing to plot: no episodes.csv with a row (the runner writes it), no TensorBoard "
@@ -335,7 +362,6 @@ def _episode_plot(name: str, ylabel: str, episodes: Episodes, window: int):
     else:
         ax.plot(x, episodes.episode_return, ".", alpha=0.4, label="episode")
         ax.plot(x, rolling_mean(episodes.episode_return, window), "-", label=f"last {window}")
-    ax.legend()
     return fig
 
 
@@ -349,8 +375,15 @@ def _evaluation_plot(evaluation: Episodes):
     ax.plot(evaluation.number, rolling_mean(evaluation.success, EVALUATION_WINDOW), "-",
             label=f"last {EVALUATION_WINDOW} evaluation episodes")  # fmt: skip
     ax.set_ylim(-0.05, 1.05)
-    ax.legend()
     return fig
+
+
+def _mark_sessions(fig, starts: list[int]) -> None:
+    """A dotted line where each resumed session began, so a curve's jump can be read against it."""
+    ax = fig.axes[0]
+    for i, episode in enumerate(starts):
+        ax.axvline(episode - 0.5, color="grey", linestyle=":", label="resumed" if i == 0 else None)
+    ax.legend()
 
 
 def _scalar_plot(data: RunData, name: str, tag: str, ylabel: str):
@@ -372,8 +405,10 @@ def write_report(data: RunData, out: Path, window: int = 20) -> list[Path]:
     for name, (tag, ylabel) in EPISODE_TAGS.items():
         if name == "evaluation_success" and data.evaluation is not None:
             fig = _evaluation_plot(data.evaluation)
+            _mark_sessions(fig, data.session_starts)
         elif name != "evaluation_success" and data.episodes is not None:
             fig = _episode_plot(name, ylabel, data.episodes, window)
+            _mark_sessions(fig, data.session_starts)
         elif data.episodes is None and data.evaluation is None and tag in data.scalars:
             fig = _scalar_plot(data, name, tag, ylabel)
         else:
@@ -416,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(map(str, written))
     )
     if data.rows:
-        print(summarize(data.rows).text())
+        print(summarize(data.rows, checkpoint_updates=data.checkpoint_updates).text())
     return 0
 
 

@@ -14,8 +14,12 @@ in place on a terminal; one line per finished episode when the output is a file 
 is a row of RUN_DIR/episodes.csv (so101_bringup.episode_log), written as it arrives. A node that exits stops the
 run, with its exit code and the end of its log.
 Ctrl-C (or the last episode) stops the actor first, then the learner, which writes its checkpoint, then the rest;
-every process group is reaped, so nothing is left running. Running again with the same run directory resumes: the
-learner replays its journal and loads its last checkpoint.
+every process group is reaped, so nothing is left running, and the nodes also die with the runner however it dies
+(the kernel signals them when their parent goes). One runner per run directory: a second is refused before it
+starts anything. Running again with the same run directory resumes the run: the learner replays its journal and
+loads its last checkpoint, the actor keeps its id, continues the episode ids and the evaluation schedule and starts
+no episode before it holds the learner's weights, simulated time continues, and ``--episodes`` counts the run's
+episodes, all sessions together.
 
 One run directory holds everything: logs/, episodes.csv, learner/ (journal, checkpoints, TensorBoard), bags/ (with
 --record).
@@ -24,6 +28,7 @@ One run directory holds everything: logs/, episodes.csv, learner/ (journal, chec
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import shutil
@@ -36,13 +41,16 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from so101_bringup.episode_log import EPISODE_LOG, EpisodeLog, EpisodeRow
-from so101_bringup.graph import GraphOptions, NodeSpec, build_graph, config_path, session_bag_path
+from so101_bringup.episode_log import EPISODE_LOG, EpisodeLog, EpisodeRow, RunHistory
+from so101_bringup.graph import GraphOptions, NodeSpec, build_graph, config_path, continued, session_bag_path
 from so101_bringup.profiles import PROFILE_CHOICES, choose, write_params
 from so101_bringup.ros_env import RosEnvironmentError, node_environment
 from so101_contract.cli import nonnegative_int
 from so101_contract.outcomes import Outcome, rates
+from so101_contract.parent_death import PARENT_PID_ENV
+from so101_contract.ros_domain import claim_domain
 from so101_contract.sim_time import CLOCK_MODES
+from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
 
 STOP_ORDER = ("actor", "recorder", "learner")  # the actor stops producing first; the learner checkpoints last-but-rest
 
@@ -79,10 +87,18 @@ def _stamp_s(msg) -> float:
     return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
 
+STATUS_WIDTH = 79  # the status line fits an 80-column terminal
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:3.0f}%"
+
+
 @dataclass
 class Progress:
-    """What the status line shows, fed by hilserl/episodes and hilserl/learner_stats. ``simulated``: the graph runs
-    in simulated time, whose newest reading (the stamps of those messages) the line then shows."""
+    """What the status line shows, fed by hilserl/episodes and hilserl/learner_stats (and, on resume, by the run's
+    earlier rows). ``simulated``: the graph runs in simulated time, whose newest reading (the stamps of those
+    messages) the line then shows."""
 
     simulated: bool = False
     episodes: int = 0
@@ -90,6 +106,16 @@ class Progress:
     evaluation: deque = field(default_factory=lambda: deque(maxlen=WINDOW))
     stats: object = None  # the newest LearnerStats (None before the first)
     sim_time_s: float = math.nan
+
+    @classmethod
+    def continuing(cls, history: RunHistory, simulated: bool) -> Progress:
+        """The status of a resumed run: its episode count and windows go on from the run's earlier sessions."""
+        progress = cls(simulated=simulated, episodes=history.episodes)
+        for row in history.rows:
+            (progress.evaluation if row.evaluation else progress.training).append(row.outcome)
+        if history.rows and simulated:
+            progress.sim_time_s = history.sim_time_s
+        return progress
 
     def on_episode(self, msg) -> None:
         self.episodes += 1
@@ -107,33 +133,28 @@ class Progress:
             self.sim_time_s = stamp
 
     def line(self) -> str:
-        parts = [f"episode {self.episodes:4d}"]
-        if self.training:
-            r = rates(self.training)
-            parts.append(
-                f"success {100 * r.success:3.0f}% (autonomous {100 * r.autonomous_success:.0f}%, assisted "
-                f"{100 * r.assisted_success:.0f}%), intervention {100 * r.intervention_fraction:3.0f}% "
-                f"(last {r.episodes} training)"
-            )
-        else:
-            parts.append("waiting for the first training episode")
-        if self.evaluation:
-            r = rates(self.evaluation)
-            parts.append(f"evaluation success {100 * r.success:3.0f}% (last {r.episodes})")
+        """``ep 12  eval  40%  interv  25%  train  60%  UTD 0.98/1.00  sim 1234s``: at most STATUS_WIDTH
+        characters. Rates over the last WINDOW episodes of each kind; "--" before the first. UTD: achieved /
+        requested, ``low`` when the learner falls behind (its log says why)."""
+        training = rates(self.training) if self.training else None
+        evaluation = rates(self.evaluation) if self.evaluation else None
+        parts = [
+            f"ep {self.episodes}",
+            f"eval {_percent(evaluation.success) if evaluation else '  --'}",
+            f"interv {_percent(training.intervention_fraction) if training else '  --'}",
+            f"train {_percent(training.success) if training else '  --'}",
+        ]
         s = self.stats
         if s is None:
-            parts.append("learner: no stats yet")
+            parts.append("UTD --")
         else:
-            achieved = float(s.update_to_data_ratio)
-            achieved_text = "warm-up" if math.isnan(achieved) else f"{achieved:.2f}"  # NaN until a counted transition
-            utd = f"UTD {achieved_text}/{float(s.requested_utd):.2f}" + (
-                " BEHIND (learner too slow)" if s.utd_behind else ""
-            )
-            parts.append(f"learner {float(s.updates_per_second):5.1f} upd/s, {int(s.updates)} updates, {utd}")
-            parts.append(f"buffer {int(s.online_buffer_size)} online, {int(s.demo_buffer_size)} demo")
+            achieved = float(s.update_to_data_ratio)  # NaN until a counted transition
+            text = "warm-up" if math.isnan(achieved) else f"{achieved:.2f}"
+            parts.append(f"UTD {text}/{float(s.requested_utd):.2f}" + (" low" if s.utd_behind else ""))
         if self.simulated and not math.isnan(self.sim_time_s):
-            parts.append(f"sim time {self.sim_time_s:.1f} s")
-        return " | ".join(parts)
+            parts.append(f"sim {self.sim_time_s:.0f}s")
+        line = "  ".join(parts)
+        return line if len(line) <= STATUS_WIDTH else line[: STATUS_WIDTH - 1] + "~"
 
 
 class StatusLine:
@@ -144,7 +165,7 @@ class StatusLine:
         self.stream = stream
         self.tty = stream.isatty() if tty is None else tty
         # one character short of the terminal, so the redrawn line never wraps
-        self.width = max(40, shutil.get_terminal_size((160, 24)).columns - 1)
+        self.width = max(40, min(STATUS_WIDTH, shutil.get_terminal_size((80, 24)).columns - 1))
         self.printed_episodes = 0
         self.drawn = False  # a redrawn line is on the terminal without its newline
 
@@ -193,8 +214,9 @@ class Runner:
         for name, cmd in commands.items():
             log = open(self.logs / f"{name}.log", "ab")  # the child keeps its own copy of the fd
             self.processes[name] = subprocess.Popen(
-                cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+                cmd, env={**self.env, PARENT_PID_ENV: str(os.getpid())}, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
             log.close()
 
     def exited(self) -> dict[str, int]:
@@ -232,7 +254,8 @@ class EpisodeRecorder:
     def on_episode(self, msg) -> None:
         self.progress.on_episode(msg)
         if self.log is not None:
-            self.log.append(EpisodeRow.from_messages(msg, self.progress.stats, self.log.wall_time_s()))
+            row = EpisodeRow.from_messages(msg, self.progress.stats, self.log.wall_time_s(), self.log.session)
+            self.log.append(row)
 
     def on_stats(self, msg) -> None:
         self.progress.on_stats(msg)
@@ -304,11 +327,15 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0],
         epilog="The run directory keeps logs/, learner/ and bags/; run again with the same one to resume.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,
     )
     parser.add_argument("--mode", choices=("sim", "real"), default="sim")
     parser.add_argument("--run-dir", type=Path, default=Path("runs/sim"))
     parser.add_argument(
-        "--episodes", type=nonnegative_int, default=0, help="stop after this many episodes (0 = until Ctrl-C)"
+        "--episodes",
+        type=nonnegative_int,
+        default=0,
+        help="stop once the run holds this many episodes, all its sessions together (0 = until Ctrl-C)",
     )
     parser.add_argument("--record", action="store_true", help="record the project's topics into RUN_DIR/bags")
     parser.add_argument("--reward-model", default="", help="reward model directory (sim default: ground truth)")
@@ -338,12 +365,18 @@ def main(argv: list[str] | None = None) -> int:
         help="sim mode without --params-file: the graph's size; auto = full with a CUDA GPU, else cpu (the size "
         "make bench-hil measures on 2 cores, from a start pretrained first in RUN_DIR/pretrain)",
     )
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
 
     run_dir = args.run_dir.resolve()
+    lock = None
     try:
         env = node_environment(domain_id=args.domain_id)
         env.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(config_path("fastdds.xml")))
+        if not claim_domain(int(env["ROS_DOMAIN_ID"])):  # a test or another run on this domain: no cross-talk
+            raise ValueError(
+                f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} is in use by another run or test on this machine; give "
+                "another with --domain-id (make sim: ROS_DOMAIN_ID=N)"
+            )
         options = GraphOptions(
             mode=args.mode,
             namespace=args.namespace,
@@ -362,24 +395,43 @@ def main(argv: list[str] | None = None) -> int:
             max_episodes=args.episodes,
             clock=args.clock,
         )
-        specs = build_graph(options)
+        build_graph(options)  # the options' own checks, before anything is made
         prepare_run_dir(run_dir)  # after the graph's checks: a refused run leaves no directory behind
+        lock = RunDirLock(run_dir, "the runner")  # one run per directory: refused before anything starts
         episode_log = EpisodeLog(run_dir / EPISODE_LOG)  # a resumed run appends; a foreign header is refused here
+        for repair in episode_log.repairs:
+            print(f"warning: {repair}", file=sys.stderr, flush=True)
+        history = episode_log.history
+        if args.episodes and history.episodes >= args.episodes:
+            print(f"{run_dir} already holds {history.episodes} episodes (--episodes counts the run's episodes, all "
+                  "sessions together): nothing to do; give a larger --episodes to go on", flush=True)  # fmt: skip
+            lock.release()
+            return 0
+        remaining = args.episodes - history.episodes if args.episodes else 0
+        options = replace(options, max_episodes=remaining)
         if args.mode == "sim" and not args.params_file:  # this machine's size, once the run directory is sound
             params, checkpoint = sim_profile(args.profile, run_dir, args.initial_checkpoint)
-            specs = build_graph(replace(options, params_file=params, initial_checkpoint=checkpoint))
-    except (RosEnvironmentError, ValueError) as err:
+            options = replace(options, params_file=params, initial_checkpoint=checkpoint)
+        specs = continued(build_graph(options), history)
+        if history.episodes:
+            print(f"resuming: session {episode_log.session}, after {history.episodes} episodes (actor "
+                  f"{history.actor_id}, next episode {history.next_episode_id}, sim time {history.sim_time_s:.1f} s)"
+                  + (f"; {remaining} more to reach {args.episodes}" if remaining else ""), flush=True)  # fmt: skip
+    except (RosEnvironmentError, ValueError, RunDirBusy) as err:
         print(f"error: {err}", file=sys.stderr)
+        if lock is not None:
+            lock.release()
         return 2
     except subprocess.CalledProcessError:
         print(f"error: pretraining the start failed; see {run_dir / 'pretrain.log'}", file=sys.stderr)
+        lock.release()
         return 1
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE") if k in env})
     os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = env["FASTRTPS_DEFAULT_PROFILES_FILE"]
 
     runner = Runner(specs, run_dir, env, args.namespace, args.record)
     simulated = any(spec.parameters.get("use_sim_time") for spec in specs)
-    progress, stop = Progress(simulated=simulated), threading.Event()
+    progress, stop = Progress.continuing(history, simulated), threading.Event()
     interrupted = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: interrupted.set())
     runner.start()
@@ -417,7 +469,21 @@ def main(argv: list[str] | None = None) -> int:
             episode_log.close()
     print(progress.line())
     print(f"stopped; resume with the same --run-dir {run_dir}")
+    lock.release()
     return code
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The flags, with an unknown one refused in one line naming the closest known flag (no abbreviations: a
+    misspelled flag must not silently become another)."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        flags = [f for action in parser._actions for f in action.option_strings if f.startswith("--")]
+        flag = unknown[0].split("=", 1)[0]
+        close = difflib.get_close_matches(flag, flags, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else "; see --help"
+        parser.error(f"unknown argument {unknown[0]}{hint}")
+    return args
 
 
 if __name__ == "__main__":

@@ -52,21 +52,47 @@ def test_the_runner_writes_a_row_per_episode_as_it_arrives(tmp_path):
     assert rows[2].outcome.autonomous_success and rows[1].outcome.assisted_success
 
 
-def test_a_resumed_run_appends_under_one_header_and_drops_a_row_cut_by_a_kill(tmp_path):
+def test_a_resumed_run_appends_under_one_header_and_moves_a_row_cut_by_a_kill_aside_by_line(tmp_path):
     path = tmp_path / "episodes.csv"
     first = EpisodeLog(path)
-    first.append(EpisodeRow.from_messages(summary(1, True, 0), learner_stats(), 100.0))
+    assert first.session == 1 and first.history.episodes == 0
+    first.append(EpisodeRow.from_messages(summary(1, True, 0), learner_stats(), 100.0, first.session))
     first.close()
     with open(path, "a") as f:
         f.write("101.5,3.0,sim,2,0,1")  # a row cut short by a kill mid-write
     second = EpisodeLog(path)
-    assert second.wall_offset_s == 100.0  # the run's wall time goes on from its last row
-    second.append(EpisodeRow.from_messages(summary(3, False, 5), learner_stats(), second.wall_time_s()))
+    assert second.history.wall_time_s == 100.0  # the run's wall time goes on from its last row
+    assert second.session == 2 and second.history.next_episode_id == 2 and second.history.actor_id == "sim"
+    (repair,) = second.repairs  # named, with its line, never dropped in silence
+    assert "episodes.csv line 3: cut short" in repair and "episodes.damaged.csv" in repair
+    assert (tmp_path / "episodes.damaged.csv").read_text() == "101.5,3.0,sim,2,0,1\n"  # kept as it was
+    second.append(EpisodeRow.from_messages(summary(3, False, 5), learner_stats(), second.wall_time_s(), 2))
     second.close()
     text = path.read_text()
     assert text.count("wall_time_s") == 1 and "101.5" not in text
     rows = read_episode_log(path)
     assert [r.episode_id for r in rows] == [1, 3] and 100.0 <= rows[1].wall_time_s < 160.0
+    assert [r.session for r in rows] == [1, 2]
+
+
+def test_garbage_lines_are_named_by_line_moved_aside_and_the_rows_around_them_kept(tmp_path):
+    path = tmp_path / "episodes.csv"
+    log = EpisodeLog(path)
+    for episode_id in (1, 2):
+        log.append(EpisodeRow.from_messages(summary(episode_id, True, 0), None, float(episode_id)))
+    log.close()
+    good = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(good[0] + good[1] + b"\xff\xfe garbage\n" + b"1,2,3\n" + good[2])
+    with pytest.raises(ValueError, match=r"episodes.csv line 3: not UTF-8 text"):  # a reader names file and line
+        read_episode_log(path)
+    resumed = EpisodeLog(path)
+    assert [r.split(";")[0] for r in resumed.repairs] == [
+        f"{path} line 3: not UTF-8 text (damaged)",
+        f"{path} line 4: 3 cells, {len(COLUMNS)} expected",
+    ]
+    resumed.close()
+    assert [r.episode_id for r in read_episode_log(path)] == [1, 2]  # the good rows, in order
+    assert (tmp_path / "episodes.damaged.csv").read_bytes() == b"\xff\xfe garbage\n1,2,3\n"
 
 
 def test_a_foreign_or_damaged_file_is_refused_with_its_name(tmp_path):
