@@ -109,6 +109,63 @@ def serialized(msg) -> bytes:
     return serialize_message(msg)
 
 
+def _set(field: str, value: float):
+    """A function that puts ``value`` into one float of a transition (an episode's last step, so it has them all)."""
+
+    def put(msg: Transition) -> None:
+        if field in ("action", "policy_action"):
+            values = list(getattr(msg, field))
+            values[2] = value
+            setattr(msg, field, values)
+        elif field in ("observation.state", "next_observation.state"):
+            observation = msg.observation if field == "observation.state" else msg.next_observation[0]
+            observation.state[5] = value
+        else:
+            setattr(msg, field, value)
+
+    return put
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("action", NAN, "action has non-finite values at indices [2]"),
+        ("action", -INF, "action has non-finite values at indices [2]"),
+        ("policy_action", NAN, "policy_action has non-finite values at indices [2]"),
+        ("policy_action", INF, "policy_action has non-finite values at indices [2]"),
+        ("reward", NAN, "reward is not finite"),
+        ("reward", INF, "reward is not finite"),
+        ("success_probability", INF, "success_probability must be NaN (not judged) or in [0, 1]"),
+        ("success_probability", 1.5, "success_probability must be NaN (not judged) or in [0, 1]"),
+        ("observation.state", NAN, "observation.state has non-finite values at indices [5]"),
+        ("next_observation.state", -INF, "next_observation.state has non-finite values at indices [5]"),
+    ],
+)
+def test_a_non_finite_float_in_any_field_is_refused_by_name(field, value, named):
+    """Every float of a transition, through the learner's live path (bytes in): refused before it is recorded, the
+    refusal names the message and the field; the same message with a finite value is taken."""
+    online, _demo, ingest = buffers()
+    msg = transition(1, 0, last=True)
+    _set(field, value)(msg)
+    recorded = []
+    assert ingest.receive(serialized(msg), recorded.append) is None
+    assert recorded == [] and ingest.counters.invalid == 1 and len(online) == 0
+    assert ingest.last_problem.startswith("actor 'a' episode 1 step 0: ") and named in ingest.last_problem
+    _set(field, 0.5)(msg)
+    assert ingest.receive(serialized(msg), recorded.append) is Verdict.ACCEPT and len(recorded) == 1
+
+
+def test_an_unjudged_success_probability_is_nan_and_taken():
+    """NaN success_probability is the message's "no classifier judged this step", not damage."""
+    online, _demo, ingest = buffers()
+    msg = transition(1, 0, last=True)
+    msg.success_probability = NAN
+    assert ingest.receive(serialized(msg)) is Verdict.ACCEPT and len(online) == 1
+
+
 def test_receive_records_only_valid_new_messages():
     """Bad bytes (truncated CDR, oversized, bad fields) and copies are never recorded; the rest is, in order."""
     online, _demo, ingest = buffers()
