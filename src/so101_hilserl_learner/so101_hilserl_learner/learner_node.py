@@ -299,9 +299,15 @@ class LearnerNode(Node):
         verdict = self.ingest.receive(bytes(raw), self.journal.append)
         if verdict is None:
             self.quarantine.add(raw, self.ingest.last_problem)
-        if verdict in (None, Verdict.BROKEN, Verdict.IMPLAUSIBLE):
+        if verdict in (None, Verdict.IMPLAUSIBLE):
             self.get_logger().warning(
                 f"dropped: {self.ingest.last_problem} ({self.ingest.counters.invalid} refused so far)",
+                throttle_duration_sec=2.0,
+            )
+        elif verdict is Verdict.GAP:
+            self.get_logger().warning(
+                f"gap: {self.ingest.last_problem}; the transitions that need the missing steps are lost "
+                f"({self.ingest.sequencer.broken_segments} gaps so far)",
                 throttle_duration_sec=2.0,
             )
         if self.ingest.expired or self.ingest.notices:

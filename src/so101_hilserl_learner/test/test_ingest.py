@@ -78,16 +78,36 @@ def test_intervention_segment_goes_to_both_with_its_context():
         assert ids(next_pixels)[-1] == (1, newest + 1)  # after step 7: the policy's step 8 observation
 
 
-def test_a_gap_cuts_the_episode_and_drops_only_the_incomplete_step():
-    online, _demo, ingest = buffers()
+def test_a_gap_loses_only_the_transitions_that_need_the_missing_step():
+    """Step 4 of 12 lost (frame stack 3): lost are step 3 (its o_{t+1} is gone), step 4, and steps 5 and 6 (their
+    stacks hold frame 4); steps 0-2 and 7-11 are stored, every stack and next observation the actor's own."""
+    online, demo, ingest = buffers()
     for step in (0, 1, 2, 3):
-        ingest.ingest(transition(1, step))
-    assert ingest.ingest(transition(1, 5)) == Verdict.BROKEN  # step 4 was lost
-    assert ingest.ingest(transition(1, 6, last=True)) == Verdict.STALE
-    assert len(online) == 3  # steps 0..2 have their next observation; step 3 does not
-    assert ingest.sequencer.broken_segments == 1
+        assert ingest.ingest(transition(1, step, intervention=step == 2)) == Verdict.ACCEPT
+    assert ingest.ingest(transition(1, 5)) == Verdict.GAP and "expected step 4, got 5" in ingest.last_problem
+    for step in range(6, 12):
+        assert ingest.ingest(transition(1, step, last=step == 11, intervention=step in (8, 9))) == Verdict.ACCEPT
+    assert ingest.sequencer.broken_segments == 1 and ingest.counters.episodes == 1
+    assert len(online) == ingest.counters.training_transitions == 3 + 5 and ingest.dropped == 0
+    assert len(demo) == 1 + 2  # step 2 (bootstraps from step 3), steps 8-9
+    batch = online.sample(256)
+    newest = {ids(pixels)[-1][1] for pixels in batch.pixels}
+    assert newest == {0, 1, 2, 7, 8, 9, 10, 11}
+    for pixels, next_pixels in zip(batch.pixels, batch.next_pixels, strict=True):
+        step = ids(pixels)[-1][1]
+        assert ids(pixels) == [(1, max(step - 2, 0)), (1, max(step - 1, 0)), (1, step)]  # never frame 4
+        assert ids(next_pixels)[-1] == (1, step + 1)
     episode(ingest, 2, 5)
-    assert len(online) == 8
+    assert len(online) == 13
+
+
+def test_an_episode_whose_first_steps_are_lost_starts_after_them():
+    online, _demo, ingest = buffers()
+    assert ingest.ingest(transition(1, 2)) == Verdict.GAP and "starts at step 2, not 0" in ingest.last_problem
+    for step in range(3, 8):
+        ingest.ingest(transition(1, step, last=step == 7))
+    assert len(online) == 4 and ingest.counters.episodes == 1  # steps 4-7: steps 2, 3 are context only
+    assert {ids(pixels)[0][1] for pixels in online.sample(64).pixels} == {2, 3, 4, 5}
 
 
 def test_invalid_message_is_counted_and_its_hole_cut_at_the_next_message():
@@ -99,8 +119,8 @@ def test_invalid_message_is_counted_and_its_hole_cut_at_the_next_message():
     assert ingest.ingest(bad) is None
     assert ingest.counters.invalid == 1 and "non-finite" in ingest.last_problem
     assert len(online) == 0  # invisible to the stream: a journal that never held it replays the same
-    assert ingest.ingest(transition(1, 4)) == Verdict.BROKEN  # the hole is noticed, nothing stored wrong
-    assert len(online) == 2
+    assert ingest.ingest(transition(1, 4)) == Verdict.GAP  # the hole is noticed, nothing stored wrong
+    assert len(online) == 2  # steps 0, 1; step 2 lost its next observation, step 4 is stack context
 
 
 def serialized(msg) -> bytes:
