@@ -8,11 +8,15 @@ directory holds them: policy steps in the online buffer, intervention segments (
 demonstration buffer, lost/duplicated/reordered steps rejected exactly as they would be live. No second conversion
 path exists to drift from the first.
 
-The counts it prints come from running that same ingest over the journal as the learner will see it (records
-already there first, then the bag's). Only what the learner would journal is appended: a message that fails its
-checks (truncated CDR, wrong sizes, non-finite values) and a copy of a step already in the journal are counted and
-left out. A bag already imported into the run directory (same content hash, recorded in ``imported_bags.json``) is
-refused, and so is a run directory in use: the importer takes its lock, which a running learner holds.
+The counts it prints come from running that same ingest over the journal as the learner will see it. Only what
+the learner would journal is appended: a step already in the journal is never stored twice, and a message that
+fails its checks (truncated CDR, wrong sizes, non-finite values) is left out and reported (``ImportResult.damage``:
+one line naming the bag, the topic and the message's index there); the ingest then loses only the transitions
+that need it. A step the journal lacks although its stream went past it (what such a broken import left out,
+brought by a clean copy of the recording) is inserted where it belongs (``refill``): the journal is rewritten
+with it, the old one kept as ``journal.bak-<time>``. A bag already imported into the run directory (same content
+hash, recorded in ``imported_bags.json``) is refused, and so is a run directory in use: the importer takes its
+lock, which a running learner holds.
 """
 
 from __future__ import annotations
@@ -22,17 +26,20 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from itertools import chain
 from pathlib import Path
 
 from tqdm import tqdm
 
 from so101_bringup.recorder import TypeDefinitionError, project_typestore
+from so101_bringup.refill import Key, key_of, refilled
 from so101_contract.files import atomic_write_text
 from so101_contract.state import STATE_DIM
+from so101_hilserl_actor.messages import MessageFormatError
 from so101_hilserl_actor.policy import PolicyConfig
-from so101_hilserl_learner.ingest import TransitionIngest
-from so101_hilserl_learner.journal import TransitionJournal, read_journal
+from so101_hilserl_learner.ingest import TransitionIngest, decode_transition
+from so101_hilserl_learner.journal import TransitionJournal, read_journal, rewrite_journal
 from so101_hilserl_learner.replay import ReplayBuffer
 from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
 from so101_reward.bags import BagReadError, open_bags, read_messages
@@ -58,6 +65,8 @@ class ImportResult:
     intervention_steps: int
     online_size: int  # what the learner's online buffer will hold (before its capacity limit)
     demo_size: int  # what its demonstration buffer will hold
+    refilled: int = 0  # steps the journal lacked inside its stream, inserted where they belong
+    damage: list[str] = field(default_factory=list)  # one line per message left out: bag, topic, index, why
 
     def summary(self) -> str:
         return (
@@ -66,6 +75,7 @@ class ImportResult:
             f"{self.episodes} episodes ({self.evaluation_episodes_skipped} evaluation episodes not trained on); "
             f"{self.dropped} rejected ({self.invalid} invalid); {self.appended} records appended to a journal of "
             f"{self.journal_records_before}"
+            + (f", {self.refilled} inserted where it lacked them" if self.refilled else "")
         )
 
 
@@ -110,11 +120,15 @@ class TransitionBags:
             raise BagImportError(f"{names}: {topics} holds no messages (an empty recording); nothing to import")
 
     def __iter__(self):
-        """Serialized Transition messages in time order."""
+        """(where, serialized Transition) in time order; ``where``: the bag, the topic and the message's index on
+        that topic in that bag (from 0)."""
         messages = read_messages(self.reader, self.connections, self.bags)
+        counts: dict[tuple[str, str], int] = {}
         try:
-            for _, _, raw in tqdm(messages, total=self.count, desc="transitions", unit="msg"):
-                yield bytes(raw)
+            for connection, _, raw in tqdm(messages, total=self.count, desc="transitions", unit="msg"):
+                bag = str(getattr(connection.owner, "path", ", ".join(map(str, self.bags))))
+                index = counts[bag, connection.topic] = counts.get((bag, connection.topic), -1) + 1
+                yield f"{bag}: {connection.topic} message {index}", bytes(raw)
         except BagReadError as err:
             raise BagImportError(str(err)) from None
 
@@ -195,22 +209,57 @@ def _import_locked(source: TransitionBags, run_dir: Path, config: PolicyConfig, 
                 f"{digest[:12]}); importing it again would add nothing"
             )
     journal_dir = run_dir / "journal"
-    existing = sum(1 for _ in read_journal(journal_dir)) if journal_dir.is_dir() else 0
-    online, demo = _buffers(existing + source.count, config)
+    existing = [key_of(raw) for raw in read_journal(journal_dir)] if journal_dir.is_dir() else []
+    keys: set[Key] = {key for key in existing if key is not None}
+    online, demo = _buffers(len(existing) + source.count, config)
     ingest = TransitionIngest(online, demo, config.image_size, config.frame_stack, train_on_evaluation)
     for raw in read_journal(journal_dir) if existing else ():  # as the learner replays it at start
         ingest.receive(raw)
     journal = None if dry_run else TransitionJournal(journal_dir)
-    before = journal.records if journal is not None else existing
+    before = journal.records if journal is not None else len(existing)
+    order = list(existing)  # the key of each journal record, in journal order (None: not a Transition)
+    taken: list[int] = []  # which bag messages were (or, in a dry run, would be) appended
+    fills: list[tuple[Key, bytes]] = []  # steps the journal lacks inside its stream
+    damage: list[str] = []
     read = 0
     try:
-        for raw in source:  # streamed: a long session is never held in memory twice
-            # what the learner would journal: valid, and not a copy of a step already there
-            ingest.receive(raw, journal.append if journal is not None else None)
+        for where, raw in source:  # streamed: a long session is never held in memory twice
             read += 1
+            try:
+                item = ingest.check(decode_transition(raw, ingest.max_message_bytes))
+            except MessageFormatError as err:  # left out: the ingest loses only the transitions that need it
+                ingest.reject(str(err))
+                damage.append(f"{where}: {err}; left out (a clean copy of the recording imported later fills it in)")
+                continue
+            key = (item.msg.actor_id, int(item.msg.episode_id), int(item.msg.step))
+            if key in keys:  # never stored twice
+                continue
+            keys.add(key)
+            if ingest.is_copy(item):  # the stream went past it: a hole of the journal, filled below
+                fills.append((key, raw))
+                continue
+            if journal is not None:
+                journal.append(raw)
+            order.append(key)
+            taken.append(read - 1)
+            ingest.ingest(item)
     finally:
         if journal is not None:
             journal.close()  # fsync'ed: the import survives a power cut once this returns
+    if fills:  # the learner replays the journal in order: each fill goes where its actor sent it
+        records = read_journal(journal_dir)
+        if journal is None:  # a dry run: what would have been appended, read from the bag again
+            wanted = set(taken)
+            records = chain(records, (raw for index, (_, raw) in enumerate(source) if index in wanted))
+        merged = refilled(zip(order, records, strict=True), fills)
+        if journal is not None:
+            rewrite_journal(journal_dir, merged)
+            merged = read_journal(journal_dir)
+        online, demo = _buffers(len(order) + len(fills), config)
+        ingest = TransitionIngest(online, demo, config.image_size, config.frame_stack, train_on_evaluation)
+        for raw in merged:  # the counts of the journal as the learner will replay it
+            ingest.receive(raw)
+        ingest.counters.invalid += len(damage)
     if journal is not None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         for bag, digest in hashes.items():
@@ -219,7 +268,7 @@ def _import_locked(source: TransitionBags, run_dir: Path, config: PolicyConfig, 
     counters = ingest.counters
     return ImportResult(
         bag_transitions=read,
-        journal_records_before=existing,
+        journal_records_before=len(existing),
         accepted=counters.accepted,
         dropped=ingest.dropped,
         invalid=counters.invalid,
@@ -229,6 +278,8 @@ def _import_locked(source: TransitionBags, run_dir: Path, config: PolicyConfig, 
         intervention_steps=counters.intervention_steps,
         online_size=len(online),
         demo_size=len(demo),
+        refilled=len(fills),
+        damage=damage,
     )
 
 
@@ -258,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     except BagImportError as err:
         print(f"import_bag: {err}", file=sys.stderr)
         return 2
+    for line in result.damage:
+        print(f"import_bag: {line}", file=sys.stderr)
     print(("dry run: " if args.dry_run else f"imported into {args.run_dir / 'journal'}: ") + result.summary())
     return 0
 

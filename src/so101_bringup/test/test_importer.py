@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from rclpy.serialization import serialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 from sensor_msgs.msg import JointState
 
@@ -18,6 +18,9 @@ from so101_bringup.recorder import project_typestore
 from so101_contract import qos
 from so101_hilserl_actor.messages import observation_to_msg
 from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerStats, Transition
+from so101_hilserl_learner.ingest import TransitionIngest
+from so101_hilserl_learner.journal import read_journal
+from so101_hilserl_learner.replay import ReplayBuffer
 from so101_testing.graph import wait_until
 
 PROJECT = "so101_hilserl_interfaces/msg"
@@ -42,7 +45,7 @@ def episode_messages(episode_id: int, length: int, interventions, terminated: bo
         yield msg
 
 
-def write_bag(path, extra_joint_state=False, truncate_message=None):
+def write_bag(path, extra_joint_state=False, truncate_message=None, content=EPISODES):
     """A bag as the recorder writes it: serialized messages with the project typestore's definitions (optionally
     one more joint state, for other bytes with the same transitions, or the Nth transition cut in half)."""
     typestore = project_typestore()
@@ -54,7 +57,7 @@ def write_bag(path, extra_joint_state=False, truncate_message=None):
         if extra_joint_state:
             writer.write(joints, t, serialize_message(JointState(name=["gripper"], position=[0.2])))
         index = 0
-        for episode in EPISODES:
+        for episode in content:
             for msg in episode_messages(*episode):
                 t += 100_000_000
                 raw = serialize_message(msg)
@@ -133,6 +136,71 @@ def test_a_truncated_transition_in_a_bag_stays_out_of_the_journal(tmp_path):
     )  # fmt: skip
     assert replay.returncode == 0, replay.stderr
     assert f"{TRANSITIONS - 1} valid records" in replay.stdout and "0 skipped" in replay.stdout, replay.stdout
+
+
+# a long episode, so that what follows a broken message is more than what needs it (the frame stack is 3)
+LONG = [(0, 20, (12, 13), False), (1, 8, (2, 3, 4), True)]
+LONG_TRANSITIONS = 28
+
+
+def journal_keys(run_dir):
+    return [
+        (m.episode_id, m.step) for m in (deserialize_message(r, Transition) for r in read_journal(run_dir / "journal"))
+    ]
+
+
+def replayed(run_dir):
+    """The learner's start: its journal replayed through the ingest (as learner_node does)."""
+    online, demo = (ReplayBuffer(100, frame_shape=(84, 84, 3)) for _ in "od")
+    ingest = TransitionIngest(online, demo)
+    for raw in read_journal(run_dir / "journal"):
+        ingest.receive(raw)
+    return ingest, len(online), len(demo)
+
+
+def test_a_broken_message_costs_only_what_needs_it_and_a_clean_import_refills_it(tmp_path, capsys):
+    """Message 6 (episode 0, step 6) truncated: reported with one line naming the bag, the topic and the index; lost
+    are steps 5 (its next observation), 6, and 7-8 (their stacks hold frame 6), not the rest of the episode. A clean
+    copy of the recording then inserts step 6 where it belongs; no step is stored twice."""
+    from so101_bringup.importer import main
+
+    broken, clean, again, run_dir = tmp_path / "broken", tmp_path / "clean", tmp_path / "again", tmp_path / "run"
+    write_bag(broken, truncate_message=6, content=LONG)
+    assert main([str(broken), "--run-dir", str(run_dir)]) == 0
+    err = capsys.readouterr().err
+    (line,) = [text for text in err.splitlines() if text.startswith("import_bag:")]  # the rest: tqdm's bar
+    assert line.startswith(f"import_bag: {broken}: /hilserl/transitions message 6: ") and "not a Transition" in line
+    assert "Traceback" not in err
+    ingest, online, demo = replayed(run_dir)
+    assert online == LONG_TRANSITIONS - 4 and demo == 2 + 3  # the intervention at 12-13 is kept
+    assert ingest.sequencer.broken_segments == 1 and ingest.counters.episodes == 2
+    assert len(journal_keys(run_dir)) == LONG_TRANSITIONS - 1
+
+    write_bag(clean, content=LONG)
+    result = import_bag([clean], run_dir)
+    assert (result.refilled, result.appended, result.damage) == (1, 0, [])
+    assert (result.online_size, result.demo_size) == (LONG_TRANSITIONS, 2 + 3)
+    keys = journal_keys(run_dir)
+    assert keys == [(0, step) for step in range(20)] + [(1, step) for step in range(8)]  # in order, once each
+    ingest, online, demo = replayed(run_dir)
+    assert (online, demo, ingest.sequencer.broken_segments, ingest.dropped) == (LONG_TRANSITIONS, 5, 0, 0)
+    assert len(list(run_dir.glob("journal.bak-*"))) == 1  # the journal before the refill, kept
+
+    write_bag(again, extra_joint_state=True, content=LONG)  # other bytes, the same steps: nothing to add
+    result = import_bag([again], run_dir)
+    assert (result.refilled, result.appended, result.online_size) == (0, 0, LONG_TRANSITIONS)
+    assert journal_keys(run_dir) == keys
+
+
+def test_a_dry_run_counts_the_refill_without_writing(tmp_path):
+    run_dir = tmp_path / "run"
+    write_bag(tmp_path / "broken", truncate_message=6, content=LONG)
+    import_bag([tmp_path / "broken"], run_dir)
+    size = journal_bytes(run_dir)
+    write_bag(tmp_path / "clean", content=LONG)
+    result = import_bag([tmp_path / "clean"], run_dir, dry_run=True)
+    assert (result.refilled, result.appended, result.online_size) == (1, 0, LONG_TRANSITIONS)
+    assert journal_bytes(run_dir) == size and not list(run_dir.glob("journal.bak-*"))
 
 
 def test_the_importer_refuses_a_run_dir_in_use(tmp_path):

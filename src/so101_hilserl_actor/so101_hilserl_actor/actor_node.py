@@ -161,7 +161,8 @@ class ActorNode(Node):
 
     def _on_weights(self, msg: PolicyWeights) -> None:
         problem = self.control.offer_weights(msg.version, msg.learner_epoch, bytes(msg.data), msg.sha256,
-                                             msg.stddev_schedule, msg.environment_steps)  # fmt: skip
+                                             msg.stddev_schedule, msg.environment_steps,
+                                             time.time_ns())  # fmt: skip
         if problem:
             self.get_logger().warning(f"policy weights {msg.version} refused, keeping "
                                       f"{self.control.policy_version}: {problem}")  # fmt: skip

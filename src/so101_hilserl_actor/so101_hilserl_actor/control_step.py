@@ -25,8 +25,9 @@ start (pretrained or from scratch). Uniform random actions replace the policy wh
 ``num_explore_steps`` for an actor started without weights (DrQ-v2's num_expl_steps).
 
 Weights (weights_gate.py): within one learner epoch only newer versions; a new epoch (a restarted learner, a new
-run dir) is taken although its version restarts. They are validated when offered and swapped only at an episode
-boundary, or with ``swap_weights_at="step"`` between steps when the epoch and the semantics are unchanged.
+run dir) is taken although its version restarts, unless it starts in the future (beyond the gate's skew). They are
+validated when offered and swapped only at an episode boundary, or with ``swap_weights_at="step"`` between steps
+when the epoch and the semantics are unchanged.
 
 Evaluation is chosen per episode (``begin_episode(now_ns, evaluation=...)``; evaluation.py decides which):
 the policy's mean, no random actions, the episode and its transitions flagged ``evaluation``, its steps not counted
@@ -62,7 +63,7 @@ from so101_hilserl_actor.policy_io import (
     read_safetensors,
     sha256_hex,
 )
-from so101_hilserl_actor.weights_gate import accept
+from so101_hilserl_actor.weights_gate import refusal
 
 SWAP_POINTS = ("episode", "step")
 
@@ -230,14 +231,16 @@ class ControlStep:
             self.tracker.mark_failure()
 
     def offer_weights(
-        self, version: int, epoch: str, data: bytes, sha256: str, schedule: str, environment_steps: int
+        self, version: int, epoch: str, data: bytes, sha256: str, schedule: str, environment_steps: int, now_ns: int
     ) -> str:
-        """Validate learner weights and keep them for the next swap point. Returns '' or why they were refused."""
+        """Validate learner weights and keep them for the next swap point. Returns '' or why they were refused.
+        ``now_ns``: this machine's wall clock (ns since the Unix epoch), which the epoch's start time is read
+        against (weights_gate)."""
         with self._lock:
             offered = self._offered
         current = (offered.epoch, offered.version) if offered else (self.epoch, self.policy_version or None)
-        if not accept(current[0], current[1], epoch, int(version)):
-            return f"version {version} of learner epoch {epoch!r} is not newer than {current[1]} of {current[0]!r}"
+        if problem := refusal(current[0], current[1], epoch, int(version), int(now_ns)):
+            return problem
         if sha256_hex(data) != sha256:
             return "checksum mismatch"
         try:

@@ -62,15 +62,29 @@ def observation_from_msg(msg: Observation, expected_size: int | None = None, fie
     return image, state
 
 
+def _check_action(name: str, values, bounded: bool) -> None:
+    action = np.asarray(values, dtype=np.float32)
+    if action.shape != (ACTION_DIM,):
+        raise MessageFormatError(f"{name} must have {ACTION_DIM} values, got {len(action)}")
+    if not np.isfinite(action).all():
+        bad = np.flatnonzero(~np.isfinite(action)).tolist()
+        raise MessageFormatError(f"{name} has non-finite values at indices {bad}: {action.tolist()}")
+    if bounded and np.abs(action).max() > 1.0 + 1e-6:
+        raise MessageFormatError(f"{name} must lie in [-1, 1], got {action.tolist()}")
+
+
 def check_transition(msg: Transition) -> None:
-    """Field checks of one transition that need no history (order is checked by the learner's sequencer)."""
-    action = np.asarray(msg.action, dtype=np.float32)
-    if action.shape != (ACTION_DIM,) or not np.isfinite(action).all():
-        raise MessageFormatError(f"action must be {ACTION_DIM} finite values, got {list(msg.action)}")
-    if np.abs(action).max() > 1.0 + 1e-6:
-        raise MessageFormatError(f"action must lie in [-1, 1], got {action.tolist()}")
+    """Field checks of one transition that need no history (order is checked by the learner's sequencer). Every
+    float is checked: ``action`` (finite, in [-1, 1]), ``policy_action`` (finite), ``reward`` (finite),
+    ``success_probability`` (NaN when no classifier judged the step, else in [0, 1]); the observations' states are
+    checked by ``observation_from_msg``."""
+    _check_action("action", msg.action, bounded=True)
+    _check_action("policy_action", msg.policy_action, bounded=False)  # a record of the proposal, never trained on
     if not math.isfinite(msg.reward):
         raise MessageFormatError(f"reward is not finite ({msg.reward})")
+    probability = float(msg.success_probability)
+    if not (math.isnan(probability) or 0.0 <= probability <= 1.0):
+        raise MessageFormatError(f"success_probability must be NaN (not judged) or in [0, 1], got {probability}")
     ends = msg.terminated or msg.truncated
     if ends != (len(msg.next_observation) == 1):
         raise MessageFormatError(

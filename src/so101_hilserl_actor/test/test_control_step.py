@@ -261,10 +261,13 @@ def test_policy_action_during_an_intervention_is_what_the_policy_would_have_exec
         np.testing.assert_array_equal(result.command, policy_action_to_joints(stored.action, q, KIN))
 
 
-def _weights(policy, version, epoch, steps=0, schedule="linear(0.2,0.1,1000)"):
+WALL_NOW_NS = 1_750_000_000 * 10**9  # the actor machine's wall clock when weights arrive
+
+
+def _weights(policy, version, epoch, steps=0, schedule="linear(0.2,0.1,1000)", now_ns=WALL_NOW_NS):
     data = policy_to_bytes(policy)
     return dict(version=version, epoch=epoch, data=data, sha256=sha256_hex(data), schedule=schedule,
-                environment_steps=steps)  # fmt: skip
+                environment_steps=steps, now_ns=now_ns)  # fmt: skip
 
 
 def test_weights_swap_at_the_episode_boundary_and_a_new_learner_epoch_is_taken_despite_its_version():
@@ -294,6 +297,33 @@ def test_weights_swap_at_the_episode_boundary_and_a_new_learner_epoch_is_taken_d
     assert "not newer" in control.offer_weights(**_weights(Policy(TINY), 9, "runA:100"))  # the old learner: refused
     bad = _weights(Policy(TINY), 2, "runA:200")
     assert control.offer_weights(**{**bad, "sha256": "0" * 64}) == "checksum mismatch"
+
+
+def test_a_forged_future_epoch_does_not_block_the_next_real_update():
+    """Weights stamped with an epoch that starts a day ahead are refused with why; the running learner's next
+    version, and then a learner restarted (a later start time, in the past), are still taken and applied."""
+    control, feed = make_step(), Feed()
+    real = f"runA:{WALL_NOW_NS - 600 * 10**9}"
+    control.begin_episode(feed.t)
+    assert control.offer_weights(**_weights(Policy(TINY), 3, real)) == ""
+    control.begin_episode(feed.t)
+    assert (control.policy_version, control.epoch) == (3, real)
+
+    forged = f"runA:{WALL_NOW_NS + 86_400 * 10**9}"
+    problem = control.offer_weights(**_weights(Policy(TINY), 1, forged))
+    assert "starts 86400 s ahead of this machine's clock" in problem
+    later = WALL_NOW_NS + 10 * 10**9
+    assert control.offer_weights(**_weights(Policy(TINY), 4, real, now_ns=later)) == ""
+    control.begin_episode(feed.t)
+    assert (control.policy_version, control.epoch) == (4, real)
+
+    restarted = f"runA:{later - 10**9}"
+    taken = Policy(TINY)
+    assert control.offer_weights(**_weights(taken, 1, restarted, now_ns=later)) == ""
+    control.begin_episode(feed.t)
+    assert (control.policy_version, control.epoch) == (1, restarted)
+    assert all(torch.equal(a, b) for a, b in zip(control.policy.state_dict().values(),
+                                                  taken.state_dict().values(), strict=True))  # fmt: skip
 
 
 def test_exploration_noise_follows_the_weights_schedule_at_the_shared_step():

@@ -9,7 +9,9 @@ through the same function after a restart, which rebuilds the buffers exactly.
 - A copy of what was handled already (the sequencer's DUPLICATE or STALE, e.g. a transient-local backlog
   re-delivered to a restarted learner) is counted and not recorded again (``receive``'s ``record`` is not called).
 - Order is checked per actor (TransitionSequencer): a lost, duplicated or reordered message never yields a wrong
-  stack or next observation; the broken segment is cut and counted.
+  stack or next observation. A gap cuts the segment before it (counted) and the episode goes on in a new segment
+  whose first ``frame_stack - 1`` steps are stack context only: what is lost is exactly the transitions that need
+  a missing step (the one before the gap, the missing ones, and those whose stack holds a missing frame).
 - Steps are staged per actor and committed when the episode closes (or breaks), so several actors can interleave.
   An actor that goes silent mid-episode (stopped, or restarted under a new id) has its staged episode committed as
   broken once ``stale_after`` new messages of other actors (not refused, not copies: what the journal holds)
@@ -93,6 +95,8 @@ class _Episode:
     episode_id: int
     evaluation: bool
     steps: list[_Step] = field(default_factory=list)
+    context: int = 0  # leading steps that are stack context only (a segment resumed after a gap)
+    resumed: bool = False  # a later segment of an episode already counted
 
 
 @dataclass
@@ -197,11 +201,13 @@ class TransitionIngest:
         if decision.abandoned_episode is not None:
             self.last_problem = f"actor {msg.actor_id!r}: episode {decision.abandoned_episode} never closed"
             self._break(msg.actor_id)
-        if decision.verdict is Verdict.BROKEN:
+        if decision.verdict is Verdict.GAP:
             self.last_problem = f"actor {msg.actor_id!r}: {decision.reason}"
-            self._break(msg.actor_id)
-            return decision.verdict
-        if decision.verdict is not Verdict.ACCEPT:
+            resumed = msg.actor_id in self._staged
+            self._break(msg.actor_id)  # the segment before the gap, cut
+            context = self.frame_stack - 1
+            self._staged[msg.actor_id] = _Episode(int(msg.episode_id), bool(msg.evaluation), [], context, resumed)
+        elif decision.verdict is not Verdict.ACCEPT:
             return decision.verdict
 
         self.counters.accepted += 1
@@ -237,16 +243,19 @@ class TransitionIngest:
             self._commit(episode, None, terminated=False)
 
     def _commit(self, episode: _Episode, final: tuple[np.ndarray, np.ndarray] | None, terminated: bool) -> None:
-        """Write a staged episode to the buffers. ``final`` None: it broke; its last step has no next observation."""
-        self.counters.episodes += 1
+        """Write a staged episode (or a segment of one, after a gap) to the buffers. ``final`` None: it broke; its
+        last step has no next observation."""
+        if not episode.resumed:
+            self.counters.episodes += 1
         if episode.evaluation and not self.train_on_evaluation:
-            self.counters.evaluation_episodes_skipped += 1
+            self.counters.evaluation_episodes_skipped += 0 if episode.resumed else 1
             return
-        steps = episode.steps
+        steps, first = episode.steps, min(episode.context, len(episode.steps))
+        samples = len(steps) - first
         # a cut episode's last step has no next observation: it cannot become a sample
-        self.counters.training_transitions += len(steps) if final is not None else max(len(steps) - 1, 0)
-        self.online.begin_sequence()
-        for step in steps:
+        self.counters.training_transitions += samples if final is not None else max(samples - 1, 0)
+        self.online.begin_sequence([s.frame for s in steps[:first]], [s.state for s in steps[:first]])
+        for step in steps[first:]:
             self.online.add(step.frame, step.state, step.action, step.reward, step.intervention)
         if final is None:
             self.online.abort_sequence()
@@ -258,7 +267,7 @@ class TransitionIngest:
         for index in range(len(steps) - 1, -1, -1):
             returns_to_go[index] = steps[index].reward + self.demo.discount * returns_to_go[index + 1]
         start = None
-        for index in range(len(steps) + 1):
+        for index in range(first, len(steps) + 1):
             inside = index < len(steps) and steps[index].intervention
             if inside and start is None:
                 start = index

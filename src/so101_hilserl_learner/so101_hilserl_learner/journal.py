@@ -28,7 +28,7 @@ import shutil
 import struct
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,9 +182,8 @@ def repair_journal(
     """Rewrite a journal from its valid records (those ``keep`` accepts, when given), in the current format:
     (records kept, damage dropped, backup directory).
 
-    The new journal is written and fsync'ed beside the old one, then the old directory is renamed to a backup
-    (``journal.bak-<time>``) and the new one into place; a crash in between leaves both directories, never a half
-    journal under the journal's name. Nothing to repair: nothing written, backup None.
+    Written by ``rewrite_journal`` (a backup of the old one is kept). Nothing to repair: nothing written, backup
+    None.
     """
     directory = Path(directory)
     scans = scan_journal(directory)
@@ -194,16 +193,26 @@ def repair_journal(
     kept = sum(1 for _ in payloads) if keep is not None else total
     if not damage and kept == total and not any(scan.legacy for scan in scans):
         return kept, [], None
+    backup = rewrite_journal(directory, (p for p in read_journal(directory) if keep is None or keep(p)))
+    return kept, damage, backup
+
+
+def rewrite_journal(directory: Path, payloads: Iterable[bytes]) -> Path:
+    """Replace the journal in ``directory`` by ``payloads`` (read lazily: they may come from the old journal itself),
+    in the current format; returns the backup of the old one (``journal.bak-<time>``).
+
+    The new journal is written and fsync'ed beside the old one, then the old directory is renamed to the backup and
+    the new one into place; a crash in between leaves both directories, never a half journal under its name."""
+    directory = Path(directory)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     fresh = directory.with_name(f"{directory.name}.repair-{stamp}")
     backup = directory.with_name(f"{directory.name}.bak-{stamp}")
     if fresh.exists() or backup.exists():
-        raise JournalError(f"{fresh} or {backup} exists already; move it away and repair again")
+        raise JournalError(f"{fresh} or {backup} exists already; move it away and try again")
     writer = TransitionJournal(fresh, fsync_period_s=3600)
     try:
-        for payload in read_journal(directory):
-            if keep is None or keep(payload):
-                writer.append(payload)
+        for payload in payloads:
+            writer.append(payload)
     except BaseException:
         writer.close()
         shutil.rmtree(fresh, ignore_errors=True)
@@ -212,7 +221,7 @@ def repair_journal(
     os.replace(directory, backup)
     os.replace(fresh, directory)
     fsync_path(directory.parent)
-    return kept, damage, backup
+    return backup
 
 
 class TransitionJournal:

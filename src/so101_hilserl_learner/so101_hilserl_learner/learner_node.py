@@ -71,7 +71,7 @@ from so101_hilserl_learner.q_diagnostics import GROUPS, QWindow
 from so101_hilserl_learner.replay import MixedSampler, ReplayBuffer
 from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
 from so101_hilserl_learner.sequencer import Verdict
-from so101_hilserl_learner.start_files import check_run_dir, load_initial_weights
+from so101_hilserl_learner.start_files import check_journal_covers, check_run_dir, load_initial_weights
 from so101_hilserl_learner.utd import UtdBudget
 
 RUN_ID_FILE = "run_id"
@@ -107,6 +107,7 @@ class LearnerNode(Node):
         self.publish_every, self.publish_period_s = v["publish_every_updates"], v["publish_period_s"]
         self.checkpoint_period_s, self.checkpoints_kept = v["checkpoint_period_s"], v["checkpoints_kept"]
         self.debug_poison_after = v["debug_poison_after_updates"]
+        self.accept_short_journal = v["accept_short_journal"]
 
         try:  # at start, not at the first update of the training thread (or the actor's first step)
             if schedule_parameter.strip():
@@ -132,6 +133,7 @@ class LearnerNode(Node):
             raise ParameterError(f"parameter run_dir={str(self.run_dir)!r}: {err}") from None
         self.run_id = run_id_of(self.run_dir)
         self.learner_epoch = make_epoch(self.run_id, time.time_ns())
+        self._checkpoint_name = ""  # the checkpoint resumed from, if any
         checkpoint, initial, carried, self.start_steps = self._load_start()
         self.stddev_schedule = exploration.resolve_schedule(schedule_parameter, carried, bool(self.initial_weights))
         if schedule_parameter.strip() and carried and self.stddev_schedule != carried:
@@ -218,6 +220,7 @@ class LearnerNode(Node):
                     f"one ({'; '.join(differences)}); use another run_dir or the same network parameter"
                 )
             self._adopt_semantics(saved, f"{self.run_dir} checkpoint")
+            self._checkpoint_name = latest.path.name
             explore = state.get("exploration") or {}  # absent in older checkpoints
             return state, None, explore.get("stddev_schedule"), int(explore.get("start_steps", 0))
         if self.initial_weights:
@@ -273,6 +276,17 @@ class LearnerNode(Node):
                 + (f"; {sum(d.length for d in damage)} damaged bytes skipped" if damage else "")
             )
         self._log_expired()
+        if checkpoint is not None:  # a journal that lost data is named, never a silent start with less
+            counted = checkpoint["counters"].get("training_transitions")
+            warning = check_journal_covers(
+                self.run_dir,
+                self.ingest.counters.training_transitions,
+                self._checkpoint_name,
+                None if counted is None else int(counted),
+                self.accept_short_journal,
+            )
+            if warning:
+                self.get_logger().warning(warning)
 
     def schedule_step(self) -> int:
         """The exploration schedule's step: committed training transitions (+ those an initial file carried)."""
@@ -293,9 +307,15 @@ class LearnerNode(Node):
         verdict = self.ingest.receive(bytes(raw), self.journal.append)
         if verdict is None:
             self.quarantine.add(raw, self.ingest.last_problem)
-        if verdict in (None, Verdict.BROKEN, Verdict.IMPLAUSIBLE):
+        if verdict in (None, Verdict.IMPLAUSIBLE):
             self.get_logger().warning(
                 f"dropped: {self.ingest.last_problem} ({self.ingest.counters.invalid} refused so far)",
+                throttle_duration_sec=2.0,
+            )
+        elif verdict is Verdict.GAP:
+            self.get_logger().warning(
+                f"gap: {self.ingest.last_problem}; the transitions that need the missing steps are lost "
+                f"({self.ingest.sequencer.broken_segments} gaps so far)",
                 throttle_duration_sec=2.0,
             )
         if self.ingest.expired or self.ingest.notices:
@@ -416,6 +436,7 @@ class LearnerNode(Node):
         self.weights_pub.publish(msg)
 
     def _checkpoint(self) -> None:
+        self.journal.sync()  # on disk before a checkpoint counts it: a start checks the journal holds what it counts
         state = {
             "agent": self.agent.state_dict(),
             "policy_config": self.policy_config.to_json(),
@@ -438,7 +459,6 @@ class LearnerNode(Node):
         except NonFiniteStateError as err:  # a diverged state must not replace the last good checkpoint
             self._checkpoint_error = str(err)
             self.get_logger().error(f"checkpoint {err}; the previous good checkpoint stays in use")
-        self.journal.sync()
         self._checkpoint_requested.clear()
         self._checkpoint_done.set()
 

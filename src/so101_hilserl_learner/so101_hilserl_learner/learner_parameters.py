@@ -48,6 +48,8 @@ PARAMETERS = {
                        (0.05, 3600.0)),
     "journal_fsync_period_s": (1.0, "journal fsync period: the loss window on power failure", (0.0, 3600.0)),
     "train_on_evaluation": (False, "also train on deterministic evaluation episodes", None),
+    "accept_short_journal": (False, "start although the journal yields fewer training transitions than the "
+                             "checkpoint counts (it lost data; warned at start); false: exit 2 with the fix", None),
 }  # fmt: skip
 
 

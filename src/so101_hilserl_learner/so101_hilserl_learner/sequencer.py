@@ -6,10 +6,12 @@ to do with each message; it never looks at payloads.
 
 * ``ACCEPT``: store it; it continues its episode.
 * ``DUPLICATE``: the same step arrived again; ignore it (the first copy was stored).
-* ``STALE``: a message of an episode that is over or was dropped; ignore it.
-* ``BROKEN``: a step is missing (lost or reordered): the open episode segment ends at the last good step; the
-  learner must close it without a next observation (its last transition cannot be completed) and ignore the rest
-  of that episode. The message itself is not stored.
+* ``STALE``: a message of an episode that is over or was cut, or a missing step that arrives after the gap it
+  left was cut; ignore it.
+* ``GAP``: steps are missing (lost, or reordered): the open episode segment ends at the last good step (the learner
+  closes it without a next observation: its last transition cannot be completed) and this message starts a new
+  segment of the same episode, which the learner stores (its first frames serve as stack context). An episode
+  whose first steps are missing starts the same way. Only what needs a missing step is lost.
 
 A new episode that starts while the previous one of the same actor is still open means the previous episode's last
 message was lost: ``abandoned`` names that episode, which the learner closes the same way. An actor that stops
@@ -35,7 +37,7 @@ class Verdict(enum.Enum):
     ACCEPT = "accept"
     DUPLICATE = "duplicate"
     STALE = "stale"
-    BROKEN = "broken"
+    GAP = "gap"
     IMPLAUSIBLE = "implausible"
 
 
@@ -55,7 +57,8 @@ class _ActorState:
     episode_id: int | None = None
     next_step: int = 0
     open: bool = False  # an episode is in progress and intact
-    broken: bool = False  # the current episode was cut; its remaining messages are ignored
+    broken: bool = False  # the current episode was cut (a silent actor); its remaining messages are ignored
+    gap: tuple[int, int] | None = None  # steps [first, end) of the current episode found missing last
     candidate: int | None = None  # an implausible episode id seen last: a real jump if another message confirms it
 
 
@@ -99,6 +102,8 @@ class TransitionSequencer:
             if not state.broken and step < state.next_step:
                 return Verdict.DUPLICATE, f"step {step} of a closed episode arrived again"
             return Verdict.STALE, f"episode {episode_id} was already cut"
+        if state.gap is not None and state.gap[0] <= step < state.gap[1]:
+            return Verdict.STALE, f"step {step} arrived after the gap it left was cut"
         if step < state.next_step:
             return Verdict.DUPLICATE, f"step {step} arrived again (expected {state.next_step})"
         return None
@@ -139,6 +144,7 @@ class TransitionSequencer:
                 abandoned = state.episode_id
                 self.broken_segments += 1
             state.episode_id, state.next_step, state.open, state.broken = None, 0, False, False
+            state.gap = None
         state.candidate = None
 
         if state.episode_id is None or episode_id > state.episode_id:
@@ -147,22 +153,18 @@ class TransitionSequencer:
                 abandoned = state.episode_id
                 self.broken_segments += 1
             state.episode_id, state.next_step, state.open, state.broken = episode_id, 0, False, False
-            if step != 0:
-                # Its first steps were lost: nothing of this episode can be rebuilt from step 0.
-                state.broken = True
-                self.broken_segments += 1
-                self.dropped_after_break += 1
-                return Decision(Verdict.BROKEN, abandoned, f"episode {episode_id} starts at step {step}, not 0", notice)
+            state.gap = None
 
-        if step > state.next_step:
-            state.broken, state.open = True, False
+        verdict, reason = Verdict.ACCEPT, ""
+        if step > state.next_step:  # steps next_step .. step - 1 are missing: a new segment starts here
             self.broken_segments += 1
-            self.dropped_after_break += 1
-            return Decision(
-                Verdict.BROKEN, abandoned, f"episode {episode_id}: expected step {state.next_step}, got {step}", notice
-            )
-
+            state.gap = (state.next_step, step)
+            verdict = Verdict.GAP
+            reason = (
+                f"episode {episode_id} starts at step {step}, not 0" if state.next_step == 0
+                else f"episode {episode_id}: expected step {state.next_step}, got {step}"
+            )  # fmt: skip
         state.next_step = step + 1
         state.open = not is_last
         self.accepted += 1
-        return Decision(Verdict.ACCEPT, abandoned, "", notice)
+        return Decision(verdict, abandoned, reason, notice)

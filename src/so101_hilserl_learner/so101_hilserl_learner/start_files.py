@@ -1,4 +1,5 @@
-"""The learner's start-up files, checked before anything is built: ``run_dir`` and ``initial_weights``.
+"""The learner's start-up files: ``run_dir`` and ``initial_weights`` (checked before anything is built), and the
+journal against the checkpoint it is resumed with (checked once the journal is replayed).
 
 Each problem is a ParameterError naming the parameter, its value, the cause and the fix, which node_main turns into
 one line and exit code 2 (``parameter initial_weights='x.safetensors': no such file; ...``), never a traceback from
@@ -62,3 +63,26 @@ def load_initial_weights(
             "parameter to match, or give other weights"
         )
     return tensors, config, schedule, steps
+
+
+SHORT_JOURNAL_PARAMETER = "accept_short_journal"
+
+
+def check_journal_covers(
+    run_dir: Path, replayed: int, checkpoint: str, counted: int | None, accept_short: bool
+) -> str | None:
+    """A journal that yields fewer training transitions (``replayed``) than its ``checkpoint`` counted
+    (``counted``; None for a checkpoint that does not say) lost data: ParameterError naming both counts and the
+    fix, unless ``accept_short`` (then the warning to log)."""
+    if counted is None or replayed >= counted:
+        return None
+    what = (
+        f"the journal {run_dir / 'journal'} yields {replayed} training transitions, fewer than the {counted} its "
+        f"checkpoint {checkpoint} counts (emptied, truncated or replaced)"
+    )
+    if accept_short:
+        return f"{what}; starting with the {replayed} it holds ({SHORT_JOURNAL_PARAMETER}: true)"
+    raise ParameterError(
+        f"parameter run_dir={str(run_dir)!r}: {what}; restore the journal (a journal.bak-* beside it, a backup), or "
+        f"set {SHORT_JOURNAL_PARAMETER}:=true to start with what it holds"
+    )

@@ -78,16 +78,36 @@ def test_intervention_segment_goes_to_both_with_its_context():
         assert ids(next_pixels)[-1] == (1, newest + 1)  # after step 7: the policy's step 8 observation
 
 
-def test_a_gap_cuts_the_episode_and_drops_only_the_incomplete_step():
-    online, _demo, ingest = buffers()
+def test_a_gap_loses_only_the_transitions_that_need_the_missing_step():
+    """Step 4 of 12 lost (frame stack 3): lost are step 3 (its o_{t+1} is gone), step 4, and steps 5 and 6 (their
+    stacks hold frame 4); steps 0-2 and 7-11 are stored, every stack and next observation the actor's own."""
+    online, demo, ingest = buffers()
     for step in (0, 1, 2, 3):
-        ingest.ingest(transition(1, step))
-    assert ingest.ingest(transition(1, 5)) == Verdict.BROKEN  # step 4 was lost
-    assert ingest.ingest(transition(1, 6, last=True)) == Verdict.STALE
-    assert len(online) == 3  # steps 0..2 have their next observation; step 3 does not
-    assert ingest.sequencer.broken_segments == 1
+        assert ingest.ingest(transition(1, step, intervention=step == 2)) == Verdict.ACCEPT
+    assert ingest.ingest(transition(1, 5)) == Verdict.GAP and "expected step 4, got 5" in ingest.last_problem
+    for step in range(6, 12):
+        assert ingest.ingest(transition(1, step, last=step == 11, intervention=step in (8, 9))) == Verdict.ACCEPT
+    assert ingest.sequencer.broken_segments == 1 and ingest.counters.episodes == 1
+    assert len(online) == ingest.counters.training_transitions == 3 + 5 and ingest.dropped == 0
+    assert len(demo) == 1 + 2  # step 2 (bootstraps from step 3), steps 8-9
+    batch = online.sample(256)
+    newest = {ids(pixels)[-1][1] for pixels in batch.pixels}
+    assert newest == {0, 1, 2, 7, 8, 9, 10, 11}
+    for pixels, next_pixels in zip(batch.pixels, batch.next_pixels, strict=True):
+        step = ids(pixels)[-1][1]
+        assert ids(pixels) == [(1, max(step - 2, 0)), (1, max(step - 1, 0)), (1, step)]  # never frame 4
+        assert ids(next_pixels)[-1] == (1, step + 1)
     episode(ingest, 2, 5)
-    assert len(online) == 8
+    assert len(online) == 13
+
+
+def test_an_episode_whose_first_steps_are_lost_starts_after_them():
+    online, _demo, ingest = buffers()
+    assert ingest.ingest(transition(1, 2)) == Verdict.GAP and "starts at step 2, not 0" in ingest.last_problem
+    for step in range(3, 8):
+        ingest.ingest(transition(1, step, last=step == 7))
+    assert len(online) == 4 and ingest.counters.episodes == 1  # steps 4-7: steps 2, 3 are context only
+    assert {ids(pixels)[0][1] for pixels in online.sample(64).pixels} == {2, 3, 4, 5}
 
 
 def test_invalid_message_is_counted_and_its_hole_cut_at_the_next_message():
@@ -99,14 +119,71 @@ def test_invalid_message_is_counted_and_its_hole_cut_at_the_next_message():
     assert ingest.ingest(bad) is None
     assert ingest.counters.invalid == 1 and "non-finite" in ingest.last_problem
     assert len(online) == 0  # invisible to the stream: a journal that never held it replays the same
-    assert ingest.ingest(transition(1, 4)) == Verdict.BROKEN  # the hole is noticed, nothing stored wrong
-    assert len(online) == 2
+    assert ingest.ingest(transition(1, 4)) == Verdict.GAP  # the hole is noticed, nothing stored wrong
+    assert len(online) == 2  # steps 0, 1; step 2 lost its next observation, step 4 is stack context
 
 
 def serialized(msg) -> bytes:
     from rclpy.serialization import serialize_message
 
     return serialize_message(msg)
+
+
+def _set(field: str, value: float):
+    """A function that puts ``value`` into one float of a transition (an episode's last step, so it has them all)."""
+
+    def put(msg: Transition) -> None:
+        if field in ("action", "policy_action"):
+            values = list(getattr(msg, field))
+            values[2] = value
+            setattr(msg, field, values)
+        elif field in ("observation.state", "next_observation.state"):
+            observation = msg.observation if field == "observation.state" else msg.next_observation[0]
+            observation.state[5] = value
+        else:
+            setattr(msg, field, value)
+
+    return put
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("action", NAN, "action has non-finite values at indices [2]"),
+        ("action", -INF, "action has non-finite values at indices [2]"),
+        ("policy_action", NAN, "policy_action has non-finite values at indices [2]"),
+        ("policy_action", INF, "policy_action has non-finite values at indices [2]"),
+        ("reward", NAN, "reward is not finite"),
+        ("reward", INF, "reward is not finite"),
+        ("success_probability", INF, "success_probability must be NaN (not judged) or in [0, 1]"),
+        ("success_probability", 1.5, "success_probability must be NaN (not judged) or in [0, 1]"),
+        ("observation.state", NAN, "observation.state has non-finite values at indices [5]"),
+        ("next_observation.state", -INF, "next_observation.state has non-finite values at indices [5]"),
+    ],
+)
+def test_a_non_finite_float_in_any_field_is_refused_by_name(field, value, named):
+    """Every float of a transition, through the learner's live path (bytes in): refused before it is recorded, the
+    refusal names the message and the field; the same message with a finite value is taken."""
+    online, _demo, ingest = buffers()
+    msg = transition(1, 0, last=True)
+    _set(field, value)(msg)
+    recorded = []
+    assert ingest.receive(serialized(msg), recorded.append) is None
+    assert recorded == [] and ingest.counters.invalid == 1 and len(online) == 0
+    assert ingest.last_problem.startswith("actor 'a' episode 1 step 0: ") and named in ingest.last_problem
+    _set(field, 0.5)(msg)
+    assert ingest.receive(serialized(msg), recorded.append) is Verdict.ACCEPT and len(recorded) == 1
+
+
+def test_an_unjudged_success_probability_is_nan_and_taken():
+    """NaN success_probability is the message's "no classifier judged this step", not damage."""
+    online, _demo, ingest = buffers()
+    msg = transition(1, 0, last=True)
+    msg.success_probability = NAN
+    assert ingest.receive(serialized(msg)) is Verdict.ACCEPT and len(online) == 1
 
 
 def test_receive_records_only_valid_new_messages():

@@ -12,7 +12,7 @@ from so101_contract import qos
 from so101_hilserl_actor.messages import observation_to_msg
 from so101_hilserl_interfaces.msg import LearnerStats, Transition
 from so101_hilserl_learner.ingest import TransitionIngest
-from so101_hilserl_learner.journal import HEADER, TransitionJournal, read_journal
+from so101_hilserl_learner.journal import HEADER, TransitionJournal, read_journal, scan_journal
 from so101_hilserl_learner.replay import ReplayBuffer
 from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
 from so101_testing.graph import wait_until
@@ -144,3 +144,36 @@ def test_a_learner_on_a_journal_with_a_flipped_byte_replays_every_other_record(p
     wait_until(lambda: "skipped" in learner.output(), 30, "the skip logged")
     assert f"{damaged} bytes at byte" in learner.output()  # exactly the damaged record's bytes
     assert "replayed 74 journaled transitions" in learner.output()
+
+
+def test_a_journal_shorter_than_the_checkpoint_stops_the_start_unless_accepted(processes, probe, tmp_path):
+    """A run of 60 training transitions with a checkpoint; its journal cut to the first episode (15). A restart
+    refuses (exit 2, one line naming the journal, both counts and the fix) instead of training on with 15 and no
+    word; with accept_short_journal it starts with the 15, warned."""
+    run_dir = tmp_path / "run"
+    stats = probe.subscribe(LearnerStats, "hilserl/learner_stats", qos.EVENTS)
+    learner = processes.start_module(LEARNER, *learner_args(run_dir), name="learner1")
+    send_episodes(probe, [1, 2, 3, 4])
+    wait_until(lambda: latest(stats) and latest(stats).training_transitions == 60, 90, "60 training transitions")
+    learner.send_signal(signal.SIGINT)  # a clean stop writes the checkpoint that counts them
+    assert learner.wait_exit(60) == 0, learner.output()
+    (scan,) = scan_journal(run_dir / "journal")
+    offset, _ = scan.records[15]  # the payload of record 15: its header starts HEADER.size before
+    with open(scan.path, "r+b") as handle:
+        handle.truncate(offset - HEADER.size)  # whole records of the first episode only: no damage to report
+    assert len(list(read_journal(run_dir / "journal"))) == 15
+
+    refused = processes.start_module(LEARNER, *learner_args(run_dir), name="learner2")
+    code = refused.wait_exit(120)
+    output = refused.output()
+    assert code == 2 and "Traceback" not in output, f"exit code {code}\n{output}"
+    (line,) = [text for text in output.splitlines() if "training transitions" in text]
+    assert f"the journal {run_dir / 'journal'} yields 15 training transitions, fewer than the 60" in line, line
+    assert "restore the journal" in line and "accept_short_journal:=true" in line, line
+    assert len(list(read_journal(run_dir / "journal"))) == 15  # the refusal changed nothing
+
+    seen = len(stats)
+    accepted = processes.start_module(LEARNER, *learner_args(run_dir, accept_short_journal=True), name="learner3")
+    wait_until(lambda: len(stats) > seen and accepted.alive(), 120, "stats of the learner that accepted it")
+    assert latest(stats).training_transitions == 15 and latest(stats).online_buffer_size == 15
+    wait_until(lambda: "starting with the 15 it holds" in accepted.output(), 30, "the warning")

@@ -131,7 +131,7 @@ def test_sigkill_during_training_and_during_checkpoints_loses_nothing(processes,
         new = next(m for m in weights.messages if m.learner_epoch == s.learner_epoch)
         assert new.version == resumed_version + 1 and new.learner_epoch != before.learner_epoch
         assert new.learner_epoch.split(":")[0] == before.learner_epoch.split(":")[0]  # the same run dir
-        assert accept(before.learner_epoch, before.version, new.learner_epoch, new.version)
+        assert accept(before.learner_epoch, before.version, new.learner_epoch, new.version, time.time_ns())
         assert new.stddev_schedule == before.stddev_schedule and new.environment_steps == 30
         time.sleep(0.5)
         os.kill(learner.pid, signal.SIGKILL)  # during training this time

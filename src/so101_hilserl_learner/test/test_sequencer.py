@@ -22,11 +22,15 @@ def test_duplicate_is_ignored_without_breaking_the_episode():
     assert seq.push("a", 1, 2, True).verdict == Verdict.DUPLICATE  # a late copy of the closing step
 
 
-def test_a_gap_cuts_the_segment_and_the_rest_of_the_episode():
+def test_a_gap_cuts_the_segment_and_the_episode_goes_on_after_it():
     seq = TransitionSequencer()
     out = verdicts(seq, [("a", 1, 0, False), ("a", 1, 1, False), ("a", 1, 3, False), ("a", 1, 2, False)])
-    assert out == [Verdict.ACCEPT, Verdict.ACCEPT, Verdict.BROKEN, Verdict.STALE]  # reordered step 2 is not revived
-    assert seq.broken_segments == 1
+    assert out == [Verdict.ACCEPT, Verdict.ACCEPT, Verdict.GAP, Verdict.STALE]  # reordered step 2 is not revived
+    assert seq.broken_segments == 1 and "expected step 4, got 6" in seq.push("a", 1, 6, False).reason
+    assert verdicts(seq, [("a", 1, 7, False), ("a", 1, 3, False), ("a", 1, 8, True)]) == [
+        Verdict.ACCEPT, Verdict.DUPLICATE, Verdict.ACCEPT,
+    ]  # fmt: skip
+    assert seq.broken_segments == 2 and seq.push("a", 1, 5, False).verdict == Verdict.DUPLICATE  # closed: late
     assert seq.push("a", 2, 0, False).verdict == Verdict.ACCEPT  # the next episode starts clean
 
 
@@ -40,8 +44,10 @@ def test_lost_closing_message_abandons_the_open_episode():
 
 def test_episode_starting_late_and_stale_episodes():
     seq = TransitionSequencer()
-    assert seq.push("a", 5, 3, False).verdict == Verdict.BROKEN
-    assert seq.push("a", 5, 4, False).verdict == Verdict.STALE
+    first = seq.push("a", 5, 3, False)
+    assert first.verdict == Verdict.GAP and "starts at step 3, not 0" in first.reason
+    assert seq.push("a", 5, 4, False).verdict == Verdict.ACCEPT  # the episode goes on from there
+    assert seq.push("a", 5, 1, False).verdict == Verdict.STALE
     assert seq.push("a", 4, 0, False).verdict == Verdict.STALE
     assert seq.push("a", 6, 0, True).verdict == Verdict.ACCEPT
 
@@ -86,8 +92,8 @@ def test_a_confirmed_jump_rebases_the_stream_with_a_notice():
         for step in range(2):
             s.push("a", episode, step, step == 1)
     assert s.push("a", 1, 0, False).verdict is Verdict.IMPLAUSIBLE
-    second = s.push("a", 1, 1, False)  # confirms the jump; episode 1 lost its step 0, so it is cut
-    assert second.verdict is Verdict.BROKEN and "re-based" in second.notice
+    second = s.push("a", 1, 1, False)  # confirms the jump; episode 1 lost its step 0: it starts after a gap
+    assert second.verdict is Verdict.GAP and "re-based" in second.notice
     assert [s.push("a", 2, step, step == 1).verdict for step in range(2)] == [Verdict.ACCEPT] * 2
     assert s.rebased == 1
 

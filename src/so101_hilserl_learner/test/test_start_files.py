@@ -12,9 +12,11 @@ import pytest
 import torch
 from test_learner_node import TINY, learner_args
 
+from so101_contract.parameters import ParameterError
 from so101_hilserl_actor.policy import Policy, PolicyConfig
 from so101_hilserl_learner.agent_file import save_agent_weights
 from so101_hilserl_learner.critic import Critic
+from so101_hilserl_learner.start_files import check_journal_covers
 from so101_testing.graph import wait_until
 
 EXIT_TIMEOUT_S = 120  # torch import and node start on a loaded 2-core machine; the refusal itself is immediate
@@ -105,3 +107,19 @@ def test_actor_initial_weights_problems_exit_2_naming_the_parameter(processes, t
     )
     line = refusal_line(actor)
     assert f"parameter initial_weights={path!r}: {cause}" in line, line
+
+
+def test_a_journal_shorter_than_its_checkpoint_is_refused_unless_accepted(tmp_path):
+    """The rule the learner applies once its journal is replayed (its process: test_learner_journal)."""
+    run = tmp_path / "run"
+    assert check_journal_covers(run, 60, "ckpt-000000045", 60, accept_short=False) is None
+    assert check_journal_covers(run, 75, "ckpt-000000045", 60, accept_short=False) is None  # journaled since
+    assert check_journal_covers(run, 0, "ckpt-000000045", None, accept_short=False) is None  # counts unknown
+    with pytest.raises(ParameterError) as refused:
+        check_journal_covers(run, 0, "ckpt-000000045", 60, accept_short=False)
+    line = str(refused.value)
+    assert line.startswith(f"parameter run_dir={str(run)!r}: the journal {run / 'journal'} yields 0 training ")
+    assert "fewer than the 60 its checkpoint ckpt-000000045 counts" in line and "\n" not in line
+    assert "restore the journal" in line and "accept_short_journal:=true" in line
+    warning = check_journal_covers(run, 15, "ckpt-000000045", 60, accept_short=True)
+    assert "yields 15 training transitions, fewer than the 60" in warning and "accept_short_journal: true" in warning
