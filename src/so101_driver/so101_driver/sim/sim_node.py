@@ -21,6 +21,9 @@ node and the context go away (node_main's order), and none publishes once the ev
 
 from __future__ import annotations
 
+import so101_contract.quiet_interrupt  # noqa: F401  (first: Ctrl-C during the heavy imports below is quiet)
+
+# isort: split
 import threading
 import time
 
