@@ -48,6 +48,9 @@ CASES = [
     (LEARNER, "batch_sise", "256", "is not a parameter of node learner; did you mean batch_size?"),
     (ACTOR, "stddev_schedule", "'linear(1.0,0.1,100)'", "is not a parameter of node actor"),
     (FK, "frame_idd", "base", "is not a parameter of node fk_node; did you mean frame_id?"),
+    # A URDF that is not there: the file and the fix, not a traceback from the model's loader.
+    (FK, "urdf_path", "/nonexistent/so101.urdf", "='/nonexistent/so101.urdf': no such file; give an existing URDF"),
+    (SIM, "urdf_path", "/nonexistent/so101.urdf", "='/nonexistent/so101.urdf': no such file; give an existing URDF"),
 ]
 EXIT_TIMEOUT_S = 240.0  # every case's process started at once on two loaded cores, each importing torch or MuJoCo
 
