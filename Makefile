@@ -9,6 +9,24 @@ IN_ENV := SO101_ACTIVATE_SKIP_INSTALL=1 source $(ROOT)/activate.sh &&
 IN_BUILT_ENV := source $(ROOT)/activate.sh &&
 COLCON_BUILD_ARGS ?=
 
+# The variables a run target reads from the command line (make sim EPISODES=5), each list in one place: any other
+# given with a run target stops make before anything is set up or built, naming the closest known variable (a typo
+# such as EPISODE=5 would otherwise run until Ctrl-C). Variables from the environment are not checked.
+RUN_TARGETS := sim bench-sim bench-buffer bench-learner bench-learning bench-actor bench-reward bench-drivers bench-hil
+COMMON_VARIABLES := COLCON_BUILD_ARGS ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE MUJOCO_GL \
+	SO101_VENV SO101_ROS_SOURCE TORCH_SPEC PYTHON PIP_EXTRA_INDEX_URL
+VARIABLES_sim := EPISODES RUN_DIR
+VARIABLES_bench-hil := HIL_CONFIG HIL_ARGS
+ifneq ($(filter $(RUN_TARGETS),$(MAKECMDGOALS)),)
+  GIVEN_VARIABLES := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v)))
+  GOAL_VARIABLES := $(sort $(foreach goal,$(MAKECMDGOALS),$(VARIABLES_$(goal))))
+  UNKNOWN_VARIABLES := $(filter-out $(GOAL_VARIABLES) $(COMMON_VARIABLES),$(GIVEN_VARIABLES))
+  ifneq ($(UNKNOWN_VARIABLES),)
+    $(error $(or $(shell python3 scripts/make_variables.py --goals "$(MAKECMDGOALS)" --known "$(GOAL_VARIABLES)" \
+      --common "$(COMMON_VARIABLES)" $(UNKNOWN_VARIABLES) 2>/dev/null),unknown variable(s) $(UNKNOWN_VARIABLES)))
+  endif
+endif
+
 .PHONY: help setup build test sim lint format clean distclean bench-sim bench-buffer bench-learner bench-learning bench-actor bench-reward bench-drivers bench-hil
 
 help: ## list the targets

@@ -7,7 +7,8 @@ with the project's URDF (TF for rviz2; robot_state_publisher:=false without it),
 topics when record:=true, rviz2 when rviz:=true, and with use_ros2_control:=true the controller manager
 (so101_driver's urdf/so101.ros2_control.urdf, config/controllers.yaml) commanding the follower instead of the actor.
 
-Before any action exists, so101_bringup.launch_checks parses every argument and checks that each package outside the
+Before any action exists, so101_bringup.launch_checks parses every argument (refusing one this file does not
+declare, with the closest declared name) and checks that each package outside the
 workspace that would start is installed: a bad argument or a missing package is one launch error and nothing starts.
 A node of the graph that exits stops the launch (a dead driver must not leave the actor and learner running blind;
 the actor exits after max_episodes).
@@ -18,7 +19,6 @@ from pathlib import Path
 from launch.actions import ExecuteProcess, RegisterEventHandler, Shutdown
 from launch.event_handlers import OnProcessExit
 from launch.logging import get_logger, launch_config
-from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from so101_bringup import launch_nodes
@@ -65,7 +65,7 @@ def _stop_on_exit(name: str, node: Node) -> RegisterEventHandler:
 
 def _launch_setup(context, *args, **kwargs):
     # Everything that can refuse comes first: once an action is returned, launch starts it.
-    chosen = hilserl_launch({name: LaunchConfiguration(name).perform(context) for name, *_ in HILSERL_ARGUMENTS})
+    chosen = hilserl_launch(context.launch_configurations)  # every configuration: a misspelled one is refused
     options = chosen.options
     specs = build_graph(options)
     check_installed(hilserl_packages(chosen))

@@ -9,8 +9,6 @@ Monitor / Plot). Next to `hilserl.launch.py`, which already runs robot_state_pub
 robot_state_publisher:=false. Both packages are checked before anything starts (so101_bringup.launch_checks).
 """
 
-from launch.substitutions import LaunchConfiguration
-
 from so101_bringup import launch_nodes
 from so101_bringup.graph import config_path
 from so101_bringup.launch_checks import VIEW_ARGUMENTS, check_installed, parse_arguments, view_packages
@@ -18,8 +16,7 @@ from so101_bringup.launch_checks import VIEW_ARGUMENTS, check_installed, parse_a
 
 def _launch_setup(context, *args, **kwargs):
     # Everything that can refuse comes first: once an action is returned, launch starts it.
-    values = {name: LaunchConfiguration(name).perform(context) for name, *_ in VIEW_ARGUMENTS}
-    arg = parse_arguments(VIEW_ARGUMENTS, values)
+    arg = parse_arguments(VIEW_ARGUMENTS, context.launch_configurations)  # a misspelled one is refused
     check_installed(view_packages(arg["robot_state_publisher"]))
 
     namespace = arg["namespace"]

@@ -4,9 +4,9 @@ workspace that they would start.
 `ros2 launch` starts the actions it is given one by one; a Node whose package is missing fails only when its turn
 comes, after the project's nodes are already running (and then orphaned). So hilserl.launch.py and view.launch.py
 parse every argument and check every external package here, inside their OpaqueFunction, before they build a single
-action: an error is then one launch line naming the argument (or the apt package and the argument that does without
-it), and nothing has started. Plain Python (ament_index_python only, imported when asked), so tests call it without
-launch.
+action: an error is then one launch line naming the argument (a misspelled one with the closest declared name, or
+the apt package and the argument that does without it), and nothing has started. Plain Python (ament_index_python
+only, imported when asked), so tests call it without launch.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from so101_bringup.graph import GraphOptions
+from so101_contract.cli import did_you_mean
 
 TRUE = ("true", "1", "yes", "on")
 FALSE = ("false", "0", "no", "off")
@@ -106,7 +107,20 @@ def parse_count(name: str, value: str) -> int:
 
 
 def parse_arguments(declared: Iterable[tuple[str, str, str, str]], values: Mapping[str, str]) -> dict[str, object]:
-    """The launch arguments' strings as their kinds; ValueError naming the first argument that is not one."""
+    """The launch arguments' strings as their kinds; ValueError naming the first argument that is not one.
+
+    ``values`` is every launch configuration the launch file sees (the context's launch_configurations): a name that
+    is not a declared argument (``max_episode:=3``) is refused with the closest declared one, where launch itself
+    would ignore it. A launch file that includes this one passes only these arguments (its own are visible here too:
+    include it inside ``GroupAction(..., forwarding=False, launch_configurations={...})``).
+    """
+    declared = tuple(declared)
+    names = [name for name, *_ in declared]
+    for name in sorted(set(values) - set(names)):
+        raise ValueError(
+            f"launch argument {name}:={values[name]!r} is not an argument of this launch file"
+            f"{did_you_mean(name, names)} (--show-args lists them)"
+        )
     parsers = {"str": lambda _name, value: value, "bool": parse_bool, "count": parse_count}
     return {name: parsers[kind](name, values.get(name, default)) for name, default, kind, _ in declared}
 

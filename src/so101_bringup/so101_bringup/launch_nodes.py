@@ -4,9 +4,6 @@ the launch files (it needs launch and launch_ros, which a machine without a ROS 
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import Node
@@ -15,8 +12,11 @@ from so101_bringup.graph import config_path
 
 
 def project_urdf() -> str:
-    """The installed so101_driver URDF (the model rviz2 draws and robot_state_publisher publishes)."""
-    return (Path(get_package_share_directory("so101_driver")) / "urdf" / "so101.urdf").read_text()
+    """The installed so101_driver URDF (the model rviz2 draws and robot_state_publisher publishes), found as the nodes
+    find it: a missing file is one launch error naming where it looked and the fix."""
+    from so101_driver.model.robot_model import default_urdf_path
+
+    return default_urdf_path().read_text()
 
 
 def robot_state_publisher(namespace: str, description: str, env: dict[str, str], use_sim_time: bool) -> Node:

@@ -17,6 +17,9 @@ writer as they arrive.
 
 from __future__ import annotations
 
+import so101_contract.quiet_interrupt  # noqa: F401  (first: Ctrl-C during the heavy imports below is quiet)
+
+# isort: split
 import argparse
 import importlib
 import signal

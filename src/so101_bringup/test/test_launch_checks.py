@@ -90,6 +90,24 @@ def test_a_bad_argument_is_one_line_naming_it_and_what_it_got(name, value, expec
     assert str(refused.value).startswith(expected) and "\n" not in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("arguments", "values", "refusal"),
+    [
+        (HILSERL_ARGUMENTS, {"max_episode": "3"}, "max_episode:='3' is not an argument of this launch file; did you "
+                                                  "mean max_episodes?"),
+        (HILSERL_ARGUMENTS, {"mode": "sim", "rvis": "true"}, "rvis:='true' is not an argument of this launch file; "
+                                                             "did you mean rviz?"),
+        (HILSERL_ARGUMENTS, {"colour": "red"}, "colour:='red' is not an argument of this launch file"),
+        (VIEW_ARGUMENTS, {"use_sim_tim": "true"}, "use_sim_tim:='true' is not an argument of this launch file; did "
+                                                  "you mean use_sim_time?"),
+    ],
+)  # fmt: skip
+def test_an_argument_the_launch_file_does_not_declare_is_refused_naming_the_closest(arguments, values, refusal):
+    with pytest.raises(ValueError) as refused:
+        parse_arguments(arguments, values)
+    assert str(refused.value) == f"launch argument {refusal} (--show-args lists them)"
+
+
 def test_view_arguments():
     defaults = {"namespace": "", "robot_state_publisher": True, "use_sim_time": False}
     assert parse_arguments(VIEW_ARGUMENTS, {}) == defaults
@@ -179,6 +197,9 @@ def test_launch_descriptions_refuse_before_any_action_with_the_real_launch_api(a
         expand("hilserl.launch.py", max_episodes="abc", robot_state_publisher="false")
     with pytest.raises(ValueError, match="real mode needs .*follower_id"):
         expand("hilserl.launch.py", mode="real", robot_state_publisher="false")
+    for name in ("hilserl.launch.py", "view.launch.py"):  # a misspelled argument, before any action exists
+        with pytest.raises(ValueError, match="max_episode:='3' is not an argument"):
+            expand(name, max_episode="3", robot_state_publisher="false")
 
     actions = expand("hilserl.launch.py", robot_state_publisher="false", rviz="true")
     graph = {s.name for s in build_graph(GraphOptions())}

@@ -7,13 +7,17 @@
 A value outside the range ends the CLI through argparse: exit code 2 and one error line naming the flag, the value
 and what is allowed (``argument --epochs: -5 is not allowed: expected an integer >= 1``), instead of a traceback
 deep in the run or a run that silently does nothing. nan and inf are refused by every float type.
+
+``did_you_mean(name, known)`` is the one suggestion for a misspelled name (a make variable, a launch argument, a
+node parameter): ``"; did you mean EPISODES?"``, or ``""`` when no known name is close.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 
 def _number(text: str, kind: type) -> int | float:
@@ -54,3 +58,15 @@ def one_of_ints(values: tuple[int, ...]) -> Callable[[str], int]:
     """One of the listed integers (e.g. the baud rates a bus can be set to)."""
     listed = ", ".join(str(v) for v in values)
     return _checked(int, lambda v: v in values, f"one of {listed}", "one_of_ints")
+
+
+def closest_name(name: str, known: Iterable[str]) -> str | None:
+    """The known name closest to a misspelled one (difflib's ratio >= 0.6), or None."""
+    matches = difflib.get_close_matches(name, list(known), n=1)
+    return matches[0] if matches else None
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``"; did you mean X?"`` for the known name closest to ``name``, ``""`` when none is close."""
+    match = closest_name(name, known)
+    return f"; did you mean {match}?" if match else ""

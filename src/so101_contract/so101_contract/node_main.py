@@ -6,6 +6,8 @@ What a node implements for it (a node without threads or final work needs none o
   ROS context still valid, so a worker's last publish cannot fail.
 - ``finished``: an rclpy Future; when it completes, spinning ends and the process exits 0 (the actor after
   ``max_episodes``), without shutting the context down from another thread.
+- ``parameters_declared_later``: prefixes of parameters it declares after its constructor (so101_contract.parameters
+  .check_given refuses any other given parameter it has not declared by then).
 - ``shutdown_timeout_s``: the seconds the whole shutdown may take from the stop request (default
   ``DEFAULT_SHUTDOWN_TIMEOUT_S``). Only a node with slow final work (moving an arm to rest, a final checkpoint,
   closing a bag) sets more, and stays under launch's SIGKILL (``LAUNCH_SIGKILL_AFTER_SIGINT_S``).
@@ -25,7 +27,12 @@ A hang in C that holds the GIL starves that thread; faulthandler's watchdog (a C
 stack and exits 1 one second later.
 
 A parameter the node refuses (so101_contract.parameters.ParameterError, raised while the node is built) ends the
-process with exit code 2 and one line naming the parameter, what it got and what is allowed.
+process with exit code 2 and one line naming the parameter, what it got and what is allowed; so does a parameter
+given to the node (-p, its own params-file section) that it does not declare, checked once the node is built
+(so101_contract.parameters.check_given: the rule for params-file sections of every node is there).
+
+Ctrl-C before run_node takes the signals over (while the node module imports torch or MuJoCo): the node modules
+import so101_contract.quiet_interrupt first, and the process ends without a traceback.
 
 The node also stops when the process that started it exits, however it exits (so101_contract.parent_death sends
 SIGHUP): the same teardown, bounded to PARENT_GONE_TIMEOUT_S, so nothing trains on after a killed runner or launch.
@@ -55,7 +62,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import get_default_context
 
-from so101_contract.parameters import ParameterError
+from so101_contract.parameters import ParameterError, check_given
 from so101_contract.parent_death import die_with_parent
 
 # launch's ExecuteProcess sends SIGTERM 5 s after SIGINT (sigterm_timeout) and SIGKILL 5 s after that
@@ -171,6 +178,7 @@ def run_node(node_class: Callable[[], Node], args: list[str] | None = None) -> N
         node = node_class()
         shutdown.name = node.get_name()
         shutdown.timeout_s = float(getattr(node, "shutdown_timeout_s", shutdown.timeout_s))
+        check_given(node, sys.argv if args is None else args)  # a parameter it does not declare: exit 2, as above
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         finished = getattr(node, "finished", None)

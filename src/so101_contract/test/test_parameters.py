@@ -7,7 +7,7 @@ from rcl_interfaces.msg import ParameterType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from so101_contract.parameters import ParameterError, declare, declare_all, expected
+from so101_contract.parameters import ParameterError, check_given, declare, declare_all, expected
 
 TABLE = {
     "rate_hz": (10.0, "control rate (Hz)", (1.0, 100.0)),
@@ -91,3 +91,73 @@ def test_expected_in_words():
     assert expected(1.0, (0.0, 2.0)) == "float in [0.0, 2.0]"
     assert expected("a", ("a", "b")) == "one of a, b"
     assert expected(True) == "boolean"
+
+
+@pytest.fixture
+def node_with_args(tmp_path):
+    """make(name, *ros_args, namespace=""): a node in its own context initialised with ``ros_args`` (as the node
+    process's command line), the TABLE declared; returns (node, argv)."""
+    made = []
+
+    def make(name: str, *ros_args: str, namespace: str = ""):
+        argv = ["node", "--ros-args", *ros_args]
+        context = rclpy.Context()
+        rclpy.init(context=context, args=argv)
+        node = Node(name, namespace=namespace, context=context)
+        made.append((node, context))
+        declare_all(node, TABLE)
+        return node, argv
+
+    yield make
+    for node, context in made:
+        node.destroy_node()
+        context.try_shutdown()
+
+
+def params_file(tmp_path, text: str) -> str:
+    path = tmp_path / f"params{len(list(tmp_path.glob('params*')))}.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_given_parameter_the_node_does_not_declare_is_refused_naming_the_closest(node_with_args, tmp_path):
+    node, argv = node_with_args("actor", "-p", "rate_hz:=20.0", "-p", "stepz:=5")
+    with pytest.raises(ParameterError) as refused:
+        check_given(node, argv)
+    assert (
+        str(refused.value) == "parameter stepz (from -p stepz:=5) is not a parameter of node actor; did you mean steps?"
+    )
+
+    own = params_file(tmp_path, "/**/actor:\n  ros__parameters:\n    mode: ik\n    nested: {rate: 1.0}\n")
+    node, argv = node_with_args("actor", "--params-file", own)
+    with pytest.raises(
+        ParameterError, match=rf"^parameter nested.rate \(from {own}\) is not a parameter of node actor"
+    ):
+        check_given(node, argv)
+    node, argv = node_with_args("actor", "-p", "actor:colour:=red")  # -p with this node's name as prefix
+    with pytest.raises(ParameterError, match=r"^parameter colour \(from -p actor:colour:=red\) .* node actor$"):
+        check_given(node, argv)
+    ns = params_file(tmp_path, "/robot1/actor:\n  ros__parameters:\n    steps: 5\n    modes: sim\n")
+    node, argv = node_with_args("actor", "--params-file", ns, namespace="robot1")
+    with pytest.raises(ParameterError, match="parameter modes .* node actor; did you mean mode"):
+        check_given(node, argv)
+
+
+def test_sections_for_every_node_other_nodes_sections_and_ros_parameters_are_not_refused(node_with_args, tmp_path):
+    shared = params_file(
+        tmp_path,
+        "/**:\n  ros__parameters:\n    batch_size: 256\n    use_sim_time: false\n"  # every node: each takes its own
+        "/**/learner:\n  ros__parameters:\n    utd_ratio: 1.0\n"  # another node's section
+        "/**/actor:\n  ros__parameters:\n    steps: 5\n    qos_overrides./clock.subscription.depth: 1\n",
+    )
+    node, argv = node_with_args(
+        "actor", "--params-file", shared, "-p", "start_type_description_service:=false", "-p", "learner:utd:=2.0"
+    )
+    check_given(node, argv)
+    assert node.get_parameter("steps").value == 5
+    node, argv = node_with_args("actor", "--params-file", shared, namespace="other")  # /**/actor: any namespace
+    check_given(node, argv)
+    node, argv = node_with_args(
+        "actor", "--params-file", params_file(tmp_path, "/robot2/actor:\n  ros__parameters:\n    x: 1\n")
+    )
+    check_given(node, argv)  # a section for the actor of another namespace

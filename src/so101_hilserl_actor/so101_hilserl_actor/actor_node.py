@@ -20,6 +20,9 @@ the loop ends the process with code 1 (node_main).
 
 from __future__ import annotations
 
+import so101_contract.quiet_interrupt  # noqa: F401  (first: Ctrl-C during the heavy imports below is quiet)
+
+# isort: split
 import json
 import sys
 import threading

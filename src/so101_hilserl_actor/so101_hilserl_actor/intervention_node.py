@@ -23,6 +23,9 @@ holds this node's control steps too, and a state is not "old" while simulated ti
 
 from __future__ import annotations
 
+import so101_contract.quiet_interrupt  # noqa: F401  (first: Ctrl-C during the heavy imports below is quiet)
+
+# isort: split
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, Joy

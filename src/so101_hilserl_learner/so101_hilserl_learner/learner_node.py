@@ -29,6 +29,9 @@ stats timer, the update rate, the weights publish period and the checkpoint peri
 
 from __future__ import annotations
 
+import so101_contract.quiet_interrupt  # noqa: F401  (first: Ctrl-C during the heavy imports below is quiet)
+
+# isort: split
 import json
 import math
 import threading

@@ -19,6 +19,9 @@ times and image ages on arrival are summarised in the log every ``stats_period_s
 
 from __future__ import annotations
 
+import so101_contract.quiet_interrupt  # noqa: F401  (first: Ctrl-C during the heavy imports below is quiet)
+
+# isort: split
 import time
 from collections import deque
 

@@ -12,6 +12,9 @@ publisher could not keep up with is dropped, never sent late.
 
 from __future__ import annotations
 
+import so101_contract.quiet_interrupt  # noqa: F401  (first: Ctrl-C during the heavy imports below is quiet)
+
+# isort: split
 import threading
 
 from diagnostic_msgs.msg import DiagnosticArray

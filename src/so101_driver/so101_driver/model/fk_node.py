@@ -6,13 +6,16 @@ keeps the joint state's stamp so it lines up with the camera and the transitions
 
 from __future__ import annotations
 
+import so101_contract.quiet_interrupt  # noqa: F401  (first: Ctrl-C during the heavy imports below is quiet)
+
+# isort: split
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from so101_contract.joints import positions_by_name
 from so101_contract.node_main import run_node
-from so101_contract.parameters import declare
+from so101_contract.parameters import ParameterError, declare
 from so101_contract.qos import SENSOR_DATA
 from so101_driver.model.kinematics import Kinematics, quaternion_xyzw_from_matrix
 
@@ -28,7 +31,10 @@ class FkNode(Node):
         self._frame_id = declare(
             self, "frame_id", "base_link", "header.frame_id of the published pose (the URDF root it is expressed in)"
         )
-        self._kinematics = Kinematics(urdf_path)
+        try:
+            self._kinematics = Kinematics(urdf_path)
+        except FileNotFoundError as err:  # a urdf_path that names no file: exit 2 with one line, not a traceback
+            raise ParameterError(f"parameter {err}") from None
         self._publisher = self.create_publisher(PoseStamped, "follower/ee_pose", 10)
         self._subscription = self.create_subscription(
             JointState, "follower/joint_states", self._on_joint_state, SENSOR_DATA

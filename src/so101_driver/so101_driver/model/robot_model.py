@@ -59,10 +59,14 @@ def ros2_control_path() -> Path:
 
 
 def resolve_urdf_path(path: str | Path | None) -> Path:
-    """``None`` or ``""`` means the default URDF; anything else must name an existing file."""
+    """``None`` or ``""`` means the default URDF; anything else must name an existing file (FileNotFoundError, one
+    line naming it and the fix: the nodes refuse their urdf_path parameter with it)."""
     if path is None or str(path) == "":
         return default_urdf_path()
     resolved = Path(path).expanduser()
     if not resolved.is_file():
-        raise FileNotFoundError(f"urdf_path {str(path)!r} does not exist; give an existing URDF file or '' for default")
+        raise FileNotFoundError(
+            f"urdf_path={str(path)!r}: no such file; give an existing URDF file, or '' for the project's "
+            f"{URDF_FILE_NAME}"
+        )
     return resolved

@@ -21,6 +21,9 @@ node and the context go away (node_main's order), and none publishes once the ev
 
 from __future__ import annotations
 
+import so101_contract.quiet_interrupt  # noqa: F401  (first: Ctrl-C during the heavy imports below is quiet)
+
+# isort: split
 import threading
 import time
 
@@ -42,6 +45,7 @@ from so101_contract.parameters import ParameterError, declare
 from so101_contract.sim_time import ADVANCE_TOPIC, CLOCK_MODES, CLOCK_TOPIC, PROGRESS_TOPIC
 from so101_contract.stamps import NS_PER_S, ns_to_stamp, stamp_to_ns
 from so101_driver.model.joint_safety import JointCommandGuard
+from so101_driver.model.robot_model import resolve_urdf_path
 from so101_driver.sim.curriculum import reset_stage
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 from so101_driver.sim.operator import MODES, LeaderArm, OperatorConfig, SimulatedOperator
@@ -121,6 +125,10 @@ class SimNode(Node):
         )  # fmt: skip
 
         urdf_path = declare(self, "urdf_path", "", "robot URDF with the wrist camera joints; '' = the project's")
+        try:  # a urdf_path that names no file: exit 2 with one line, not a traceback from deep in the scene's build
+            resolve_urdf_path(urdf_path)
+        except FileNotFoundError as err:
+            raise ParameterError(f"parameter {err}") from None
         scene = SceneConfig(urdf_path=urdf_path or None)
         self.world = SimWorld(SimConfig(scene=scene, camera_width=width, camera_height=height), seed=seed)
         try:
