@@ -83,6 +83,7 @@ def _launch_setup(context, *args, **kwargs):
             namespace=namespace,
             parameters=[*parameters, spec.parameters],
             remappings=list(spec.remappings),
+            ros_arguments=["--enclave", spec.enclave],  # SROS2, when ROS_SECURITY_ENABLE=true
             additional_env=env,
             output="screen",
             emulate_tty=True,

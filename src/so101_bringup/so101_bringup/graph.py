@@ -20,6 +20,7 @@ from pathlib import Path
 from so101_contract.sim_time import CLOCK_MODES, uses_sim_time
 
 MODES = ("sim", "real")
+ENCLAVE_ROOT = "/so101"  # SROS2: every node's enclave is ENCLAVE_ROOT/<node name>
 PACKAGE = "so101_bringup"
 
 # Every topic of the project graph (DESIGN.md), relative names except /diagnostics.
@@ -87,6 +88,12 @@ class NodeSpec:
     parameters: dict[str, object] = field(default_factory=dict)  # from the options; override the parameter file
     parameter_file: str | None = None  # a name under so101_bringup/config/, or the path of the user's own file
     remappings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def enclave(self) -> str:
+        """Its SROS2 security enclave (keys and permissions; used when ROS_SECURITY_ENABLE=true, config/
+        sros2_policy.xml says what each may publish)."""
+        return f"{ENCLAVE_ROOT}/{self.name}"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ One run directory holds everything: logs/, episodes.csv, learner/ (journal, chec
 from __future__ import annotations
 
 import argparse
-import difflib
 import math
 import os
 import shutil
@@ -45,7 +44,7 @@ from so101_bringup.episode_log import EPISODE_LOG, EpisodeLog, EpisodeRow, RunHi
 from so101_bringup.graph import GraphOptions, NodeSpec, build_graph, config_path, continued, session_bag_path
 from so101_bringup.profiles import PROFILE_CHOICES, choose, write_params
 from so101_bringup.ros_env import RosEnvironmentError, node_environment
-from so101_contract.cli import nonnegative_int
+from so101_contract.cli import did_you_mean, nonnegative_int
 from so101_contract.outcomes import Outcome, rates
 from so101_contract.parent_death import PARENT_PID_ENV
 from so101_contract.ros_domain import claim_domain
@@ -57,7 +56,7 @@ STOP_ORDER = ("actor", "recorder", "learner")  # the actor stops producing first
 
 def node_command(spec: NodeSpec, namespace: str = "") -> list[str]:
     """`python -m module --ros-args -r __node:=name -r a:=b --params-file f -p k:=v`: what `ros2 run` would run."""
-    cmd = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}"]
+    cmd = [sys.executable, "-m", spec.module, "--ros-args", "--enclave", spec.enclave, "-r", f"__node:={spec.name}"]
     if namespace:
         cmd += ["-r", f"__ns:=/{namespace.strip('/')}"]
     for source, target in spec.remappings:
@@ -477,12 +476,11 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argpa
     """The flags, with an unknown one refused in one line naming the closest known flag (no abbreviations: a
     misspelled flag must not silently become another)."""
     args, unknown = parser.parse_known_args(argv)
-    if unknown:
-        flags = [f for action in parser._actions for f in action.option_strings if f.startswith("--")]
-        flag = unknown[0].split("=", 1)[0]
-        close = difflib.get_close_matches(flag, flags, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else "; see --help"
-        parser.error(f"unknown argument {unknown[0]}{hint}")
+    if unknown:  # one line, not the whole usage: the closest flag is the fix
+        flags = [f for action in parser._actions for f in action.option_strings if f.startswith("--") and f != "--help"]
+        hint = did_you_mean(unknown[0].split("=", 1)[0], flags) or "; see --help"
+        print(f"{parser.prog}: error: unknown argument {unknown[0]}{hint}", file=sys.stderr)
+        sys.exit(2)
     return args
 
 

@@ -35,3 +35,19 @@ def test_runner_run_dir_that_cannot_be_a_directory_is_one_line(tmp_path, capsys,
 def test_numeric_flags_out_of_range_are_refused_by_argparse(main, argv, flag, capsys):
     line = refusal_line(main, argv, capsys)
     assert f"error: argument {flag}: " in line, line
+
+
+@pytest.mark.parametrize(
+    ("argv", "fix"),
+    [
+        (["--episode", "5"], "did you mean --episodes?"),  # no abbreviation: a typo never becomes another flag
+        (["--run_dir", "runs/x"], "did you mean --run-dir?"),
+        (["--verbose"], "see --help"),
+    ],
+)
+def test_an_unknown_runner_flag_is_one_line_naming_the_closest_flag(argv, fix, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        runner_main(["--run-dir", str(tmp_path / "run"), *argv])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and f"unknown argument {argv[0]}; {fix}" in err, err
+    assert not (tmp_path / "run").exists()  # refused before anything was made

@@ -448,3 +448,22 @@ def test_launch_files_are_built_from_the_declaration():
         actions = expand("hilserl.launch.py", robot_state_publisher="false")
         started = {node_name(a) for a in actions if isinstance(a, Node)}
         assert {s.name for s in build_graph(GraphOptions())} <= started
+
+
+def test_the_sros2_policy_has_an_enclave_per_node_and_one_publisher_of_weights_and_of_transitions():
+    import xml.etree.ElementTree as ET
+
+    from so101_bringup.graph import GraphOptions, build_graph, config_path
+
+    policy = ET.parse(config_path("sros2_policy.xml")).getroot()
+    enclaves = {e.get("path"): e for e in policy.iter("enclave")}
+    assert set(enclaves) == {spec.enclave for spec in build_graph(GraphOptions(run_dir="/tmp/x"))}
+
+    def publishers(topic: str) -> list[str]:
+        return [path for path, enclave in enclaves.items()
+                for topics in enclave.iter("topics") if topics.get("publish") == "ALLOW"
+                for t in topics.iter("topic") if t.text == topic]  # fmt: skip
+
+    assert publishers("hilserl/policy_weights") == ["/so101/learner"]
+    assert publishers("hilserl/transitions") == ["/so101/actor"]
+    assert publishers("follower/joint_commands") == ["/so101/actor"]

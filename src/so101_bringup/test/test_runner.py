@@ -81,6 +81,7 @@ def test_node_commands_quote_parameters_as_ros_reads_them():
     assert cmd[1:3] == ["-m", "so101_hilserl_learner.learner_node"]
     assert "__node:=learner" in cmd and "__ns:=/robot1" in cmd and "run_dir:='/tmp/x/learner'" in cmd
     assert cmd[cmd.index("--params-file") + 1].endswith("sim.yaml")
+    assert cmd[cmd.index("--enclave") + 1] == "/so101/learner"  # SROS2 keys and permissions, when enabled
 
 
 def episode(success, intervention_steps, steps, evaluation=False, sim_time_s=0.0):
