@@ -27,6 +27,10 @@ One run directory holds everything: logs/, episodes.csv, learner/ (journal, chec
 
 from __future__ import annotations
 
+import so101_contract.quiet_interrupt  # noqa: F401  (first: Ctrl-C during the heavy imports below is quiet)
+
+# isort: split
+
 import argparse
 import math
 import os

@@ -138,3 +138,27 @@ def test_a_killed_runner_takes_its_nodes_and_a_run_directory_in_use_starts_nothi
         if runner.poll() is None:
             os.killpg(runner.pid, signal.SIGKILL)
             runner.wait(timeout=10)
+
+
+def test_ctrl_c_at_any_moment_of_start_up_leaves_no_traceback_and_no_process(tmp_path):
+    """Ctrl-C signals the terminal's whole foreground group: the runner and, here, its nodes' sessions are apart, so
+    the runner's ordered stop reaches them. At 1, 2, 4 and 8 s the nodes are importing torch, building, connecting."""
+    for delay_s in (1.0, 2.0, 4.0, 8.0):
+        run_dir = tmp_path / f"run_{delay_s:g}"
+        runner, log = start_runner(tmp_path, run_dir, f"runner_{delay_s:g}.log")
+        nodes: dict[int, str] = {}
+        deadline = time.monotonic() + delay_s
+        while time.monotonic() < deadline:  # the nodes it has started so far (none before its imports are done)
+            nodes.update(children(runner.pid))
+            time.sleep(0.05)
+        os.killpg(runner.pid, signal.SIGINT)
+        try:
+            runner.wait(timeout=60)
+        finally:
+            if runner.poll() is None:
+                os.killpg(runner.pid, signal.SIGKILL)
+        wait_until(lambda nodes=nodes: not alive(nodes), 15.0, f"the nodes to exit after Ctrl-C at {delay_s:g} s")
+        logs = [log, *sorted((run_dir / "logs").glob("*.log"))] if (run_dir / "logs").is_dir() else [log]
+        for path in logs:
+            assert "Traceback" not in path.read_text(), f"Ctrl-C at {delay_s:g} s: {path}:\n{path.read_text()}"
+        assert runner.returncode in (0, 130, -signal.SIGINT), (delay_s, runner.returncode, log.read_text())

@@ -49,6 +49,7 @@ import faulthandler
 import math
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -70,7 +71,7 @@ from so101_contract.parent_death import die_with_parent
 LAUNCH_SIGTERM_AFTER_SIGINT_S = 5.0
 LAUNCH_SIGKILL_AFTER_SIGINT_S = 10.0
 DEFAULT_SHUTDOWN_TIMEOUT_S = 4.0
-PARENT_GONE_TIMEOUT_S = 3.0  # the whole stop when the starter died (SIGHUP): nobody orders it, nothing waits for it
+PARENT_GONE_TIMEOUT_S = 1.5  # the whole stop when the starter died (SIGHUP): nobody orders it, nothing waits for it
 BACKSTOP_MARGIN_S = 1.0  # faulthandler's exit, after the guard thread had its chance
 SPIN_POLL_S = 0.1  # how often the spin loop looks at the stop request (a Python signal handler runs between waits)
 EXIT_FAILURE = 1
@@ -143,6 +144,7 @@ class Shutdown:
     def _on_signal(self, signum: int, _frame) -> None:
         if signum == signal.SIGHUP:  # the starter died (parent_death): a short stop, whatever the node declared
             self.cap_s = PARENT_GONE_TIMEOUT_S
+            _detach_from_dead_pipes()
         if self.requested:
             return  # a second Ctrl-C, or launch's SIGTERM: the teardown under way finishes or the guard ends it
         self.request("its starter's exit (SIGHUP)" if signum == signal.SIGHUP else signal.Signals(signum).name)
@@ -156,6 +158,19 @@ class Shutdown:
         cause = f"{args.exc_type.__name__}: {args.exc_value}".splitlines()[0][:500]  # the cause, last, on one line
         _write_line(f"[{self.name}] thread {name} died ({cause}): stopping the node (exit code {EXIT_FAILURE})")
         self.request(f"thread {name} died", EXIT_FAILURE)
+
+
+def _detach_from_dead_pipes() -> None:
+    """stdout/stderr that are pipes or terminals of the starter (launch's output=screen, emulate_tty) lost their reader
+    with it: every write of the teardown would fail or stall. They go to /dev/null; a log file (the runner's) stays."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        try:
+            if stat.S_ISFIFO(os.fstat(fd).st_mode) or os.isatty(fd):
+                os.dup2(devnull, fd)
+        except OSError:
+            pass
+    os.close(devnull)
 
 
 def run_node(node_class: Callable[[], Node], args: list[str] | None = None) -> None:
