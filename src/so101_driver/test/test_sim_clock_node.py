@@ -40,7 +40,10 @@ def lockstep_sim(tmp_path_factory):
     with ProcessGroup(tmp_path_factory.mktemp("sim_logs")) as group:
         process = group.start_module(
             "so101_driver.sim.sim_node", "--ros-args", "-p", "clock_mode:=lockstep", "-p", "operator_mode:=demo",
-            "-p", "seed:=3", "-p", "command_timeout_s:=0.2", *SMALL_CAMERA, name="sim",
+            "-p", "seed:=3", "-p", "command_timeout_s:=0.2", *SMALL_CAMERA,
+            # The probe plays a learner that reports only when its backlog changes; a silent learner holding the
+            # run is sim_clock's and the runner's fault tests' (a real learner also reports every 0.05 s).
+            "-p", "lockstep_learner_lead_s:=60.0", name="sim",
         )  # fmt: skip
         yield process
         if not process.alive():

@@ -223,8 +223,9 @@ def test_a_resumed_run_keeps_its_schedule_and_step(processes, probe, tmp_path):
     wait_until(lambda: latest(stats) and latest(stats).training_transitions == 30, 60, "30 committed transitions")
     first_epoch = latest(stats).learner_epoch
     learner.stop()  # SIGINT: a clean shutdown writes a checkpoint
+    last = max(m.version for m in weights.messages)
     seen = len(weights)
     processes.start_module("so101_hilserl_learner.learner_node", *learner_args(run_dir), name="learner2")
     w = weights.wait_for(seen + 1, 60, "the resumed learner's first weights")[-1]
-    assert w.learner_epoch != first_epoch and w.version == 1
+    assert w.learner_epoch != first_epoch and w.version == last + 1  # versions go on: never backwards on resume
     assert w.stddev_schedule == "linear(0.4,0.2,100)" and w.environment_steps == 30

@@ -385,8 +385,8 @@ class SimNode(Node):
                             throttle_duration_sec=5.0,
                         )
                         pacer.fell_behind = 0
-                elif tick > self._first_tick and not self._wait_for_lockstep(t_ns, tick):
-                    break  # the first instant is published at once: the nodes learn the time they must grant beyond
+                elif not self._wait_for_lockstep(t_ns, tick):
+                    break
                 with self._lock:
                     if tick == self._first_tick:  # the first instant is the state as it is; physics runs between
                         states = (
@@ -414,8 +414,9 @@ class SimNode(Node):
     def _wait_for_lockstep(self, t_ns: int, tick: int) -> bool:
         """Hold until the gate lets the simulation reach ``t_ns``; False when the node stops meanwhile.
 
-        While held it republishes the last instant's /clock now and then, so a node that joins late (its clock
-        still at 0) learns the time it must grant beyond.
+        While held it republishes the previous instant's /clock now and then, so a node that joins late (its clock
+        still at 0) learns the time it must grant beyond; a resumed simulation's first hold publishes the instant
+        before its first, which no node has seen yet.
         """
         held_since = time.monotonic()
         while True:
@@ -440,7 +441,7 @@ class SimNode(Node):
                 self.get_logger().info(f"lockstep: holding at {self._sim_ns / NS_PER_S:.3f} s, waiting for "
                                        f"{reason}{routine}")  # fmt: skip
                 self._holding_for, self._told = kinds, self._told | kinds
-            if not notified and tick > self._first_tick:
+            if not notified and t_ns > 0:  # a resumed sim's first hold too: the nodes learn the run's time
                 self.clock_pub.publish(Clock(clock=ns_to_stamp(self.grid.time_ns(tick - 1))))
 
     def destroy_node(self) -> None:
