@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from so101_contract.ros_domain import TEST_CLAIM_ENV, isolate_ros_environment
+from so101_testing.domain import TEST_CLAIM_ENV, isolate_ros_environment
 
 
 def pytest_configure(config: pytest.Config) -> None:
