@@ -41,10 +41,11 @@ build: setup ## colcon build of every package (symlinked Python, so edits need n
 test: build ## build, colcon test of every package, workspace tests, ruff; ends with `N passed, N failed, N skipped`
 	@scripts/run_tests.sh
 
-# make sim EPISODES=50 RUN_DIR=runs/sim2; the same RUN_DIR resumes. Its own DDS domain unless you set one.
+# make sim EPISODES=50 RUN_DIR=runs/sim2: until the run holds 50 episodes (all its sessions together); the same
+# RUN_DIR resumes it. Its own DDS domain (37) unless you set ROS_DOMAIN_ID; a domain in use is refused.
 EPISODES ?= 0
 RUN_DIR ?= runs/sim
-sim: build ## HIL-SERL in simulation with the simulated operator until Ctrl-C (or EPISODES); resumes RUN_DIR
+sim: build ## HIL-SERL in simulation with the simulated operator until Ctrl-C (or the run holds EPISODES); resumes RUN_DIR
 	@$(IN_BUILT_ENV) ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-37} python -m so101_bringup.runner --mode sim --run-dir $(RUN_DIR) --episodes $(EPISODES)
 
 bench-sim: build ## simulation: operator demo grasp rate (50 episodes) and real-time factor with the camera at 10 Hz
