@@ -2,7 +2,7 @@
 
 import pytest
 
-from so101_driver.sim.sim_clock import LockstepGate, Pacer, TickGrid
+from so101_driver.sim.sim_clock import HoldLog, LockstepGate, Pacer, TickGrid
 
 MS = 1_000_000  # ns
 
@@ -102,3 +102,21 @@ def test_a_resumed_simulation_starts_on_the_first_camera_instant_after_the_runs_
     tick = grid.first_tick_after(1_234_560 * MS)
     assert grid.time_ns(tick) == 1_234_600 * MS and grid.camera_due(tick)
     assert grid.time_ns(grid.first_tick_after(1_234_600 * MS)) == 1_234_700 * MS  # strictly after
+
+
+def test_hold_log_says_a_silent_learner_each_time_and_a_routine_hold_once():
+    log = HoldLog(report_after_s=5.0)
+    actor = frozenset({"actor"})
+    assert log.held(actor, "the actor's grant", held_for_s=1.0) is None  # short: nothing
+    assert (
+        log.held(actor, "the actor's grant", held_for_s=5.0)
+        == "waiting for the actor's grant (routine in lockstep; said once)"
+    )
+    assert log.held(actor, "the actor's grant to 9 s", held_for_s=9.0) is None  # same kind, new text: said already
+    assert log.released() is None  # a routine hold's end is not news
+    assert log.held(actor, "the actor's grant", held_for_s=60.0) is None  # once a run
+    silent = frozenset({"silent"})
+    assert log.held(silent, "the learner, silent", held_for_s=0.3) == "waiting for the learner, silent"  # at once
+    assert log.held(silent, "the learner, silent", held_for_s=3.0) is None
+    assert log.released() == "the learner reports again"
+    assert log.held(silent, "the learner, silent", held_for_s=0.3) == "waiting for the learner, silent"  # again

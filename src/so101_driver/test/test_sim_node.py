@@ -9,6 +9,7 @@ from std_srvs.srv import SetBool
 
 from so101_contract import qos
 from so101_contract.joints import JOINT_NAMES
+from so101_contract.stamps import stamp_to_ns
 from so101_driver.model.kinematics import Kinematics
 from so101_hilserl_interfaces.srv import ResetEpisode
 from so101_testing.graph import wait_until
@@ -33,6 +34,11 @@ def latest_positions(recorder) -> np.ndarray:
     return np.array([msg.position[index[name]] for name in JOINT_NAMES])
 
 
+def median_period_s(recorder, skip: int) -> float:
+    stamps = [stamp_to_ns(m.header.stamp) * 1e-9 for m in recorder.messages[skip:]]
+    return float(np.median(np.diff(stamps)))
+
+
 def test_topics_at_their_rates(sim, probe):
     follower = probe.subscribe(JointState, "follower/joint_states", qos.SENSOR_DATA)
     leader = probe.subscribe(JointState, "leader/joint_states", qos.SENSOR_DATA)
@@ -40,10 +46,12 @@ def test_topics_at_their_rates(sim, probe):
     infos = probe.subscribe(CameraInfo, "wrist_camera/camera_info", qos.SENSOR_DATA)
     images.wait_for(3, timeout_s=60, what="wrist images")
     start_f, start_l, start_i = len(follower), len(leader), len(images)
-    wait_until(lambda: len(images) >= start_i + 30, 10, "30 more images (>= 10 Hz for 3 s)")
-    assert follower.rate_hz(skip=start_f) >= 50
-    assert leader.rate_hz(skip=start_l) >= 50
-    assert images.rate_hz(skip=start_i) >= 9.5  # nominal 10 Hz
+    wait_until(lambda: len(images) >= start_i + 30, 60, "30 more images")
+    # The rate each topic is stamped at (capture instants): the median period, which a loaded machine's occasional
+    # late tick does not move, as the count of messages per wall second did (9.2 Hz under a benchmark).
+    assert median_period_s(follower, start_f) == pytest.approx(0.01, rel=0.1)  # state_rate_hz 100
+    assert median_period_s(leader, start_l) == pytest.approx(0.01, rel=0.1)
+    assert median_period_s(images, start_i) == pytest.approx(0.1, rel=0.1)  # camera_rate_hz 10
 
     image, info = images.messages[-1], infos.messages[-1]
     assert (image.width, image.height, image.encoding) == (640, 480, "rgb8")

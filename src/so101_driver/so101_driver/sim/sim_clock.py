@@ -9,6 +9,7 @@ The protocol is so101_contract.sim_time's docstring. Here are the three decision
   clock times the real-time factor.
 - ``LockstepGate`` (clock_mode "lockstep"): whether the simulation may advance to an instant, given the actor's
   newest grant and the learner's newest update backlog, and what it waits for when it may not.
+- ``HoldLog``: which holds are worth a log line (a silent learner each time; routine holds once).
 """
 
 from __future__ import annotations
@@ -175,3 +176,27 @@ class LockstepGate:
         kinds = set() if self.granted(t_ns) else {"actor"}
         kinds |= set() if self.learner_keeps_up() else {"backlog"}
         return frozenset(kinds | (set() if self.learner_alive(t_ns) else {"silent"}))
+
+
+class HoldLog:
+    """The log lines of a lockstep simulation's holds, said when what it waits for changes: a silent learner every
+    time it falls silent and when it reports again (never routine), the routine holds (the actor's step, the learner's
+    backlog) once a run, and only when one lasts ``report_after_s`` of wall time."""
+
+    def __init__(self, report_after_s: float):
+        self.report_after_s = float(report_after_s)
+        self.holding_for: frozenset[str] = frozenset()  # the kinds of the hold last logged (LockstepGate.holds)
+        self.told: frozenset[str] = frozenset()  # every kind logged so far
+
+    def held(self, kinds: frozenset[str], reason: str, held_for_s: float) -> str | None:
+        routine_told = kinds - {"silent"} <= self.told
+        if kinds == self.holding_for or not (
+            "silent" in kinds or (held_for_s >= self.report_after_s and not routine_told)
+        ):
+            return None
+        self.holding_for, self.told = kinds, self.told | kinds
+        return f"waiting for {reason}" + ("" if "silent" in kinds else " (routine in lockstep; said once)")
+
+    def released(self) -> str | None:
+        was_silent, self.holding_for = "silent" in self.holding_for, frozenset()
+        return "the learner reports again" if was_silent else None

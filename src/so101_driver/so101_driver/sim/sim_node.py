@@ -50,7 +50,7 @@ from so101_driver.sim.curriculum import reset_stage
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 from so101_driver.sim.operator import MODES, LeaderArm, OperatorConfig, SimulatedOperator
 from so101_driver.sim.scene import SceneConfig
-from so101_driver.sim.sim_clock import LockstepGate, Pacer, TickGrid
+from so101_driver.sim.sim_clock import HoldLog, LockstepGate, Pacer, TickGrid
 from so101_driver.sim.world import SimConfig, SimWorld
 from so101_driver.vision.image_messages import array_to_image_msg, pinhole_camera_info
 from so101_hilserl_interfaces.msg import LearnerProgress, RewardSignal
@@ -177,8 +177,7 @@ class SimNode(Node):
         # starts faster than MuJoCo loads) still arrives, instead of both sides waiting for each other for ever.
         # The actor and the learner publish them transient local.
         self._advance = threading.Condition()
-        self._holding_for: frozenset[str] = frozenset()  # what a logged hold waits for (LockstepGate.holds)
-        self._told: frozenset[str] = frozenset()  # the kinds of hold logged so far
+        self._holds = HoldLog(LOCKSTEP_REPORT_AFTER_S)
         self.gate = LockstepGate(max_backlog, self._tick_ns // 2, round(learner_lead_s * NS_PER_S))
         if self.clock_mode == "lockstep":
             self.create_subscription(Clock, ADVANCE_TOPIC, self._on_advance, qos.LATCHED)
@@ -422,25 +421,15 @@ class SimNode(Node):
         while True:
             with self._advance:
                 if self.gate.may_advance_to(t_ns):
-                    if "silent" in self._holding_for:
-                        going_on = f"going on at {t_ns / NS_PER_S:.3f} s"
-                        self.get_logger().info(f"lockstep: the learner reports again; {going_on}")
-                    self._holding_for = frozenset()
+                    if said := self._holds.released():
+                        self.get_logger().info(f"lockstep: {said}; going on at {t_ns / NS_PER_S:.3f} s")
                     return True
                 reason, kinds = self.gate.waiting_for(t_ns), self.gate.holds(t_ns)
                 notified = self._advance.wait(timeout=LOCKSTEP_RECHECK_S)
             if self._stop.is_set() or not rclpy.ok(context=self.context):
                 return False
-            # What it waits for, said when it changes: a silent learner every time (never routine, said at once),
-            # routine holds (the actor's step, the learner's backlog) once a run when they last LOCKSTEP_REPORT_AFTER_S.
-            routine_told = kinds - {"silent"} <= self._told
-            if kinds != self._holding_for and (
-                "silent" in kinds or (time.monotonic() - held_since >= LOCKSTEP_REPORT_AFTER_S and not routine_told)
-            ):
-                routine = "" if "silent" in kinds else " (routine in lockstep; said once)"
-                self.get_logger().info(f"lockstep: holding at {self._sim_ns / NS_PER_S:.3f} s, waiting for "
-                                       f"{reason}{routine}")  # fmt: skip
-                self._holding_for, self._told = kinds, self._told | kinds
+            if said := self._holds.held(kinds, reason, time.monotonic() - held_since):
+                self.get_logger().info(f"lockstep: holding at {self._sim_ns / NS_PER_S:.3f} s, {said}")
             if not notified and t_ns > 0:  # a resumed sim's first hold too: the nodes learn the run's time
                 self.clock_pub.publish(Clock(clock=ns_to_stamp(self.grid.time_ns(tick - 1))))
 
