@@ -153,10 +153,13 @@ def test_a_journal_shorter_than_the_checkpoint_stops_the_start_unless_accepted(p
     run_dir = tmp_path / "run"
     stats = probe.subscribe(LearnerStats, "hilserl/learner_stats", qos.EVENTS)
     learner = processes.start_module(LEARNER, *learner_args(run_dir), name="learner1")
-    send_episodes(probe, [1, 2, 3, 4])
+    publisher = send_episodes(probe, [1, 2, 3, 4])
     wait_until(lambda: latest(stats) and latest(stats).training_transitions == 60, 90, "60 training transitions")
     learner.send_signal(signal.SIGINT)  # a clean stop writes the checkpoint that counts them
     assert learner.wait_exit(60) == 0, learner.output()
+    # The transitions are transient local: a restarted learner would be sent all 60 again and take the 45 its cut
+    # journal lacks, while the test reads its count. Gone with their publisher, the journal is all it has.
+    probe.node.destroy_publisher(publisher)
     (scan,) = scan_journal(run_dir / "journal")
     offset, _ = scan.records[15]  # the payload of record 15: its header starts HEADER.size before
     with open(scan.path, "r+b") as handle:
