@@ -428,7 +428,7 @@ def test_launch_files_are_built_from_the_declaration():
     assert "description" in calls_in_order(functions["generate_launch_description"])
     view = launch_file("view.launch.py")
     functions = {n.name: n for n in view.body if isinstance(n, ast.FunctionDef)}
-    assert {"launch.substitutions", "so101_bringup", "so101_bringup.launch_checks"} <= top_level_imports(view)
+    assert {"so101_bringup", "so101_bringup.launch_checks"} <= top_level_imports(view)
     assert "description" in calls_in_order(functions["generate_launch_description"])
     called = calls_in_order(functions["_launch_setup"])
     first_action = min(called.index(c) for c in ("robot_state_publisher", "rviz"))
