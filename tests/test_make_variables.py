@@ -14,8 +14,11 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="no make on
 
 
 def make_n(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """make -n as a user runs it from a shell: not as a sub-make of `make test` (MAKELEVEL, MAKEFLAGS), which would
+    add its "Entering directory" lines."""
+    outer = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     return subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **(env or {})})  # fmt: skip
+                          env={**outer, **(env or {})})  # fmt: skip
 
 
 @pytest.mark.parametrize(
