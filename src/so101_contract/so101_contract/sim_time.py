@@ -16,10 +16,14 @@ Lockstep protocol (two topics besides ``/clock``):
   nothing: its next control step while it waits for it, one control period ahead while it waits for anything else
   (the reset pause, an image after a reset). While it computes a step it publishes nothing, so the simulation holds
   at the step's instant and every step starts exactly one control period after the previous one in simulated time.
-- The learner publishes ``LearnerProgress`` on ``PROGRESS_TOPIC`` after every commit of an episode and after every
-  update. The simulation holds while its ``update_backlog`` exceeds the sim's ``lockstep_max_backlog_updates``
-  (transitions are committed per episode, so a bound of about one episode's updates lets the learner train on
-  episode k while episode k+1 is collected). Before any learner has reported, nothing is owed.
+- The learner publishes ``LearnerProgress`` on ``PROGRESS_TOPIC`` after every commit of an episode, after every
+  update and every 0.05 s of simulated time, stamped with its simulated time. The simulation holds while its
+  ``update_backlog`` exceeds the sim's ``lockstep_max_backlog_updates`` (transitions are committed per episode, so a
+  bound of about one episode's updates lets the learner train on episode k while episode k+1 is collected), and
+  holds any instant more than ``lockstep_learner_lead_s`` (one control period) past the newest stamp: a learner that
+  stops reporting (killed, stopped, hung) holds the run. Before any learner has reported, nothing is owed.
+- A resumed run's simulation starts at the first camera instant after the run's newest stamp (``start_time_s``);
+  while it holds before its first instant it publishes the instant before, so the nodes learn the run's time.
 - The simulation publishes an instant's joint states and image before the ``/clock`` of that instant; a node that
   needs the image of the instant it acts at waits for that image's stamp, not for its arrival order.
 """
