@@ -23,7 +23,7 @@ MODES = ("sim", "real")
 ENCLAVE_ROOT = "/so101"  # SROS2: every node's enclave is ENCLAVE_ROOT/<node name>
 PACKAGE = "so101_bringup"
 
-# Every topic of the project graph (DESIGN.md), relative names except /diagnostics.
+# Every topic of the project graph (docs/architecture.md, "The graph"), relative names except /diagnostics.
 PROJECT_TOPICS: tuple[str, ...] = (
     "follower/joint_states",
     "follower/joint_commands",

@@ -1,4 +1,4 @@
-"""Every import of a project package is declared in package.xml, and dependencies point one way (DESIGN.md):
+"""Every import of a project package is declared in package.xml, and dependencies point one way (docs/architecture.md):
 the contract (so101_contract) imports nothing from the project and every package imports it; driver <- reward,
 driver <- actor <- learner, everything <- bringup; the benchmarks (so101_bench) sit beside bringup
 and may import every package and the test helpers, which no runtime package imports outside its tests."""

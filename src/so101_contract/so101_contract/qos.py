@@ -1,5 +1,5 @@
-"""The QoS profile of every project topic, chosen once (DESIGN.md, "The graph"). Nodes import these; nobody types
-a depth or a reliability by hand."""
+"""The QoS profile of every project topic, chosen once (docs/architecture.md, "The graph"). Nodes import these;
+nobody types a depth or a reliability by hand."""
 
 from rclpy.qos import (
     DurabilityPolicy,

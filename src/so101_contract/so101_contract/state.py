@@ -1,4 +1,5 @@
-"""Layout of the 18-value per-frame state vector (DESIGN.md). SI units throughout.
+"""Layout of the 18-value per-frame state vector (docs/architecture.md, "The observation and action
+contract"). SI units throughout.
 
 [0:6]   joint positions (rad)            JOINT_NAMES order
 [6:12]  joint velocities (rad/s)         finite difference at the control period

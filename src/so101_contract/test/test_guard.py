@@ -1,4 +1,4 @@
-"""One definition of each shared thing (DESIGN.md, "Packages"): an AST scan of every package's own modules
+"""One definition of each shared thing (docs/architecture.md, "Packages"): an AST scan of every package's own modules
 (src/*/so101_*/, tests excluded) fails when a copy of something so101_contract owns comes back elsewhere.
 
 What counts as a copy: a module-level assignment to a contract constant (joint names and indices, the state layout,

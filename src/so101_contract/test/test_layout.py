@@ -1,4 +1,4 @@
-"""The shared constants agree with each other and with DESIGN.md's contract."""
+"""The shared constants agree with each other and with docs/architecture.md's contract."""
 
 from diagnostic_msgs.msg import DiagnosticStatus
 

@@ -1,4 +1,4 @@
-"""The QoS choices of DESIGN.md hold, and the pairs that must match on the graph are compatible."""
+"""The QoS choices of docs/architecture.md hold, and the pairs that must match on the graph are compatible."""
 
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy, qos_check_compatible
 

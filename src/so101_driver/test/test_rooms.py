@@ -1,5 +1,5 @@
-"""so101_driver's rooms stay apart (DESIGN.md): imports between hardware/, model/, sim/ and vision/ point one way,
-only bringup touches the hardware room from outside, and every module stays readable (under 500 lines)."""
+"""so101_driver's rooms stay apart (docs/architecture.md): imports between hardware/, model/, sim/ and vision/ point
+one way, only bringup touches the hardware room from outside, and every module stays readable (under 500 lines)."""
 
 from __future__ import annotations
 

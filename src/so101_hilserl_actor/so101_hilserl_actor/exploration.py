@@ -12,8 +12,8 @@ Defaults per start (the learner's ``stddev_schedule`` parameter overrides both):
 * from scratch: ``linear(1.0,0.1,100000)``, the value of RoboBase's RLBench ``env/rlbench/easy.yaml`` and of
   drqv2's ``cfgs/task/easy.yaml`` (drqv2 steps it by environment steps; its medium/hard tasks use 500000/2000000,
   pick-101 used 500000 over 8-env loop iterations: far beyond a real-robot run at 10 Hz);
-* from a pretrained checkpoint: ``linear(0.2,0.1,10000)``, the seed's documented fix (seed-system-facts 3b:
-  "exploration noise hid the pretrained behaviour" at std 1.0).
+* from a pretrained checkpoint: ``linear(0.2,0.1,10000)``, the seed's documented fix (at std 1.0
+  exploration noise hid the pretrained behaviour).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The one state-vector builder and the one frame stack (DESIGN.md, "The observation and action contract").
+"""The one state-vector builder and the one frame stack (docs/architecture.md, "The observation and action contract").
 
 Shared by the actor, the learner tools and the importers, so an observation is assembled exactly one way:
 

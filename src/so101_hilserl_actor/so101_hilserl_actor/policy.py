@@ -1,4 +1,4 @@
-"""The DrQ-v2 networks as RoboBase builds them (the source of the sim-pretrained checkpoints of devlog 022).
+"""The DrQ-v2 networks as RoboBase builds them (the source of the sim-pretrained checkpoints).
 
 One definition of what the actor runs (encoder + actor), used by the actor for inference and imported by the
 learner for training; the critics, which only the learner trains, are so101_hilserl_learner.critic. Module names
@@ -114,7 +114,7 @@ def init_weights(module: nn.Module) -> None:
 
 
 def scale_pixels(pixels: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-    """The one pixel scaling (DESIGN.md: uint8 everywhere, the encoder alone scales): 0..255 -> float32 x/255 - 0.5.
+    """The one pixel scaling (uint8 everywhere, the encoder alone scales): 0..255 -> float32 x/255 - 0.5.
 
     Always a new tensor (``copy=True``: float input is never scaled in place), converted once and scaled in place,
     in the convolutions' memory format (channels-last is oneDNN's fast layout on CPU)."""
@@ -147,7 +147,7 @@ def _bottleneck(in_dim: int, out_dim: int) -> nn.Sequential:
 
 class BottleneckMLP(nn.Module):
     """Per-modality bottlenecks (Linear, LayerNorm, Tanh), concatenated (+ extra inputs such as the action), then
-    an MLP of Linear, Identity, ReLU layers (no LayerNorm there: devlog 024 found it saturates the actions)."""
+    an MLP of Linear, Identity, ReLU layers (no LayerNorm there: it saturated the actions)."""
 
     def __init__(self, config: PolicyConfig, extra_dim: int, out_dim: int):
         super().__init__()

@@ -1,13 +1,13 @@
 """What a policy's 4-D action and the orientation part of its state mean: the semantics a policy carries.
 
 A policy is only right on the robot if its action is applied, and its state built, the way it was trained
-(DESIGN.md, "The observation and action contract"). So these travel with every policy and agent file and with
+(docs/architecture.md, "The observation and action contract"). So these travel with every policy and agent file and with
 PolicyWeights.network_config, as three fields of PolicyConfig:
 
     gripper_action  "delta"     the gripper command moves the jaw from its read position by gripper_step_rad per unit
-                                (the project's policies; the seed system's real robot after devlog 077)
+                                (the project's policies; the seed system's real robot too)
                     "absolute"  the gripper command is a jaw position: [-1, 1] linearly onto [-0.1745, 1.7453] rad,
-                                the actuator ctrlrange of pick-101's simulation (seed-system-facts section 2)
+                                the actuator ctrlrange of pick-101's simulation
     ee_target       "reread"    target = FK(freshly read joints) + delta (the project's policies)
                     "accumulate" target += delta each step, starting at the EE position of the episode start, clipped
                                 to the workspace box (pick-101's LiftCubeCartesianEnv)

@@ -47,7 +47,7 @@ _OPTIMIZERS = ("encoder", "critic", "actor")
 
 @dataclass(frozen=True)
 class AgentConfig:
-    """RoboBase DrQ-v2 training hyperparameters (seed-system-facts 3a) as defaults."""
+    """RoboBase DrQ-v2 training hyperparameters (the seed's checkpoints') as defaults."""
 
     lr: float = 1e-4  # AdamW for encoder, critic and actor
     weight_decay: float = 0.0

@@ -1,7 +1,7 @@
 """Importers into the learner's agent file (agent_file.py): RoboBase snapshots, LeRobot drqv2 directories, and the
 project's own learner checkpoints.
 
-Why: the sim-pretrained DrQ-v2 weights of devlog 022 exist as RoboBase snapshots (torch.save pickles that also hold
+Why: sim-pretrained DrQ-v2 weights exist as RoboBase snapshots (torch.save pickles that also hold
 an OmegaConf config, read by safe_unpickle.py without running code from them) and as LeRobot conversions. Both are
 turned into one safetensors agent file.
 
@@ -441,6 +441,6 @@ def import_lerobot_with_source(
             f"{directory}: config.json num_critics is {training['num_critics']}, the weights have {num_critics}"
         )
     training["num_critics"] = num_critics
-    training["nstep"] = 1  # the LeRobot port does single-step TD (seed-system-facts 3b)
+    training["nstep"] = 1  # the LeRobot port does single-step TD
     source = {"kind": "lerobot-drqv2", "directory": directory.name, "sha256": sha256_hex(weights_path.read_bytes())}
     return tensors, config, training, source

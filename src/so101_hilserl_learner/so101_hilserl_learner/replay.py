@@ -1,6 +1,6 @@
 """Image replay buffer for HIL-SERL: each frame stored once as uint8, stacks and n-step targets rebuilt by index.
 
-Why not LeRobot's buffer (reference/peer-systems.md 2.4): it stores float32 images (4x the bytes), bootstraps a
+Why not LeRobot's buffer: it stores float32 images (4x the bytes), bootstraps a
 time-limit step from the *next episode's* first observation, and glues intervention steps of different segments
 together. Here:
 

@@ -3,7 +3,7 @@
 torch.load(weights_only=True) only rebuilds tensors and plain containers; every other class the pickle names must
 be on our allowlist, and the allowlist maps each one (OmegaConf's DictConfig, ListConfig, nodes and metadata,
 typing.Any, numpy scalars) to an inert stub that merely records what the pickle hands it. Any other global is
-refused before unpickling starts (DESIGN.md: importing a snapshot must not execute code from the file).
+refused before unpickling starts (importing a snapshot must not execute code from the file: docs/architecture.md).
 ``plain`` turns the stubs back into plain Python; ``cfg_get`` reads the result by dotted path.
 """
 

@@ -7,7 +7,7 @@ it judged, plus the probability, the verdict at the threshold, the threshold and
 
 The node refuses to start (fatal log naming the fix, exit code 2) when it cannot be right: no model, a model that
 does not load, or a model trained with another image preprocessing than the actor's. A classifier fed frames cropped
-differently from its training frames still outputs confident numbers; they are just wrong (seed-system-facts).
+differently from its training frames still outputs confident numbers; they are just wrong.
 
 Work per frame is one 640x480 crop + resize and a small CNN on one torch thread (p50 about 5 ms, p99 about 10 ms on
 a busy 2-core machine at 10 Hz; ``python -m so101_bench.reward_latency`` measures it); the callback runs it directly

@@ -8,7 +8,7 @@ the project's one ImagePreprocessing.
 
 A classifier learns the difference between the classes it is shown. If the only negatives were "arm still far
 away", it would learn "cube big in the image = success" and fire when the gripper merely hovers over the cube (the
-classic false positive of reward classifiers, reference/seed-system-facts.md). So the episodes cycle through
+classic false positive of reward classifiers). So the episodes cycle through
 scenarios whose negatives look like a grasp in all but the one thing that matters:
 
 - ``grasp``: the scripted top grasp (ScriptedGrasp); it keeps holding after the grasp, so most of the episode is

@@ -7,7 +7,7 @@ Three frames describe a joint position:
   calibration writes Homing_Offset so that the pose held during "move to the middle of the range" reads 2047.
 * **LeRobot values** (``"<name>.pos"``): ``MotorsBus._normalize`` applied to ticks with the calibration's
   ``range_min``/``range_max``. Body joints are DEGREES (LeRobot >= 0.4.4 default) or RANGE_M100_100 (older default);
-  the gripper is always RANGE_0_100. With mid = (range_min + range_max) / 2 (LeRobot reference §3.4):
+  the gripper is always RANGE_0_100. With mid = (range_min + range_max) / 2 (LeRobot's MotorsBus):
 
   - DEGREES: deg = (ticks - mid) * 360 / 4095, no clamping, drive_mode ignored; inverse int(deg * 4095 / 360 + mid).
   - RANGE_M100_100: ((clamp(ticks) - min) / (max - min)) * 200 - 100, negated when drive_mode = 1;

@@ -1,9 +1,9 @@
 """Forward and inverse kinematics of the SO-101 (pinocchio on the project URDF).
 
 One model serves three jobs: the end-effector part of the observation (TCP position + euler ZYX), the one
-damped-least-squares IK step per 10 Hz control step (DESIGN.md, "observation and action contract"), and the
-iterative IK of the episode reset. Arrays are in JOINT_NAMES order, radians; positions in metres in base_link.
-The TCP is ``gripper_frame_link`` (its z axis points along the fingers).
+damped-least-squares IK step per 10 Hz control step (docs/architecture.md, "The observation and action
+contract"), and the iterative IK of the episode reset. Arrays are in JOINT_NAMES order, radians; positions in
+metres in base_link. The TCP is ``gripper_frame_link`` (its z axis points along the fingers).
 
 ik_step is on the control path, so one pinocchio Data and the work buffers are allocated once and reused: a
 Kinematics object is not thread-safe; give each thread its own.
@@ -20,7 +20,7 @@ import pinocchio as pin
 from so101_contract.joints import JOINT_NAMES, NUM_ARM_JOINTS
 from so101_driver.model.robot_model import resolve_urdf_path
 
-# The seed system's reset EE target (ik_reset_ee_pos, seed-system-facts section 7): 7 cm above the table, 25 cm ahead.
+# The seed system's reset EE target (its ik_reset_ee_pos): 7 cm above the table, 25 cm ahead.
 HOME_EE_POSITION = np.array([0.25, 0.0, 0.07])
 
 # A fixed IK seed for resets: the fingers-down pose at HOME_EE_POSITION (TCP (0.250, 0.000, 0.069) m, TCP z axis

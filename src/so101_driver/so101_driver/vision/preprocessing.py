@@ -1,8 +1,9 @@
 """The one image preprocessing of the project: camera frame -> policy/classifier frame.
 
 Used identically by the actor, the reward classifier (training and node), the learner tools and the simulation
-(DESIGN.md, "The observation and action contract"): crop one box out of the 640x480 camera frame, resize it with
-INTER_AREA to 84x84, keep uint8 RGB, HWC. Nobody else scales pixels; the encoder alone does (x/255 - 0.5).
+(docs/architecture.md, "The observation and action contract"): crop one box out of the 640x480 camera frame,
+resize it with INTER_AREA to 84x84, keep uint8 RGB, HWC. Nobody else scales pixels; the encoder alone does
+(x/255 - 0.5).
 """
 
 from __future__ import annotations

@@ -1,16 +1,16 @@
 """The STS3215 control table and protocol constants: ONE definition used by the bus driver and by the emulator.
 
-Facts from /work/shared/reference/sts3215-protocol.md (LeRobot ``tables.py``, the Feetech SDK, Feetech memory-table
-write-ups). Multi-byte registers are little-endian (STS/SMS series, SDK ``PacketHandler(0)``). Signed registers
-use sign-magnitude, not two's complement: bit ``sign_bit`` is the sign, the bits below it the magnitude
-(reference §6). Units are the servo's own: ticks (4096 per turn), ticks/s, 0.1 % of max load, 0.1 V, °C.
+Facts from LeRobot's ``tables.py``, the Feetech SDK and Feetech memory-table write-ups. Multi-byte registers are
+little-endian (STS/SMS series, SDK ``PacketHandler(0)``). Signed registers use sign-magnitude, not two's
+complement: bit ``sign_bit`` is the sign, the bits below it the magnitude (Feetech's convention). Units are the servo's
+own: ticks (4096 per turn), ticks/s, 0.1 % of max load, 0.1 V, °C.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-# ---- instructions and ids (reference §3) -------------------------------------------------------------------------
+# ---- instructions and ids -------------------------------------------------------------------------
 PING = 0x01
 READ = 0x02
 WRITE = 0x03
@@ -35,7 +35,7 @@ TICKS_PER_TURN = 4096
 MAX_TICK = 4095
 BITS_PER_BYTE_ON_WIRE = 10  # 8N1: start bit + 8 data bits + stop bit
 
-# ---- the control table: name -> (address, size in bytes, sign bit or None) (reference §5, §6) --------------------
+# ---- the control table: name -> (address, size in bytes, sign bit or None) --------------------
 CONTROL_TABLE: dict[str, tuple[int, int, int | None]] = {
     # EEPROM (persisted; LeRobot writes these with torque off and Lock = 0)
     "Firmware_Major_Version": (0, 1, None),
@@ -117,7 +117,7 @@ ARM_READ_START = CONTROL_TABLE["Present_Position"][0]
 ARM_READ_LENGTH = CONTROL_TABLE["Present_Temperature"][0] + 1 - ARM_READ_START
 
 # Factory values of a fresh STS3215 (what the emulator powers up with). Model, limits, P = 32, baud index 0 and the
-# Return_Delay_Time of 250 (500 µs) are documented (reference §5); the protection thresholds are plausible values
+# Return_Delay_Time of 250 (500 µs) are documented; the protection thresholds are plausible values
 # from Feetech's memory table write-ups and matter only as readable numbers.
 FACTORY_DEFAULTS: dict[str, int] = {
     "Firmware_Major_Version": 3,
@@ -163,7 +163,7 @@ FACTORY_DEFAULTS: dict[str, int] = {
     "Maximum_Acceleration": 254,
 }
 
-# ---- status packet error byte (reference §4; identical to the SDK's ERRBIT_* constants) -------------------------
+# ---- status packet error byte (identical to the SDK's ERRBIT_* constants) -------------------------
 ERROR_BITS: dict[int, str] = {
     0x01: "input_voltage",
     0x02: "angle_sensor",
@@ -232,7 +232,7 @@ def error_names(error: int) -> list[str]:
 
 
 def checksum(body: Iterable[int]) -> int:
-    """~(ID + LENGTH + INSTRUCTION/ERROR + params) & 0xFF: the sum excludes the FF FF header (reference §2)."""
+    """~(ID + LENGTH + INSTRUCTION/ERROR + params) & 0xFF: the sum excludes the FF FF header."""
     return ~sum(body) & 0xFF
 
 

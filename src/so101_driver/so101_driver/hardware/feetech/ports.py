@@ -1,7 +1,7 @@
 """Stable serial device names for the servo bus adapters.
 
-/dev/ttyACM0 and /dev/ttyACM1 swap between boots and replugs (seed-system-facts: "Use /dev/serial/by-id because
-ttyACM numbering swaps"); udev's /dev/serial/by-id/usb-<vendor>_<product>_<serial>-if00 links do not. A user may
+/dev/ttyACM0 and /dev/ttyACM1 swap between boots and replugs (the seed system learned it the hard
+way); udev's /dev/serial/by-id/usb-<vendor>_<product>_<serial>-if00 links do not. A user may
 give the full path, or any unique fragment of a by-id name (for example the adapter's serial number "5A46").
 
     python -m so101_driver.hardware.feetech.ports           # list what is plugged in

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from so101_driver.hardware.feetech import control_table as ct
 
-MAX_SPEED_TICKS_S = 3072.0  # 45 rpm no-load (reference §8): 0.75 turn/s * 4096 ticks
+MAX_SPEED_TICKS_S = 3072.0  # 45 rpm no-load (Feetech's datasheet): 0.75 turn/s * 4096 ticks
 NO_RAMP_ACCEL_TICKS_S2 = 50_000.0  # Acceleration = 0 (no ramp): full speed within ~60 ms
 STEP_S = 0.001  # integration step of the motion model
 _ADDRESS_OWNER = {
