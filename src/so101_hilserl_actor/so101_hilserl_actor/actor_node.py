@@ -170,10 +170,6 @@ class ActorNode(Node):
             self.get_logger().warning(f"policy weights {msg.version} refused, keeping "
                                       f"{self.control.policy_version}: {problem}")  # fmt: skip
 
-    def _have_inputs(self) -> bool:
-        with self._lock:
-            return self._follower is not None and self._leader is not None and bool(self._images)
-
     def _read_inputs(self) -> StepInputs | None:
         with self._lock:
             if self._follower is None or self._leader is None or not self._images:
@@ -225,14 +221,11 @@ class ActorNode(Node):
         self.finished.set_result(True)
 
     def _ready(self) -> bool:
-        return (
-            self.transition_pub.get_subscription_count() >= self.wait_for_subscribers
-            and self._have_inputs()
-            and (self.control.holds_learner_weights or not self.wait_for_learner_weights)
-        )
+        return not self._missing()
 
     def _missing(self) -> str:
-        """What keeps the loop from starting an episode, in words ('' when nothing does)."""
+        """What keeps the loop from starting an episode, in words ('' when nothing does): an input not yet heard,
+        too few takers of transitions, the learner's weights when it must wait for them."""
         with self._lock:
             inputs = {"follower/joint_states": self._follower, "leader/joint_states": self._leader,
                       "wrist_camera/image_raw": self._images or None}  # fmt: skip
