@@ -40,6 +40,9 @@ from rclpy.node import Node
 from rclpy.task import Future
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
+from so101_hilserl_core.messages import episode_to_msg, transition_to_msg
+from so101_hilserl_core.policy import PolicyConfig
+from so101_hilserl_core.policy_io import load_initial_policy
 from std_msgs.msg import Bool, UInt8
 
 from so101_contract import qos
@@ -53,10 +56,8 @@ from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_actor import actor_parameters
 from so101_hilserl_actor.actor_loop import IkReset, Pacer, dump_policy_inputs, home_pose, run_ik_reset
 from so101_hilserl_actor.control_clock import ControlClock
-from so101_hilserl_actor.control_step import ControlStep, StepInputs, StepResult, load_initial_policy
+from so101_hilserl_actor.control_step import ControlStep, StepInputs, StepResult
 from so101_hilserl_actor.evaluation import EvaluationSchedule
-from so101_hilserl_actor.messages import episode_to_msg, transition_to_msg
-from so101_hilserl_actor.policy import PolicyConfig
 from so101_hilserl_interfaces.msg import EpisodeSummary, PolicyWeights, RewardSignal, Transition
 from so101_hilserl_interfaces.srv import OperatorCommand, ResetEpisode
 

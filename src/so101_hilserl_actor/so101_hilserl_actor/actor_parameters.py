@@ -5,13 +5,13 @@ plain configs of the control step. No other code reads the actor's parameters.""
 from __future__ import annotations
 
 from rclpy.node import Node
+from so101_hilserl_core.action_mapping import ActionConfig
+from so101_hilserl_core.episode import EpisodeConfig
 
 from so101_contract.control import CONTROL_RATE_HZ
 from so101_contract.parameters import ParameterError, declare_all
-from so101_hilserl_actor.action_mapping import ActionConfig
 from so101_hilserl_actor.actor_loop import ResetConfig
 from so101_hilserl_actor.control_step import ControlConfig
-from so101_hilserl_actor.episode import EpisodeConfig
 
 # name: (default, description, (min, max) or choices or None). All read-only: the actor reads them once at start.
 PARAMETERS = {

@@ -42,28 +42,25 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
+from so101_hilserl_core.action_mapping import ActionConfig, HumanActionEncoder, PolicyActionMapper
+from so101_hilserl_core.episode import EpisodeConfig, EpisodeTracker
+from so101_hilserl_core.exploration import act, default_schedule, validate_schedule
+from so101_hilserl_core.observation import FrameStack, StateBuilder
+from so101_hilserl_core.policy import Policy, PolicyConfig
+from so101_hilserl_core.policy_io import (
+    PolicyFormatError,
+    policy_from_bytes,
+    sha256_hex,
+)
+from so101_hilserl_core.weights_gate import refusal
 
 from so101_contract.control import CONTROL_PERIOD_S
 from so101_driver.model.kinematics import Kinematics
 from so101_driver.vision.preprocessing import ImagePreprocessing
-from so101_hilserl_actor.action_mapping import ActionConfig, HumanActionEncoder, PolicyActionMapper
-from so101_hilserl_actor.episode import EpisodeConfig, EpisodeTracker
-from so101_hilserl_actor.exploration import act, default_schedule, from_metadata, validate_schedule
-from so101_hilserl_actor.observation import FrameStack, StateBuilder
-from so101_hilserl_actor.policy import Policy, PolicyConfig
-from so101_hilserl_actor.policy_io import (
-    PolicyFormatError,
-    policy_from_bytes,
-    policy_from_tensors,
-    read_safetensors,
-    sha256_hex,
-)
-from so101_hilserl_actor.weights_gate import refusal
 
 SWAP_POINTS = ("episode", "step")
 
@@ -432,26 +429,3 @@ class ControlStep:
         self.policy_version, self.epoch = offered.version, offered.epoch
         self.schedule = offered.schedule
         self.weights_steps, self.steps_since_weights = offered.environment_steps, 0
-
-
-def load_initial_policy(path: str, network: PolicyConfig) -> tuple[Policy, str | None, int]:
-    """(policy, carried schedule or None, carried environment steps) from an initial policy or agent file; '' = a
-    fresh network. Raises PolicyFormatError/ValueError naming the file."""
-    if not path:
-        return Policy(network), None, 0
-    where = f"parameter initial_weights={path!r}"
-    fix = "give a policy or agent .safetensors file, or '' for a fresh network"
-    if not Path(path).is_file():
-        raise PolicyFormatError(f"{where}: {'not a file' if Path(path).exists() else 'no such file'}; {fix}")
-    try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        raise PolicyFormatError(f"{where}: cannot read it ({err.strerror or err})") from None
-    try:
-        tensors, config = policy_from_bytes(data, expected=network)
-        schedule, steps = from_metadata(read_safetensors(data)[1], "the file")
-    except PolicyFormatError as err:
-        raise PolicyFormatError(f"{where}: {err}; {fix}") from None
-    except ValueError as err:  # its exploration metadata entry
-        raise PolicyFormatError(f"{where}: {err}") from None
-    return policy_from_tensors(tensors, config), schedule, steps

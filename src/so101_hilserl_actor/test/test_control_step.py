@@ -3,17 +3,17 @@
 import numpy as np
 import pytest
 import torch
+from so101_hilserl_core.action_mapping import HumanActionEncoder, policy_action_to_joints
+from so101_hilserl_core.episode import EpisodeConfig
+from so101_hilserl_core.exploration import stddev
+from so101_hilserl_core.policy import Policy, PolicyConfig
+from so101_hilserl_core.policy_io import policy_to_bytes, sha256_hex
 
 from so101_contract.joints import GRIPPER
 from so101_driver.model.kinematics import HOME_SEED, Kinematics
 from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING
-from so101_hilserl_actor.action_mapping import HumanActionEncoder, policy_action_to_joints
 from so101_hilserl_actor.actor_loop import IkReset, Pacer, ResetConfig, ResetFailed, run_ik_reset
 from so101_hilserl_actor.control_step import ControlConfig, ControlStep, StepInputs
-from so101_hilserl_actor.episode import EpisodeConfig
-from so101_hilserl_actor.exploration import stddev
-from so101_hilserl_actor.policy import Policy, PolicyConfig
-from so101_hilserl_actor.policy_io import policy_to_bytes, sha256_hex
 
 TINY = PolicyConfig(encoder_channels=4, hidden=(16, 16), bottleneck=8)
 PERIOD_NS = 100_000_000
@@ -362,8 +362,8 @@ def test_random_actions_only_for_an_actor_started_without_weights_below_num_expl
 def test_new_semantics_are_taken_only_at_an_episode_boundary_and_then_applied():
     from dataclasses import replace
 
-    from so101_hilserl_actor.action_mapping import absolute_gripper_position
-    from so101_hilserl_actor.semantics import PICK101_SEMANTICS
+    from so101_hilserl_core.action_mapping import absolute_gripper_position
+    from so101_hilserl_core.semantics import PICK101_SEMANTICS
 
     control, feed = make_step(swap_weights_at="step", episode=EpisodeConfig(max_steps=50)), Feed()
     control.offer_weights(**_weights(Policy(TINY), 1, "e:1"))

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from so101_hilserl_core.episode import EpisodeConfig
+from so101_hilserl_core.policy import Policy
 from test_control_step import TINY, Feed, make_step, run_steps, transitions
 
 from so101_hilserl_actor.control_step import ControlConfig, ControlStep
-from so101_hilserl_actor.episode import EpisodeConfig
 from so101_hilserl_actor.evaluation import EvaluationSchedule
-from so101_hilserl_actor.policy import Policy
 
 
 def _kinds(schedule: EvaluationSchedule, episodes: int) -> str:

@@ -5,10 +5,10 @@
                   "source" (JSON: where it came from),
                   "training" (JSON, optional: stddev_schedule, stddev_clip, discount, nstep, critic_target_tau, lr...:
                   how the source was trained, a record, not settings), and optional entries such as
-                  "exploration" (so101_hilserl_actor.exploration: a schedule to continue with)}
+                  "exploration" (so101_hilserl_core.exploration: a schedule to continue with)}
 
 The format belongs to the learner (it holds the critics, which only the learner trains); it is one of the project's
-weight-file family (so101_hilserl_actor.policy_io.FORMAT_FAMILY), so the actor reads its policy part as it reads a
+weight-file family (so101_hilserl_core.policy_io.FORMAT_FAMILY), so the actor reads its policy part as it reads a
 policy file. safetensors only: loading runs no code from the file. ``import_learner_checkpoint`` turns one of the
 project's own learner checkpoints into agent-file content (``checkpoint_tool export``).
 """
@@ -23,11 +23,8 @@ from typing import Any
 
 import safetensors.torch
 import torch
-
-from so101_contract.files import atomic_write_bytes
-from so101_hilserl_actor import exploration
-from so101_hilserl_actor.policy import Policy, PolicyConfig
-from so101_hilserl_actor.policy_io import (
+from so101_hilserl_core.policy import Policy, PolicyConfig
+from so101_hilserl_core.policy_io import (
     FORMAT_FAMILY,
     POLICY_PREFIXES,
     PolicyFormatError,
@@ -37,6 +34,9 @@ from so101_hilserl_actor.policy_io import (
     read_safetensors,
     sha256_hex,
 )
+
+from so101_contract.files import atomic_write_bytes
+from so101_hilserl_core import exploration
 from so101_hilserl_learner import checkpoint
 from so101_hilserl_learner.critic import CRITIC_PREFIXES, Critic, expected_critic_shapes
 

@@ -6,7 +6,7 @@ an OmegaConf config, read by safe_unpickle.py without running code from them) an
 turned into one safetensors agent file.
 
 Imported sim checkpoints are marked with pick-101's semantics (absolute gripper, accumulated EE target, raw euler
-state; so101_hilserl_actor.semantics) because that is how they were trained; the importers take other semantics
+state; so101_hilserl_core.semantics) because that is how they were trained; the importers take other semantics
 only when told. ``import_learner_checkpoint`` turns one of the project's own learner checkpoints into an agent file
 with its semantics and exploration schedule (``checkpoint_tool export``).
 """
@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from so101_hilserl_core.policy import PolicyConfig
+from so101_hilserl_core.policy_io import PolicyFormatError, read_safetensors, sha256_hex
+from so101_hilserl_core.semantics import PICK101_SEMANTICS, SEMANTIC_FIELDS
 
-from so101_hilserl_actor.policy import PolicyConfig
-from so101_hilserl_actor.policy_io import PolicyFormatError, read_safetensors, sha256_hex
-from so101_hilserl_actor.semantics import PICK101_SEMANTICS, SEMANTIC_FIELDS
 from so101_hilserl_learner.agent_file import (
     AGENT_FORMAT,
     CheckpointImportError,

@@ -6,7 +6,7 @@ before the journal and kept in run_dir/quarantine, copies are not journaled agai
 learner resumes with its buffers, networks, optimisers and counters.
 
 Contracts it keeps:
-* One exploration schedule (so101_hilserl_actor.exploration) over environment steps = committed training
+* One exploration schedule (so101_hilserl_core.exploration) over environment steps = committed training
   transitions; the agent's target and actor-loss noise read it at that step, and every PolicyWeights message
   carries the schedule and the step so the actor's acting noise is the same reading.
 * UTD (so101_hilserl_learner.utd): updates per committed training transition, backlog capped, achieved ratio in
@@ -44,6 +44,9 @@ from pathlib import Path
 import torch
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from so101_hilserl_core.policy import PolicyConfig
+from so101_hilserl_core.policy_io import config_differences, policy_to_bytes, semantic_differences, sha256_hex
+from so101_hilserl_core.weights_gate import make_epoch
 from std_srvs.srv import Trigger
 
 from so101_contract import qos
@@ -54,10 +57,7 @@ from so101_contract.outcomes import Outcome
 from so101_contract.parameters import ParameterError
 from so101_contract.sim_time import PROGRESS_TOPIC
 from so101_contract.state import STATE_DIM
-from so101_hilserl_actor import exploration
-from so101_hilserl_actor.policy import PolicyConfig
-from so101_hilserl_actor.policy_io import config_differences, policy_to_bytes, semantic_differences, sha256_hex
-from so101_hilserl_actor.weights_gate import make_epoch
+from so101_hilserl_core import exploration
 from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerProgress, LearnerStats, PolicyWeights, Transition
 from so101_hilserl_learner import learner_parameters
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent

@@ -7,7 +7,7 @@ from __future__ import annotations
 from rclpy.node import Node
 
 from so101_contract.parameters import declare_all
-from so101_hilserl_actor import exploration
+from so101_hilserl_core import exploration
 from so101_hilserl_learner.checkpoint import DEFAULT_KEEP
 
 # name: (default, description, (min, max) or choices or None).

@@ -12,7 +12,7 @@ together. Here:
   the encoder wants. Same bytes as HWC; the transpose at sample time would cost 4x the gather.
 * Data arrives as *sequences* (an episode; for the demonstration buffer an intervention segment). Stacks never reach
   across a sequence start: there the earliest frame is repeated, the rule of the actor's one frame stack
-  (so101_hilserl_actor.observation.FrameStack; these index-rebuilt stacks are storage, not acting, and
+  (so101_hilserl_core.observation.FrameStack; these index-rebuilt stacks are storage, not acting, and
   test_replay checks they equal FrameStack's), unless the caller passes the frames that preceded the segment
   (``context_frames``) so the stacks equal what the actor saw.
 * Buffers persist through the learner's transition journal (journal.py), replayed into fresh buffers on restart.

@@ -28,11 +28,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from so101_hilserl_core.semantics import ABSOLUTE_GRIPPER_RANGE, check_semantic
 
 from so101_contract.control import ACTION_DIM
 from so101_contract.joints import GRIPPER, JOINT_NAMES, NUM_JOINTS
 from so101_driver.model.kinematics import Kinematics
-from so101_hilserl_actor.semantics import ABSOLUTE_GRIPPER_RANGE, check_semantic
 
 # No SO-101 joint can be beyond this (rad); a larger value is a unit mistake (degrees, servo ticks, 0..100 gripper).
 _PLAUSIBLE_JOINT_RAD = 2.0 * math.pi

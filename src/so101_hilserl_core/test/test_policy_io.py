@@ -9,9 +9,8 @@ import os
 import pytest
 import safetensors.torch
 import torch
-
-from so101_hilserl_actor.policy import Policy, PolicyConfig
-from so101_hilserl_actor.policy_io import (
+from so101_hilserl_core.policy import Policy, PolicyConfig
+from so101_hilserl_core.policy_io import (
     FORMAT_FAMILY,
     POLICY_FORMAT,
     PolicyFormatError,
@@ -23,7 +22,7 @@ from so101_hilserl_actor.policy_io import (
     semantic_differences,
     sha256_hex,
 )
-from so101_hilserl_actor.semantics import LEGACY_SEMANTICS, PICK101_SEMANTICS, PROJECT_SEMANTICS
+from so101_hilserl_core.semantics import LEGACY_SEMANTICS, PICK101_SEMANTICS, PROJECT_SEMANTICS
 
 SMALL = PolicyConfig(
     frame_stack=2, image_size=32, state_dim=5, action_dim=4, encoder_channels=8, bottleneck=16, hidden=(32, 32)

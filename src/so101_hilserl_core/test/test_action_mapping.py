@@ -1,9 +1,6 @@
 import numpy as np
 import pytest
-
-from so101_contract.joints import GRIPPER
-from so101_driver.model.kinematics import HOME_SEED, Kinematics
-from so101_hilserl_actor.action_mapping import (
+from so101_hilserl_core.action_mapping import (
     ActionConfig,
     HumanActionEncoder,
     PolicyActionMapper,
@@ -11,8 +8,11 @@ from so101_hilserl_actor.action_mapping import (
     absolute_gripper_position,
     policy_action_to_joints,
 )
-from so101_hilserl_actor.policy import PolicyConfig
-from so101_hilserl_actor.semantics import ABSOLUTE_GRIPPER_RANGE, PICK101_SEMANTICS
+from so101_hilserl_core.policy import PolicyConfig
+from so101_hilserl_core.semantics import ABSOLUTE_GRIPPER_RANGE, PICK101_SEMANTICS
+
+from so101_contract.joints import GRIPPER
+from so101_driver.model.kinematics import HOME_SEED, Kinematics
 
 CFG = ActionConfig()
 # The jaw free over pick-101's whole range and no per-step limit: the gripper mapping shows undisturbed.

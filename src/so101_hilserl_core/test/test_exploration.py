@@ -4,9 +4,7 @@ import json
 
 import pytest
 import torch
-
-from so101_hilserl_actor import exploration
-from so101_hilserl_actor.exploration import (
+from so101_hilserl_core.exploration import (
     DEFAULT_PRETRAINED_SCHEDULE,
     DEFAULT_SCRATCH_SCHEDULE,
     default_schedule,
@@ -17,6 +15,8 @@ from so101_hilserl_actor.exploration import (
     stddev,
     to_metadata,
 )
+
+from so101_hilserl_core import exploration
 
 
 def test_linear_schedule_over_environment_steps():

@@ -26,10 +26,11 @@ from pathlib import Path
 
 import safetensors.torch
 import torch
+from so101_hilserl_core.exploration import from_metadata
+from so101_hilserl_core.policy import Policy, PolicyConfig
+from so101_hilserl_core.semantics import PICK101_SEMANTICS, SEMANTIC_FIELDS
 
 from so101_contract.files import atomic_write_bytes
-from so101_hilserl_actor.policy import Policy, PolicyConfig
-from so101_hilserl_actor.semantics import PICK101_SEMANTICS, SEMANTIC_FIELDS
 
 # Every weights file of the project has a format "so101-hilserl-<kind>/<version>"; each holds the policy under
 # POLICY_PREFIXES. This package defines the policy's own format; the learner defines its agent format in the family.
@@ -263,3 +264,26 @@ def load_policy(path: str | os.PathLike, expected: PolicyConfig | None = None) -
     except PolicyFormatError as err:
         raise PolicyFormatError(f"{path}: {err}") from None
     return policy_from_tensors(tensors, config)
+
+
+def load_initial_policy(path: str, network: PolicyConfig) -> tuple[Policy, str | None, int]:
+    """(policy, carried schedule or None, carried environment steps) from an initial policy or agent file; '' = a
+    fresh network. Raises PolicyFormatError/ValueError naming the file."""
+    if not path:
+        return Policy(network), None, 0
+    where = f"parameter initial_weights={path!r}"
+    fix = "give a policy or agent .safetensors file, or '' for a fresh network"
+    if not Path(path).is_file():
+        raise PolicyFormatError(f"{where}: {'not a file' if Path(path).exists() else 'no such file'}; {fix}")
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise PolicyFormatError(f"{where}: cannot read it ({err.strerror or err})") from None
+    try:
+        tensors, config = policy_from_bytes(data, expected=network)
+        schedule, steps = from_metadata(read_safetensors(data)[1], "the file")
+    except PolicyFormatError as err:
+        raise PolicyFormatError(f"{where}: {err}; {fix}") from None
+    except ValueError as err:  # its exploration metadata entry
+        raise PolicyFormatError(f"{where}: {err}") from None
+    return policy_from_tensors(tensors, config), schedule, steps
