@@ -34,7 +34,7 @@ from so101_hilserl_core.messages import MessageFormatError
 from so101_hilserl_core.policy import PolicyConfig
 from tqdm import tqdm
 
-from so101_bringup.recorder import TypeDefinitionError, project_typestore
+from so101_bringup.bag_types import TypeDefinitionError, project_typestore
 from so101_bringup.refill import Key, key_of, refilled
 from so101_contract.files import atomic_write_text
 from so101_contract.state import STATE_DIM

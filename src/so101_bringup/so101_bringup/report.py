@@ -259,7 +259,7 @@ def read_episodes(run_dir: Path) -> tuple[Episodes | None, Episodes | None, list
     """(training, evaluation) episodes of every bag under ``run_dir``; one record per (actor, episode id)."""
     from rosbags.highlevel import AnyReader
 
-    from so101_bringup.recorder import project_typestore
+    from so101_bringup.bag_types import project_typestore
 
     bags = sorted(p.parent for p in run_dir.rglob("metadata.yaml"))
     found: dict[tuple[str, int], tuple[int, object]] = {}

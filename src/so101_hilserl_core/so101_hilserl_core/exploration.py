@@ -9,8 +9,8 @@ and the learner read the same std at the same step. ``stddev(schedule, step)`` i
 Schedule strings are RoboBase's/DrQ-v2's: a constant ``"0.2"`` or ``"linear(start,end,duration)"``.
 Defaults per start (the learner's ``stddev_schedule`` parameter overrides both):
 
-* from scratch: ``linear(1.0,0.1,100000)``, the value of RoboBase's RLBench ``env/rlbench/easy.yaml`` and of
-  drqv2's ``cfgs/task/easy.yaml`` (drqv2 steps it by environment steps; its medium/hard tasks use 500000/2000000,
+* from scratch: ``linear(1.0,0.1,100000)``, the value of RoboBase's RLBench easy-task config and of
+  drqv2's easy-task config (drqv2 steps it by environment steps; its medium/hard tasks use 500000/2000000,
   pick-101 used 500000 over 8-env loop iterations: far beyond a real-robot run at 10 Hz);
 * from a pretrained checkpoint: ``linear(0.2,0.1,10000)``, the seed's documented fix (at std 1.0
   exploration noise hid the pretrained behaviour).

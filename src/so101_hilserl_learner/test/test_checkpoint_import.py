@@ -1,6 +1,6 @@
 """Importing RoboBase snapshots and LeRobot directories, the agent format, and the checkpoint_tool CLI.
 
-The RoboBase snapshots are built here to the documented layout (seed-system-facts section 4): a torch.save dict with
+The RoboBase snapshots are built here to RoboBase's snapshot layout: a torch.save dict with
 counters, the 98-key agent state dict (with the actor_model.* alias and six hidden_state buffers) and a cfg pickled
 as OmegaConf's classes (stand-ins registered under omegaconf.* module names only while saving, laid out like
 OmegaConf 2.3's pickles: NEWOBJ + BUILD of __dict__, ContainerMetadata with typing.Any and a defaultdict)."""
