@@ -43,7 +43,7 @@ import numpy as np
 import yaml
 
 from so101_bringup import profiles
-from so101_bringup.episode_log import EPISODE_LOG, EpisodeRow, read_episode_log
+from so101_bringup.episode_log import EpisodeRow, read_episode_log
 from so101_bringup.profiles import PROFILES, SimProfile
 from so101_bringup.report import (
     RunSummary,
@@ -55,6 +55,7 @@ from so101_bringup.report import (
     write_report,
 )
 from so101_contract.cli import nonnegative_int, positive_float
+from so101_contract.run_dir import EPISODE_LOG, RunDir
 from so101_driver.vision.preprocessing import ImagePreprocessing
 
 GOAL_EVAL_GAIN = 0.30  # evaluation success: last 20 at least this much above the first 20
@@ -189,7 +190,7 @@ def pretrain(config: BenchConfig, out: Path, seed: int) -> Path:
 
 def read_episodes(run_dir: Path) -> list[EpisodeRow]:
     """The rows the runner wrote so far (none before the first episode)."""
-    path = run_dir / EPISODE_LOG
+    path = RunDir(run_dir).episodes
     return read_episode_log(path) if path.is_file() else []
 
 

@@ -20,8 +20,7 @@ from pathlib import Path
 
 from so101_contract.files import atomic_write_bytes
 from so101_contract.outcomes import Outcome
-
-EPISODE_LOG = "episodes.csv"
+from so101_contract.run_dir import EPISODE_LOG, RunDir
 
 COLUMNS = (
     "wall_time_s",  # seconds the runner had run in this run directory (a resumed run continues from the last row)
@@ -44,7 +43,6 @@ COLUMNS = (
     "training_transitions",
     "session",  # 1 for the run's first start, +1 for each resume
 )
-DAMAGED_LOG = "episodes.damaged.csv"
 
 
 @dataclass(frozen=True)
@@ -158,9 +156,9 @@ class EpisodeLog:
                 good.append(line)
             except ValueError as err:
                 damaged.append(line if line.endswith(b"\n") else line + b"\n")
-                self.repairs.append(f"{err}; moved to {self.path.with_name(DAMAGED_LOG)}")
+                self.repairs.append(f"{err}; moved to {RunDir(self.path.parent).damaged_episodes}")
         if damaged:  # kept as they were, next to the log; the log itself holds only rows that parse
-            with open(self.path.with_name(DAMAGED_LOG), "ab") as f:
+            with open(RunDir(self.path.parent).damaged_episodes, "ab") as f:
                 f.writelines(damaged)
                 f.flush()
                 os.fsync(f.fileno())

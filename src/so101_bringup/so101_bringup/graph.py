@@ -12,11 +12,11 @@ camera drivers instead of the simulation, the reward classifier required, and th
 
 from __future__ import annotations
 
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from so101_contract.run_dir import RunDir
 from so101_contract.sim_time import CLOCK_MODES, uses_sim_time
 
 MODES = ("sim", "real")
@@ -194,7 +194,10 @@ def build_graph(options: GraphOptions) -> list[NodeSpec]:
             "lockstep": clock == "lockstep",  # the actor grants the simulation its time, step by step
         }
         nodes.append(spec("actor", "so101_hilserl_actor", "actor_node", actor))
-        learner = {"run_dir": str(Path(options.run_dir) / "learner"), "initial_weights": options.initial_checkpoint}
+        learner = {
+            "run_dir": str(RunDir(Path(options.run_dir)).learner.root),
+            "initial_weights": options.initial_checkpoint,
+        }
         nodes.append(spec("learner", "so101_hilserl_learner", "learner_node", learner))
     nodes.append(spec("fk_node", "so101_driver", "model.fk_node"))
     return nodes
@@ -261,7 +264,7 @@ def file_parameters(path: Path, node: str) -> dict:
 
 def session_bag_path(run_dir: str | Path) -> Path:
     """Where a recording of this session goes (a new rosbag2 directory): RUN_DIR/bags/session_<date>_<time>."""
-    return Path(run_dir) / "bags" / time.strftime("session_%Y%m%d_%H%M%S")
+    return RunDir(Path(run_dir)).session_bag()
 
 
 def robot_description(urdf: str, with_ros2_control: bool) -> str:

@@ -37,6 +37,7 @@ from tqdm import tqdm
 from so101_bringup.bag_types import TypeDefinitionError, project_typestore
 from so101_bringup.refill import Key, key_of, refilled
 from so101_contract.files import atomic_write_text
+from so101_contract.run_dir import LearnerDir
 from so101_contract.state import STATE_DIM
 from so101_hilserl_learner.ingest import TransitionIngest, decode_transition
 from so101_hilserl_learner.journal import TransitionJournal, read_journal, rewrite_journal
@@ -208,7 +209,7 @@ def _import_locked(source: TransitionBags, run_dir: Path, config: PolicyConfig, 
                 f"{bag}: already imported into {run_dir} ({was.get('bag')}, {was.get('imported_at')}, sha256 "
                 f"{digest[:12]}); importing it again would add nothing"
             )
-    journal_dir = run_dir / "journal"
+    journal_dir = LearnerDir(run_dir).journal
     existing = [key_of(raw) for raw in read_journal(journal_dir)] if journal_dir.is_dir() else []
     keys: set[Key] = {key for key in existing if key is not None}
     online, demo = _buffers(len(existing) + source.count, config)

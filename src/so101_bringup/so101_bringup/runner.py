@@ -44,7 +44,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from so101_bringup.episode_log import EPISODE_LOG, EpisodeLog, EpisodeRow, RunHistory
+from so101_bringup.episode_log import EpisodeLog, EpisodeRow, RunHistory
 from so101_bringup.graph import GraphOptions, NodeSpec, build_graph, config_path, continued, session_bag_path
 from so101_bringup.profiles import PROFILE_CHOICES, choose, write_params
 from so101_bringup.ros_env import RosEnvironmentError, node_environment
@@ -52,6 +52,7 @@ from so101_contract.cli import did_you_mean, nonnegative_int
 from so101_contract.outcomes import Outcome, rates
 from so101_contract.parent_death import PARENT_PID_ENV
 from so101_contract.ros_domain import claim_domain
+from so101_contract.run_dir import RunDir
 from so101_contract.sim_time import CLOCK_MODES
 from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
 
@@ -203,7 +204,7 @@ class Runner:
     def __init__(self, specs: list[NodeSpec], run_dir: Path, env: dict[str, str], namespace: str = "", record=False):
         self.specs, self.run_dir, self.env, self.namespace, self.record = specs, run_dir, env, namespace, record
         self.processes: dict[str, subprocess.Popen] = {}
-        self.logs = run_dir / "logs"
+        self.logs = RunDir(run_dir).logs
 
     def start(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -295,12 +296,12 @@ def prepare_run_dir(run_dir: Path) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"--run-dir {run_dir}: is a file, not a directory; give the run's directory (made if missing)")
     try:
-        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        RunDir(run_dir).logs.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         cause = f"{err.strerror}: {err.filename}" if err.strerror and err.filename else str(err)
         raise ValueError(f"--run-dir {run_dir}: cannot create it ({cause}); give a writable directory") from None
-    if not os.access(run_dir / "logs", os.W_OK | os.X_OK):
-        raise ValueError(f"--run-dir {run_dir}: {run_dir / 'logs'} is not writable; give a writable directory")
+    if not os.access(RunDir(run_dir).logs, os.W_OK | os.X_OK):
+        raise ValueError(f"--run-dir {run_dir}: {RunDir(run_dir).logs} is not writable; give a writable directory")
 
 
 def sim_profile(name: str, run_dir: Path, checkpoint: str) -> tuple[str, str]:
@@ -401,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         build_graph(options)  # the options' own checks, before anything is made
         prepare_run_dir(run_dir)  # after the graph's checks: a refused run leaves no directory behind
         lock = RunDirLock(run_dir, "the runner")  # one run per directory: refused before anything starts
-        episode_log = EpisodeLog(run_dir / EPISODE_LOG)  # a resumed run appends; a foreign header is refused here
+        episode_log = EpisodeLog(RunDir(run_dir).episodes)  # a resumed run appends; a foreign header is refused here
         for repair in episode_log.repairs:
             print(f"warning: {repair}", file=sys.stderr, flush=True)
         history = episode_log.history
