@@ -48,12 +48,11 @@ from so101_bringup.episode_log import EpisodeLog, EpisodeRow, RunHistory
 from so101_bringup.graph import GraphOptions, NodeSpec, build_graph, config_path, continued, session_bag_path
 from so101_bringup.profiles import PROFILE_CHOICES, choose, write_params
 from so101_bringup.ros_env import RosEnvironmentError, node_environment
-from so101_contract.cli import did_you_mean, nonnegative_int
+from so101_contract.cli import add_config_arguments, config_from_arguments, did_you_mean, nonnegative_int
 from so101_contract.outcomes import Outcome, rates
 from so101_contract.parent_death import PARENT_PID_ENV
 from so101_contract.ros_domain import claim_domain
 from so101_contract.run_dir import RunDir
-from so101_contract.sim_time import CLOCK_MODES
 from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
 
 STOP_ORDER = ("actor", "recorder", "learner")  # the actor stops producing first; the learner checkpoints last-but-rest
@@ -325,7 +324,7 @@ def sim_profile(name: str, run_dir: Path, checkpoint: str) -> tuple[str, str]:
     return str(params), checkpoint
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m so101_bringup.runner",
         description=__doc__.split("\n\n")[0],
@@ -333,33 +332,16 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         allow_abbrev=False,
     )
-    parser.add_argument("--mode", choices=("sim", "real"), default="sim")
-    parser.add_argument("--run-dir", type=Path, default=Path("runs/sim"))
+    # The graph's options are GraphOptions' settings (the launch file's arguments too); the runner adds its own.
+    # Not flags here: max_episodes (--episodes counts the run's episodes, all sessions together) and
+    # use_ros2_control (the controller manager needs a ROS install: ros2 launch).
+    add_config_arguments(parser, GraphOptions, skip=("max_episodes", "use_ros2_control"))
     parser.add_argument(
         "--episodes",
         type=nonnegative_int,
         default=0,
         help="stop once the run holds this many episodes, all its sessions together (0 = until Ctrl-C)",
     )
-    parser.add_argument("--record", action="store_true", help="record the project's topics into RUN_DIR/bags")
-    parser.add_argument("--reward-model", default="", help="reward model directory (sim default: ground truth)")
-    parser.add_argument("--initial-checkpoint", default="", help="policy/agent .safetensors the actor starts from")
-    parser.add_argument("--params-file", default=None, help="a parameter YAML that overrides the defaults")
-    parser.add_argument("--namespace", default="")
-    parser.add_argument(
-        "--clock",
-        choices=("", *CLOCK_MODES),
-        default="",
-        help="simulation time: wall, sim (paced /clock) or lockstep (simulated time waits for the actor and the "
-        "learner's UTD); '' = the mode's own (lockstep in sim, wall on the robot)",
-    )
-    parser.add_argument("--follower-port", default="", help="real mode: follower bus port")
-    parser.add_argument("--leader-port", default="", help="real mode: leader bus port")
-    parser.add_argument("--follower-id", default="", help="real mode: the follower's LeRobot id (its calibration)")
-    parser.add_argument("--leader-id", default="", help="real mode: the leader's LeRobot id (its calibration)")
-    parser.add_argument("--follower-calibration-file", default="", help="real mode: instead of --follower-id")
-    parser.add_argument("--leader-calibration-file", default="", help="real mode: instead of --leader-id")
-    parser.add_argument("--camera-source", default="", help="real mode: camera device, video file or folder")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: the environment's)")
     parser.add_argument("--no-status", action="store_true", help="no live status line")
     parser.add_argument(
@@ -369,9 +351,14 @@ def main(argv: list[str] | None = None) -> int:
         help="sim mode without --params-file: the graph's size; auto = full with a CUDA GPU, else cpu (the size "
         "make bench-hil measures on 2 cores, from a start pretrained first in RUN_DIR/pretrain)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parse_args(parser, argv)
 
-    run_dir = args.run_dir.resolve()
+    run_dir = Path(args.run_dir).resolve()
     lock = None
     try:
         env = node_environment(domain_id=args.domain_id)
@@ -381,24 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} is in use by another run or test on this machine; give "
                 "another with --domain-id (make sim: ROS_DOMAIN_ID=N)"
             )
-        options = GraphOptions(
-            mode=args.mode,
-            namespace=args.namespace,
-            params_file=args.params_file,
-            initial_checkpoint=args.initial_checkpoint,
-            reward_model=args.reward_model,
-            record=args.record,
-            run_dir=str(run_dir),
-            follower_port=args.follower_port,
-            leader_port=args.leader_port,
-            follower_id=args.follower_id,
-            leader_id=args.leader_id,
-            follower_calibration_file=args.follower_calibration_file,
-            leader_calibration_file=args.leader_calibration_file,
-            camera_source=args.camera_source,
-            max_episodes=args.episodes,
-            clock=args.clock,
-        )
+        options = config_from_arguments(GraphOptions, args, run_dir=str(run_dir), max_episodes=args.episodes)
         build_graph(options)  # the options' own checks, before anything is made
         prepare_run_dir(run_dir)  # after the graph's checks: a refused run leaves no directory behind
         lock = RunDirLock(run_dir, "the runner")  # one run per directory: refused before anything starts
