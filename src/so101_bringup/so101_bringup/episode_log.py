@@ -15,56 +15,49 @@ import csv
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 from so101_contract.files import atomic_write_bytes
 from so101_contract.outcomes import Outcome
 from so101_contract.run_dir import EPISODE_LOG, RunDir
 
-COLUMNS = (
-    "wall_time_s",  # seconds the runner had run in this run directory (a resumed run continues from the last row)
-    "sim_time_s",  # the EpisodeSummary's stamp: simulated time in sim/lockstep, the wall clock's epoch otherwise
-    "actor_id",
-    "episode_id",
-    "evaluation",
-    "success",
-    "autonomous_success",
-    "assisted_success",
-    "steps",
-    "intervention_steps",
-    "intervention_fraction",
-    "episode_return",
-    "end_reason",
-    "policy_version",
-    "learner_updates",
-    "achieved_utd",
-    "requested_utd",
-    "training_transitions",
-    "session",  # 1 for the run's first start, +1 for each resume
-)
+
+def _column(source: str | None = None, derived: bool = False):
+    """A column of episodes.csv: ``source`` is the EpisodeSummary field it comes from ("summary.steps") or the
+    LearnerStats field ("stats.updates"); a ``derived`` column is computed from the others."""
+    return field(init=not derived, default=None if derived else MISSING, metadata={"source": source})
 
 
 @dataclass(frozen=True)
 class EpisodeRow:
-    """One row of episodes.csv. The learner's fields are None (ints) or NaN (floats) before its first stats."""
+    """One row of episodes.csv; the fields, in order, are its columns (COLUMNS), each read from the message field it
+    names. The learner's fields are None (ints) or NaN (floats) before its first stats."""
 
-    wall_time_s: float
-    sim_time_s: float
-    actor_id: str
-    episode_id: int
-    evaluation: bool
-    success: bool
-    steps: int
-    intervention_steps: int
-    episode_return: float
-    end_reason: str
-    policy_version: int
-    learner_updates: int | None
-    achieved_utd: float
-    requested_utd: float
-    training_transitions: int | None
-    session: int = 1
+    wall_time_s: float = _column()  # seconds the runner had run in this run directory (resumes continue it)
+    sim_time_s: float = _column()  # the summary's stamp: simulated time in sim/lockstep, else wall-clock epoch
+    actor_id: str = _column("summary.actor_id")
+    episode_id: int = _column("summary.episode_id")
+    evaluation: bool = _column("summary.evaluation")
+    success: bool = _column("summary.success")
+    autonomous_success: bool = _column(derived=True)
+    assisted_success: bool = _column(derived=True)
+    steps: int = _column("summary.steps")
+    intervention_steps: int = _column("summary.intervention_steps")
+    intervention_fraction: float = _column(derived=True)
+    episode_return: float = _column("summary.episode_return")
+    end_reason: str = _column("summary.end_reason")
+    policy_version: int = _column("summary.policy_version")
+    learner_updates: int | None = _column("stats.updates")
+    achieved_utd: float = _column("stats.update_to_data_ratio")
+    requested_utd: float = _column("stats.requested_utd")
+    training_transitions: int | None = _column("stats.training_transitions")
+    session: int = field(default=1, metadata={"source": None})  # 1 for the run's first start, +1 for each resume
+
+    def __post_init__(self):
+        o = self.outcome
+        for name in ("autonomous_success", "assisted_success", "intervention_fraction"):
+            object.__setattr__(self, name, getattr(o, name))
 
     @property
     def outcome(self) -> Outcome:
@@ -74,34 +67,28 @@ class EpisodeRow:
     def from_messages(cls, summary, stats, wall_time_s: float, session: int = 1) -> EpisodeRow:
         """From an EpisodeSummary and the newest LearnerStats (None before the first)."""
         stamp = summary.header.stamp
-        return cls(
-            wall_time_s=wall_time_s,
-            sim_time_s=stamp.sec + stamp.nanosec * 1e-9,
-            actor_id=str(summary.actor_id),
-            episode_id=int(summary.episode_id),
-            evaluation=bool(summary.evaluation),
-            success=bool(summary.success),
-            steps=int(summary.steps),
-            intervention_steps=int(summary.intervention_steps),
-            episode_return=float(summary.episode_return),
-            end_reason=str(summary.end_reason),
-            policy_version=int(summary.policy_version),
-            learner_updates=None if stats is None else int(stats.updates),
-            achieved_utd=math.nan if stats is None else float(stats.update_to_data_ratio),
-            requested_utd=math.nan if stats is None else float(stats.requested_utd),
-            training_transitions=None if stats is None else int(stats.training_transitions),
-            session=session,
-        )
+        values = {"wall_time_s": wall_time_s, "sim_time_s": stamp.sec + stamp.nanosec * 1e-9, "session": session}
+        for f in fields(cls):
+            source = f.metadata["source"]
+            if source is None:
+                continue
+            message, _, name = source.partition(".")
+            if message == "stats" and stats is None:
+                values[f.name] = math.nan if _kind(f) is float else None
+            else:
+                values[f.name] = _kind(f)(getattr(summary if message == "summary" else stats, name))
+        return cls(**values)
 
     def cells(self) -> list[str]:
-        o = self.outcome
-        values = {
-            **{name: getattr(self, name) for name in COLUMNS if hasattr(self, name)},
-            "autonomous_success": o.autonomous_success,
-            "assisted_success": o.assisted_success,
-            "intervention_fraction": o.intervention_fraction,
-        }
-        return [_cell(values[name]) for name in COLUMNS]
+        return [_cell(getattr(self, name)) for name in COLUMNS]
+
+
+COLUMNS = tuple(f.name for f in fields(EpisodeRow))
+
+
+def _kind(f) -> type:
+    """A column's Python type (int for ``int | None``)."""
+    return {"float": float, "str": str, "int": int, "bool": bool, "int | None": int}[f.type]
 
 
 def _cell(value) -> str:
@@ -237,38 +224,20 @@ def _parse_line(path: Path, number: int, line: bytes) -> EpisodeRow:
 
 
 def _parse(path: Path, number: int, record: dict[str, str]) -> EpisodeRow:
-    def field(name: str, kind):
-        text = record[name]
+    def value(f):
+        text, kind = record[f.name], _kind(f)
         try:
             if kind is bool:
                 if text not in ("0", "1"):
                     raise ValueError
                 return text == "1"
-            if kind == "int?":
+            if f.type == "int | None":
                 return int(text) if text else None
             return kind(text)
         except ValueError:
-            kind_name = "int" if kind == "int?" else kind.__name__
-            raise ValueError(f"{path} line {number}: {name}={text!r} is not a {kind_name}") from None
+            raise ValueError(f"{path} line {number}: {f.name}={text!r} is not a {kind.__name__}") from None
 
-    return EpisodeRow(
-        wall_time_s=field("wall_time_s", float),
-        sim_time_s=field("sim_time_s", float),
-        actor_id=record["actor_id"],
-        episode_id=field("episode_id", int),
-        evaluation=field("evaluation", bool),
-        success=field("success", bool),
-        steps=field("steps", int),
-        intervention_steps=field("intervention_steps", int),
-        episode_return=field("episode_return", float),
-        end_reason=record["end_reason"],
-        policy_version=field("policy_version", int),
-        learner_updates=field("learner_updates", "int?"),
-        achieved_utd=field("achieved_utd", float),
-        requested_utd=field("requested_utd", float),
-        training_transitions=field("training_transitions", "int?"),
-        session=field("session", int),
-    )
+    return EpisodeRow(**{f.name: value(f) for f in fields(EpisodeRow) if f.init})
 
 
 def read_episode_log(path: Path) -> list[EpisodeRow]:
