@@ -1,13 +1,8 @@
-"""RUN_DIR/episodes.csv: one row per finished episode (hilserl/episodes), written by the runner as each arrives and
-read by the report and the benchmarks.
+"""RUN_DIR/episodes.csv: one row per finished episode, written by the runner as each arrives, read by the report and
+the benchmarks.
 
-A row is flushed when written, so a crash loses nothing already written; a resumed run appends under the one
-header, with the next ``session`` number. Damage is named, never silent: a line that is not a row of this version
-(cut by a kill mid-write, garbage, not UTF-8) is moved, as it was, to episodes.damaged.csv when the run resumes,
-and each move is reported with its line number; readers name the file and line they cannot parse. Outcomes follow
-so101_contract.outcomes. The learner's columns are the newest LearnerStats when the episode arrived (about 1 s
-old; empty before the first). ``RunHistory`` is what a resumed session continues from.
-"""
+Each row is flushed when written; a resumed run appends with the next ``session``. A damaged line is moved to
+episodes.damaged.csv and named by line when the run resumes. ``RunHistory`` is what a resumed session continues."""
 
 from __future__ import annotations
 

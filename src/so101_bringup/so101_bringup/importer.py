@@ -1,23 +1,9 @@
-"""import_bag: turns recorded sessions (rosbag2 bags with hilserl/transitions) into a learner run directory's
-buffers, for offline warm starts.
+"""import_bag: recorded sessions (rosbag2 bags with hilserl/transitions) into a learner run directory, for warm starts.
 
-Why through the journal: the learner already rebuilds its buffers at start by replaying ``run_dir/journal``
-(serialized Transition messages) through TransitionIngest, the same code that handles live messages. A bag stores
-exactly those serialized bytes, so the importer appends them to the journal and the learner started on that run
-directory holds them: policy steps in the online buffer, intervention segments (with their stack context) in the
-demonstration buffer, lost/duplicated/reordered steps rejected exactly as they would be live. No second conversion
-path exists to drift from the first.
-
-The counts it prints come from running that same ingest over the journal as the learner will see it. Only what
-the learner would journal is appended: a step already in the journal is never stored twice, and a message that
-fails its checks (truncated CDR, wrong sizes, non-finite values) is left out and reported (``ImportResult.damage``:
-one line naming the bag, the topic and the message's index there); the ingest then loses only the transitions
-that need it. A step the journal lacks although its stream went past it (what such a broken import left out,
-brought by a clean copy of the recording) is inserted where it belongs (``refill``): the journal is rewritten
-with it, the old one kept as ``journal.bak-<time>``. A bag already imported into the run directory (same content
-hash, recorded in ``imported_bags.json``) is refused, and so is a run directory in use: the importer takes its
-lock, which a running learner holds.
-"""
+A bag holds the serialized Transition messages the learner journals, so the importer appends them to the run's
+journal and the learner replays them through the same ingest as live messages (no second conversion path). No step
+is stored twice; a damaged message is left out and named (bag, topic, index); a step a broken import missed is
+refilled in place. A bag already imported, or a run directory in use, is refused."""
 
 from __future__ import annotations
 

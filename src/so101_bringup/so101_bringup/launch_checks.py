@@ -1,13 +1,8 @@
-"""What the launch files check before they start anything: their arguments, and the ROS packages outside this
-workspace that they would start.
+"""What the launch files check before they start anything: their arguments (a misspelled one refused with the closest
+name) and the ROS packages outside this workspace they would start (named with their apt package).
 
-`ros2 launch` starts the actions it is given one by one; a Node whose package is missing fails only when its turn
-comes, after the project's nodes are already running (and then orphaned). So hilserl.launch.py and view.launch.py
-parse every argument and check every external package here, inside their OpaqueFunction, before they build a single
-action: an error is then one launch line naming the argument (a misspelled one with the closest declared name, or
-the apt package and the argument that does without it), and nothing has started. Plain Python (ament_index_python
-only, imported when asked), so tests call it without launch.
-"""
+`ros2 launch` starts actions one by one, so a missing package would fail after the project's nodes run; checking
+first makes a bad launch one error line with nothing started. Plain Python, so tests call it without launch."""
 
 from __future__ import annotations
 

@@ -1,19 +1,8 @@
-"""recorder: writes the project's topics into a real rosbag2 bag (MCAP) with ``rosbags``, for machines without
-``ros2 bag``.
+"""recorder: the project's topics into a rosbag2 bag (MCAP) with ``rosbags``, for machines without ``ros2 bag``.
 
-Why not deserialize and re-serialize: the subscriptions are raw (serialized CDR bytes, exactly what ``ros2 bag
-record`` stores), so a message costs one copy and the bag holds the bytes that were on the wire. Each connection is
-registered with its full message definition and RIHS01 type hash, the project's own messages included (read from
-the installed ``.msg`` files), so ``ros2 bag info``/``play`` on a ROS install and ``rosbags`` here both read it.
-
-Topic types come from the graph: the recorder keeps looking for the requested topics (every ``--poll-period``
-seconds) and subscribes to each as soon as a publisher shows up, so nodes that start late are recorded too; after
-``--discovery-timeout`` seconds it names the topics that still have no publisher. The subscription's QoS follows
-the publishers' (best effort if any publisher is, transient local if all are), as ``ros2 bag record`` does.
-
-Ctrl-C or SIGTERM closes the bag cleanly (MCAP summary and metadata.yaml written); messages are handed to the
-writer as they arrive.
-"""
+Raw subscriptions (the CDR bytes on the wire, as ``ros2 bag record`` stores them), each connection with its full
+message definition, so ``ros2 bag`` and ``rosbags`` both read the bag. Topics are picked up as their publishers
+appear, with QoS matching them; Ctrl-C or SIGTERM closes the bag with its index."""
 
 from __future__ import annotations
 

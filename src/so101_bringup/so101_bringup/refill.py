@@ -1,9 +1,5 @@
-"""Where steps a journal lacks belong: each is placed before the first record of its actor that comes after it.
-
-A journal holds each actor's records in (episode, step) order, and the learner replays it in that order; a step
-that a broken import left out (brought later by a clean copy of the recording) must be replayed where the actor
-sent it, or the learner would call it stale. Pure: (key, bytes) in, bytes out, nothing read or written here.
-"""
+"""Where steps a journal lacks belong: each before the first record of its actor that comes after it, so the learner
+replays it where the actor sent it. Pure: (key, bytes) in, bytes out."""
 
 from __future__ import annotations
 

@@ -1,25 +1,9 @@
 """report: a run directory -> PNG plots of success (autonomous and assisted), intervention fraction, episode return,
 evaluation success and losses, and a printed summary.
 
-Three sources, all written by a run without extra logging:
-- the runner's ``episodes.csv`` (so101_bringup.episode_log; found anywhere under the run directory): one row per
-  episode, the first choice for the per-episode curves and the only source of the summary;
-- recorded bags (directories with a ``metadata.yaml`` under the run directory, e.g. RUN_DIR/bags/ with --record):
-  every hilserl/episodes EpisodeSummary, for runs without an episodes.csv;
-- the learner's TensorBoard event files (``tensorboard/`` anywhere under the run directory, e.g. RUN_DIR/learner/
-  tensorboard from the runner): losses, Q and buffer sizes, and the learner's rolling episode metrics (last 50
-  training, last 20 evaluation episodes), all over learner updates; the episode curves fall back to these.
-
-A resumed run is one run: the curves count every session's episodes, with a dotted line where each session after
-the first began, and the learner's update count is its newest checkpoint's (what the run resumes from).
-
-Outcomes follow so101_contract.outcomes: a training success is autonomous (no intervention step) or assisted, and
-evaluation episodes (deterministic policy, the simulated operator's hands off) are plotted and summarised apart:
-their success is the number that says whether the policy learns.
-
-For benchmarks: ``summarize_run(run_dir)`` (or ``summarize(read_episode_log(path))``) -> ``RunSummary``, whose
-``text()`` is what this command prints.
-"""
+It reads what a run writes anyway: episodes.csv (else the bags' hilserl/episodes), and the learner's TensorBoard
+events. A resumed run is one run, with a dotted line where each later session began. Benchmarks call
+``summarize_run(run_dir)`` -> ``RunSummary``."""
 
 from __future__ import annotations
 

@@ -1,29 +1,11 @@
 """Run the HIL-SERL graph as processes, for machines without the ROS command-line tools (`make sim` uses it).
 
-    python -m so101_bringup.runner                               # simulation, until Ctrl-C, run dir runs/sim
-    python -m so101_bringup.runner --episodes 20 --record        # stop after 20 episodes, record a bag
-    python -m so101_bringup.runner --mode real --reward-model runs/reward/model \\
-        --follower-port so101_follower --leader-port so101_leader --camera-source /dev/v4l/by-id/... \\
-        --follower-id my_follower --leader-id my_leader
+    python -m so101_bringup.runner --episodes 20 --record        # simulation: stop after 20 episodes, record
+    python -m so101_bringup.runner --mode real --reward-model runs/reward/model --follower-port ... --leader-port ...
 
-It starts the same nodes, with the same parameters and remappings, as `ros2 launch so101_bringup
-hilserl.launch.py` (both read so101_bringup.graph), each as `python -m <module> --ros-args ...` with its log in
-RUN_DIR/logs/. A status line shows the episode, the training success split autonomous/assisted, the intervention
-share, the evaluation success, the learner's achieved/requested UTD and, in simulation, the simulated time (redrawn
-in place on a terminal; one line per finished episode when the output is a file or a pipe). Every finished episode
-is a row of RUN_DIR/episodes.csv (so101_bringup.episode_log), written as it arrives. A node that exits stops the
-run, with its exit code and the end of its log.
-Ctrl-C (or the last episode) stops the actor first, then the learner, which writes its checkpoint, then the rest;
-every process group is reaped, so nothing is left running, and the nodes also die with the runner however it dies
-(the kernel signals them when their parent goes). One runner per run directory: a second is refused before it
-starts anything. Running again with the same run directory resumes the run: the learner replays its journal and
-loads its last checkpoint, the actor keeps its id, continues the episode ids and the evaluation schedule and starts
-no episode before it holds the learner's weights, simulated time continues, and ``--episodes`` counts the run's
-episodes, all sessions together.
-
-One run directory holds everything: logs/, episodes.csv, learner/ (journal, checkpoints, TensorBoard), bags/ (with
---record).
-"""
+The same nodes and parameters as `ros2 launch so101_bringup hilserl.launch.py` (both read so101_bringup.graph), a
+live status line, one episodes.csv row per episode; Ctrl-C stops the actor, then the learner (checkpoint), then the
+rest. The same run directory again resumes the run (docs/architecture.md, "A run directory")."""
 
 from __future__ import annotations
 
