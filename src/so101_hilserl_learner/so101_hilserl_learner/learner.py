@@ -1,19 +1,14 @@
-"""The learner as plain Python: the node (learner_node) hands it transitions and episode outcomes, its training
-thread calls ``update()`` while updates are owed, and the node publishes what it returns (weights, statistics,
-progress). ``LearnerConfig`` is the one source of the learner's settings (the node's ROS parameters).
+"""The learner as plain Python, behind the ROS shell learner_node: it is handed transitions and episode outcomes, its
+caller's training thread runs ``update()`` while updates are owed, and it gives back what is published (weights,
+statistics, progress). ``LearnerConfig`` is the one source of the learner's settings (the node's parameters).
 
-A Learner owns its run directory (docs/architecture.md): it takes the run's lock, restores the newest good
-checkpoint (or starts from ``initial_weights``), replays the journal through the live ingest path and refuses a
-journal that yields fewer training transitions than its checkpoint counts. Every valid new transition is journaled
-before it is handled; refused bytes go to the quarantine. Updates are owed under the UTD contract (utd.py) for the
-training transitions committed once the online buffer holds ``warmup_transitions``; the journal's were trained on
-before a restart. The one exploration schedule is read at environment steps (committed training transitions, plus
-those an initial file carried). Weight versions go on from the checkpoint's; each Learner has its own epoch (run id
-+ start time), which an actor takes over an older epoch whatever the versions.
-
-Threads: ``receive``, ``add_episode`` and ``statistics`` run on one thread, ``update``, ``weights`` and
-``checkpoint`` on the training thread; the UTD budget is read and changed under one lock, under which
-``on_progress`` is called, so progress reports go out in order and each is one consistent reading.
+It owns its run directory (docs/architecture.md): the run's lock, the journal (every valid new transition on disk
+before it is handled; refused bytes quarantined), checkpoints, TensorBoard. A start restores the newest good
+checkpoint or ``initial_weights``, replays the journal through the live ingest path, and refuses a journal shorter
+than its checkpoint. Updates are owed under the UTD contract (utd.py) for training transitions committed after
+warm-up; the exploration schedule is read at environment steps; weight versions go on from the checkpoint's within a
+new epoch per Learner. ``receive``/``add_episode``/``statistics`` run on one thread and ``update``/``weights``/
+``checkpoint`` on another; the UTD budget is shared under one lock, under which ``on_progress`` is called.
 """
 
 from __future__ import annotations
