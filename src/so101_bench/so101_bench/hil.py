@@ -57,6 +57,8 @@ from so101_bringup.report import (
 from so101_contract.cli import nonnegative_int, positive_float
 from so101_contract.run_dir import EPISODE_LOG, RunDir
 from so101_driver.vision.preprocessing import ImagePreprocessing
+from so101_hilserl_learner.replay import ReplayConfig
+from so101_hilserl_learner.utd import UtdConfig
 
 GOAL_EVAL_GAIN = 0.30  # evaluation success: last 20 at least this much above the first 20
 GOAL_INTERVENTION_RATIO = 0.5  # intervention fraction: last 20 at most this share of the first 20
@@ -73,8 +75,8 @@ class BenchConfig:
     pretrain_steps: int  # environment steps of pretraining (0 = start the graph from a random policy)
     network: dict = field(default_factory=dict)  # PolicyConfig size overrides (actor, learner and pretraining)
     camera: tuple[int, int] = (640, 480)  # wrist render (px); the policy sees its centre square at image_size
-    batch_size: int = 256
-    utd_ratio: float = 1.0
+    batch_size: int = ReplayConfig.batch_size
+    utd_ratio: float = UtdConfig.utd_ratio
     warmup_transitions: int = 200
     max_backlog_updates: int = 100  # lockstep: the sim holds while the learner owes more (about one episode)
     evaluation_every_episodes: int = 3  # every 3rd episode: evaluation takes at most about a third of the steps
@@ -116,7 +118,7 @@ CONFIGS = {
         minutes=25.0,
     ),
     # Full size on a GPU: RoboBase's network and batch, the seed's timeline (1k-5k steps decreasing intervention).
-    "gpu": BenchConfig(name="gpu", stage=3, pretrain_steps=2000, batch_size=256, minutes=60.0, device="cuda"),
+    "gpu": BenchConfig(name="gpu", stage=3, pretrain_steps=2000, minutes=60.0, device="cuda"),
     # CI: a few minutes; proves the lockstep graph trains at the requested UTD and logs every episode. No claim.
     # The learner is deliberately slower than the 10 Hz data here (batch 128: a few updates/s), so only lockstep
     # keeps the requested ratio.

@@ -26,7 +26,7 @@ from torch import nn
 
 from so101_contract.cpu_allocator import configure_cpu_allocator
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
-from so101_hilserl_learner.replay import Batch, random_batch
+from so101_hilserl_learner.replay import Batch, ReplayConfig, random_batch
 
 # facebookresearch/drqv2 itself (hidden 1024, batch 256, 9x84x84) on this project's 2-core CPU (ENVIRONMENT.md).
 DRQV2_MEASURED_UPDATES_PER_S = 0.38
@@ -205,7 +205,7 @@ def updates_per_second(update, batch: Batch, updates: int, warmup: int, device: 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=ReplayConfig.batch_size)
     parser.add_argument("--updates", type=int, default=None, help="timed updates per case (default 5 CPU, 50 GPU)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed updates first")
     parser.add_argument("--amp", action="store_true", help="bfloat16 mixed precision for (a) and (b)")

@@ -25,7 +25,7 @@ from so101_hilserl_core.policy import PolicyConfig
 from so101_bench.pixel_task import PixelReachEnv, PixelTaskConfig, random_policy_success
 from so101_contract.cpu_allocator import configure_cpu_allocator
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
-from so101_hilserl_learner.replay import ReplayBuffer
+from so101_hilserl_learner.replay import ReplayBuffer, ReplayConfig
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,10 @@ class TrainConfig:
     num_explore_steps: int = 300  # uniform random actions before this step
     stddev_schedule: str = "linear(1.0,0.1,2000)"
     lr: float = 3e-4
-    hidden: tuple[int, ...] = (256, 256)
-    nstep: int = 3
-    discount: float = 0.99
-    capacity: int = 100_000
+    hidden: tuple[int, ...] = PolicyConfig.hidden
+    nstep: int = ReplayConfig.nstep
+    discount: float = ReplayConfig.discount
+    capacity: int = ReplayConfig.online_capacity
     window: int = 25  # success rate over this many last training episodes
     eval_every: int = 50  # episodes; 0 = no evaluation
     eval_episodes: int = 10

@@ -3,8 +3,8 @@ parameter (name and type) and topic it names exists; the parameter files, the ro
 controllers file agree with the nodes, the URDF and the graph; the launch files are built from the declaration.
 
 Declared parameters are read from the node sources with ast (so101_contract.parameters' `declare(node, name, default,
-...)` and `PARAMETERS` tables, and a plain declare_parameter), so a renamed parameter fails here instead of silently
-keeping its default at launch.
+...)` and `PARAMETERS` tables, and a plain declare_parameter) or, for a node module with `CONFIG = SomeConfig`, from
+that config dataclass's settings, so a renamed parameter fails here instead of silently keeping its default at launch.
 """
 
 import ast
@@ -86,8 +86,15 @@ def literal_type(node: ast.expr) -> type | None:
 
 
 def declared_parameters(module: str) -> dict[str, type | None]:
-    """name -> type of the literal default (None where the default is an expression)."""
+    """name -> type of the literal default (None where the default is an expression); a node module's
+    ``CONFIG = SomeConfig`` declares every setting of that config dataclass (so101_contract.settings)."""
     found: dict[str, type | None] = {}
+    tree = ast.parse(module_file(module).read_text())
+    if any(isinstance(n, ast.Assign) and [getattr(t, "id", None) for t in n.targets] == ["CONFIG"] for n in tree.body):
+        from so101_contract import settings
+
+        table = settings.table(importlib.import_module(module).CONFIG)
+        found.update({name: type(spec[0]) for name, spec in table.items()})
     for path in node_sources(module):
         for table in ast.walk(ast.parse(path.read_text())):
             # A parameter table: PARAMETERS = {"name": (default, description, ...), ...}

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from so101_hilserl_core.policy import Actor, Encoder, Policy, PolicyConfig
 
+from so101_contract.settings import setting
 from so101_hilserl_core import exploration
 from so101_hilserl_learner.critic import Critic
 from so101_hilserl_learner.q_diagnostics import GROUPS, group_sums
@@ -47,20 +48,21 @@ _OPTIMIZERS = ("encoder", "critic", "actor")
 
 @dataclass(frozen=True)
 class AgentConfig:
-    """RoboBase DrQ-v2 training hyperparameters (the seed's checkpoints') as defaults."""
+    """RoboBase DrQ-v2 training hyperparameters (the seed's checkpoints') as defaults. The ``setting`` fields are
+    the learner node's parameters of the same names (so101_contract.settings); the rest are set in code."""
 
-    lr: float = 1e-4  # AdamW for encoder, critic and actor
+    seed: int = setting(0, "seed of the networks and of batch sampling", (0, 2**31 - 1))
+    lr: float = setting(1e-4, "AdamW learning rate of encoder, actor and critic", (1e-12, 1.0))
+    critic_target_tau: float = setting(0.01, "soft target update rate", (1e-6, 1.0))
+    stddev_clip: float = setting(0.3, "clip of the target policy noise", (0.0, 10.0))
     weight_decay: float = 0.0
-    critic_target_tau: float = 0.01
     stddev_schedule: str = exploration.DEFAULT_SCRATCH_SCHEDULE  # read at environment steps, never update counts
-    stddev_clip: float = 0.3
     augmentation_pad: int = 4  # 0 disables the random shift
     num_critics: int = 2
     num_explore_steps: int = 2000  # act() returns uniform random actions before this step (not in eval mode)
     grad_clip: float | None = None  # max grad norm, applied per optimiser (RoboBase's critic/actor_grad_clip)
     mixed_precision: bool = False  # bfloat16 autocast for convs and MLPs; targets and losses stay float32
     channels_last: bool = True  # convolution memory format (faster on CPU oneDNN and on tensor cores)
-    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.weight_decay < 0:

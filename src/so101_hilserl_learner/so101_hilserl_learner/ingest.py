@@ -34,6 +34,7 @@ import numpy as np
 from rclpy.serialization import deserialize_message
 from so101_hilserl_core.messages import MessageFormatError, check_transition, observation_from_msg
 
+from so101_contract.settings import setting
 from so101_hilserl_interfaces.msg import Transition
 from so101_hilserl_learner.replay import ReplayBuffer
 from so101_hilserl_learner.sequencer import TransitionSequencer, Verdict
@@ -111,6 +112,16 @@ class IngestCounters:
     expired_episodes: int = 0  # staged episodes of actors that went silent mid-episode
 
 
+@dataclass(frozen=True)
+class IngestConfig:
+    """What the ingest trains on and when it gives up on a silent actor (the learner node's parameters)."""
+
+    stale_episode_transitions: int = setting(
+        1000, "a staged episode is cut after this many messages of other actors", (1, 10**9)
+    )
+    train_on_evaluation: bool = setting(False, "also train on deterministic evaluation episodes")
+
+
 class TransitionIngest:
     def __init__(
         self,
@@ -118,8 +129,8 @@ class TransitionIngest:
         demo: ReplayBuffer,
         image_size: int = 84,
         frame_stack: int = 3,
-        train_on_evaluation: bool = False,
-        stale_after: int = 1000,
+        train_on_evaluation: bool = IngestConfig.train_on_evaluation,
+        stale_after: int = IngestConfig.stale_episode_transitions,
     ):
         if stale_after < 1:
             raise ValueError(f"TransitionIngest: stale_after must be >= 1, got {stale_after}")

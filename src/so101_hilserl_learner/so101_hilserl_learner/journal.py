@@ -224,8 +224,11 @@ def rewrite_journal(directory: Path, payloads: Iterable[bytes]) -> Path:
     return backup
 
 
+FSYNC_PERIOD_S = 1.0  # the learner's default: at most this much wall-clock time of records lost on power failure
+
+
 class TransitionJournal:
-    def __init__(self, directory: Path, fsync_period_s: float = 1.0, segment_bytes: int = 256 * 1024 * 1024):
+    def __init__(self, directory: Path, fsync_period_s: float = FSYNC_PERIOD_S, segment_bytes: int = 256 * 1024 * 1024):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.fsync_period_s = float(fsync_period_s)

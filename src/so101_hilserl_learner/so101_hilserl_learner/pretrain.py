@@ -47,7 +47,7 @@ from so101_hilserl_learner import checkpoint
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.agent_file import save_agent_weights
 from so101_hilserl_learner.envs.pick import PickEnv
-from so101_hilserl_learner.replay import ReplayBuffer
+from so101_hilserl_learner.replay import ReplayBuffer, ReplayConfig
 
 AGENT_FILE = "agent.safetensors"
 EVAL_CSV = "eval.csv"
@@ -59,25 +59,25 @@ NETWORK_ARGS = ("image_size", "hidden", "encoder_channels", "bottleneck", "camer
 class PretrainConfig:
     stage: int = 1
     steps: int = 100_000  # environment steps
-    seed: int = 0
+    seed: int = AgentConfig.seed
     device: str = "cpu"
-    batch_size: int = 256
+    batch_size: int = ReplayConfig.batch_size
     utd: int = 1  # agent updates per environment step
     learning_starts: int = 2000  # transitions in the buffer before the first update
-    num_explore_steps: int = 2000  # uniform random actions before this environment step
-    stddev_schedule: str = "linear(1.0,0.1,100000)"
-    lr: float = 1e-4
-    nstep: int = 3
-    discount: float = 0.99
-    capacity: int = 100_000
+    num_explore_steps: int = AgentConfig.num_explore_steps  # uniform random actions before this environment step
+    stddev_schedule: str = exploration.DEFAULT_SCRATCH_SCHEDULE
+    lr: float = AgentConfig.lr
+    nstep: int = ReplayConfig.nstep
+    discount: float = ReplayConfig.discount
+    capacity: int = ReplayConfig.online_capacity
     eval_every: int = 5000  # environment steps; 0 = only at the end
     eval_episodes: int = 50
     checkpoint_every: int = 5000  # environment steps
-    image_size: int = 84
+    image_size: int = PolicyConfig.image_size
     camera: tuple[int, int] = (640, 480)
-    hidden: tuple[int, ...] = field(default=(256, 256))
-    encoder_channels: int = 32
-    bottleneck: int = 50
+    hidden: tuple[int, ...] = PolicyConfig.hidden
+    encoder_channels: int = PolicyConfig.encoder_channels
+    bottleneck: int = PolicyConfig.bottleneck
 
     def policy_config(self) -> PolicyConfig:
         return PolicyConfig(

@@ -37,6 +37,21 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from so101_contract.settings import setting
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """The learner's buffers and its draw from them (the learner node's parameters of the same names)."""
+
+    batch_size: int = setting(256, "transitions per update", (1, 65_536))
+    online_capacity: int = setting(100_000, "transitions kept in the online buffer", (1, 10**9))
+    demo_capacity: int = setting(20_000, "transitions kept in the demonstration buffer", (1, 10**9))
+    demo_fraction: float = setting(0.5, "share of each batch drawn from the demonstration buffer (one row per "
+                                   "transition it holds while it holds fewer)", (0.0, 1.0))  # fmt: skip
+    nstep: int = setting(3, "n of the n-step returns", (1, 100))
+    discount: float = setting(0.99, "discount factor", (0.0, 1.0))
+
 
 @dataclass
 class Batch:
@@ -137,8 +152,8 @@ class ReplayBuffer:
         state_dim: int = 18,
         action_dim: int = 4,
         frame_stack: int = 3,
-        nstep: int = 3,
-        discount: float = 0.99,
+        nstep: int = ReplayConfig.nstep,
+        discount: float = ReplayConfig.discount,
         seed: int = 0,
         frame_capacity: int | None = None,
     ):
@@ -201,8 +216,8 @@ class ReplayBuffer:
         cls,
         policy_config,
         capacity: int,
-        nstep: int = 3,
-        discount: float = 0.99,
+        nstep: int = ReplayConfig.nstep,
+        discount: float = ReplayConfig.discount,
         seed: int = 0,
         state_dim: int | None = None,
     ) -> ReplayBuffer:
@@ -483,7 +498,7 @@ class MixedSampler:
     empty, the whole batch comes from the other.
     """
 
-    def __init__(self, online: ReplayBuffer, demo: ReplayBuffer, demo_fraction: float = 0.5):
+    def __init__(self, online: ReplayBuffer, demo: ReplayBuffer, demo_fraction: float = ReplayConfig.demo_fraction):
         if not 0.0 <= demo_fraction <= 1.0:
             raise ValueError(f"demo_fraction must be in [0, 1], got {demo_fraction}")
         for name in ("frame_shape", "state_dim", "action_dim", "frame_stack"):

@@ -7,12 +7,29 @@ updates. A learner slower than its data therefore sheds the excess instead of ow
 of updates back to back on stale data, or owing without bound on a CPU); it is reported as ``behind`` and the
 achieved ratio falls below the requested one, which is what the learner publishes.
 
-Plain Python, no locking: the learner calls it under its own lock from its two threads.
+``UtdConfig`` holds the contract's settings (the learner node's parameters of the same names). Plain Python, no
+locking: the learner calls it under its own lock from its two threads.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+from so101_contract.settings import setting
+
+
+@dataclass(frozen=True)
+class UtdConfig:
+    utd_ratio: float = setting(1.0, "updates per committed training transition (update-to-data ratio)", (0.0, 1000.0))
+    max_backlog_transitions: int = setting(
+        200, "owed updates are capped at utd_ratio x this many transitions' worth", (1, 10**9)
+    )
+    warmup_transitions: int = setting(1000, "online transitions needed before training starts", (1, 10**9))
+
+    def budget(self) -> UtdBudget:
+        """A fresh budget under this contract."""
+        return UtdBudget(self.utd_ratio, UtdBudget.cap_for(self.utd_ratio, self.max_backlog_transitions))
 
 
 class UtdBudget:
