@@ -67,7 +67,9 @@ def replace(config: Any, **values: Any):
     return build(type(config), {**current, **values})
 
 
-def _build(config: type, values: dict[str, Any]):
+def _build(config: type, values: dict[str, Any], base: Any = None):
+    """``config`` from ``values``; a nested config starts from its field's default instance (a factory that sets
+    other values than its class's defaults keeps them), ``base`` for the nested ones."""
     kwargs = {}
     for f in dataclasses.fields(config):
         if not f.init:
@@ -76,10 +78,10 @@ def _build(config: type, values: dict[str, Any]):
             if f.name in values:
                 kwargs[f.name] = values[f.name]
         else:
-            default = _default(f)
+            default = getattr(base, f.name) if base is not None else _default(f)
             if is_config(default):
-                kwargs[f.name] = _build(type(default), values)
-    return config(**kwargs)
+                kwargs[f.name] = _build(type(default), values, default)
+    return dataclasses.replace(base, **kwargs) if base is not None else config(**kwargs)
 
 
 def _default(f: dataclasses.Field) -> Any:

@@ -25,6 +25,11 @@ class Outer:
 
 
 @dataclass(frozen=True)
+class Tuned:
+    inner: Inner = field(default_factory=lambda: Inner(derived=2.0))  # a factory with its own plain values
+
+
+@dataclass(frozen=True)
 class Clash:
     steps: int = settings.setting(5, "another steps", None)
     inner: Inner = field(default_factory=Inner)
@@ -46,6 +51,10 @@ def test_build_and_replace_rebuild_nested_configs():
     assert settings.table(built)["steps"][0] == 7  # an instance gives its own values
     with pytest.raises(KeyError, match="no setting stepz"):
         settings.build(Outer, {"stepz": 1})
+
+
+def test_build_keeps_what_a_nested_factory_set():
+    assert settings.build(Tuned, {"steps": 3}).inner == Inner(steps=3, derived=2.0)
 
 
 def test_a_name_declared_twice_is_refused():
