@@ -26,6 +26,7 @@ from so101_bringup.graph import (
     config_path,
     robot_description,
 )
+from so101_contract import settings
 from so101_driver.model.robot_model import ros2_control_path
 
 SRC = Path(__file__).resolve().parents[2]
@@ -85,9 +86,21 @@ def literal_type(node: ast.expr) -> type | None:
         return None
 
 
+def config_parameters(module: str) -> dict[str, type]:
+    """name -> type of the default of every setting of the node module's ``CONFIG`` (so101_contract.settings; a
+    tuple default is a ROS array, given as a YAML list)."""
+    config = getattr(importlib.import_module(module), "CONFIG", None)
+    if config is None:
+        return {}
+    return {
+        name: list if isinstance(spec[0], tuple) else type(spec[0]) for name, spec in settings.table(config).items()
+    }
+
+
 def declared_parameters(module: str) -> dict[str, type | None]:
-    """name -> type of the literal default (None where the default is an expression)."""
-    found: dict[str, type | None] = {}
+    """name -> type of the literal default (None where the default is an expression): the module's CONFIG, its
+    parameter tables and its declare calls."""
+    found: dict[str, type | None] = dict(config_parameters(module))
     for path in node_sources(module):
         for table in ast.walk(ast.parse(path.read_text())):
             # A parameter table: PARAMETERS = {"name": (default, description, ...), ...}

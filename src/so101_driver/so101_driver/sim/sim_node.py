@@ -45,11 +45,11 @@ class SimNode(Node):
             camera=self._publish_camera,
             clock=self._publish_clock,
             pedal=self._press_pedal,
-            log=self._log,
             alive=lambda: rclpy.ok(context=self.context),
         )
         try:
-            self.sim = Simulation(config, outputs, wall_clock_ns=lambda: self.get_clock().now().nanoseconds)
+            now_ns = lambda: self.get_clock().now().nanoseconds  # noqa: E731
+            self.sim = Simulation(config, outputs, self.get_logger(), wall_clock_ns=now_ns)
         except SettingError as err:
             raise ParameterError(f"parameter {err}") from None
         mode = config.clock.clock_mode
@@ -157,13 +157,6 @@ class SimNode(Node):
         command = OperatorCommand.Request.START_INTERVENTION if down else OperatorCommand.Request.END_INTERVENTION
         self.pedal_pub.publish(UInt8(data=command))
         return True
-
-    def _log(self, level: str, message: str, throttle_s: float) -> None:
-        log = getattr(self.get_logger(), level)
-        if throttle_s > 0:
-            log(message, throttle_duration_sec=throttle_s)
-        else:
-            log(message)
 
     def destroy_node(self) -> None:
         """Threads first, while the context is valid; one that outlives the join ends quietly at its next publish."""

@@ -76,22 +76,31 @@ class SimOutputs:
     """Where the simulation's results go (the node publishes them). Stamps are integer nanoseconds.
 
     ``pedal(down)`` sends an intervention press or release and says whether it was sent (False while nobody
-    listens); ``log(level, message, throttle_s)`` with level "info" or "warning"; the threads end when ``alive()``
-    turns False (the node's context is gone)."""
+    listens); the threads end when ``alive()`` turns False (the node's context is gone)."""
 
     states: Callable[[int, np.ndarray, np.ndarray, np.ndarray], None] = _ignore  # stamp, follower q, v, leader q
     camera: Callable[[int, np.ndarray, bool, np.ndarray, np.ndarray], None] = _ignore  # image, success, cube pose
     clock: Callable[[int], None] = _ignore
     pedal: Callable[[bool], bool] = lambda down: False
-    log: Callable[[str, str, float], None] = _ignore
     alive: Callable[[], bool] = lambda: True
 
 
-class Simulation:
-    """One simulated robot (see the module docstring). ``wall_clock_ns`` stamps clock_mode wall's messages."""
+class _Silent:
+    """A logger that says nothing."""
 
-    def __init__(self, config: SimulationConfig, outputs: SimOutputs | None = None, wall_clock_ns=time.time_ns):
+    def __getattr__(self, level: str):
+        return _ignore
+
+
+class Simulation:
+    """One simulated robot (see the module docstring). ``wall_clock_ns`` stamps clock_mode wall's messages;
+    ``logger`` is the node's (info and warning, with rclpy's ``throttle_duration_sec``)."""
+
+    def __init__(
+        self, config: SimulationConfig, outputs: SimOutputs | None = None, logger=None, wall_clock_ns=time.time_ns
+    ):
         self.config, self.out, self._wall_ns = config, outputs or SimOutputs(), wall_clock_ns
+        self.log = logger if logger is not None else _Silent()
         try:  # a urdf_path that names no file: one line, not a traceback from deep in the scene's build
             resolve_urdf_path(config.urdf_path)
         except FileNotFoundError as err:
@@ -257,7 +266,7 @@ class Simulation:
             if delay > 0:
                 self._stop.wait(delay)
             elif delay < -FALL_BEHIND_S:  # the machine is overloaded: do not try to catch up in a burst
-                self.out.log("warning", "simulation running slower than real time", 5.0)
+                self.log.warning("simulation running slower than real time", throttle_duration_sec=5.0)
                 next_tick = time.monotonic()
 
     def _camera_loop(self) -> None:
@@ -299,7 +308,9 @@ class Simulation:
                         break
                     if pacer.fell_behind:
                         factor = self.config.clock.real_time_factor
-                        self.out.log("warning", f"simulation running slower than {factor:g} x real time", 5.0)
+                        self.log.warning(
+                            f"simulation running slower than {factor:g} x real time", throttle_duration_sec=5.0
+                        )
                         pacer.fell_behind = 0
                 elif not self._wait_for_lockstep(t_ns, tick):
                     break
@@ -332,14 +343,14 @@ class Simulation:
             with self._advance:
                 if self.gate.may_advance_to(t_ns):
                     if said := self._holds.released():
-                        self.out.log("info", f"lockstep: {said}; going on at {t_ns / NS_PER_S:.3f} s", 0.0)
+                        self.log.info(f"lockstep: {said}; going on at {t_ns / NS_PER_S:.3f} s")
                     return True
                 reason, kinds = self.gate.waiting_for(t_ns), self.gate.holds(t_ns)
                 notified = self._advance.wait(timeout=LOCKSTEP_RECHECK_S)
             if not self._running():
                 return False
             if said := self._holds.held(kinds, reason, time.monotonic() - held_since):
-                self.out.log("info", f"lockstep: holding at {self.sim_ns / NS_PER_S:.3f} s, {said}", 0.0)
+                self.log.info(f"lockstep: holding at {self.sim_ns / NS_PER_S:.3f} s, {said}")
             if not notified and t_ns > 0:  # a resumed sim's first hold too: the nodes learn the run's time
                 self.out.clock(self.grid.time_ns(tick - 1))
 
