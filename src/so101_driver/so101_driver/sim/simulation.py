@@ -37,6 +37,7 @@ from so101_driver.sim.operator import LeaderArm, OperatorSettings, SimulatedOper
 from so101_driver.sim.scene import SceneConfig
 from so101_driver.sim.sim_clock import HoldLog, LockstepGate, Pacer, SimClockConfig, TickGrid
 from so101_driver.sim.world import SimConfig, SimWorld
+from so101_driver.vision.image_messages import WRIST_CAMERA_FRAME
 
 LOCKSTEP_RECHECK_S = 0.25  # a held lockstep loop looks at the stop request and resends the instant this often
 LOCKSTEP_REPORT_AFTER_S = 5.0  # a hold longer than this (wall) is logged with what it waits for, once
@@ -52,7 +53,7 @@ class SimulationConfig:
     camera_rate_hz: float = setting(10.0, "wrist image rate (Hz)", (0.1, 100.0))
     camera_width: int = setting(SimConfig.camera_width, "wrist image width (px), as the real camera", (16, 4096))
     camera_height: int = setting(SimConfig.camera_height, "wrist image height (px), as the real camera", (16, 4096))
-    camera_frame_id: str = setting("wrist_camera_optical_frame", "frame of the images")
+    camera_frame_id: str = setting(WRIST_CAMERA_FRAME, "frame of the images")
     curriculum_stage: int = setting(
         STAGES[0], "where episodes start: 0 the robot's reset, 1-3 easier (sim.curriculum)", (STAGES[0], STAGES[-1])
     )
