@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from so101_bringup.graph import config_path
+from so101_driver.sim.world import SimConfig
 from so101_hilserl_learner.pretrain import PretrainConfig
 
 PROFILE_CHOICES = ("auto", "cpu", "full")
@@ -25,7 +26,8 @@ class SimProfile:
     description: str
     stage: int | None = None  # curriculum stage of the episodes (None: sim.yaml's)
     network: dict = field(default_factory=dict)  # PolicyConfig size overrides (actor, learner, pretraining)
-    camera: tuple[int, int] = (640, 480)  # wrist render (px); the policy sees its centre square at image_size
+    # wrist render (px); the policy sees its centre square at image_size
+    camera: tuple[int, int] = (SimConfig.camera_width, SimConfig.camera_height)
     batch_size: int = 256
     pretrain_steps: int = 0  # a weak start pretrained in the Gymnasium task first (0: none)
     evaluation_every_episodes: int | None = None  # None: sim.yaml's
