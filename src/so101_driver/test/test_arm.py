@@ -47,9 +47,8 @@ def arms():
 
     def make(emulator, calibration_file, role: str = "follower", **values) -> Arm:
         config_class = LeaderConfig if role == "leader" else ArmConfig
-        config = settings.build(
-            config_class, {"port": emulator.port, "calibration_file": str(calibration_file), **values}
-        )
+        given = {"port": emulator.port, "calibration_file": str(calibration_file), "retries": 5, **values}
+        config = settings.build(config_class, given)  # retries: the emulator answers late on a loaded machine
         arm = Arm(role, config, lambda q, v, effort: arm.states.append(q), Lines())
         arm.states = []
         made.append(arm)
@@ -90,6 +89,8 @@ def test_a_limp_arm_takes_commands_but_writes_no_goal(rig, arms):
     assert emulator.register(1, "Torque_Enable") == 0
     writes = len(emulator.goal_writes)
     arm.command(["shoulder_pan"], [arm.states[-1][0] + 0.05])
+    read = len(arm.states)  # the bus is in order: a read answered after the command means the servos have it
+    wait_until(lambda: len(arm.states) > read + 2, TIMEOUT_S, "reads after the command")
     assert arm.guard.accepted == 1 and len(emulator.goal_writes) == writes
     assert arm.set_torque(True) == (True, "leader torque on")
     assert emulator.register(1, "Torque_Enable") == 1

@@ -27,7 +27,7 @@ class CommandLimits:
     max_joint_step: float = setting(
         0.3, "largest target change per command from the measured position (rad)", (0.001, 3.2)
     )
-    command_timeout_s: float = setting(0.5, "hold the arm where it is when commands stop this long (s)", (0.01, 60.0))
+    command_timeout_s: float = setting(0.5, "hold the arm when commands stop this long (s)", (0.01, 60.0))
 
 
 @dataclass(frozen=True)
