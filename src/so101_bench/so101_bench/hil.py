@@ -56,6 +56,7 @@ from so101_bringup.report import (
 )
 from so101_contract.cli import nonnegative_int, positive_float
 from so101_contract.run_dir import EPISODE_LOG, RunDir
+from so101_driver.sim.sim_clock import SimClockConfig
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_learner.replay import ReplayConfig
 from so101_hilserl_learner.utd import UtdConfig
@@ -74,11 +75,12 @@ class BenchConfig:
     stage: int  # curriculum stage of both the pretraining and the graph's episodes (so101_driver.sim.curriculum)
     pretrain_steps: int  # environment steps of pretraining (0 = start the graph from a random policy)
     network: dict = field(default_factory=dict)  # PolicyConfig size overrides (actor, learner and pretraining)
-    camera: tuple[int, int] = (640, 480)  # wrist render (px); the policy sees its centre square at image_size
+    camera: tuple[int, int] = SimProfile.camera  # wrist render (px); the policy sees its centre square at image_size
     batch_size: int = ReplayConfig.batch_size
     utd_ratio: float = UtdConfig.utd_ratio
     warmup_transitions: int = 200
-    max_backlog_updates: int = 100  # lockstep: the sim holds while the learner owes more (about one episode)
+    # lockstep: the sim holds while the learner owes more (about one episode)
+    max_backlog_updates: int = SimClockConfig.lockstep_max_backlog_updates
     evaluation_every_episodes: int = 3  # every 3rd episode: evaluation takes at most about a third of the steps
     demo_episodes: int = 10  # full demonstrations the operator drives before the policy acts (HIL and demos arms)
     max_steps: int = 100  # control steps per episode (10 s)

@@ -128,13 +128,13 @@ def _run_node_and_measure(model_dir: Path, frames: int, rate_hz: float, log_dir:
     from sensor_msgs.msg import Image
 
     from so101_contract import qos
-    from so101_driver.vision.image_messages import array_to_image_msg
+    from so101_driver.vision.image_messages import WRIST_CAMERA_FRAME, array_to_image_msg
     from so101_hilserl_interfaces.msg import RewardSignal
     from so101_testing.graph import GraphProbe, wait_until
     from so101_testing.processes import ProcessGroup
 
     images = camera_frames()
-    messages = [array_to_image_msg(image, "rgb8", frame_id="wrist_camera_optical_frame") for image in images]
+    messages = [array_to_image_msg(image, "rgb8", frame_id=WRIST_CAMERA_FRAME) for image in images]
     received: dict[int, int] = {}  # image stamp (ns) -> receive time (ns), both ROS system time of this process
 
     with ProcessGroup(log_dir) as group, GraphProbe("so101_reward_bench") as probe:

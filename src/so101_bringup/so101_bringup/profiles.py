@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from so101_bringup.graph import config_path
+from so101_driver.sim.world import SimConfig
 from so101_hilserl_learner.pretrain import PretrainConfig
 from so101_hilserl_learner.replay import ReplayConfig
 
@@ -26,9 +27,8 @@ class SimProfile:
     description: str
     stage: int | None = None  # curriculum stage of the episodes (None: sim.yaml's)
     network: dict = field(default_factory=dict)  # PolicyConfig size overrides (actor, learner, pretraining)
-    camera: tuple[int, int] = (
-        PretrainConfig.camera
-    )  # wrist render (px); the policy sees its centre square at image_size
+    # wrist render (px); the policy sees its centre square at image_size
+    camera: tuple[int, int] = (SimConfig.camera_width, SimConfig.camera_height)
     batch_size: int = ReplayConfig.batch_size
     pretrain_steps: int = 0  # a weak start pretrained in the Gymnasium task first (0: none)
     evaluation_every_episodes: int | None = None  # None: sim.yaml's

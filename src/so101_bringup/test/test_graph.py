@@ -26,6 +26,7 @@ from so101_bringup.graph import (
     config_path,
     robot_description,
 )
+from so101_contract import settings
 from so101_driver.model.robot_model import ros2_control_path
 
 SRC = Path(__file__).resolve().parents[2]
@@ -85,16 +86,21 @@ def literal_type(node: ast.expr) -> type | None:
         return None
 
 
-def declared_parameters(module: str) -> dict[str, type | None]:
-    """name -> type of the literal default (None where the default is an expression); a node module's
-    ``CONFIG = SomeConfig`` declares every setting of that config dataclass (so101_contract.settings)."""
-    found: dict[str, type | None] = {}
-    tree = ast.parse(module_file(module).read_text())
-    if any(isinstance(n, ast.Assign) and [getattr(t, "id", None) for t in n.targets] == ["CONFIG"] for n in tree.body):
-        from so101_contract import settings
+def config_parameters(module: str) -> dict[str, type]:
+    """name -> type of the default of every setting of the node module's ``CONFIG`` (so101_contract.settings; a
+    tuple default is a ROS array, given as a YAML list)."""
+    config = getattr(importlib.import_module(module), "CONFIG", None)
+    if config is None:
+        return {}
+    return {
+        name: list if isinstance(spec[0], tuple) else type(spec[0]) for name, spec in settings.table(config).items()
+    }
 
-        table = settings.table(importlib.import_module(module).CONFIG)
-        found.update({name: type(spec[0]) for name, spec in table.items()})
+
+def declared_parameters(module: str) -> dict[str, type | None]:
+    """name -> type of the literal default (None where the default is an expression): the module's CONFIG, its
+    parameter tables and its declare calls."""
+    found: dict[str, type | None] = dict(config_parameters(module))
     for path in node_sources(module):
         for table in ast.walk(ast.parse(path.read_text())):
             # A parameter table: PARAMETERS = {"name": (default, description, ...), ...}

@@ -25,6 +25,7 @@ import numpy as np
 
 from so101_contract.control import CONTROL_PERIOD_S
 from so101_contract.joints import GRIPPER, NUM_ARM_JOINTS, NUM_JOINTS
+from so101_contract.settings import setting
 from so101_driver.model.kinematics import Kinematics
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 
@@ -193,6 +194,34 @@ class OperatorConfig:
             raise ValueError(f"OperatorConfig.hand_speed_spread must be in [0, 1), got {self.hand_speed_spread}")
         if self.taper_episodes < 1 or self.ik_iterations < 1:
             raise ValueError("OperatorConfig.taper_episodes and ik_iterations must be >= 1")
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """The simulated operator as the sim node runs it (its ``operator_*`` parameters); ``config()`` is the
+    OperatorConfig. The node's reaction delay is one fixed delay (a ROS parameter is one number), the middle of
+    OperatorConfig's default range."""
+
+    operator_mode: str = setting(OperatorConfig.mode, "simulated operator: correct, demo or none", MODES)
+    operator_reaction_delay_s: float = setting(0.4, "operator's reaction delay (s)", (0.0, 10.0))
+    operator_intervene_probability: float = setting(
+        OperatorConfig.intervene_probability, "chance the operator corrects when due", (0.0, 1.0)
+    )
+    operator_pedal: bool = setting(
+        False,
+        "the simulated operator presses the intervention pedal (operator/commands) while its hand is on the leader",
+    )
+    operator_demo_episodes: int = setting(
+        0, "the simulated operator drives the first N episodes whole (preloaded demonstrations, before the policy "
+        "acts)", (0, 10**6)
+    )  # fmt: skip
+
+    def config(self) -> OperatorConfig:
+        return OperatorConfig(
+            mode=self.operator_mode,
+            reaction_delay_s=self.operator_reaction_delay_s,
+            intervene_probability=self.operator_intervene_probability,
+        )
 
 
 Event = tuple[float, float | None, str]  # (start_time, end_time or None while holding, reason)

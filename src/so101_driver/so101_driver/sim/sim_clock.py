@@ -10,13 +10,40 @@ The protocol is so101_contract.sim_time's docstring. Here are the three decision
 - ``LockstepGate`` (clock_mode "lockstep"): whether the simulation may advance to an instant, given the actor's
   newest grant and the learner's newest update backlog, and what it waits for when it may not.
 - ``HoldLog``: which holds are worth a log line (a silent learner each time; routine holds once).
+
+``SimClockConfig`` holds the sim node's time settings (clock mode, pace, lockstep limits, start time).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from so101_contract.control import CONTROL_PERIOD_S
+from so101_contract.settings import setting
+from so101_contract.sim_time import CLOCK_MODES
 from so101_contract.stamps import NS_PER_S
+
+
+@dataclass(frozen=True)
+class SimClockConfig:
+    """How the sim node's simulated time runs (so101_contract.sim_time)."""
+
+    clock_mode: str = setting(
+        "wall", "wall: follow the wall clock; sim: publish /clock paced to the wall clock times real_time_factor; "
+        "lockstep: advance only as the actor grants and the learner keeps up", CLOCK_MODES
+    )  # fmt: skip
+    real_time_factor: float = setting(1.0, "clock_mode sim: simulated seconds per wall second", (0.01, 100.0))
+    lockstep_max_backlog_updates: int = setting(
+        100, "clock_mode lockstep: hold while the learner owes more updates than this", (0, 10**9)
+    )
+    lockstep_learner_lead_s: float = setting(
+        CONTROL_PERIOD_S, "clock_mode lockstep: hold when the learner's newest report is older than this in simulated "
+        "time (a stopped or killed learner holds the run)", (0.01, 60.0)
+    )  # fmt: skip
+    start_time_s: float = setting(
+        0.0, "clock_mode sim/lockstep: simulated time starts at the first camera instant after this (a resumed run "
+        "continues its time)", (0.0, 1e9)
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,7 @@ class ReaderStats:
     warnings: list[str] = field(default_factory=list)
 
 
+RECONNECT_TIMEOUT_S = 2.0  # reopen the source when no frame came for this long
 REPEAT_LOG_PERIOD_S = 60.0  # the same open failure is logged once, then once a minute while it lasts
 
 
@@ -145,7 +146,7 @@ class CameraReader:
         self,
         source_factory: Callable[[], FrameSource],
         clock: Callable[[], Any] = time.time,
-        timeout_s: float = 2.0,
+        timeout_s: float = RECONNECT_TIMEOUT_S,
         backoff_initial_s: float = 0.25,
         backoff_max_s: float = 1.0,
         logger: Any = None,
