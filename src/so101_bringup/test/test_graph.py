@@ -2,12 +2,14 @@
 parameter (name and type) and topic it names exists; the parameter files, the ros2_control block and the
 controllers file agree with the nodes, the URDF and the graph; the launch files are built from the declaration.
 
-Declared parameters are read from the node sources with ast (so101_contract.parameters' `declare(node, name, default,
-...)` and `PARAMETERS` tables, and a plain declare_parameter), so a renamed parameter fails here instead of silently
-keeping its default at launch.
+Declared parameters are the settings of a node module's `CONFIG` (so101_contract.settings, its one config dataclass),
+or else read from the node sources with ast (so101_contract.parameters' `declare(node, name, default, ...)` and
+`PARAMETERS` tables, and a plain declare_parameter), so a renamed parameter fails here instead of silently keeping its
+default at launch.
 """
 
 import ast
+import importlib
 import importlib.util
 import re
 import xml.etree.ElementTree as ET
@@ -26,6 +28,7 @@ from so101_bringup.graph import (
     config_path,
     robot_description,
 )
+from so101_contract import settings
 from so101_driver.model.robot_model import ros2_control_path
 
 SRC = Path(__file__).resolve().parents[2]
@@ -85,9 +88,20 @@ def literal_type(node: ast.expr) -> type | None:
         return None
 
 
+def config_parameters(module: str) -> dict[str, type]:
+    """name -> type of the default of every setting of the module's CONFIG; {} for a module without one (it is
+    imported only when its source assigns CONFIG)."""
+    tree = ast.parse(module_file(module).read_text())
+    if not any(
+        isinstance(n, ast.Assign) and [getattr(t, "id", None) for t in n.targets] == ["CONFIG"] for n in tree.body
+    ):
+        return {}
+    return {name: type(spec[0]) for name, spec in settings.table(importlib.import_module(module).CONFIG).items()}
+
+
 def declared_parameters(module: str) -> dict[str, type | None]:
     """name -> type of the literal default (None where the default is an expression)."""
-    found: dict[str, type | None] = {}
+    found: dict[str, type | None] = dict(config_parameters(module))
     for path in node_sources(module):
         for table in ast.walk(ast.parse(path.read_text())):
             # A parameter table: PARAMETERS = {"name": (default, description, ...), ...}

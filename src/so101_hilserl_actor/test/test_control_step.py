@@ -5,7 +5,7 @@ import pytest
 import torch
 from so101_hilserl_core.action_mapping import HumanActionEncoder, policy_action_to_joints
 from so101_hilserl_core.episode import EpisodeConfig
-from so101_hilserl_core.exploration import stddev
+from so101_hilserl_core.exploration import ExplorationConfig, stddev
 from so101_hilserl_core.policy import Policy, PolicyConfig
 from so101_hilserl_core.policy_io import policy_to_bytes, sha256_hex
 
@@ -88,13 +88,13 @@ def test_ik_reset_reaches_home_and_gives_up_on_a_stuck_joint_or_the_cap():
     assert problem == "" and np.abs(state["q"] - home).max() < 0.02
 
     state, command, home = _arm(sag=0.035)  # gravity holds shoulder_lift 0.035 rad short: never within 0.02
-    reset = IkReset(home, ResetConfig(max_iterations=1000, stuck_iterations=10))
+    reset = IkReset(home, ResetConfig(reset_max_iterations=1000, reset_stuck_iterations=10))
     problem = run_ik_reset(reset, lambda: state["q"], command, Pacer(0.1, clock.monotonic, clock.sleep), lambda: False)
     assert "stuck" in problem and "shoulder_lift" in problem and "0.035" in problem
     assert reset.iterations < 30  # well before the cap: the stuck test fired
 
     state, command, home = _arm(speed=0.02)  # progressing, but too slowly: the iteration cap ends it
-    reset = IkReset(home, ResetConfig(max_iterations=25, stuck_iterations=20, min_progress_rad=0.001))
+    reset = IkReset(home, ResetConfig(reset_max_iterations=25, reset_stuck_iterations=20, min_progress_rad=0.001))
     with pytest.raises(ResetFailed, match="gave up after 25 steps"):
         for _ in range(100):
             target = reset.next(state["q"])
@@ -342,8 +342,8 @@ def test_exploration_noise_follows_the_weights_schedule_at_the_shared_step():
 
 
 def test_random_actions_only_for_an_actor_started_without_weights_below_num_explore_steps():
-    fresh = ControlStep(ControlConfig(num_explore_steps=3, episode=EpisodeConfig(max_steps=50)), Policy(TINY), KIN,
-                        DEFAULT_PREPROCESSING, pretrained=False)  # fmt: skip
+    config = ControlConfig(exploration=ExplorationConfig(num_explore_steps=3), episode=EpisodeConfig(max_steps=50))
+    fresh = ControlStep(config, Policy(TINY), KIN, DEFAULT_PREPROCESSING, pretrained=False)
     feed = Feed()
     fresh.begin_episode(feed.t)
     actions = [t.action for t in transitions(run_steps(fresh, feed, 6))]
@@ -353,7 +353,8 @@ def test_random_actions_only_for_an_actor_started_without_weights_below_num_expl
     assert not np.array_equal(actions[3], uniform[3])  # from exploration step 3 on: the policy (and its noise)
     assert fresh.exploration_step == 6
     assert fresh.schedule == "linear(1.0,0.1,100000)"  # the from-scratch default until weights carry one
-    pretrained = make_step(num_explore_steps=3)  # started from a checkpoint: never uniform
+    # started from a checkpoint: never uniform
+    pretrained = make_step(exploration=ExplorationConfig(num_explore_steps=3))
     pretrained.begin_episode(feed.t)
     first = transitions(run_steps(pretrained, Feed(), 2))[0]
     assert not np.array_equal(first.action, uniform[0])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from so101_hilserl_core.episode import EpisodeConfig
+from so101_hilserl_core.exploration import ExplorationConfig
 from so101_hilserl_core.policy import Policy
 from test_control_step import TINY, Feed, make_step, run_steps, transitions
 
@@ -60,7 +61,8 @@ def test_an_evaluation_episode_acts_with_the_policy_mean_and_is_flagged_the_next
 
 
 def test_an_evaluation_episode_of_an_actor_without_weights_takes_no_random_actions():
-    fresh = ControlStep(ControlConfig(num_explore_steps=100, episode=EpisodeConfig(max_steps=5)), Policy(TINY),
+    config = ControlConfig(exploration=ExplorationConfig(num_explore_steps=100), episode=EpisodeConfig(max_steps=5))
+    fresh = ControlStep(config, Policy(TINY),
                         make_step().kinematics, make_step().preprocessing, pretrained=False)  # fmt: skip
     feed = Feed()
     fresh.begin_episode(feed.t, evaluation=True)

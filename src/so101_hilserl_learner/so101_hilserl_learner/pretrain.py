@@ -64,8 +64,10 @@ class PretrainConfig:
     batch_size: int = 256
     utd: int = 1  # agent updates per environment step
     learning_starts: int = 2000  # transitions in the buffer before the first update
-    num_explore_steps: int = 2000  # uniform random actions before this environment step
-    stddev_schedule: str = "linear(1.0,0.1,100000)"
+    # Uniform random actions before this environment step. Not the actor's default: DrQ-v2's own setting for a
+    # simulated task (num_seed_frames 4000 at action repeat 2), the buffer filled with them before the first update.
+    num_explore_steps: int = 2000
+    stddev_schedule: str = exploration.DEFAULT_SCRATCH_SCHEDULE
     lr: float = 1e-4
     nstep: int = 3
     discount: float = 0.99
