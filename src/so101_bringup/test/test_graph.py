@@ -68,7 +68,7 @@ def python_module(name: str) -> Path | None:
 
 def node_sources(module: str) -> list[Path]:
     """The node's module and the project modules it imports from or imports (follower_node -> arm_node, actor_node
-    -> actor_parameters)."""
+    -> actor_config)."""
     path = module_file(module)
     files = [path]
     for node in ast.walk(ast.parse(path.read_text())):
