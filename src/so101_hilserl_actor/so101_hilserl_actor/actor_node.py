@@ -16,6 +16,7 @@ import so101_contract.quiet_interrupt  # noqa: F401  (first: Ctrl-C during the h
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -71,10 +72,11 @@ class ActorNode(Node):
         self._stop = threading.Event()
         self.advance_pub = self.create_publisher(Clock, ADVANCE_TOPIC, qos.LATCHED) if c.lockstep else None
         sim_now_ns = (lambda: self.get_clock().now().nanoseconds) if use_sim_time else None
-        grant = self._grant if c.lockstep else None
+        grant = (lambda until_ns: self.advance_pub.publish(Clock(clock=ns_to_stamp(until_ns)))) if c.lockstep else None
         self.clock = ControlClock(self._stop, self.period, sim_now_ns=sim_now_ns, grant=grant,
                                   warn=self.get_logger().warning)  # fmt: skip
         self.pacer = Pacer(self.period, clock=self.clock)
+        self.step_compute_s: deque[float] = deque(maxlen=10_000)  # read by so101_bench.actor
 
         r = self.readings  # inputs: store the newest, nothing else
         self.create_subscription(JointState, "follower/joint_states",
@@ -142,7 +144,9 @@ class ActorNode(Node):
             elif self.pacer.sleep_until_due() and self._wait_for_instant():
                 inputs = self._read_inputs()
                 self.pacer.step_started()
+                started = time.perf_counter()
                 self._publish(self.control.step(inputs))
+                self.step_compute_s.append(time.perf_counter() - started)  # wall seconds of the step's work
                 self.pacer.wait()
         if rclpy.ok(context=self.context):  # commit the open episode, truncated, and see it delivered
             # Its own o_T+1, if one comes in time (granting it in lockstep); the stop is set: not stoppable.
@@ -197,9 +201,6 @@ class ActorNode(Node):
         if evaluation and not self.clock.wait_for(lambda: not self.readings.intervention, timeout_s=3.0):
             self.get_logger().warning("evaluation episode starts while the intervention flag is still set")
         self.control.begin_episode(self.get_clock().now().nanoseconds, evaluation=evaluation)
-
-    def _grant(self, until_ns: int) -> None:
-        self.advance_pub.publish(Clock(clock=ns_to_stamp(until_ns)))
 
     def _reset_scene(self, evaluation: bool) -> str:
         if self.config.reset.reset_mode == "sim":
