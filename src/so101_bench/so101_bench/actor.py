@@ -28,6 +28,7 @@ from so101_hilserl_core.exploration import sample_exploration
 from so101_hilserl_core.observation import FrameStack, StateBuilder, preprocess
 from so101_hilserl_core.policy import Policy, PolicyConfig
 
+from so101_contract.control import CONTROL_PERIOD_S
 from so101_driver.model.kinematics import HOME_SEED, Kinematics
 from so101_driver.vision.image_messages import array_to_image_msg
 
@@ -66,7 +67,7 @@ def bench_actor_step(
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     kinematics = Kinematics()
-    builder = StateBuilder(kinematics, control_period_s=0.1)
+    builder = StateBuilder(kinematics, control_period_s=CONTROL_PERIOD_S)
     stack = FrameStack(k=3)
     policy = Policy(PolicyConfig()).eval()
     action_config = ActionConfig()

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from so101_hilserl_core.episode import EpisodeConfig
 
 from so101_bringup import profiles
 from so101_bringup.episode_log import EpisodeRow, read_episode_log
@@ -83,7 +84,7 @@ class BenchConfig:
     max_backlog_updates: int = SimClockConfig.lockstep_max_backlog_updates
     evaluation_every_episodes: int = 3  # every 3rd episode: evaluation takes at most about a third of the steps
     demo_episodes: int = 10  # full demonstrations the operator drives before the policy acts (HIL and demos arms)
-    max_steps: int = 100  # control steps per episode (10 s)
+    max_steps: int = EpisodeConfig.max_steps  # control steps per episode
     minutes: float = 25.0  # wall-clock budget of the HIL run; the control run gets its environment steps
     device: str = "cpu"
     control: bool = True

@@ -34,7 +34,9 @@ class TrainConfig:
     batch_size: int = 64
     utd: int = 1  # agent updates per environment step
     learning_starts: int = 300  # environment steps before the first update
-    num_explore_steps: int = 300  # uniform random actions before this step
+    # Uniform random actions before this step. Not the actor's default: this small pixel task (30-step episodes)
+    # learns within a few thousand steps, so its random phase is as short as its learning_starts.
+    num_explore_steps: int = 300
     stddev_schedule: str = "linear(1.0,0.1,2000)"
     lr: float = 3e-4
     hidden: tuple[int, ...] = PolicyConfig.hidden

@@ -2,12 +2,14 @@
 parameter (name and type) and topic it names exists; the parameter files, the ros2_control block and the
 controllers file agree with the nodes, the URDF and the graph; the launch files are built from the declaration.
 
-Declared parameters are read from the node sources with ast (so101_contract.parameters' `declare(node, name, default,
-...)` and `PARAMETERS` tables, and a plain declare_parameter) or, for a node module with `CONFIG = SomeConfig`, from
-that config dataclass's settings, so a renamed parameter fails here instead of silently keeping its default at launch.
+Declared parameters are the settings of a node module's `CONFIG` (so101_contract.settings, its one config dataclass),
+or else read from the node sources with ast (so101_contract.parameters' `declare(node, name, default, ...)` and
+`PARAMETERS` tables, and a plain declare_parameter), so a renamed parameter fails here instead of silently keeping its
+default at launch.
 """
 
 import ast
+import importlib
 import importlib.util
 import re
 import xml.etree.ElementTree as ET
@@ -66,7 +68,7 @@ def python_module(name: str) -> Path | None:
 
 def node_sources(module: str) -> list[Path]:
     """The node's module and the project modules it imports from or imports (follower_node -> arm_node, actor_node
-    -> actor_parameters)."""
+    -> actor_config)."""
     path = module_file(module)
     files = [path]
     for node in ast.walk(ast.parse(path.read_text())):

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from so101_hilserl_core.action_mapping import ActionConfig, HumanActionEncoder, PolicyActionMapper
 from so101_hilserl_core.episode import EpisodeConfig, EpisodeTracker
-from so101_hilserl_core.exploration import act, default_schedule, validate_schedule
+from so101_hilserl_core.exploration import ExplorationConfig, act, default_schedule, validate_schedule
 from so101_hilserl_core.observation import FrameStack, StateBuilder
 from so101_hilserl_core.policy import Policy, PolicyConfig
 from so101_hilserl_core.policy_io import (
@@ -58,7 +58,8 @@ from so101_hilserl_core.policy_io import (
 )
 from so101_hilserl_core.weights_gate import refusal
 
-from so101_contract.control import CONTROL_PERIOD_S
+from so101_contract.control import CONTROL_RATE_HZ
+from so101_contract.settings import setting
 from so101_driver.model.kinematics import Kinematics
 from so101_driver.vision.preprocessing import ImagePreprocessing
 
@@ -67,25 +68,36 @@ SWAP_POINTS = ("episode", "step")
 
 @dataclass(frozen=True)
 class ControlConfig:
-    period_s: float = CONTROL_PERIOD_S
-    evaluation: bool = False
-    num_explore_steps: int = 0
-    swap_weights_at: str = "episode"
-    use_reward_signal: bool = True
-    seed: int = 0
-    first_episode_id: int = 1  # a resumed actor continues its run's episode ids
+    """The control step's settings (the actor's parameters of these names) and the task's episode, action mapping
+    and exploration."""
+
+    control_rate_hz: float = setting(CONTROL_RATE_HZ, "control rate (Hz)", (1.0, 100.0))
+    evaluation: bool = setting(False, "deterministic policy, no exploration; episodes flagged evaluation")
+    swap_weights_at: str = setting(
+        "episode", "when to take new weights: episode, or step (same learner epoch only)", SWAP_POINTS
+    )
+    use_reward_signal: bool = setting(True, "act on the newest image the classifier judged (reward/signal)")
+    seed: int = setting(0, "seed of exploration noise, random actions and resets", (0, 2**31 - 1))
+    first_episode_id: int = setting(1, "id of the first episode (a resumed run continues its ids)", (1, 10**12))
+    exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
     action: ActionConfig = field(default_factory=ActionConfig)
 
     def __post_init__(self) -> None:
         if self.first_episode_id < 1:
             raise ValueError(f"first_episode_id must be >= 1, got {self.first_episode_id}")
-        if not self.period_s > 0:
-            raise ValueError(f"ControlConfig.period_s must be positive (seconds), got {self.period_s}")
+        if not self.control_rate_hz > 0:
+            raise ValueError(f"ControlConfig.control_rate_hz must be positive (Hz), got {self.control_rate_hz}")
         if self.swap_weights_at not in SWAP_POINTS:
             raise ValueError(f"swap_weights_at must be one of {SWAP_POINTS}, got {self.swap_weights_at!r}")
-        if self.num_explore_steps < 0:
-            raise ValueError(f"num_explore_steps must be >= 0, got {self.num_explore_steps}")
+
+    @property
+    def period_s(self) -> float:
+        return 1.0 / self.control_rate_hz
+
+    @property
+    def num_explore_steps(self) -> int:
+        return self.exploration.num_explore_steps
 
 
 class Observation(NamedTuple):

@@ -28,11 +28,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from so101_hilserl_core.semantics import ABSOLUTE_GRIPPER_RANGE, check_semantic
 
 from so101_contract.control import ACTION_DIM
 from so101_contract.joints import GRIPPER, JOINT_NAMES, NUM_JOINTS
+from so101_contract.settings import setting
 from so101_driver.model.kinematics import Kinematics
+from so101_hilserl_core.semantics import ABSOLUTE_GRIPPER_RANGE, check_semantic
 
 # No SO-101 joint can be beyond this (rad); a larger value is a unit mistake (degrees, servo ticks, 0..100 gripper).
 _PLAUSIBLE_JOINT_RAD = 2.0 * math.pi
@@ -43,10 +44,11 @@ class ActionConfig:
     """How an action maps to joints. Defaults: the seed system's final configuration, in radians and metres.
 
     gripper_step_rad: jaw change per action unit. The seed moved its 0..100 gripper by 50 per unit, i.e. one step
-        crossed its whole used range; here one unit is ``gripper_step_rad`` and ``max_joint_step_rad`` also limits it.
+        crossed its whole used range; here one unit is ``gripper_step_rad`` and ``max_joint_step`` also limits it.
     gripper_range: the jaw targets the policy may command (rad). 0 = closed (a 3 cm cube stops the jaw before 0, so a
         closed command squeezes); 1.0 rad opens wide enough to clear the cube (as the simulation's reset pose).
-    max_joint_step_rad: the largest change of any joint target from the read position in one control step.
+    max_joint_step: the largest change of any joint target (rad) from the read position in one control step (the
+        actor's parameter of that name).
     """
 
     step_m: float = 0.02
@@ -56,15 +58,15 @@ class ActionConfig:
     ik_max_step_rad: float = 0.5
     gripper_step_rad: float = 0.3
     gripper_range: tuple[float, float] = (0.0, 1.0)
-    max_joint_step_rad: float = 0.3
+    max_joint_step: float = setting(0.3, "per-step joint change (rad)", (0.001, 1.0))
 
     def __post_init__(self) -> None:
-        for name in ("step_m", "ik_damping", "ik_max_step_rad", "gripper_step_rad", "max_joint_step_rad"):
+        for name in ("step_m", "ik_damping", "ik_max_step_rad", "gripper_step_rad", "max_joint_step"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"ActionConfig.{name} must be a positive number, got {value}")
         if self.step_m > 0.1:
-            raise ValueError(f"ActionConfig.step_m is {self.step_m} m per unit; it is metres (the seed used 0.02)")
+            raise ValueError(f"ActionConfig.step_m is {self.step_m} per action unit; it is metres, not centimetres")
         lo, hi = np.asarray(self.workspace_min, dtype=float), np.asarray(self.workspace_max, dtype=float)
         if lo.shape != (3,) or hi.shape != (3,) or not np.all(lo < hi):
             raise ValueError(
@@ -122,7 +124,7 @@ def _joint_target(
     q_target = kinematics.ik_step(q_now, ee_target, damping=config.ik_damping, max_step=config.ik_max_step_rad)
     g_lo, g_hi = config.gripper_range
     q_target[GRIPPER] = min(max(jaw, g_lo), g_hi)
-    np.clip(q_target, q_now - config.max_joint_step_rad, q_now + config.max_joint_step_rad, out=q_target)
+    np.clip(q_target, q_now - config.max_joint_step, q_now + config.max_joint_step, out=q_target)
     np.clip(q_target, kinematics.lower, kinematics.upper, out=q_target)
     return q_target
 

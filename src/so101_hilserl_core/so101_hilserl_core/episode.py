@@ -22,6 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from so101_contract.settings import setting
 from so101_contract.stamps import stamp_to_ns
 
 SUCCESS = "success"
@@ -36,19 +37,21 @@ END_REASONS = (SUCCESS, TIMEOUT, SUCCESS_MARK, FAILURE_MARK, STOPPED)
 class EpisodeConfig:
     """Defaults suit the 10 Hz simulation; the seed system's real-robot values are noted where they differ.
 
-    consecutive_success_frames: seed 10 (its classifier ran on a real camera at 10 Hz); 3 here.
-    min_steps_before_success: seed 30; 10 here.
+    consecutive_success_frames: seed 10 (its classifier ran on a real camera at 10 Hz).
+    min_steps_before_success: seed 30.
     max_frame_age_s: an observation whose newest image is older than this at the control step counts as stale.
     reward_cache_size: how many recent classifier outputs are kept for matching (a few seconds at 10-30 Hz).
     """
 
-    max_steps: int = 100
-    consecutive_success_frames: int = 3
-    min_steps_before_success: int = 10
+    max_steps: int = setting(100, "steps per episode (10 s at 10 Hz)", (1, 100_000))
+    consecutive_success_frames: int = setting(3, "frames in a row the reward node calls success", (1, 10_000))
+    min_steps_before_success: int = setting(10, "no success before this step", (0, 100_000))
     success_reward: float = 10.0
     step_penalty: float = -0.05
-    failure_penalty: float = 0.0
-    max_frame_age_s: float = 0.2
+    failure_penalty: float = setting(
+        0.0, "failure mark: 0 = truncated (bootstrapped); > 0 = terminal, reward -penalty", (0.0, 1000.0)
+    )
+    max_frame_age_s: float = setting(0.25, "older images are stale: counted, and the arm holds", (0.001, 10.0))
     reward_cache_size: int = 128
 
     def __post_init__(self) -> None:

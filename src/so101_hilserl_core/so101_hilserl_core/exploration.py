@@ -26,8 +26,25 @@ from dataclasses import dataclass
 
 import torch
 
+from so101_contract.settings import setting
+
 DEFAULT_SCRATCH_SCHEDULE = "linear(1.0,0.1,100000)"
 DEFAULT_PRETRAINED_SCHEDULE = "linear(0.2,0.1,10000)"
+
+
+@dataclass(frozen=True)
+class ExplorationConfig:
+    """Uniform random actions before the policy's (DrQ-v2's num_expl_steps): the actor's parameter, and the default
+    of every agent that acts (a trainer in another setting states its own value and why)."""
+
+    num_explore_steps: int = setting(
+        500, "uniform random actions below this exploration step, when started without weights", (0, 10**9)
+    )
+
+    def __post_init__(self) -> None:
+        if self.num_explore_steps < 0:
+            raise ValueError(f"num_explore_steps must be >= 0, got {self.num_explore_steps}")
+
 
 # Key of the safetensors metadata entry of an agent file that carries a schedule to continue with (written by
 # `checkpoint_tool export` for the project's own policies): JSON {"stddev_schedule": str, "environment_steps": int}.

@@ -25,7 +25,6 @@ from collections import deque
 
 import numpy as np
 import pinocchio as pin
-from so101_hilserl_core.semantics import check_semantic
 
 from so101_contract.control import CONTROL_PERIOD_S
 from so101_contract.joints import NUM_JOINTS
@@ -38,6 +37,7 @@ from so101_contract.state import (
 )
 from so101_driver.model.kinematics import HOME_SEED, Kinematics, euler_zyx_from_matrix
 from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing
+from so101_hilserl_core.semantics import check_semantic
 
 
 def home_rotation(kinematics: Kinematics) -> np.ndarray:

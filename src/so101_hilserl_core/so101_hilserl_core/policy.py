@@ -16,8 +16,9 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import torch
-from so101_hilserl_core.semantics import LEGACY_SEMANTICS, SEMANTIC_FIELDS, check_semantic
 from torch import nn
+
+from so101_hilserl_core.semantics import LEGACY_SEMANTICS, SEMANTIC_FIELDS, check_semantic
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import safetensors.torch
 import torch
+
+from so101_contract.files import atomic_write_bytes
 from so101_hilserl_core.exploration import from_metadata
 from so101_hilserl_core.policy import Policy, PolicyConfig
 from so101_hilserl_core.semantics import PICK101_SEMANTICS, SEMANTIC_FIELDS
-
-from so101_contract.files import atomic_write_bytes
 
 # Every weights file of the project has a format "so101-hilserl-<kind>/<version>"; each holds the policy under
 # POLICY_PREFIXES. This package defines the policy's own format; the learner defines its agent format in the family.

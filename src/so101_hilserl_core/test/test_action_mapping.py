@@ -16,7 +16,7 @@ from so101_driver.model.kinematics import HOME_SEED, Kinematics
 
 CFG = ActionConfig()
 # The jaw free over pick-101's whole range and no per-step limit: the gripper mapping shows undisturbed.
-WIDE = ActionConfig(gripper_range=ABSOLUTE_GRIPPER_RANGE, max_joint_step_rad=5.0)
+WIDE = ActionConfig(gripper_range=ABSOLUTE_GRIPPER_RANGE, max_joint_step=5.0)
 PROJECT = PolicyConfig()
 PICK101 = PolicyConfig(**PICK101_SEMANTICS)
 
@@ -95,7 +95,7 @@ def test_target_is_clipped_to_the_workspace_box(kin):
 
 
 def test_per_step_joint_change_is_clamped(kin, home):
-    tight = ActionConfig(max_joint_step_rad=0.01)
+    tight = ActionConfig(max_joint_step=0.01)
     q_target = policy_action_to_joints(np.array([1.0, 1.0, 1.0, 1.0]), home, kin, tight)
     change = np.abs(q_target - home)
     assert change.max() <= 0.01 + 1e-12
@@ -214,7 +214,7 @@ def test_a_far_leader_is_approached_one_step_at_a_time(kin, home):
     for _ in range(15):
         q_next = policy_action_to_joints(_human(kin, leader, q), q, kin, CFG)
         assert np.all(np.abs(_tcp(kin, q_next) - _tcp(kin, q)) <= CFG.step_m * 1.1)
-        assert np.all(np.abs(q_next - q) <= CFG.max_joint_step_rad + 1e-12)
+        assert np.all(np.abs(q_next - q) <= CFG.max_joint_step + 1e-12)
         new_distance = np.linalg.norm(_tcp(kin, leader) - _tcp(kin, q_next))
         assert new_distance < distance or new_distance < 0.002
         q, distance = q_next, new_distance
@@ -327,7 +327,7 @@ def test_absolute_gripper_keeps_the_robots_jaw_range_and_rate_limit(kin, home):
     assert mapper.gripper_action == "absolute" and mapper.ee_target == "accumulate"
     mapper.reset(q)
     assert mapper.to_joints(np.array([0, 0, 0, 1.0]), q)[GRIPPER] == CFG.gripper_range[1]
-    assert mapper.to_joints(np.array([0, 0, 0, -1.0]), q)[GRIPPER] == pytest.approx(0.9 - CFG.max_joint_step_rad)
+    assert mapper.to_joints(np.array([0, 0, 0, -1.0]), q)[GRIPPER] == pytest.approx(0.9 - CFG.max_joint_step)
 
 
 # ------------------------------------------------------------------------- the human's action, encoded

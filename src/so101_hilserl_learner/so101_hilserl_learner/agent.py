@@ -59,7 +59,8 @@ class AgentConfig:
     stddev_schedule: str = exploration.DEFAULT_SCRATCH_SCHEDULE  # read at environment steps, never update counts
     augmentation_pad: int = 4  # 0 disables the random shift
     num_critics: int = 2
-    num_explore_steps: int = 2000  # act() returns uniform random actions before this step (not in eval mode)
+    # act() returns uniform random actions before this step (not in eval mode); the one default, the actor's
+    num_explore_steps: int = exploration.ExplorationConfig.num_explore_steps
     grad_clip: float | None = None  # max grad norm, applied per optimiser (RoboBase's critic/actor_grad_clip)
     mixed_precision: bool = False  # bfloat16 autocast for convs and MLPs; targets and losses stay float32
     channels_last: bool = True  # convolution memory format (faster on CPU oneDNN and on tensor cores)

@@ -64,7 +64,9 @@ class PretrainConfig:
     batch_size: int = ReplayConfig.batch_size
     utd: int = 1  # agent updates per environment step
     learning_starts: int = 2000  # transitions in the buffer before the first update
-    num_explore_steps: int = AgentConfig.num_explore_steps  # uniform random actions before this environment step
+    # Uniform random actions before this environment step. Not the actor's default: DrQ-v2's own setting for a
+    # simulated task (num_seed_frames 4000 at action repeat 2), the buffer filled with them before the first update.
+    num_explore_steps: int = 2000
     stddev_schedule: str = exploration.DEFAULT_SCRATCH_SCHEDULE
     lr: float = AgentConfig.lr
     nstep: int = ReplayConfig.nstep

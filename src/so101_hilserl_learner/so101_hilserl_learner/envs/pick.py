@@ -109,7 +109,7 @@ class PickEnv(gym.Env):
         size = preprocessing.output_size
         self.stack = FrameStack(frame_stack, (size, size, 3), STATE_DIM)
         self.tracker = EpisodeTracker(self.episode_config)
-        self._guard = JointCommandGuard(JOINT_NAMES, kinematics.lower, kinematics.upper, action.max_joint_step_rad)
+        self._guard = JointCommandGuard(JOINT_NAMES, kinematics.lower, kinematics.upper, action.max_joint_step)
         self._grasp = ScriptedGrasp()
         self._episodes = 0
         self._raw: np.ndarray | None = None
