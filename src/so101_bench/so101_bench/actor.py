@@ -23,14 +23,14 @@ import time
 
 import numpy as np
 import torch
-from so101_hilserl_core.action_mapping import ActionConfig, policy_action_to_joints
-from so101_hilserl_core.exploration import sample_exploration
-from so101_hilserl_core.observation import FrameStack, StateBuilder, preprocess
-from so101_hilserl_core.policy import Policy, PolicyConfig
 
 from so101_contract.control import CONTROL_PERIOD_S
 from so101_driver.model.kinematics import HOME_SEED, Kinematics
 from so101_driver.vision.image_messages import array_to_image_msg
+from so101_hilserl_core.action_mapping import ActionConfig, policy_action_to_joints
+from so101_hilserl_core.exploration import sample_exploration
+from so101_hilserl_core.observation import FrameStack, StateBuilder, preprocess
+from so101_hilserl_core.policy import Policy, PolicyConfig
 
 STAGES = ("preprocess", "state", "stack", "inference", "action_to_joints", "total")
 # CPU time of the calling thread over the whole step: the compute without the time other processes took the core
@@ -108,10 +108,9 @@ def bench_actor_step(
 
 def bench_control_step(steps: int = 500, threads: int = 1, warmup: int = 20, seed: int = 0) -> dict[int, float]:
     """p50/p99 (ms) of ControlStep.step (full-size policy, training mode: inference + noise every step)."""
-    from so101_hilserl_core.episode import EpisodeConfig
-
     from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING
     from so101_hilserl_actor.control_step import ControlConfig, ControlStep, StepInputs
+    from so101_hilserl_core.episode import EpisodeConfig
 
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)

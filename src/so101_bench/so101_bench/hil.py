@@ -41,7 +41,6 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from so101_hilserl_core.episode import EpisodeConfig
 
 from so101_bringup import profiles
 from so101_bringup.episode_log import EpisodeRow, read_episode_log
@@ -59,6 +58,7 @@ from so101_contract.cli import nonnegative_int, positive_float
 from so101_contract.run_dir import EPISODE_LOG, RunDir
 from so101_driver.sim.sim_clock import SimClockConfig
 from so101_driver.vision.preprocessing import ImagePreprocessing
+from so101_hilserl_core.episode import EpisodeConfig
 from so101_hilserl_learner.replay import ReplayConfig
 from so101_hilserl_learner.utd import UtdConfig
 

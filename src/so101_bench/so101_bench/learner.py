@@ -21,10 +21,10 @@ import time
 
 import torch
 import torch.nn.functional as F
-from so101_hilserl_core.policy import PolicyConfig
 from torch import nn
 
 from so101_contract.cpu_allocator import configure_cpu_allocator
+from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.replay import Batch, ReplayConfig, random_batch
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from so101_hilserl_core.observation import FrameStack
-from so101_hilserl_core.policy import PolicyConfig
 
 from so101_bench.pixel_task import PixelReachEnv, PixelTaskConfig, random_policy_success
 from so101_contract.cpu_allocator import configure_cpu_allocator
+from so101_hilserl_core.observation import FrameStack
+from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.replay import ReplayBuffer, ReplayConfig
 

@@ -17,13 +17,13 @@ import argparse
 import sys
 
 import numpy as np
-from so101_hilserl_core.action_mapping import HumanActionEncoder
 
 from so101_contract.cli import positive_int
 from so101_driver.sim.curriculum import STAGES
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 from so101_driver.sim.operator import LeaderArm, OperatorConfig, SimulatedOperator
 from so101_driver.vision.preprocessing import ImagePreprocessing
+from so101_hilserl_core.action_mapping import HumanActionEncoder
 from so101_hilserl_learner.envs.pick import PickEnv
 
 # Small renders: the operator does not look at the image.

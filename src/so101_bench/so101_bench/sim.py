@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from so101_hilserl_core.episode import EpisodeConfig
 
 from so101_bench.operator_alone import FAST, operator_episode
 from so101_contract.control import CONTROL_PERIOD_S
 from so101_driver.sim.world import SimConfig, SimWorld
+from so101_hilserl_core.episode import EpisodeConfig
 from so101_hilserl_learner.envs.pick import PickEnv
 
 

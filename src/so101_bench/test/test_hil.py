@@ -5,6 +5,7 @@ import math
 
 import pytest
 import yaml
+
 from so101_bench.hil import (
     CONFIGS,
     figures,
@@ -14,7 +15,6 @@ from so101_bench.hil import (
     verdict,
     write_params,
 )
-
 from so101_bringup.episode_log import EpisodeRow
 from so101_bringup.report import summarize
 from so101_driver.vision.preprocessing import ImagePreprocessing

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 
-from so101_hilserl_core.messages import MessageFormatError
-from so101_hilserl_core.policy import PolicyConfig
 from tqdm import tqdm
 
 from so101_bringup.bag_types import TypeDefinitionError, project_typestore
@@ -25,6 +23,8 @@ from so101_bringup.refill import Key, key_of, refilled
 from so101_contract.files import atomic_write_text
 from so101_contract.run_dir import LearnerDir
 from so101_contract.state import STATE_DIM
+from so101_hilserl_core.messages import MessageFormatError
+from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_learner.ingest import TransitionIngest, decode_transition
 from so101_hilserl_learner.journal import TransitionJournal, read_journal, rewrite_journal
 from so101_hilserl_learner.replay import ReplayBuffer

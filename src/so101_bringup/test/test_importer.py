@@ -12,11 +12,11 @@ import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 from sensor_msgs.msg import JointState
-from so101_hilserl_core.messages import observation_to_msg
 
 from so101_bringup.bag_types import project_typestore
 from so101_bringup.importer import BagImportError, import_bag
 from so101_contract import qos
+from so101_hilserl_core.messages import observation_to_msg
 from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerStats, Transition
 from so101_hilserl_learner.ingest import TransitionIngest
 from so101_hilserl_learner.journal import read_journal

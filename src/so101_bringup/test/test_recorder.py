@@ -13,9 +13,9 @@ from ament_index_python.packages import get_package_share_directory
 from rclpy.serialization import deserialize_message
 from rosbags.highlevel import AnyReader
 from sensor_msgs.msg import Image, JointState
-from so101_hilserl_core.messages import observation_to_msg
 
 from so101_contract import qos
+from so101_hilserl_core.messages import observation_to_msg
 from so101_hilserl_interfaces.msg import EpisodeSummary, Transition
 
 STARTUP_S = 40.0  # first discovery on a loaded 2-core machine

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 
-from so101_hilserl_core.policy import PolicyConfig
-from so101_hilserl_core.policy_io import load_initial_policy
-
 from so101_contract.settings import setting
 from so101_driver.model.kinematics import Kinematics
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_actor.actor_loop import ResetConfig
 from so101_hilserl_actor.control_step import ControlConfig, ControlStep
+from so101_hilserl_core.policy import PolicyConfig
+from so101_hilserl_core.policy_io import load_initial_policy
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ from rclpy.node import Node
 from rclpy.task import Future
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
-from so101_hilserl_core.messages import episode_to_msg, transition_to_msg
 from std_msgs.msg import Bool, UInt8
 
 from so101_contract import qos
@@ -43,6 +42,7 @@ from so101_hilserl_actor.actor_loop import IkReset, Pacer, call_sim_reset, dump_
 from so101_hilserl_actor.actor_run import RunTally, waiting_for
 from so101_hilserl_actor.control_clock import ControlClock
 from so101_hilserl_actor.control_step import StepInputs, StepResult
+from so101_hilserl_core.messages import episode_to_msg, transition_to_msg
 from so101_hilserl_interfaces.msg import EpisodeSummary, PolicyWeights, RewardSignal, Transition
 from so101_hilserl_interfaces.srv import OperatorCommand, ResetEpisode
 

@@ -46,6 +46,11 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+
+from so101_contract.control import CONTROL_RATE_HZ
+from so101_contract.settings import setting
+from so101_driver.model.kinematics import Kinematics
+from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_core.action_mapping import ActionConfig, HumanActionEncoder, PolicyActionMapper
 from so101_hilserl_core.episode import EpisodeConfig, EpisodeTracker
 from so101_hilserl_core.exploration import ExplorationConfig, act, default_schedule, validate_schedule
@@ -57,11 +62,6 @@ from so101_hilserl_core.policy_io import (
     sha256_hex,
 )
 from so101_hilserl_core.weights_gate import refusal
-
-from so101_contract.control import CONTROL_RATE_HZ
-from so101_contract.settings import setting
-from so101_driver.model.kinematics import Kinematics
-from so101_driver.vision.preprocessing import ImagePreprocessing
 
 SWAP_POINTS = ("episode", "step")
 

@@ -3,11 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from so101_hilserl_core.action_mapping import HumanActionEncoder, policy_action_to_joints
-from so101_hilserl_core.episode import EpisodeConfig
-from so101_hilserl_core.exploration import ExplorationConfig, stddev
-from so101_hilserl_core.policy import Policy, PolicyConfig
-from so101_hilserl_core.policy_io import policy_to_bytes, sha256_hex
 
 from so101_contract.joints import GRIPPER, JOINT_NAMES
 from so101_contract.stamps import ns_to_stamp
@@ -17,6 +12,11 @@ from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING
 from so101_hilserl_actor.actor_inputs import Readings
 from so101_hilserl_actor.actor_loop import IkReset, Pacer, ResetConfig, ResetFailed, call_sim_reset, run_ik_reset
 from so101_hilserl_actor.control_step import ControlConfig, ControlStep, StepInputs
+from so101_hilserl_core.action_mapping import HumanActionEncoder, policy_action_to_joints
+from so101_hilserl_core.episode import EpisodeConfig
+from so101_hilserl_core.exploration import ExplorationConfig, stddev
+from so101_hilserl_core.policy import Policy, PolicyConfig
+from so101_hilserl_core.policy_io import policy_to_bytes, sha256_hex
 
 TINY = PolicyConfig(encoder_channels=4, hidden=(16, 16), bottleneck=8)
 PERIOD_NS = 100_000_000

@@ -3,9 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from so101_hilserl_core.episode import EpisodeConfig
-from so101_hilserl_core.exploration import ExplorationConfig
-from so101_hilserl_core.policy import Policy
 from test_control_step import TINY, Feed, make_step, run_steps, transitions
 
 from so101_contract import settings
@@ -13,6 +10,9 @@ from so101_hilserl_actor.actor_config import ActorConfig
 from so101_hilserl_actor.actor_run import RunTally, waiting_for
 from so101_hilserl_actor.control_step import ControlConfig, ControlStep, EpisodeRecord
 from so101_hilserl_actor.evaluation import EvaluationSchedule
+from so101_hilserl_core.episode import EpisodeConfig
+from so101_hilserl_core.exploration import ExplorationConfig
+from so101_hilserl_core.policy import Policy
 
 
 def _kinds(schedule: EvaluationSchedule, episodes: int) -> str:

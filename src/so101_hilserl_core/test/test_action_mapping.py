@@ -1,5 +1,8 @@
 import numpy as np
 import pytest
+
+from so101_contract.joints import GRIPPER
+from so101_driver.model.kinematics import HOME_SEED, Kinematics
 from so101_hilserl_core.action_mapping import (
     ActionConfig,
     HumanActionEncoder,
@@ -10,9 +13,6 @@ from so101_hilserl_core.action_mapping import (
 )
 from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_core.semantics import ABSOLUTE_GRIPPER_RANGE, PICK101_SEMANTICS
-
-from so101_contract.joints import GRIPPER
-from so101_driver.model.kinematics import HOME_SEED, Kinematics
 
 CFG = ActionConfig()
 # The jaw free over pick-101's whole range and no per-step limit: the gripper mapping shows undisturbed.

@@ -2,6 +2,8 @@ import math
 
 import pytest
 from builtin_interfaces.msg import Time
+
+from so101_contract.stamps import stamp_to_ns
 from so101_hilserl_core.episode import (
     FAILURE_MARK,
     STOPPED,
@@ -11,8 +13,6 @@ from so101_hilserl_core.episode import (
     EpisodeConfig,
     EpisodeTracker,
 )
-
-from so101_contract.stamps import stamp_to_ns
 
 CFG = EpisodeConfig(max_steps=20, consecutive_success_frames=3, min_steps_before_success=5)
 PERIOD_NS = 100_000_000

@@ -4,6 +4,8 @@ import json
 
 import pytest
 import torch
+
+from so101_hilserl_core import exploration
 from so101_hilserl_core.exploration import (
     DEFAULT_PRETRAINED_SCHEDULE,
     DEFAULT_SCRATCH_SCHEDULE,
@@ -15,8 +17,6 @@ from so101_hilserl_core.exploration import (
     stddev,
     to_metadata,
 )
-
-from so101_hilserl_core import exploration
 
 
 def test_linear_schedule_over_environment_steps():

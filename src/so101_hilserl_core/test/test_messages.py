@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
+
 from so101_hilserl_core.messages import (
     MessageFormatError,
     check_transition,
     observation_from_msg,
     observation_to_msg,
 )
-
 from so101_hilserl_interfaces.msg import Observation, Transition
 
 

@@ -2,12 +2,12 @@ import itertools
 
 import numpy as np
 import pytest
-from so101_hilserl_core.observation import FrameStack, StateBuilder, preprocess
 
 from so101_contract.state import EE_ORIENTATION, EE_POSITION, JOINT_POSITIONS, JOINT_VELOCITIES, STATE_DIM
 from so101_driver.model.kinematics import HOME_SEED, Kinematics
 from so101_driver.vision.image_messages import array_to_image_msg
 from so101_driver.vision.preprocessing import ImagePreprocessing
+from so101_hilserl_core.observation import FrameStack, StateBuilder, preprocess
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import os
 import pytest
 import safetensors.torch
 import torch
+
 from so101_hilserl_core.policy import Policy, PolicyConfig
 from so101_hilserl_core.policy_io import (
     FORMAT_FAMILY,

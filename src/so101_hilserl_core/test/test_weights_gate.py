@@ -3,6 +3,7 @@ restart (a restarted learner, a fresh run dir), while a stale learner's weights,
 future, are refused."""
 
 import pytest
+
 from so101_hilserl_core.weights_gate import MAX_EPOCH_SKEW_S, accept, epoch_start_ns, make_epoch, refusal
 
 NOW = 1_750_000_000 * 10**9  # the receiver's wall clock (ns)

@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from so101_hilserl_core.policy import Actor, Encoder, Policy, PolicyConfig
 
 from so101_contract.settings import setting
 from so101_hilserl_core import exploration
+from so101_hilserl_core.policy import Actor, Encoder, Policy, PolicyConfig
 from so101_hilserl_learner.critic import Critic
 from so101_hilserl_learner.q_diagnostics import GROUPS, group_sums
 

@@ -23,6 +23,9 @@ from typing import Any
 
 import safetensors.torch
 import torch
+
+from so101_contract.files import atomic_write_bytes
+from so101_hilserl_core import exploration
 from so101_hilserl_core.policy import Policy, PolicyConfig
 from so101_hilserl_core.policy_io import (
     FORMAT_FAMILY,
@@ -34,9 +37,6 @@ from so101_hilserl_core.policy_io import (
     read_safetensors,
     sha256_hex,
 )
-
-from so101_contract.files import atomic_write_bytes
-from so101_hilserl_core import exploration
 from so101_hilserl_learner import checkpoint
 from so101_hilserl_learner.critic import CRITIC_PREFIXES, Critic, expected_critic_shapes
 

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_core.policy_io import PolicyFormatError, read_safetensors, sha256_hex
 from so101_hilserl_core.semantics import PICK101_SEMANTICS, SEMANTIC_FIELDS
-
 from so101_hilserl_learner.agent_file import (
     AGENT_FORMAT,
     CheckpointImportError,

@@ -34,7 +34,6 @@ from so101_hilserl_core.policy_io import (
     policy_from_bytes,
 )
 from so101_hilserl_core.semantics import EE_TARGETS, GRIPPER_ACTIONS, ORIENTATIONS, PICK101_SEMANTICS
-
 from so101_hilserl_learner.agent_file import (
     AGENT_FORMAT,
     CheckpointImportError,
@@ -260,7 +259,6 @@ def _learner_check(run_dir: Path):
     """bytes -> Transition with the learner's checks at the run's image size (its checkpoint's network, else the
     default): MessageFormatError for what the learner refuses."""
     from so101_hilserl_core.policy import PolicyConfig
-
     from so101_hilserl_learner.ingest import check_message, decode_transition, max_message_bytes
 
     size = PolicyConfig().image_size

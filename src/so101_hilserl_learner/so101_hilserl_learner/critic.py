@@ -9,9 +9,10 @@ actor (so101_hilserl_core.policy.BottleneckMLP), so importing a RoboBase snapsho
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from so101_hilserl_core.policy import BottleneckMLP, PolicyConfig, init_weights
 from so101_hilserl_core.policy_io import module_shapes
-from torch import nn
 
 # The key prefixes of an agent file's critic tensors (the rest is the policy: encoder.*, actor.*).
 CRITIC_PREFIXES = ("critic.", "critic_target.")

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from rclpy.serialization import deserialize_message
-from so101_hilserl_core.messages import MessageFormatError, check_transition, observation_from_msg
 
 from so101_contract.settings import setting
+from so101_hilserl_core.messages import MessageFormatError, check_transition, observation_from_msg
 from so101_hilserl_interfaces.msg import Transition
 from so101_hilserl_learner.replay import ReplayBuffer
 from so101_hilserl_learner.sequencer import TransitionSequencer, Verdict

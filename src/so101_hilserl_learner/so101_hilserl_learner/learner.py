@@ -26,9 +26,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from so101_hilserl_core.policy import PolicyConfig
-from so101_hilserl_core.policy_io import config_differences, policy_to_bytes, semantic_differences, sha256_hex
-from so101_hilserl_core.weights_gate import make_epoch
 
 from so101_contract.cpu_allocator import configure_cpu_allocator
 from so101_contract.files import atomic_write_text
@@ -37,6 +34,9 @@ from so101_contract.parameters import ParameterError
 from so101_contract.settings import setting
 from so101_contract.state import STATE_DIM
 from so101_hilserl_core import exploration
+from so101_hilserl_core.policy import PolicyConfig
+from so101_hilserl_core.policy_io import config_differences, policy_to_bytes, semantic_differences, sha256_hex
+from so101_hilserl_core.weights_gate import make_epoch
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.checkpoint import (
     DEFAULT_KEEP,

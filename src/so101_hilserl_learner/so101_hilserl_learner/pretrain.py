@@ -36,13 +36,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from so101_hilserl_core.policy import PolicyConfig
-from so101_hilserl_core.semantics import PROJECT_SEMANTICS
 
 from so101_contract.state import STATE_DIM
 from so101_driver.sim.curriculum import STAGES
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_core import exploration
+from so101_hilserl_core.policy import PolicyConfig
+from so101_hilserl_core.semantics import PROJECT_SEMANTICS
 from so101_hilserl_learner import checkpoint
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.agent_file import save_agent_weights

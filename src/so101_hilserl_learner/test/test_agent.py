@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from so101_hilserl_core.policy import PolicyConfig, scale_pixels
 
 from so101_hilserl_core import exploration
+from so101_hilserl_core.policy import PolicyConfig, scale_pixels
 from so101_hilserl_learner import agent as agent_module
 from so101_hilserl_learner.agent import (
     AgentConfig,

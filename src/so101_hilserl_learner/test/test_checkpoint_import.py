@@ -22,13 +22,13 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
+
+from so101_hilserl_core import exploration
 from so101_hilserl_core.action_mapping import PolicyActionMapper, absolute_gripper_position
 from so101_hilserl_core.observation import StateBuilder
 from so101_hilserl_core.policy import Policy, PolicyConfig
 from so101_hilserl_core.policy_io import load_policy
 from so101_hilserl_core.semantics import PICK101_SEMANTICS, PROJECT_SEMANTICS
-
-from so101_hilserl_core import exploration
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.checkpoint import save_checkpoint
 from so101_hilserl_learner.checkpoint_import import (

@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 from rclpy.serialization import deserialize_message, serialize_message
-from so101_hilserl_core.messages import observation_to_msg
 
+from so101_hilserl_core.messages import observation_to_msg
 from so101_hilserl_interfaces.msg import Transition
 from so101_hilserl_learner.journal import HEADER, MAGIC, TransitionJournal, read_journal
 from so101_hilserl_learner.run_lock import RunDirLock

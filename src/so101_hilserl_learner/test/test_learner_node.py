@@ -9,14 +9,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+
+from so101_contract import qos
+from so101_hilserl_core import exploration
 from so101_hilserl_core.messages import observation_to_msg
 from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_core.policy_io import policy_from_bytes, sha256_hex
 from so101_hilserl_core.semantics import PICK101_SEMANTICS, PROJECT_SEMANTICS
 from so101_hilserl_core.weights_gate import accept
-
-from so101_contract import qos
-from so101_hilserl_core import exploration
 from so101_hilserl_interfaces.msg import LearnerStats, PolicyWeights, Transition
 from so101_hilserl_learner.agent_file import AGENT_FORMAT
 from so101_hilserl_learner.checkpoint import load_newest_good

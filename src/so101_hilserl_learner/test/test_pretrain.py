@@ -7,10 +7,10 @@ import csv
 import numpy as np
 import pytest
 import torch
-from so101_hilserl_core.policy_io import load_initial_policy, load_policy
-from so101_hilserl_core.semantics import PROJECT_SEMANTICS
 
 from so101_hilserl_core import exploration
+from so101_hilserl_core.policy_io import load_initial_policy, load_policy
+from so101_hilserl_core.semantics import PROJECT_SEMANTICS
 from so101_hilserl_learner import checkpoint, pretrain
 from so101_hilserl_learner.agent_file import load_agent_weights
 

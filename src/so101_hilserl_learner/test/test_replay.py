@@ -9,9 +9,9 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 from so101_hilserl_core.observation import FrameStack
 from so101_hilserl_core.policy import PolicyConfig
-
 from so101_hilserl_learner.replay import MixedSampler, ReplayBuffer
 
 SHAPE = (4, 5, 3)

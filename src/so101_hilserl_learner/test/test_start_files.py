@@ -10,10 +10,10 @@ from dataclasses import replace
 
 import pytest
 import torch
-from so101_hilserl_core.policy import Policy, PolicyConfig
 from test_learner_node import TINY, learner_args
 
 from so101_contract.parameters import ParameterError
+from so101_hilserl_core.policy import Policy, PolicyConfig
 from so101_hilserl_learner.agent_file import save_agent_weights
 from so101_hilserl_learner.critic import Critic
 from so101_hilserl_learner.start_files import check_journal_covers

@@ -36,10 +36,6 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from so101_hilserl_core.action_mapping import DEFAULT_ACTION_CONFIG, ActionConfig, PolicyActionMapper
-from so101_hilserl_core.episode import EpisodeConfig, EpisodeTracker
-from so101_hilserl_core.observation import FrameStack, StateBuilder
-from so101_hilserl_core.semantics import PROJECT_SEMANTICS, SEMANTIC_FIELDS, check_semantic
 
 from so101_contract.control import ACTION_DIM, CONTROL_PERIOD_S
 from so101_contract.joints import JOINT_NAMES
@@ -49,6 +45,10 @@ from so101_driver.sim.curriculum import check_stage, reset_stage
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 from so101_driver.sim.world import SimConfig, SimWorld
 from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing
+from so101_hilserl_core.action_mapping import DEFAULT_ACTION_CONFIG, ActionConfig, PolicyActionMapper
+from so101_hilserl_core.episode import EpisodeConfig, EpisodeTracker
+from so101_hilserl_core.observation import FrameStack, StateBuilder
+from so101_hilserl_core.semantics import PROJECT_SEMANTICS, SEMANTIC_FIELDS, check_semantic
 
 MAX_SEED = 2**31 - 1
 
