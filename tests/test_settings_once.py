@@ -23,6 +23,11 @@ READMES = [ROOT / "README.md", *sorted(SRC.glob("*/README.md")), *sorted((ROOT /
 PER_COMPONENT = {
     "seed": "each node seeds its own random stream",
     "torch_threads": "each process sizes its own torch thread pool",
+    "run_dir": "the run's directory (launch, runner) and the learner's own directory inside it (RunDir.learner)",
+    "reconnect_timeout_s": "each device (servo bus, camera) has its own reconnect window",
+    "frame_id": "the camera's optical frame and the FK pose's reference frame are different frames",
+    "publish_period_s": "the intervention flag's republish period and the learner's weights period",
+    "stats_period_s": "the learner's statistics and the reward node's log have their own periods",
 }
 
 
@@ -92,19 +97,20 @@ def test_nodes_declare_parameters_only_through_their_config():
 
 
 def test_no_name_has_two_literal_defaults():
+    """A setting name with its default written as a literal in two config classes is one concept with two copies;
+    the others must read the one (``setting(CommandLimits.max_joint_step, ...)``). "Off" defaults ('', 0, False:
+    no file given, no limit) are not tuned values and may repeat."""
     by_name: dict[str, list[tuple[str, str, str]]] = {}
     for cls, name, default, where in setting_calls():
-        by_name.setdefault(name, []).append((cls, ast.unparse(default), where))
-    problems = []
-    for name, homes in by_name.items():
-        if len(homes) < 2 or name in PER_COMPONENT:
-            continue
-        shared_constant = (
-            len({d for _, d, _ in homes}) == 1 and literal(ast.parse(homes[0][1], mode="eval").body) is None
-        )
-        if not shared_constant:
-            problems.append(f"{name}: " + "; ".join(f"{c} = {d} ({w})" for c, d, w in homes))
-    assert not problems, "one setting, several defaults (nest one config in the others):\n" + "\n".join(problems)
+        value = literal(default)
+        if value is not None and value not in ("", 0, False) and name not in PER_COMPONENT:
+            by_name.setdefault(name, []).append((cls, ast.unparse(default), where))
+    problems = [
+        f"{name}: " + "; ".join(f"{c} = {d} ({w})" for c, d, w in homes)
+        for name, homes in by_name.items()
+        if len(homes) > 1
+    ]
+    assert not problems, "one setting, several literal defaults (read one from the other):\n" + "\n".join(problems)
 
 
 def literal_defaults() -> dict[str, list]:
@@ -139,12 +145,16 @@ def test_no_code_restates_a_default():
     assert not problems, "defaults restated outside their config (read the config's default):\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def mode_files() -> list[Path]:
+    from so101_bringup.graph import PARAMETER_FILES
+
+    return [CONFIG_DIR / name for name in sorted(PARAMETER_FILES.values())]
+
+
+@pytest.mark.parametrize("path", mode_files(), ids=lambda p: p.name)
 def test_parameter_files_hold_only_what_differs_from_the_defaults(path):
     data = yaml.safe_load(path.read_text()) or {}
     nodes = graph_nodes()
-    if "controller_manager" in str(data):
-        pytest.skip("ros2_control's controller file: not the project's nodes")  # its keys are ros2_control's
     problems = []
     for key, section in data.items():
         name = str(key).rsplit("/", 1)[-1]
@@ -156,18 +166,44 @@ def test_parameter_files_hold_only_what_differs_from_the_defaults(path):
     assert not problems, f"{path.name} restates defaults (delete these lines):\n" + "\n".join(problems)
 
 
+def all_defaults() -> dict[str, list]:
+    """{setting name: [its default in each config class that has it]}."""
+    out: dict[str, list] = {}
+    for _, name, default, _ in setting_calls():
+        value = literal(default)
+        out.setdefault(name, []).append(value)
+    return out
+
+
+def shown(value) -> set[str]:
+    """How a README writes a default: 0.5, true, "" ..."""
+    if isinstance(value, bool):
+        return {str(value).lower(), str(value)}
+    if value == "":
+        return {'""', "''"}
+    return {str(value), repr(value)}
+
+
 def test_readmes_do_not_copy_defaults():
-    """A README table row that names a setting and its default, or prose '`name` (default X)': the config and
-    ``ros2 param describe`` are where defaults live."""
-    defaults = literal_defaults()
+    """A README table row that names a setting and shows a default in another cell (a parameter table with a
+    default column), or prose '`name` (default X)': the configs, ``python -m so101_bringup.parameters`` and
+    ``ros2 param describe`` are where defaults are read."""
+    defaults = all_defaults()
     problems = []
     for readme in READMES:
         for number, line in enumerate(readme.read_text().splitlines(), 1):
-            for name in re.findall(r"`([a-z_0-9]+)`", line):
-                for value in defaults.get(name, ()):
-                    shown = re.escape(str(value))
-                    cell = line.startswith("|") and re.search(rf"\|\s*`?{shown}`?\s*\|", line)
-                    prose = re.search(rf"`{name}`[^|]{{0,40}}default[^|]{{0,12}}\b{shown}\b", line)
-                    if cell or prose:
-                        problems.append(f"{readme.relative_to(ROOT)}:{number}: {name} = {value}")
-    assert not problems, "READMEs copy defaults:\n" + "\n".join(problems)
+            names = [n for n in re.findall(r"`([a-z_0-9]+)`", line) if n in defaults]
+            if not names:
+                continue
+            if line.startswith("|"):
+                cells = [c.strip() for c in line.strip().strip("|").split("|")]
+                values = {text for n in names for v in defaults[n] if v is not None for text in shown(v)}
+                keyed = [n for n in names if any(f"`{n}`" in c for c in cells[:2])]  # the row is about the setting
+                values = {text for n in keyed for v in defaults[n] if v is not None for text in shown(v)}
+                short = [c for c in cells[:-1] if len(c) < 40 and not any(f"`{n}`" in c for n in names)]
+                tokens = {tok.strip("`") for c in short for tok in re.split(r"[\s,/()]+", c) if tok}
+                if tokens & values:
+                    problems.append(f"{readme.relative_to(ROOT)}:{number}: {line[:90]}")
+            elif re.search(r"`(" + "|".join(names) + r")`[^.;]{0,30}\(default", line):
+                problems.append(f"{readme.relative_to(ROOT)}:{number}: {line[:90]}")
+    assert not problems, "READMEs copy defaults (point to the config instead):\n" + "\n".join(problems)

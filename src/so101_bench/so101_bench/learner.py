@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from so101_contract.cpu_allocator import configure_cpu_allocator
+from so101_contract.devices import DEFAULT_DEVICE, DEVICES, device_name
 from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.replay import Batch, ReplayConfig, random_batch
@@ -123,6 +124,9 @@ def _schedule(spec: str, step: int) -> float:
     return (1.0 - mix) * start + mix * end
 
 
+REFERENCE_LR = 1e-4  # drqv2's published learning rate (the reference's own, not the project's setting)
+
+
 class ReferenceDrQV2:
     """facebookresearch/drqv2's agent update (pixels only), as published; only used to time it."""
 
@@ -134,9 +138,9 @@ class ReferenceDrQV2:
         self.critic = _RefCritic(repr_dim, action_dim, feature_dim, hidden).to(self.device)
         self.critic_target = _RefCritic(repr_dim, action_dim, feature_dim, hidden).to(self.device)
         self.critic_target.load_state_dict(self.critic.state_dict())
-        self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=1e-4)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=1e-4)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=1e-4)
+        self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=REFERENCE_LR)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=REFERENCE_LR)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=REFERENCE_LR)
         self.stddev_schedule, self.stddev_clip, self.tau = "linear(1.0,0.1,500000)", 0.3, 0.01
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
@@ -204,7 +208,7 @@ def updates_per_second(update, batch: Batch, updates: int, warmup: int, device: 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE)
     parser.add_argument("--batch", type=int, default=ReplayConfig.batch_size)
     parser.add_argument("--updates", type=int, default=None, help="timed updates per case (default 5 CPU, 50 GPU)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed updates first")
@@ -219,7 +223,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    device = torch.device(device_name(args.device))
     updates = args.updates or (50 if device.type == "cuda" else 5)
     print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, 9x84x84, {updates} timed updates "
           f"after {args.warmup} warm-up; amp {args.amp}")  # fmt: skip

@@ -22,6 +22,7 @@ import torch
 
 from so101_bench.pixel_task import PixelReachEnv, PixelTaskConfig, random_policy_success
 from so101_contract.cpu_allocator import configure_cpu_allocator
+from so101_contract.devices import DEFAULT_DEVICE, DEVICES, device_name
 from so101_hilserl_core.observation import FrameStack
 from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
@@ -155,7 +156,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--window", type=int, default=defaults.window, help="episodes in the success-rate window")
     parser.add_argument("--image-size", type=int, default=defaults.task.image_size)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     return parser.parse_args(argv)
 
@@ -165,7 +166,7 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     configure_cpu_allocator()
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    device = device_name(args.device)
     cfg = TrainConfig(
         episodes=args.episodes,
         batch_size=args.batch_size,

@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Simulation benchmarks: scripted-demo grasp rate and real-time factor with the wrist camera.",
     )
     parser.add_argument("--episodes", type=int, default=50, help="scripted grasp episodes (default 50; 0 skips)")
-    parser.add_argument("--max-steps", type=int, default=100, help="control steps per episode at 10 Hz (default 100)")
+    parser.add_argument(
+        "--max-steps", type=int, default=EpisodeConfig.max_steps, help="control steps per episode at 10 Hz"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
     parser.add_argument(
         "--min-rate", type=float, default=0.9, help="exit with status 1 if the grasp rate is below this (default 0.9)"

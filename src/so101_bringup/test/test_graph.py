@@ -264,8 +264,8 @@ def test_real_mode_needs_each_arms_id_or_calibration_file(tmp_path):
 
     # A parameter file of the user's that names the arms is enough; its values are then not overridden.
     params = yaml.safe_load(config_path("real.yaml").read_text())
-    params["/**/follower"]["ros__parameters"]["robot_id"] = "arm_f"
-    params["/**/leader"]["ros__parameters"]["calibration_file"] = str(calibration)
+    params["/**/follower"] = {"ros__parameters": {"robot_id": "arm_f"}}
+    params["/**/leader"] = {"ros__parameters": {"calibration_file": str(calibration)}}
     own = tmp_path / "mine.yaml"
     own.write_text(yaml.safe_dump(params))
     nodes = {s.name: s for s in build_graph(GraphOptions(mode="real", params_file=str(own), **ports))}
@@ -296,17 +296,17 @@ def test_parameter_files_name_real_parameters_of_the_modes_nodes(mode):
 
 
 def test_parameter_file_keys_reach_a_namespaced_node():
-    """The /**/ keys are what makes one file serve every namespace: rcl must apply them to /robot1/fk_node."""
+    """The /**/ keys are what makes one file serve every namespace: rcl must apply them to /robot1/actor."""
     import rclpy
     from rclpy.node import Node
 
-    expected = parameter_file("sim.yaml")["fk_node"]["frame_id"]
+    expected = parameter_file("sim.yaml")["actor"]["evaluation_every_episodes"]
     context = rclpy.Context()
     rclpy.init(args=["--ros-args", "--params-file", str(config_path("sim.yaml"))], context=context)
     try:
-        node = Node("fk_node", namespace="robot1", context=context)
+        node = Node("actor", namespace="robot1", context=context)
         try:
-            assert node.declare_parameter("frame_id", "unset").value == expected
+            assert node.declare_parameter("evaluation_every_episodes", -1).value == expected
         finally:
             node.destroy_node()
     finally:

@@ -32,6 +32,7 @@ import numpy as np
 from so101_contract.control import ACTION_DIM
 from so101_contract.joints import GRIPPER, JOINT_NAMES, NUM_JOINTS
 from so101_contract.settings import setting
+from so101_driver.model.joint_safety import CommandLimits
 from so101_driver.model.kinematics import Kinematics
 from so101_hilserl_core.semantics import ABSOLUTE_GRIPPER_RANGE, check_semantic
 
@@ -58,7 +59,7 @@ class ActionConfig:
     ik_max_step_rad: float = 0.5
     gripper_step_rad: float = 0.3
     gripper_range: tuple[float, float] = (0.0, 1.0)
-    max_joint_step: float = setting(0.3, "per-step joint change (rad)", (0.001, 1.0))
+    max_joint_step: float = setting(CommandLimits.max_joint_step, "per-step joint change (rad)", (0.001, 1.0))
 
     def __post_init__(self) -> None:
         for name in ("step_m", "ik_damping", "ik_max_step_rad", "gripper_step_rad", "max_joint_step"):

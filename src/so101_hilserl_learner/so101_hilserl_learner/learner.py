@@ -28,6 +28,7 @@ from typing import NamedTuple
 import torch
 
 from so101_contract.cpu_allocator import configure_cpu_allocator
+from so101_contract.devices import DEFAULT_DEVICE, DEVICES, device_name
 from so101_contract.files import atomic_write_text
 from so101_contract.outcomes import Outcome
 from so101_contract.parameters import ParameterError
@@ -64,7 +65,7 @@ class LearnerConfig:
     """The learner's settings; the nested configs' are its own too, under their names (so101_contract.settings)."""
 
     run_dir: str = setting("runs/learner", "directory for the journal, checkpoints and TensorBoard")
-    device: str = setting("auto", "torch device: auto (cuda when present), cpu or cuda", ("auto", "cpu", "cuda"))
+    device: str = setting(DEFAULT_DEVICE, "torch device: auto (cuda when present), cpu or cuda", DEVICES)
     network: str = setting("", 'JSON overrides of PolicyConfig fields, e.g. {"hidden": [64, 64]}')
     initial_weights: str = setting("", "agent weights (checkpoint_tool import-robobase output) for a fresh run_dir")
     agent: AgentConfig = field(default_factory=AgentConfig)  # seed, lr, critic_target_tau, stddev_clip
@@ -150,11 +151,10 @@ def network_of(network: str) -> PolicyConfig:
 
 
 def device_of(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("parameter device='cuda': torch sees no CUDA device; use auto or cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device_name(device))
+    except ValueError as err:
+        raise ParameterError(f"parameter {err}") from None
 
 
 class Learner:

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from so101_contract.devices import DEFAULT_DEVICE, DEVICES, device_name
 from so101_contract.state import STATE_DIM
 from so101_driver.sim.curriculum import STAGES
 from so101_driver.vision.preprocessing import ImagePreprocessing
@@ -307,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "2 1.5 cm above the grasp, 3 pick-101's 3 cm above (default %(default)s)")  # fmt: skip
     run.add_argument("--steps", type=int, default=d.steps, help="environment steps in total (default %(default)s)")
     run.add_argument("--seed", type=int, default=d.seed, help="seed of the episodes and the agent")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    run.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE,
                      help="auto = cuda when torch sees a CUDA device, else cpu")  # fmt: skip
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     run.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
@@ -355,7 +356,7 @@ def main(argv=None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("pretrain: --device cuda, but torch sees no CUDA device: use --device cpu (or auto)", file=sys.stderr)
         return 2
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    device = device_name(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

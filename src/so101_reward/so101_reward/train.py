@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from so101_contract.cli import open_fraction, positive_float, positive_int
 from so101_contract.cpu_allocator import configure_cpu_allocator
+from so101_contract.devices import DEFAULT_DEVICE
 from so101_contract.files import atomic_write
 from so101_reward.augment import AugmentConfig, augment
 from so101_reward.classifier import RewardClassifier
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-augment", action="store_true", help="train without colour/sharpness/shift augmentation")
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
-    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    parser.add_argument("--device", default=DEFAULT_DEVICE, help="auto (cuda when available), cpu or cuda")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 

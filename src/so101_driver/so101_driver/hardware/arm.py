@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from so101_contract import diagnostics
+from so101_contract.control import JOINT_STATE_RATE_HZ
 from so101_contract.joints import JOINT_NAMES
 from so101_contract.settings import setting, table
 from so101_driver.hardware.calibrate import read_motor_calibration
@@ -33,6 +34,7 @@ from so101_driver.hardware.calibration import (
     find_lerobot_calibration,
     load_calibration,
 )
+from so101_driver.hardware.feetech import control_table as ct
 from so101_driver.hardware.feetech.bus import BusDisconnected, BusError, FeetechBus
 from so101_driver.hardware.feetech.ports import PortNotFoundError, resolve_port
 from so101_driver.model.joint_safety import CommandLimits, JointCommandGuard
@@ -52,9 +54,13 @@ class ArmConfig:
     port: str = setting("", "serial port of the bus: a path (prefer /dev/serial/by-id/...) or a by-id name fragment")
     calibration_file: str = setting("", "LeRobot calibration JSON; '' = LeRobot's location for robot_id")
     robot_id: str = setting("", "LeRobot robot/teleoperator id, used to find the calibration file")
-    baudrate: int = setting(1_000_000, "bus baud rate (the STS3215 factory default is 1 Mbps)", (4800, 1_000_000))
+    baudrate: int = setting(
+        ct.FACTORY_BAUDRATE, "bus baud rate (the STS3215 factory default is 1 Mbps)", (4800, 1_000_000)
+    )
     retries: int = setting(2, "retries of a failed bus transaction before it counts as an error", (0, 10))
-    state_rate_hz: float = setting(100.0, "joint state rate (Hz): one sync read per period", (1.0, 1000.0))
+    state_rate_hz: float = setting(
+        JOINT_STATE_RATE_HZ, "joint state rate (Hz): one sync read per period", (1.0, 1000.0)
+    )
     reconnect_timeout_s: float = setting(2.0, "each reopen attempt of a vanished port lasts this", (0.1, 60.0))
     torque_on_start: bool = setting(True, "enable the torque at start (leader: False = limp)")
     pid: tuple[int, ...] = setting((16, 0, 32), "position P, I, D coefficients written at start")

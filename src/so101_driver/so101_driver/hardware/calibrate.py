@@ -47,6 +47,7 @@ from so101_driver.hardware.calibration import (
     save_calibration,
     validate_calibration,
 )
+from so101_driver.hardware.feetech import control_table as ct
 
 DEFAULT_MOTOR_IDS: dict[str, int] = {name: i + 1 for i, name in enumerate(JOINT_NAMES)}
 STS3215_MODEL_NUMBER = 777
@@ -335,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--baudrate",
         type=one_of_ints(SUPPORTED_BAUDRATES),
-        default=1_000_000,
+        default=ct.FACTORY_BAUDRATE,
         help=f"bus baud rate, one the servos take: {', '.join(map(str, SUPPORTED_BAUDRATES))} (default 1000000)",
     )
     return parser

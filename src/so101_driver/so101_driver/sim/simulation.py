@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
+from so101_contract.control import JOINT_STATE_RATE_HZ
 from so101_contract.joints import JOINT_NAMES, positions_by_name
 from so101_contract.settings import setting
 from so101_contract.stamps import NS_PER_S
@@ -49,7 +50,7 @@ class SimulationConfig:
     """The sim node's settings (so101_sim's parameters)."""
 
     seed: int = setting(0, "seed of the scene randomisation and the simulated operator", (0, 2**31 - 1))
-    state_rate_hz: float = setting(100.0, "joint state rate of both arms (Hz)", (1.0, 1000.0))
+    state_rate_hz: float = setting(JOINT_STATE_RATE_HZ, "joint state rate of both arms (Hz)", (1.0, 1000.0))
     camera_rate_hz: float = setting(10.0, "wrist image rate (Hz)", (0.1, 100.0))
     camera_width: int = setting(SimConfig.camera_width, "wrist image width (px), as the real camera", (16, 4096))
     camera_height: int = setting(SimConfig.camera_height, "wrist image height (px), as the real camera", (16, 4096))

@@ -202,7 +202,7 @@ class FeetechBus:
         self,
         port: str,
         motor_ids: Sequence[int],
-        baudrate: int = 1_000_000,
+        baudrate: int = ct.FACTORY_BAUDRATE,
         retries: int = 2,
         backoff_s: float = 0.001,
         timeout_margin_s: float = DEFAULT_TIMEOUT_MARGIN_S,

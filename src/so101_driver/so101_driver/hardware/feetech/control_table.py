@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+FACTORY_BAUDRATE = 1_000_000  # the STS3215's factory bus speed (bit/s): what the arms run at
+
 # ---- instructions and ids -------------------------------------------------------------------------
 PING = 0x01
 READ = 0x02

@@ -69,7 +69,7 @@ class ServoBusEmulator:
         self,
         motor_ids: Sequence[int] = (1, 2, 3, 4, 5, 6),
         link_path: str | Path | None = None,
-        baudrate: int = 1_000_000,
+        baudrate: int = ct.FACTORY_BAUDRATE,
         wire_timing: bool = True,
         seed: int = 0,
         return_delay_time: int = 0,
@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         "--ids", type=int_in(0, ct.MAX_ID), nargs="+", default=[1, 2, 3, 4, 5, 6], help="servo ids (default 1..6)"
     )
     parser.add_argument(
-        "--baudrate", type=positive_int, default=1_000_000, help="for wire timing (default %(default)s)"
+        "--baudrate", type=positive_int, default=ct.FACTORY_BAUDRATE, help="for wire timing (default %(default)s)"
     )
     parser.add_argument("--no-wire-timing", action="store_true", help="answer at once instead of at line speed")
     parser.add_argument("--corrupt", type=probability, default=0.0, help="probability a status packet is corrupted")
