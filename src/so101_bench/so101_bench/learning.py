@@ -2,7 +2,8 @@
 
 An explicit CleanRL-style loop, nothing hidden::
 
-    env step with agent.act -> ReplayBuffer (begin_sequence / add / end_sequence) -> `utd` agent.update per env step
+    env step with agent.act -> ReplayBuffer (begin_sequence / add / end_sequence)
+    -> `utd_ratio` agent.update per env step
     -> every `eval_every` episodes: greedy evaluation episodes
 
     python -m so101_bench.learning --episodes 250
@@ -33,10 +34,10 @@ from so101_hilserl_learner.replay import ReplayBuffer, ReplayConfig
 class TrainConfig:
     episodes: int = 250
     batch_size: int = 64
-    utd: int = 1  # agent updates per environment step
-    learning_starts: int = 300  # environment steps before the first update
+    utd_ratio: int = 1  # agent updates per environment step
+    warmup_transitions: int = 300  # environment steps before the first update
     # Uniform random actions before this step. Not the actor's default: this small pixel task (30-step episodes)
-    # learns within a few thousand steps, so its random phase is as short as its learning_starts.
+    # learns within a few thousand steps, so its random phase is as short as its warmup_transitions.
     num_explore_steps: int = 300
     stddev_schedule: str = "linear(1.0,0.1,2000)"
     lr: float = 3e-4
@@ -112,9 +113,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     start = time.perf_counter()
 
     def learn(step: int) -> None:
-        if step < cfg.learning_starts or len(buffer) < cfg.batch_size:
+        if step < cfg.warmup_transitions or len(buffer) < cfg.batch_size:
             return
-        for _ in range(cfg.utd):
+        for _ in range(cfg.utd_ratio):
             agent.update(buffer.sample(cfg.batch_size, out=batch), step)
             result.updates += 1
 
@@ -150,7 +151,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     defaults = TrainConfig()
     parser.add_argument("--episodes", type=int, default=defaults.episodes)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--utd", type=int, default=defaults.utd, help="updates per environment step")
+    parser.add_argument("--utd-ratio", type=int, default=defaults.utd_ratio, help="updates per environment step")
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--stddev-schedule", default=defaults.stddev_schedule)
     parser.add_argument("--window", type=int, default=defaults.window, help="episodes in the success-rate window")
@@ -170,7 +171,7 @@ def main(argv=None) -> None:
     cfg = TrainConfig(
         episodes=args.episodes,
         batch_size=args.batch_size,
-        utd=args.utd,
+        utd_ratio=args.utd_ratio,
         lr=args.lr,
         stddev_schedule=args.stddev_schedule,
         window=args.window,

@@ -39,8 +39,15 @@ class SimProfile:
         starts = max(100, min(1000, self.pretrain_steps // 2))
         cmd = ["-m", "so101_hilserl_learner.pretrain", "--out", str(out), "--seed", str(seed), "--device", device]
         cmd += ["--stage", str(self.stage if self.stage is not None else 0), "--steps", str(self.pretrain_steps)]
-        cmd += ["--camera", f"{self.camera[0]}x{self.camera[1]}", "--batch-size", str(self.batch_size), "--utd", "1"]
-        cmd += ["--learning-starts", str(starts), "--num-explore-steps", str(starts)]
+        cmd += [
+            "--camera",
+            f"{self.camera[0]}x{self.camera[1]}",
+            "--batch-size",
+            str(self.batch_size),
+            "--utd-ratio",
+            "1",
+        ]
+        cmd += ["--warmup-transitions", str(starts), "--num-explore-steps", str(starts)]
         names = {"hidden": "--hidden", "encoder_channels": "--encoder-channels", "bottleneck": "--bottleneck",
                  "image_size": "--image-size"}  # fmt: skip
         for key, value in self.network.items():

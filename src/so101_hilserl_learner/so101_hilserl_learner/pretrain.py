@@ -4,7 +4,7 @@ The seed system's step 1 (pick-101's sim checkpoint) inside the project. An expl
 
     env step with agent.act (uniform random before --num-explore-steps, then mean + scheduled noise)
       -> ReplayBuffer.for_policy (one sequence per episode; frames stored once, stacks rebuilt as FrameStack does)
-      -> --utd agent.update per env step once the buffer holds --learning-starts transitions
+      -> --utd-ratio agent.update per env step once the buffer holds --warmup-transitions transitions
       -> every --eval-every env steps (and before the first update): --eval-episodes deterministic episodes (the
          policy's mean, fixed seeds) -> success rate; TensorBoard, eval.csv, a checkpoint and the agent file
 
@@ -17,7 +17,7 @@ Output directory (--out):
     tensorboard/        training and evaluation curves (tensorboard --logdir OUT/tensorboard)
 
 --resume continues from the newest good checkpoint in --out with the same network sizes. The replay buffer is not
-checkpointed (100k frames are GBs): after a resume, updates start again once it holds --learning-starts new
+checkpointed (100k frames are GBs): after a resume, updates start again once it holds --warmup-transitions new
 transitions. Only --camera 640x480 with --image-size 84 (the defaults) is the robot's preprocessing; smaller
 cameras and images make fast runs and tests whose policies do not fit the robot.
 
@@ -63,8 +63,8 @@ class PretrainConfig:
     seed: int = AgentConfig.seed
     device: str = "cpu"
     batch_size: int = ReplayConfig.batch_size
-    utd: int = 1  # agent updates per environment step
-    learning_starts: int = 2000  # transitions in the buffer before the first update
+    utd_ratio: int = 1  # agent updates per environment step
+    warmup_transitions: int = 2000  # transitions in the buffer before the first update
     # Uniform random actions before this environment step. Not the actor's default: DrQ-v2's own setting for a
     # simulated task (num_seed_frames 4000 at action repeat 2), the buffer filled with them before the first update.
     num_explore_steps: int = 2000
@@ -179,7 +179,7 @@ class Pretrainer:
                   "env_steps": self.progress.env_steps, "updates": self.progress.updates}  # fmt: skip
         training = {"stddev_schedule": self.cfg.stddev_schedule, "stddev_clip": self.agent.config.stddev_clip,
                     "discount": self.cfg.discount, "nstep": self.cfg.nstep, "lr": self.cfg.lr,
-                    "batch_size": self.cfg.batch_size, "utd": self.cfg.utd}  # fmt: skip
+                    "batch_size": self.cfg.batch_size, "utd_ratio": self.cfg.utd_ratio}  # fmt: skip
         # Fine-tuning starts at environment step 0 with the pretrained schedule (exploration.py: std 1.0 hides a
         # pretrained behaviour), not where this run's own schedule stopped.
         extra = exploration.to_metadata(exploration.DEFAULT_PRETRAINED_SCHEDULE, 0)
@@ -241,8 +241,8 @@ class Pretrainer:
             total += reward
             done = terminated or truncated
             obs = next_obs
-            if len(buffer) >= max(cfg.learning_starts, cfg.batch_size):
-                for _ in range(cfg.utd):
+            if len(buffer) >= max(cfg.warmup_transitions, cfg.batch_size):
+                for _ in range(cfg.utd_ratio):
                     metrics = agent.update(buffer.sample(cfg.batch_size, out=self.batch), p.env_steps)
                     p.updates += 1
                 if p.updates % 100 == 0:
@@ -320,8 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     algo = parser.add_argument_group("DrQ-v2")
     algo.add_argument("--batch-size", type=int, default=d.batch_size)
-    algo.add_argument("--utd", type=int, default=d.utd, help="updates per environment step")
-    algo.add_argument("--learning-starts", type=int, default=d.learning_starts,
+    algo.add_argument("--utd-ratio", type=int, default=d.utd_ratio, help="updates per environment step")
+    algo.add_argument("--warmup-transitions", type=int, default=d.warmup_transitions,
                       help="transitions in the replay buffer before the first update")  # fmt: skip
     algo.add_argument("--num-explore-steps", type=int, default=d.num_explore_steps,
                       help="uniform random actions before this environment step")  # fmt: skip
@@ -347,10 +347,10 @@ def config_from_args(args: argparse.Namespace, device: str) -> PretrainConfig:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("steps", "batch_size", "utd", "eval_episodes", "checkpoint_every", "nstep", "capacity"):
+    for name in ("steps", "batch_size", "utd_ratio", "eval_episodes", "checkpoint_every", "nstep", "capacity"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ("eval_every", "learning_starts", "num_explore_steps"):
+    for name in ("eval_every", "warmup_transitions", "num_explore_steps"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     if args.device == "cuda" and not torch.cuda.is_available():

@@ -14,7 +14,7 @@ from so101_hilserl_core.semantics import PROJECT_SEMANTICS
 from so101_hilserl_learner import checkpoint, pretrain
 from so101_hilserl_learner.agent_file import load_agent_weights
 
-TINY = ["--stage", "1", "--batch-size", "8", "--learning-starts", "16", "--num-explore-steps", "10",
+TINY = ["--stage", "1", "--batch-size", "8", "--warmup-transitions", "16", "--num-explore-steps", "10",
         "--image-size", "24", "--camera", "160x120", "--hidden", "32", "--encoder-channels", "8",
         "--bottleneck", "16", "--eval-episodes", "2", "--eval-every", "40", "--checkpoint-every", "40",
         "--no-progress", "--threads", "1", "--device", "cpu"]  # fmt: skip
