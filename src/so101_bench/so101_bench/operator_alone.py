@@ -2,13 +2,10 @@
 each curriculum stage's reset and from the states a random policy leaves), and how often a uniform random policy
 succeeds from each stage's reset (the floor every learning curve is read against).
 
-The loop is the graph's, without the transport: the Gymnasium pick task (the actor's mapping, episode rules and
-ground-truth reward), the operator's hand on the simulated leader, and the leader's pose turned into the policy's
-action by the actor's HumanActionEncoder, so the follower moves exactly as during an intervention. A takeover after
-``random_steps`` uniform random actions is the state a weak policy hands over.
+The loop is the graph's without the transport: the Gymnasium pick task, the operator's hand on the simulated leader,
+and the leader's pose turned into the policy's action by the actor's HumanActionEncoder, as during an intervention.
 
-    python -m so101_bench.operator_alone                       # 20 episodes per start, prints the success rates
-    python -m so101_bench.operator_alone --episodes 50 --min-rate 0.9
+    python -m so101_bench.operator_alone --episodes 50 --min-rate 0.9     # 20 episodes per start by default
 """
 
 from __future__ import annotations
