@@ -26,7 +26,8 @@ from so101_hilserl_learner.envs.pick import PickEnv
 # Small renders: the operator does not look at the image.
 FAST = ImagePreprocessing(crop_x=20, crop_y=0, crop_width=120, crop_height=120, output_size=32,
                           source_width=160, source_height=120)  # fmt: skip
-RANDOM_STEPS = 20  # steps of a uniform random policy before the takeover (start "random")
+# Steps of a uniform random policy before the takeover (start "random"): the state a weak policy hands over.
+RANDOM_STEPS = 20
 
 
 def operator_episode(env: PickEnv, seed: int, random_steps: int = 0) -> dict:

@@ -17,12 +17,12 @@ import numpy as np
 @dataclass(frozen=True)
 class PixelTaskConfig:
     image_size: int = 32
-    episode_length: int = 30
+    episode_length: int = 30  # a time limit, not a terminal state: the learner bootstraps there
     max_step: float = 0.1  # arena fraction moved per step at |action| = 1 (per axis)
     success_radius: float = 0.1
     min_start_distance: float = 0.3
     dot_radius_px: int = 1  # drawn as a (2r+1)^2 square
-    shaping: float = 1.0  # reward shaping * (d_before - d_after) each step: potential-based, the best policy stays
+    shaping: float = 1.0  # reward shaping * (d_before - d_after) per step: potential-based, the best policy stays best
     success_reward: float = 1.0
 
     def __post_init__(self) -> None:
