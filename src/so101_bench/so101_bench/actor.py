@@ -1,16 +1,9 @@
 """Compute time of one actor control step on this CPU, stage by stage.
 
-The 10 Hz loop has 100 ms per step; the compute must stay a small, predictable part of it (goal: p99 <= 10 ms) so
-the command leaves on time and the observation is fresh. One step here is exactly what the actor does between
-reading the joints and sending the command:
-
-    640x480 rgb8 Image message -> preprocess (crop + INTER_AREA 84x84) -> StateBuilder.build (FK)
-    -> FrameStack.push -> policy inference (full-size default PolicyConfig(), batch 1, uint8 pixels)
-    -> exploration noise -> policy_action_to_joints (FK + one IK step)
-
-measured with torch's intra-op thread count set as the actor sets it (1 and 2 by default). The verdict is taken on
-``ControlStep.step`` itself (the actor's step, control_step.py: the same stages plus the transition bookkeeping),
-fed 640x480 camera arrays as the node feeds it; the stage breakdown shows where the time goes.
+The 10 Hz loop has 100 ms per step; the compute must stay a small, predictable part of it (goal: p99 <= 10 ms) so the
+command leaves on time and the observation is fresh. The verdict is taken on the actor's own ``ControlStep.step``, fed
+640x480 camera arrays as the node feeds it, at torch's intra-op thread counts given (1 and 2 by default); the stages
+(preprocess, state, frame stack, policy, exploration noise, FK + IK) show where the time goes.
 
     python -m so101_bench.actor --steps 500 --threads 1 2
 """

@@ -1,27 +1,11 @@
 """The HIL learning benchmark: does the policy learn, in the product graph, with the simulated operator correcting?
 
-One run of ``make bench-hil`` is three steps, each a real program of the project:
+From a weak pretrained policy (``so101_hilserl_learner.pretrain`` stopped early, cached in OUT/pretrain) the runner
+trains in the whole sim graph, in lockstep, once per arm of ``ARMS`` and per seed, with evaluation episodes
+(deterministic policy, hands off) between training episodes. Each run's episodes.csv gives the summary, the curves and
+OUT/summary.json; the benchmark exits 1 when a goal (``goal_misses``, ``verdict``) is missed.
 
-1. Pretraining, deliberately stopped early: ``python -m so101_hilserl_learner.pretrain`` on the Gymnasium pick
-   task (the configuration's curriculum stage) for a few thousand environment steps, so the policy starts weak.
-   Cached in OUT/pretrain (reused when its agent file exists).
-2. The HIL run: the runner starts the whole sim graph (simulation with the simulated operator correcting through the
-   leader arm, intervention node, actor, learner, ground-truth reward) from that checkpoint, in lockstep (simulated
-   time advances only while the learner keeps the requested update-to-data ratio, so the curve measures the method,
-   not this machine), with an evaluation episode (deterministic policy, the operator's hands off) after every few
-   training episodes. It stops after the configuration's wall-clock budget.
-3. The control run: the same graph, checkpoint and environment-step budget with the operator off (no corrections,
-   so no demonstrations): what the human in the loop adds.
-
-Every episode of both runs is a row of RUN_DIR/episodes.csv (written by the runner as it happens). The benchmark
-prints the summary (evaluation success of the first and last 20 evaluation episodes, intervention fraction of the
-first and last 20 training episodes, environment steps, achieved UTD, wall time), writes OUT/summary.json and the
-curves (OUT/bench_hil.png, and the report's PNGs of each run), and exits 1 when the goal is missed:
-
-    evaluation success, last 20 >= first 20 + 30 points; intervention fraction, last 20 <= half of the first 20
-
-    python -m so101_bench.hil --config cpu            # the CPU-size configuration (2 cores, within 60 min)
-    python -m so101_bench.hil --config gpu            # full size on a GPU (device cuda), the seed's timeline
+    python -m so101_bench.hil --config cpu --seeds 0,1,2      # or --config gpu: full size on a GPU
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """Learner update speed: this package's DrQ-v2 agent next to a plain re-implementation of facebookresearch/drqv2.
 
-Batch 256 of 9x84x84 uint8 pixels (3 stacked RGB frames), updates per second for:
-
-  (a) the default network (PolicyConfig(): RoboBase sizes, hidden (256, 256), stacked state 54)
-  (b) the reference DrQ-v2 sizes with this agent (hidden (1024, 1024), no state, feature 50)
-  (c) facebookresearch/drqv2's update as its algorithm is published, at the sizes of (b), written here from the
-      algorithm description: Adam, RandomShiftsAug by bilinear grid_sample on float, separate encoder passes,
-      critic loss summed over the two Qs, NCHW float32, one shared critic trunk.
-
-(b)/(c) is the speed-up from the implementation alone (same sizes, same machine, same process and allocator).
+Updates per second, batch 256 of 9x84x84 uint8 pixels, for (a) the default network (PolicyConfig()), (b) the reference
+DrQ-v2 sizes (hidden (1024, 1024), no state, feature 50) with this agent and (c) ``ReferenceDrQV2``: drqv2's update
+as its algorithm is published, at the sizes of (b). (b)/(c) is the speed-up from the implementation alone (same
+sizes, same machine, same process and allocator).
 
     python -m so101_bench.learner --updates 5
 """
@@ -128,7 +123,11 @@ REFERENCE_LR = 1e-4  # drqv2's published learning rate (the reference's own, not
 
 
 class ReferenceDrQV2:
-    """facebookresearch/drqv2's agent update (pixels only), as published; only used to time it."""
+    """facebookresearch/drqv2's agent update (pixels only), as published; only used to time it.
+
+    Written here from the algorithm description: Adam, RandomShiftsAug by bilinear grid_sample on float, separate
+    encoder passes, critic loss summed over the two Qs, NCHW float32, one shared critic trunk.
+    """
 
     def __init__(self, channels=9, action_dim=4, feature_dim=50, hidden=1024, image_size=84, device="cpu"):
         self.device = torch.device(device)

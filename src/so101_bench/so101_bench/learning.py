@@ -1,14 +1,10 @@
 """The longer learning benchmark: DrQ-v2 (this package's agent and replay buffer) on the dot-to-target pixel task.
 
-An explicit CleanRL-style loop, nothing hidden::
-
-    env step with agent.act -> ReplayBuffer (begin_sequence / add / end_sequence)
-    -> `utd_ratio` agent.update per env step
-    -> every `eval_every` episodes: greedy evaluation episodes
+An explicit CleanRL-style loop: env step with agent.act -> ReplayBuffer -> ``utd_ratio`` agent.update per env step, and
+greedy evaluation episodes every ``eval_every`` episodes. It prints the training success rate over the last
+``--window`` episodes as it goes and a summary at the end.
 
     python -m so101_bench.learning --episodes 250
-
-Prints the training success rate over the last ``--window`` episodes as it goes and a summary at the end.
 """
 
 from __future__ import annotations

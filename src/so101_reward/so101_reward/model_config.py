@@ -1,7 +1,7 @@
 """The JSON that travels with every reward model: architecture, preprocessing and decision threshold.
 
-A model is only valid with the preprocessing it was trained with. The reward node refuses a model whose
-preprocessing differs from the actor's (the seed system's classifier silently failed on exactly this).
+A model is only valid with the preprocessing it was trained with: the reward node refuses a model whose
+preprocessing differs from the actor's, instead of classifying frames it was never trained on.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Simulated time for the sim node, as plain Python (no ROS): the tick grid, real-time pacing and the lockstep gate.
 
-The protocol is so101_contract.sim_time's docstring. Here are the three decisions the node's loop takes per tick:
+The protocol is written at so101_contract.sim_time's constants. The three decisions the loop takes per tick:
 
 - ``TickGrid``: which simulated instant tick ``k`` is (``k * tick_ns``, integer nanoseconds, so no float drifts
   off the grid after hours) and whether the camera renders there (tick 0, then the first tick at or after each

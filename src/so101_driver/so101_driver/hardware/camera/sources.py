@@ -1,12 +1,9 @@
-"""Wrist camera frame sources without ROS: a UVC/V4L2 device (resolution, fps and MJPG applied and verified), a
-video file and an image folder, and the factory that picks one from the node's ``source`` parameter.
+"""Wrist camera frame sources without ROS: a UVC/V4L2 device (resolution, fps and MJPG applied and verified), a video
+file and an image folder, and the factory that picks one from the node's ``source`` parameter.
 
-A source is used by one thread only (open, then grab/retrieve in a loop, then close); the reader thread that drives
-it, keeps the newest frame and reopens a stalled source lives in ``reader``.
-
-Video files and image folders play at the configured rate, looping by default like a camera that never ends, so
-the node runs (and is tested) without hardware; a file renamed away and back behaves like a camera unplugged and
-plugged in again.
+A source is used by one thread only (open, then grab/retrieve in a loop, then close): the ``reader`` thread. Video
+files and image folders play at the configured rate, looping by default like a camera that never ends, so the node
+runs (and is tested) without hardware; a file renamed away and back behaves like a camera unplugged and plugged in.
 """
 
 from __future__ import annotations
