@@ -19,15 +19,16 @@ import numpy as np
 from so101_bringup.episode_log import EpisodeRow, find_episode_log, read_episode_log
 from so101_contract.cli import positive_int
 from so101_contract.outcomes import Outcome, OutcomeRates, rates
+from so101_hilserl_learner.statistics import EPISODE_RETURN_TAG, TAGS
 
 EPISODE_TYPE = "so101_hilserl_interfaces/msg/EpisodeSummary"
 EPISODE_TAGS = {  # plot file -> (learner TensorBoard tag, y label)
-    "success_rate": ("episodes/success_rate", "training success rate"),
-    "intervention_rate": ("episodes/intervention_rate", "intervention fraction (share of steps)"),
-    "episode_return": ("episodes/return", "episode return"),
-    "evaluation_success": ("evaluation/success_rate", "evaluation success rate (policy alone)"),
+    "success_rate": (TAGS["success_rate"], "training success rate"),
+    "intervention_rate": (TAGS["intervention_fraction"], "intervention fraction (share of steps)"),
+    "episode_return": (EPISODE_RETURN_TAG, "episode return"),
+    "evaluation_success": (TAGS["evaluation_success_rate"], "evaluation success rate (policy alone)"),
 }
-SUCCESS_SPLIT_TAGS = {"autonomous": "episodes/autonomous_success_rate", "assisted": "episodes/assisted_success_rate"}
+SUCCESS_SPLIT_TAGS = {"autonomous": TAGS["autonomous_success_rate"], "assisted": TAGS["assisted_success_rate"]}
 EVALUATION_WINDOW = 20  # evaluation episodes in the rolling evaluation success (the learner's window too)
 SUMMARY_BLOCK = 20  # episodes in the summary's first and last blocks
 

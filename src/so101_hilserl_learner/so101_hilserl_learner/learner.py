@@ -38,6 +38,7 @@ from so101_hilserl_core import exploration
 from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_core.policy_io import config_differences, policy_to_bytes, semantic_differences, sha256_hex
 from so101_hilserl_core.weights_gate import make_epoch
+from so101_hilserl_learner import statistics
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.checkpoint import (
     DEFAULT_KEEP,
@@ -513,24 +514,12 @@ class Learner:
                 f"transition, {shed:.0f} owed updates shed at the backlog cap of {budget.max_backlog} "
                 f"({stats['updates_per_second']:.1f} updates/s); use a GPU, or lower utd_ratio or batch_size"
             )
-        scalars = {
-            "buffer/online": len(self.online),
-            "buffer/demo": len(self.demo),
-            "learner/updates_per_second": stats["updates_per_second"],
-            "utd/achieved": achieved,
-            "utd/requested": requested,
-            "utd/backlog": backlog,
-            "utd/shed": shed,
-            "exploration/stddev": stats["actor_stddev"],
-            "data/transitions": accepted,
-            "data/training_transitions": step,
-            "data/dropped": stats["transitions_dropped"],
-            "data/expired_episodes": self.ingest.counters.expired_episodes,
-            **{f"loss/{k}": v for k, v in metrics.items()},
-        }
+        scalars = statistics.scalars(stats, statistics.periodic_fields(q_sampled=sampled))
+        scalars.update({"utd/shed": shed, "data/expired_episodes": self.ingest.counters.expired_episodes})
+        scalars.update({f"loss/{k}": v for k, v in metrics.items()})  # the agent's other metrics, too
         scalars.update(self.episodes.training_scalars())
-        if sampled:  # a group without rows in the period has no point
-            scalars.update({key: value for key, value in q_window.items() if math.isfinite(value)})
+        if sampled:
+            scalars.update({f"rows/{group}": q_window[f"rows/{group}"] for group in GROUPS})
         for key, value in scalars.items():
             self.writer.add_scalar(key, value, self.updates)
         return stats
