@@ -27,9 +27,9 @@ import numpy as np
 import yaml
 
 from so101_bringup import profiles
-from so101_bringup.episode_log import EpisodeRow, read_episode_log
 from so101_bringup.profiles import PROFILES, SimProfile
-from so101_bringup.report import (
+from so101_bringup.records.episode_log import EpisodeRow, read_episode_log
+from so101_bringup.records.report import (
     RunSummary,
     load_run,
     read_scalars,

@@ -15,8 +15,8 @@ from so101_bench.hil import (
     verdict,
     write_params,
 )
-from so101_bringup.episode_log import EpisodeRow
-from so101_bringup.report import summarize
+from so101_bringup.records.episode_log import EpisodeRow
+from so101_bringup.records.report import summarize
 from so101_driver.vision.preprocessing import ImagePreprocessing
 
 

@@ -324,8 +324,8 @@ def config_path(name: str) -> Path:
 
 
 def continued(specs: list[NodeSpec], history) -> list[NodeSpec]:
-    """The nodes of a session that continues the run ``history`` (so101_bringup.episode_log.RunHistory) holds: the
-    actor keeps its id and continues its episode ids and evaluation schedule; simulated time goes on from the
+    """The nodes of a session that continues the run ``history`` (records.episode_log.RunHistory) holds: the actor
+    keeps its id and continues its episode ids and evaluation schedule; simulated time goes on from the
     run's newest stamp; the demonstrations the simulated operator already drove are not driven again. A new run's
     nodes are returned as they are. (Every actor waits for the learner's weights before its first episode: in a
     resumed run they are the newest checkpoint's, never an untrained network.)"""

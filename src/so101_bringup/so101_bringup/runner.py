@@ -26,9 +26,9 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from so101_bringup.episode_log import EpisodeLog, EpisodeRow, RunHistory
 from so101_bringup.graph import GraphOptions, NodeSpec, build_graph, config_path, continued, session_bag_path
 from so101_bringup.profiles import PROFILE_CHOICES, choose, write_params
+from so101_bringup.records.episode_log import EpisodeLog, EpisodeRow, RunHistory
 from so101_bringup.ros_env import RosEnvironmentError, node_environment
 from so101_contract.cli import add_config_arguments, config_from_arguments, did_you_mean, nonnegative_int
 from so101_contract.outcomes import Outcome, rates
@@ -193,7 +193,7 @@ class Runner:
         if self.record:  # the rosbags recorder: `ros2 bag record` needs a ROS install, this does not
             bag = session_bag_path(self.run_dir)
             bag.parent.mkdir(parents=True, exist_ok=True)
-            commands["recorder"] = [sys.executable, "-m", "so101_bringup.recorder", "--out", str(bag)]
+            commands["recorder"] = [sys.executable, "-m", "so101_bringup.records.recorder", "--out", str(bag)]
             if self.namespace:
                 commands["recorder"] += ["--ros-args", "-r", f"__ns:=/{self.namespace.strip('/')}"]
         for name, cmd in commands.items():

@@ -1,5 +1,5 @@
 """Opening rosbag2 bags with ``rosbags``, for every tool that reads them (``so101_reward.sources``,
-``so101_bringup.importer``): each way a bag can be unreadable becomes one line naming the bag, the cause and the
+``so101_bringup.records.importer``): each way a bag can be unreadable becomes one line naming the bag, the cause and the
 fix (``BagReadError``), instead of rosbags' exception (a traceback, or a dump of a message definition it could not
 parse). It lives in so101_reward because that is the lowest package that reads bags (driver <- reward <- bringup).
 """

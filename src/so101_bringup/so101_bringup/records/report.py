@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from so101_bringup.episode_log import EpisodeRow, find_episode_log, read_episode_log
+from so101_bringup.records.episode_log import EpisodeRow, find_episode_log, read_episode_log
 from so101_contract.cli import positive_int
 from so101_contract.outcomes import Outcome, OutcomeRates, rates
 from so101_hilserl_learner.statistics import EPISODE_RETURN_TAG, TAGS
@@ -244,7 +244,7 @@ def read_episodes(run_dir: Path) -> tuple[Episodes | None, Episodes | None, list
     """(training, evaluation) episodes of every bag under ``run_dir``; one record per (actor, episode id)."""
     from rosbags.highlevel import AnyReader
 
-    from so101_bringup.bag_types import project_typestore
+    from so101_bringup.records.bag_types import project_typestore
 
     bags = sorted(p.parent for p in run_dir.rglob("metadata.yaml"))
     found: dict[tuple[str, int], tuple[int, object]] = {}
@@ -282,8 +282,8 @@ def load_run(run_dir: Path) -> RunData:
         raise ReportError(
             f"{run_dir} holds nothing to plot: no episodes.csv with a row (the runner writes it), no TensorBoard "
             "event files (events.out.tfevents.*, written by the learner under run_dir/tensorboard) and no bag with "
-            "hilserl/episodes (record with the runner's --record or python -m so101_bringup.recorder). Point at the "
-            "run directory of a run that got past its first episode."
+            "hilserl/episodes (record with the runner's --record or python -m so101_bringup.records.recorder). Point "
+            "at the run directory of a run that got past its first episode."
         )
     return data
 
@@ -411,7 +411,7 @@ def write_report(data: RunData, out: Path, window: int = 20) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m so101_bringup.report",
+        prog="python -m so101_bringup.records.report",
         description="Plot a run directory: training success (autonomous and assisted, rolling), intervention "
         "fraction, episode return, evaluation success and the learner's losses, as PNG files, and print a summary. "
         "Reads the runner's episodes.csv (else the hilserl/episodes topic of any recorded bag) and the learner's "

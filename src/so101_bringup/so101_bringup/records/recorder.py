@@ -21,8 +21,8 @@ from rclpy.utilities import remove_ros_args
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from so101_bringup.bag_types import TypeDefinitionError, ensure_type, message_class, project_typestore
 from so101_bringup.graph import RECORDED_TOPICS  # the graph declaration owns the list
+from so101_bringup.records.bag_types import TypeDefinitionError, ensure_type, message_class, project_typestore
 from so101_contract.cli import positive_float
 from so101_contract.node_main import run_node
 
@@ -149,7 +149,7 @@ class BagRecorder(Node):
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m so101_bringup.recorder",
+        prog="python -m so101_bringup.records.recorder",
         description="Record ROS 2 topics into a rosbag2 bag (MCAP) without ros2 bag: serialized messages, with "
         "their definitions (the project's custom messages included). Stop with Ctrl-C; the bag is then closed "
         "and readable by `ros2 bag info/play` and by rosbags. ROS arguments (--ros-args -r __ns:=/robot) work.",

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from so101_bringup.bag_types import TypeDefinitionError, project_typestore
-from so101_bringup.refill import Key, key_of, refilled
+from so101_bringup.records.bag_types import TypeDefinitionError, project_typestore
+from so101_bringup.records.refill import Key, key_of, refilled
 from so101_contract.files import atomic_write_text
 from so101_contract.run_dir import LearnerDir
 from so101_contract.state import STATE_DIM
@@ -272,7 +272,7 @@ def _import_locked(source: TransitionBags, run_dir: Path, config: PolicyConfig, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m so101_bringup.importer",
+        prog="python -m so101_bringup.records.importer",
         description="Import recorded sessions (rosbag2 bags with hilserl/transitions, from the recorder or "
         "`ros2 bag record`) into a learner run directory: the transitions are appended to its journal, and the "
         "learner started with run_dir:=RUN_DIR loads them into its online and demonstration buffers. "
