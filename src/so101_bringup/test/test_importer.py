@@ -131,7 +131,7 @@ def test_a_truncated_transition_in_a_bag_stays_out_of_the_journal(tmp_path):
     result = import_bag([bag], run_dir)
     assert result.bag_transitions == TRANSITIONS and result.invalid == 1 and result.appended == TRANSITIONS - 1
     replay = subprocess.run(
-        [sys.executable, "-m", "so101_hilserl_learner.checkpoint_tool", "inspect", str(run_dir)],
+        [sys.executable, "-m", "so101_hilserl_learner.weight_files.checkpoint_tool", "inspect", str(run_dir)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert replay.returncode == 0, replay.stderr

@@ -9,7 +9,7 @@ The seed system's step 1 (pick-101's sim checkpoint) inside the project. An expl
          policy's mean, fixed seeds) -> success rate; TensorBoard, eval.csv, a checkpoint and the agent file
 
 Output directory (--out):
-    agent.safetensors   the agent file (so101_hilserl_learner.agent_file) the launch's ``initial_checkpoint`` (the
+    agent.safetensors   the agent file (weight_files.agent_file) the launch's ``initial_checkpoint`` (the
                         actor's and the learner's ``initial_weights``) takes: the project's action semantics in its
                         PolicyConfig, exploration metadata = the pretrained schedule linear(0.2,0.1,10000) from step 0
     eval.csv            env_steps, episodes, updates, success_rate, mean_return, wall_s of every evaluation
@@ -46,9 +46,9 @@ from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_core.semantics import PROJECT_SEMANTICS
 from so101_hilserl_learner import checkpoint
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
-from so101_hilserl_learner.agent_file import save_agent_weights
 from so101_hilserl_learner.envs.pick import PickEnv
 from so101_hilserl_learner.replay import ReplayBuffer, ReplayConfig
+from so101_hilserl_learner.weight_files.agent_file import save_agent_weights
 
 AGENT_FILE = "agent.safetensors"
 EVAL_CSV = "eval.csv"

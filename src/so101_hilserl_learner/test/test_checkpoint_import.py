@@ -31,7 +31,8 @@ from so101_hilserl_core.policy_io import load_policy
 from so101_hilserl_core.semantics import PICK101_SEMANTICS, PROJECT_SEMANTICS
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.checkpoint import save_checkpoint
-from so101_hilserl_learner.checkpoint_import import (
+from so101_hilserl_learner.critic import Critic
+from so101_hilserl_learner.weight_files.checkpoint_import import (
     AGENT_FORMAT,
     CheckpointImportError,
     import_lerobot,
@@ -41,8 +42,7 @@ from so101_hilserl_learner.checkpoint_import import (
     load_agent_weights,
     save_agent_weights,
 )
-from so101_hilserl_learner.checkpoint_tool import main
-from so101_hilserl_learner.critic import Critic
+from so101_hilserl_learner.weight_files.checkpoint_tool import main
 
 SMALL = PolicyConfig(
     frame_stack=2, image_size=32, state_dim=5, action_dim=3, encoder_channels=8, bottleneck=16, hidden=(32, 24)
@@ -478,7 +478,7 @@ def test_agent_file_validation(tmp_path):
 
 def run_tool(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "so101_hilserl_learner.checkpoint_tool", *map(str, args)],
+        [sys.executable, "-m", "so101_hilserl_learner.weight_files.checkpoint_tool", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -26,7 +26,7 @@ def transitions(n):
 
 def tool(*args):
     return subprocess.run(
-        [sys.executable, "-m", "so101_hilserl_learner.checkpoint_tool", *args],
+        [sys.executable, "-m", "so101_hilserl_learner.weight_files.checkpoint_tool", *args],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from so101_hilserl_learner.agent_file import CheckpointImportError
+from so101_hilserl_learner.weight_files.agent_file import CheckpointImportError
 
 # ------------------------------------------------------------------------- inert stand-ins for pickled classes
 

@@ -26,7 +26,7 @@ import torch
 from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_core.policy_io import PolicyFormatError, read_safetensors, sha256_hex
 from so101_hilserl_core.semantics import PICK101_SEMANTICS, SEMANTIC_FIELDS
-from so101_hilserl_learner.agent_file import (
+from so101_hilserl_learner.weight_files.agent_file import (
     AGENT_FORMAT,
     CheckpointImportError,
     expected_agent_shapes,
@@ -35,7 +35,7 @@ from so101_hilserl_learner.agent_file import (
     save_agent_weights,
     verify_agent_tensors,
 )
-from so101_hilserl_learner.safe_unpickle import _MISSING, cfg_get, plain, safe_load_snapshot
+from so101_hilserl_learner.weight_files.safe_unpickle import _MISSING, cfg_get, plain, safe_load_snapshot
 
 __all__ = [
     "AGENT_FORMAT",

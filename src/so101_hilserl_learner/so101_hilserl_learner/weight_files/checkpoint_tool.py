@@ -2,12 +2,12 @@
 learner checkpoints, inspect any of them. Every output is an agent file that ``initial_weights`` of the learner
 and the actor take.
 
-    python -m so101_hilserl_learner.checkpoint_tool import-robobase runs/.../best_snapshot.pt -o agent.safetensors
-    python -m so101_hilserl_learner.checkpoint_tool import-lerobot outputs/.../pretrained_model -o agent.safetensors
-    python -m so101_hilserl_learner.checkpoint_tool export RUN_DIR -o agent.safetensors
-    python -m so101_hilserl_learner.checkpoint_tool inspect agent.safetensors
-    python -m so101_hilserl_learner.checkpoint_tool inspect RUN_DIR
-    python -m so101_hilserl_learner.checkpoint_tool repair RUN_DIR
+    python -m so101_hilserl_learner.weight_files.checkpoint_tool import-robobase SNAPSHOT.pt -o agent.safetensors
+    python -m so101_hilserl_learner.weight_files.checkpoint_tool import-lerobot PRETRAINED_DIR -o agent.safetensors
+    python -m so101_hilserl_learner.weight_files.checkpoint_tool export RUN_DIR -o agent.safetensors
+    python -m so101_hilserl_learner.weight_files.checkpoint_tool inspect agent.safetensors
+    python -m so101_hilserl_learner.weight_files.checkpoint_tool inspect RUN_DIR
+    python -m so101_hilserl_learner.weight_files.checkpoint_tool repair RUN_DIR
 
 Imports are marked with pick-101's semantics (absolute gripper, accumulated EE target, raw euler state) unless
 --gripper-action/--ee-target/--orientation say otherwise; an export keeps the checkpoint's semantics and its
@@ -34,15 +34,15 @@ from so101_hilserl_core.policy_io import (
     policy_from_bytes,
 )
 from so101_hilserl_core.semantics import EE_TARGETS, GRIPPER_ACTIONS, ORIENTATIONS, PICK101_SEMANTICS
-from so101_hilserl_learner.agent_file import (
+from so101_hilserl_learner.weight_files.agent_file import (
     AGENT_FORMAT,
     CheckpointImportError,
     import_learner_checkpoint,
     load_agent_weights,
     save_agent_weights,
 )
-from so101_hilserl_learner.checkpoint_import import import_lerobot_with_source, import_robobase_with_source
-from so101_hilserl_learner.safe_unpickle import cfg_get, plain, safe_load_snapshot
+from so101_hilserl_learner.weight_files.checkpoint_import import import_lerobot_with_source, import_robobase_with_source
+from so101_hilserl_learner.weight_files.safe_unpickle import cfg_get, plain, safe_load_snapshot
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -299,7 +299,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="python -m so101_hilserl_learner.checkpoint_tool",
+        prog="python -m so101_hilserl_learner.weight_files.checkpoint_tool",
         description="Import DrQ-v2 checkpoints into the project's safetensors agent format, or inspect checkpoints. "
         "No code from an input file is ever executed.",
         epilog="Exit status: 0 ok, 2 bad input (with a one-line error on stderr).",
