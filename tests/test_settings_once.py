@@ -28,6 +28,8 @@ PER_COMPONENT = {
     "frame_id": "the camera's optical frame and the FK pose's reference frame are different frames",
     "publish_period_s": "the intervention flag's republish period and the learner's weights period",
     "stats_period_s": "the learner's statistics and the reward node's log have their own periods",
+    "num_explore_steps": "pretraining in simulation takes DrQ-v2's simulated-task random phase; the robot's actor less",
+    "warmup_transitions": "pretraining fills its buffer with that random phase before updating; the learner needs less",
 }
 
 

@@ -55,6 +55,17 @@ open_fraction = _checked(float, lambda v: 0 < v < 1, "a number in (0, 1), exclus
 probability = _checked(float, lambda v: 0 <= v <= 1, "a probability in [0, 1]", "probability")
 
 
+def positive_ints(text: str) -> tuple[int, ...]:
+    """Positive integers separated by commas or x: ``256,256`` (layer widths), ``640x480`` (an image size)."""
+    try:
+        values = tuple(int(v) for v in text.lower().replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not integers separated by , or x (256,256; 640x480)") from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: expected integers >= 1")
+    return values
+
+
 def int_in(low: int, high: int) -> Callable[[str], int]:
     """An integer in [low, high]."""
     return _checked(int, lambda v: low <= v <= high, f"an integer in [{low}, {high}]", "int_in")
@@ -93,6 +104,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, config: type, skip: It
         kwargs: dict = {"default": default, "help": description, "dest": name}
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif isinstance(default, tuple):
+            kwargs["type"], kwargs["metavar"] = positive_ints, "x".join(str(v) for v in default)
         elif isinstance(default, str):
             kwargs["choices"] = bounds if bounds else None
         elif isinstance(default, (int, float)):

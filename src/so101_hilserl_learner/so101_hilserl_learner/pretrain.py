@@ -37,9 +37,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from so101_contract.cli import add_config_arguments, config_from_arguments
 from so101_contract.devices import DEFAULT_DEVICE, DEVICES, device_name
+from so101_contract.settings import setting
 from so101_contract.state import STATE_DIM
 from so101_driver.sim.curriculum import STAGES
+from so101_driver.sim.world import SimConfig
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_core import exploration
 from so101_hilserl_core.policy import PolicyConfig
@@ -58,29 +61,38 @@ NETWORK_ARGS = ("image_size", "hidden", "encoder_channels", "bottleneck", "camer
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    stage: int = 1
-    steps: int = 100_000  # environment steps
-    seed: int = AgentConfig.seed
-    device: str = "cpu"
-    batch_size: int = ReplayConfig.batch_size
-    utd_ratio: int = 1  # agent updates per environment step
-    warmup_transitions: int = 2000  # transitions in the buffer before the first update
-    # Uniform random actions before this environment step. Not the actor's default: DrQ-v2's own setting for a
-    # simulated task (num_seed_frames 4000 at action repeat 2), the buffer filled with them before the first update.
-    num_explore_steps: int = 2000
-    stddev_schedule: str = exploration.DEFAULT_SCRATCH_SCHEDULE
-    lr: float = AgentConfig.lr
-    nstep: int = ReplayConfig.nstep
-    discount: float = ReplayConfig.discount
-    capacity: int = ReplayConfig.online_capacity
-    eval_every: int = 5000  # environment steps; 0 = only at the end
-    eval_episodes: int = 50
-    checkpoint_every: int = 5000  # environment steps
-    image_size: int = PolicyConfig.image_size
-    camera: tuple[int, int] = (640, 480)
-    hidden: tuple[int, ...] = PolicyConfig.hidden
-    encoder_channels: int = PolicyConfig.encoder_channels
-    bottleneck: int = PolicyConfig.bottleneck
+    """Pretraining's settings: the CLI's flags are derived from them (``--name-with-dashes``)."""
+
+    stage: int = setting(
+        1,
+        "curriculum stage of so101/Pick-v0: 0 the robot's reset, 1 cube between the open "
+        "fingers, 2 1.5 cm above the grasp, 3 pick-101's 3 cm above",
+        (min(STAGES), max(STAGES)),
+    )
+    steps: int = setting(100_000, "environment steps in total", (1, 10**9))
+    seed: int = setting(AgentConfig.seed, "seed of the episodes and the agent", (0, 2**31 - 1))
+    device: str = setting(DEFAULT_DEVICE, "auto = cuda when torch sees a CUDA device, else cpu", DEVICES)
+    batch_size: int = setting(ReplayConfig.batch_size, "transitions per update", (1, 65_536))
+    utd_ratio: int = setting(1, "agent updates per environment step", (1, 1000))
+    warmup_transitions: int = setting(2000, "transitions in the replay buffer before the first update", (0, 10**9))
+    # Not the actor's default: DrQ-v2's own setting for a simulated task (num_seed_frames 4000 at action repeat 2),
+    # the buffer filled with them before the first update.
+    num_explore_steps: int = setting(2000, "uniform random actions before this environment step", (0, 10**9))
+    stddev_schedule: str = setting(exploration.DEFAULT_SCRATCH_SCHEDULE, "exploration std over environment steps")
+    lr: float = setting(AgentConfig.lr, "AdamW learning rate", (1e-12, 1.0))
+    nstep: int = setting(ReplayConfig.nstep, "n of the n-step returns", (1, 100))
+    discount: float = setting(ReplayConfig.discount, "discount factor", (0.0, 1.0))
+    capacity: int = setting(ReplayConfig.online_capacity, "replay buffer transitions", (1, 10**9))
+    eval_every: int = setting(5000, "env steps between evaluations (and one before training); 0 = at the end only",
+                              (0, 10**9))  # fmt: skip
+    eval_episodes: int = setting(50, "deterministic episodes per evaluation (>= 50 for a claim)", (1, 10**6))
+    checkpoint_every: int = setting(5000, "environment steps between checkpoints", (1, 10**9))
+    image_size: int = setting(PolicyConfig.image_size, "policy image side (px); --resume needs the same", (8, 512))
+    camera: tuple[int, int] = setting((SimConfig.camera_width, SimConfig.camera_height),
+                                      "wrist render WIDTHxHEIGHT (px)")  # fmt: skip
+    hidden: tuple[int, ...] = setting(PolicyConfig.hidden, "MLP widths, e.g. 256,256")
+    encoder_channels: int = setting(PolicyConfig.encoder_channels, "encoder conv channels", (1, 1024))
+    bottleneck: int = setting(PolicyConfig.bottleneck, "per-modality bottleneck width", (1, 4096))
 
     def policy_config(self) -> PolicyConfig:
         return PolicyConfig(
@@ -274,28 +286,7 @@ class Pretrainer:
 # ------------------------------------------------------------------------------------------------------------ CLI
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 256,256, got {text!r}") from None
-    if not values or min(values) <= 0:
-        raise argparse.ArgumentTypeError(f"layer widths must be positive, got {text!r}")
-    return values
-
-
-def _camera(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x480, got {text!r}") from None
-    if width <= 0 or height <= 0:
-        raise argparse.ArgumentTypeError(f"camera size must be positive, got {text!r}")
-    return width, height
-
-
 def build_parser() -> argparse.ArgumentParser:
-    d = PretrainConfig()
     parser = argparse.ArgumentParser(
         prog="python -m so101_hilserl_learner.pretrain",
         description=__doc__,
@@ -303,56 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run = parser.add_argument_group("run")
     run.add_argument("--out", required=True, type=Path, help="output directory (agent file, eval.csv, checkpoints)")
-    run.add_argument("--stage", type=int, choices=STAGES, default=d.stage,
-                     help="curriculum stage of so101/Pick-v0: 0 the robot's reset, 1 cube between the open fingers, "
-                          "2 1.5 cm above the grasp, 3 pick-101's 3 cm above (default %(default)s)")  # fmt: skip
-    run.add_argument("--steps", type=int, default=d.steps, help="environment steps in total (default %(default)s)")
-    run.add_argument("--seed", type=int, default=d.seed, help="seed of the episodes and the agent")
-    run.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE,
-                     help="auto = cuda when torch sees a CUDA device, else cpu")  # fmt: skip
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     run.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    run.add_argument("--eval-every", type=int, default=d.eval_every,
-                     help="env steps between evaluations (and one before training); 0 = at the end only")  # fmt: skip
-    run.add_argument("--eval-episodes", type=int, default=d.eval_episodes,
-                     help="deterministic episodes per evaluation (>= 50 for a claim; default %(default)s)")  # fmt: skip
-    run.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="environment steps")
     run.add_argument("--no-progress", action="store_true", help="no tqdm bar")
-    algo = parser.add_argument_group("DrQ-v2")
-    algo.add_argument("--batch-size", type=int, default=d.batch_size)
-    algo.add_argument("--utd-ratio", type=int, default=d.utd_ratio, help="updates per environment step")
-    algo.add_argument("--warmup-transitions", type=int, default=d.warmup_transitions,
-                      help="transitions in the replay buffer before the first update")  # fmt: skip
-    algo.add_argument("--num-explore-steps", type=int, default=d.num_explore_steps,
-                      help="uniform random actions before this environment step")  # fmt: skip
-    algo.add_argument("--stddev-schedule", default=d.stddev_schedule, help="exploration std over environment steps")
-    algo.add_argument("--lr", type=float, default=d.lr)
-    algo.add_argument("--nstep", type=int, default=d.nstep)
-    algo.add_argument("--discount", type=float, default=d.discount)
-    algo.add_argument("--capacity", type=int, default=d.capacity, help="replay buffer transitions")
-    net = parser.add_argument_group("network and images (--resume needs the same)")
-    net.add_argument("--image-size", type=int, default=d.image_size, help="policy image side (px)")
-    net.add_argument("--camera", type=_camera, default=d.camera, help="wrist render WIDTHxHEIGHT (default 640x480)")
-    net.add_argument("--hidden", type=_sizes, default=d.hidden, help="MLP widths, e.g. 256,256")
-    net.add_argument("--encoder-channels", type=int, default=d.encoder_channels)
-    net.add_argument("--bottleneck", type=int, default=d.bottleneck)
+    add_config_arguments(parser.add_argument_group("pretraining (PretrainConfig)"), PretrainConfig)
     return parser
-
-
-def config_from_args(args: argparse.Namespace, device: str) -> PretrainConfig:
-    names = set(PretrainConfig.__dataclass_fields__) - {"device"}
-    return PretrainConfig(device=device, **{name: getattr(args, name) for name in names})
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("steps", "batch_size", "utd_ratio", "eval_episodes", "checkpoint_every", "nstep", "capacity"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ("eval_every", "warmup_transitions", "num_explore_steps"):
-        if getattr(args, name) < 0:
-            parser.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     if args.device == "cuda" and not torch.cuda.is_available():
         print("pretrain: --device cuda, but torch sees no CUDA device: use --device cpu (or auto)", file=sys.stderr)
         return 2
@@ -360,7 +311,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        cfg = config_from_args(args, device)
+        cfg = config_from_arguments(PretrainConfig, args, device=device)
         cfg.preprocessing()
         exploration.validate_schedule(cfg.stddev_schedule, "--stddev-schedule")
         trainer = Pretrainer(cfg, args.out, args.resume, progress_bar=not args.no_progress)
