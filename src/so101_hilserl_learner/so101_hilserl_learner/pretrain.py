@@ -51,6 +51,7 @@ from so101_hilserl_learner import checkpoint
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.envs.pick import PickEnv
 from so101_hilserl_learner.replay import ReplayBuffer, ReplayConfig
+from so101_hilserl_learner.utd import UtdConfig
 from so101_hilserl_learner.weight_files.agent_file import save_agent_weights
 
 AGENT_FILE = "agent.safetensors"
@@ -73,7 +74,7 @@ class PretrainConfig:
     seed: int = setting(AgentConfig.seed, "seed of the episodes and the agent", (0, 2**31 - 1))
     device: str = setting(DEFAULT_DEVICE, "auto = cuda when torch sees a CUDA device, else cpu", DEVICES)
     batch_size: int = setting(ReplayConfig.batch_size, "transitions per update", (1, 65_536))
-    utd_ratio: int = setting(1, "agent updates per environment step", (1, 1000))
+    utd_ratio: int = setting(round(UtdConfig.utd_ratio), "agent updates per environment step", (1, 1000))
     warmup_transitions: int = setting(2000, "transitions in the replay buffer before the first update", (0, 10**9))
     # Not the actor's default: DrQ-v2's own setting for a simulated task (num_seed_frames 4000 at action repeat 2),
     # the buffer filled with them before the first update.
