@@ -1,25 +1,9 @@
 """Sim pretraining: DrQ-v2 (the project's agent, replay buffer and exploration schedule) on so101/Pick-v0, no ROS.
 
-The seed system's step 1 (pick-101's sim checkpoint) inside the project. An explicit loop, nothing hidden::
-
-    env step with agent.act (uniform random before --num-explore-steps, then mean + scheduled noise)
-      -> ReplayBuffer.for_policy (one sequence per episode; frames stored once, stacks rebuilt as FrameStack does)
-      -> --utd-ratio agent.update per env step once the buffer holds --warmup-transitions transitions
-      -> every --eval-every env steps (and before the first update): --eval-episodes deterministic episodes (the
-         policy's mean, fixed seeds) -> success rate; TensorBoard, eval.csv, a checkpoint and the agent file
-
-Output directory (--out):
-    agent.safetensors   the agent file (so101_hilserl_learner.agent_file) the launch's ``initial_checkpoint`` (the
-                        actor's and the learner's ``initial_weights``) takes: the project's action semantics in its
-                        PolicyConfig, exploration metadata = the pretrained schedule linear(0.2,0.1,10000) from step 0
-    eval.csv            env_steps, episodes, updates, success_rate, mean_return, wall_s of every evaluation
-    checkpoints/        the run's own checkpoints (agent, optimisers, RNGs, counters; checkpoint.py), for --resume
-    tensorboard/        training and evaluation curves (tensorboard --logdir OUT/tensorboard)
-
---resume continues from the newest good checkpoint in --out with the same network sizes. The replay buffer is not
-checkpointed (100k frames are GBs): after a resume, updates start again once it holds --warmup-transitions new
-transitions. Only --camera 640x480 with --image-size 84 (the defaults) is the robot's preprocessing; smaller
-cameras and images make fast runs and tests whose policies do not fit the robot.
+An explicit loop: act (uniform random before --num-explore-steps, then mean + scheduled noise), store the step, run
+--utd-ratio updates per env step once the buffer holds --warmup-transitions transitions, and every --eval-every env
+steps (and before the first update) measure the success rate of --eval-episodes deterministic episodes. --out gets
+the agent file that the actor's and the learner's ``initial_weights`` take (layout below).
 
     python -m so101_hilserl_learner.pretrain --stage 1 --steps 20000 --out runs/pretrain-s1
 """
@@ -294,11 +278,22 @@ def _camera(text: str) -> tuple[int, int]:
     return width, height
 
 
+OUTPUT_LAYOUT = """output directory (--out):
+    agent.safetensors   the agent file (so101_hilserl_learner.agent_file) the launch's initial_checkpoint (the
+                        actor's and the learner's initial_weights) takes: the project's action semantics in its
+                        PolicyConfig, exploration metadata = the pretrained schedule linear(0.2,0.1,10000) from step 0
+    eval.csv            env_steps, episodes, updates, success_rate, mean_return, wall_s of every evaluation
+    checkpoints/        the run's own checkpoints (agent, optimisers, RNGs, counters; checkpoint.py), for --resume
+    tensorboard/        training and evaluation curves (tensorboard --logdir OUT/tensorboard)
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = PretrainConfig()
     parser = argparse.ArgumentParser(
         prog="python -m so101_hilserl_learner.pretrain",
         description=__doc__,
+        epilog=OUTPUT_LAYOUT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run = parser.add_argument_group("run")
@@ -311,7 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE,
                      help="auto = cuda when torch sees a CUDA device, else cpu")  # fmt: skip
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    run.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    run.add_argument("--resume", action="store_true",
+                     help="continue from the newest good checkpoint in --out; the replay buffer is not checkpointed "
+                          "(100k frames are GBs), so updates start again once it holds --warmup-transitions new "
+                          "transitions")  # fmt: skip
     run.add_argument("--eval-every", type=int, default=d.eval_every,
                      help="env steps between evaluations (and one before training); 0 = at the end only")  # fmt: skip
     run.add_argument("--eval-episodes", type=int, default=d.eval_episodes,
@@ -330,7 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     algo.add_argument("--nstep", type=int, default=d.nstep)
     algo.add_argument("--discount", type=float, default=d.discount)
     algo.add_argument("--capacity", type=int, default=d.capacity, help="replay buffer transitions")
-    net = parser.add_argument_group("network and images (--resume needs the same)")
+    net = parser.add_argument_group(
+        "network and images (--resume needs the same)",
+        "Only --camera 640x480 with --image-size 84 (the defaults) is the robot's preprocessing;\n"
+        "smaller cameras and images make fast runs and tests whose policies do not fit the robot.",
+    )
     net.add_argument("--image-size", type=int, default=d.image_size, help="policy image side (px)")
     net.add_argument("--camera", type=_camera, default=d.camera, help="wrist render WIDTHxHEIGHT (default 640x480)")
     net.add_argument("--hidden", type=_sizes, default=d.hidden, help="MLP widths, e.g. 256,256")
