@@ -1,17 +1,9 @@
 """The actor loop's timing and the real robot's reset, as plain Python that a fake clock can drive.
 
-* ``Pacer``: absolute-time pacing at the control period. Step k starts at t0 + k * period whatever the step's
-  compute took; a step that overruns makes the next one start at once and re-anchors the schedule there (no burst of
-  catch-up steps). It records every interval between step starts (the loop jitter ``so101_bench.actor`` reports).
-  The actor drives it from its ControlClock (control_clock.py): wall time on the robot, simulated time in
-  simulation, where steps start on the grid of the control period (after a pause or an overrun: its next instant).
-* ``IkReset``: drives the follower to the home pose by small joint steps from freshly read joints. It gives up when
-  it has taken ``reset_max_iterations`` steps, or when the distance to home has not improved by ``min_progress_rad``
-  over ``reset_stuck_iterations`` steps (gravity sag under P-only servo gains can hold a joint just outside the
-  tolerance forever). Failing raises ``ResetFailed`` naming the joint that is off and by how much; the actor then
-  does not start the episode, logs and counts the failure, and retries after ``reset_retry_pause_s`` (the operator
-  can free the arm meanwhile): a person is at a real robot, and stopping the actor would lose the run's session for a
-  problem a nudge fixes.
+``Pacer`` starts step k at t0 + k * period whatever the step's compute took, and records the loop jitter;
+``IkReset`` drives the follower to the home pose by small joint steps from freshly read joints and raises
+``ResetFailed`` when it cannot. A failed reset does not stop the actor: it logs and counts it and retries after
+``reset_retry_pause_s``, since a person is at a real robot and a nudge fixes what stopping would lose a run for.
 """
 
 from __future__ import annotations
@@ -32,9 +24,12 @@ from so101_hilserl_actor.control_clock import ControlClock
 
 
 class Pacer:
-    """Start a step every ``period_s`` on the ``monotonic`` clock; see the module docstring. With a ``clock``
-    (control_clock.ControlClock) it runs on that clock instead: its time, its waits, and its step instants after a
-    pause (in simulated time on the grid of the control period, see ControlClock.next_step_time)."""
+    """Start a step every ``period_s`` on the ``monotonic`` clock: absolute-time pacing, step k at t0 + k * period
+    whatever the step's compute took. A step that overruns makes the next one start at once and re-anchors the
+    schedule there (no burst of catch-up steps). Every interval between step starts is recorded (the loop jitter
+    ``so101_bench.actor`` reports). With a ``clock`` (control_clock.ControlClock) it runs on that clock instead: its
+    time, its waits, and its step instants after a pause (in simulated time on the grid of the control period, see
+    ControlClock.next_step_time)."""
 
     def __init__(
         self,
@@ -144,7 +139,9 @@ def home_pose(kinematics: Kinematics, q: np.ndarray, noise_m: np.ndarray, grippe
 
 class IkReset:
     """One reset: call ``next(q)`` once per control step with the read joints; it returns the joint target to send,
-    or None once every joint is within tolerance of ``home``. Raises ResetFailed (see ResetConfig)."""
+    or None once every joint is within tolerance of ``home``. Raises ResetFailed (see ResetConfig), naming the joint
+    that is off and by how much. Giving up when stuck matters: gravity sag under P-only servo gains can hold a joint
+    just outside the tolerance forever."""
 
     def __init__(self, home: np.ndarray, config: ResetConfig | None = None):
         self.home = np.asarray(home, dtype=float).copy()

@@ -1,41 +1,11 @@
 """The actor's control step as plain Python: the node feeds it readings and sends what it returns.
 
-One ``step(inputs)`` per control period (inputs: follower joints, leader joints, the wrist image and its stamp, the
-intervention flag, the time; the classifier's reward signals, operator marks and new weights arrive in between
-through ``record_reward`` / ``mark_*`` / ``offer_weights``, from other threads). It returns the joint target to
-send and, once the previous step's outcome is known, that step's transition and, at an episode's end, the episode
-record. Order inside one step:
-
-1. A stale image (older than max_frame_age_s): count it, hold the arm (command the read joints), nothing else.
-2. The one preprocessing, the state, the frame stack (reset at the episode's first step, else pushed). With a
-   previous step pending, its transition is now complete: o_{t+1} is this observation, the reward is the reward
-   node's verdict on this image (episode.py). If that ends the episode, nothing is commanded.
-3. The policy runs on the stack, every step, intervention or not: ``policy_action`` is what it proposed, the noisy
-   sample it would have executed (the exploration noise is part of the behaviour policy, so the proposal is the
-   action it would have taken; in an evaluation episode: the mean). During an intervention ``action`` is the
-   leader's pose as the policy's 4-D action (HumanActionEncoder), otherwise the proposal; either goes through the
-   policy's action mapping (PolicyActionMapper), so the stored action is the executed one. Both, and the state's
-   orientation (StateBuilder), follow the semantics of the policy in force (its PolicyConfig), which can change
-   only at an episode boundary.
-
-Exploration: ONE schedule over environment steps, shared with the learner (exploration.py). The step is the
-``environment_steps`` carried by the weights in force plus the training steps taken since they were taken; before
-any learner weights, the initial checkpoint's (metadata ``exploration``) or 0, with the default schedule for the
-start (pretrained or from scratch). Uniform random actions replace the policy while that step is below
-``num_explore_steps`` for an actor started without weights (DrQ-v2's num_expl_steps).
-
-Weights (weights_gate.py): within one learner epoch only newer versions; a new epoch (a restarted learner, a new
-run dir) is taken although its version restarts, unless it starts in the future (beyond the gate's skew). They are
-validated when offered and swapped only at an episode boundary, or with ``swap_weights_at="step"`` between steps
-when the epoch and the semantics are unchanged.
-
-Evaluation is chosen per episode (``begin_episode(now_ns, evaluation=...)``; evaluation.py decides which):
-the policy's mean, no random actions, the episode and its transitions flagged ``evaluation``, its steps not counted
-as exploration steps, and weights not swapped within it (it measures one policy). ``ControlConfig.evaluation``
-makes every episode an evaluation episode.
-
-Shutdown: ``stop(inputs)`` finishes the pending step as truncated ("stopped"), so the episode is committed with
-its next observation instead of staying open in the learner.
+One ``step(inputs)`` per control period (follower and leader joints, the wrist image and its stamp, the intervention
+flag, the time) returns the joint target to send and, once known, the previous step's transition and, at an
+episode's end, the episode record; reward signals, operator marks and new weights arrive in between from other
+threads. The policy runs every step, intervention or not, and every action goes through the policy's action mapping,
+so the stored action is the executed one; exploration follows the one schedule shared with the learner, and weights
+are swapped by default only at an episode boundary (``ControlStep`` spells out the order inside a step and the rules).
 """
 
 from __future__ import annotations
@@ -184,9 +154,50 @@ class _Weights:
 
 
 class ControlStep:
-    """See the module docstring. ``policy`` is the initial policy (its config's sizes must match ``policy_config``
-    of later weights); ``schedule``/``environment_steps``: the exploration carried by the initial checkpoint (None:
-    the default for the start)."""
+    """One ``step(inputs)`` per control period; the classifier's reward signals, operator marks and new weights
+    arrive in between through ``record_reward`` / ``mark_*`` / ``offer_weights``, from other threads.
+
+    ``policy`` is the initial policy (its config's sizes must match ``policy_config`` of later weights);
+    ``schedule``/``environment_steps``: the exploration carried by the initial checkpoint (None: the default for the
+    start). Order inside one step:
+
+    One ``step(inputs)`` per control period (inputs: follower joints, leader joints, the wrist image and its stamp, the
+    intervention flag, the time; the classifier's reward signals, operator marks and new weights arrive in between
+    through ``record_reward`` / ``mark_*`` / ``offer_weights``, from other threads). It returns the joint target to
+    send and, once the previous step's outcome is known, that step's transition and, at an episode's end, the episode
+    record. Order inside one step:
+
+    1. A stale image (older than max_frame_age_s): count it, hold the arm (command the read joints), nothing else.
+    2. The one preprocessing, the state, the frame stack (reset at the episode's first step, else pushed). With a
+       previous step pending, its transition is now complete: o_{t+1} is this observation, the reward is the reward
+       node's verdict on this image (episode.py). If that ends the episode, nothing is commanded.
+    3. The policy runs on the stack, every step, intervention or not: ``policy_action`` is what it proposed, the noisy
+       sample it would have executed (the exploration noise is part of the behaviour policy, so the proposal is the
+       action it would have taken; in an evaluation episode: the mean). During an intervention ``action`` is the
+       leader's pose as the policy's 4-D action (HumanActionEncoder), otherwise the proposal; either goes through the
+       policy's action mapping (PolicyActionMapper), so the stored action is the executed one. Both, and the state's
+       orientation (StateBuilder), follow the semantics of the policy in force (its PolicyConfig), which can change
+       only at an episode boundary.
+
+    Exploration: ONE schedule over environment steps, shared with the learner (exploration.py). The step is the
+    ``environment_steps`` carried by the weights in force plus the training steps taken since they were taken; before
+    any learner weights, the initial checkpoint's (metadata ``exploration``) or 0, with the default schedule for the
+    start (pretrained or from scratch). Uniform random actions replace the policy while that step is below
+    ``num_explore_steps`` for an actor started without weights (DrQ-v2's num_expl_steps).
+
+    Weights (weights_gate.py): within one learner epoch only newer versions; a new epoch (a restarted learner, a new
+    run dir) is taken although its version restarts, unless it starts in the future (beyond the gate's skew). They are
+    validated when offered and swapped only at an episode boundary, or with ``swap_weights_at="step"`` between steps
+    when the epoch and the semantics are unchanged.
+
+    Evaluation is chosen per episode (``begin_episode(now_ns, evaluation=...)``; evaluation.py decides which):
+    the policy's mean, no random actions, the episode and its transitions flagged ``evaluation``, its steps not counted
+    as exploration steps, and weights not swapped within it (it measures one policy). ``ControlConfig.evaluation``
+    makes every episode an evaluation episode.
+
+    Shutdown: ``stop(inputs)`` finishes the pending step as truncated ("stopped"), so the episode is committed with
+    its next observation instead of staying open in the learner.
+    """
 
     def __init__(
         self,

@@ -3,10 +3,9 @@
 ROS plumbing around intervention_control.InterventionControl: every control step (``control_rate_hz``) it hands the
 newest follower and leader states to it and sends what it decides: the flag on change (and every
 ``publish_period_s``), the leader's command (``leader/joint_commands``) and its torque switch (``leader/enable_torque``,
-called asynchronously: the timer never waits for a service). Manual commands arrive on the service ``operator/command``,
-the topic ``operator/commands`` (std_msgs/UInt8, OperatorCommand's constants) and ``joy`` (press edges); success and
-failure marks are forwarded on ``operator/episode_mark`` for the actor. ``hilserl/episodes`` (an episode ended) clears
-a manual override. Time is the node clock throughout, so with ``use_sim_time`` all of it follows ``/clock``.
+called asynchronously: the timer never waits for a service). Manual commands arrive on ``operator/command``,
+``operator/commands`` and ``joy``; success and failure marks go on to the actor on ``operator/episode_mark``, and
+``hilserl/episodes`` clears a manual override. Time is the node clock, so with ``use_sim_time`` it follows ``/clock``.
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ class InterventionNode(Node):
         self.torque_client = self.create_client(SetBool, "leader/enable_torque")
         self.create_subscription(JointState, "follower/joint_states", self._on_follower, qos.SENSOR_DATA)
         self.create_subscription(JointState, "leader/joint_states", self._on_leader, qos.SENSOR_DATA)
+        # operator/commands carries OperatorCommand's constants as a UInt8
         self.create_subscription(UInt8, "operator/commands", self._on_command_topic, qos.EVENTS)
         # joy_node publishes reliably; a lost press would be a lost command, so the subscription is reliable too.
         self.create_subscription(Joy, "joy", self._on_joy, qos.EVENTS)

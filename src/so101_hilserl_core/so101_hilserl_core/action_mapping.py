@@ -1,25 +1,11 @@
-"""The one place where the 4-D action meets the joints (the observation and action contract).
+"""The one place where the 4-D action meets the joints, in both directions so they cannot drift apart.
 
-Action = (dx, dy, dz, gripper) in [-1, 1]. The first three move the TCP (gripper_frame_link) in the base frame by
-``step_m`` metres per unit; what the gripper command means, and where the xyz delta is added, is the policy's
-semantics (semantics.py, carried by its PolicyConfig). Both directions live here so they cannot drift apart:
-
-* ``PolicyActionMapper``: a policy's action -> joint targets under its semantics, with the per-episode state an
-  accumulated EE target needs. ee_target "reread" (the project's, and the seed's real robot): target =
-  FK(freshly read q) + action * step_m; "accumulate" (pick-101's simulation): target += action * step_m from the EE
-  position at ``reset``. Either target is clipped to the workspace box, then ONE damped-least-squares IK step from
-  the read joints. gripper_action "delta": jaw = read jaw + action * gripper_step_rad; "absolute": jaw = [-1, 1]
-  linearly onto ABSOLUTE_GRIPPER_RANGE (pick-101's actuator ctrlrange). Then, for every semantics, the jaw is kept in
-  ``gripper_range``, every joint's change is limited per control step and everything is clamped to the joint limits.
-* ``HumanActionEncoder``: during an intervention the leader's pose becomes an action in the same 4-D space, which
-  the policy's mapper then executes like any policy action, so the stored action is the executed one: xyz =
-  clip(FK(leader) - FK(follower), +-step_m) / step_m; gripper "delta": the jaw change toward the leader's jaw,
-  clip((leader jaw - follower jaw) / gripper_step_rad, +-1) (a person closing stores a closing action); "absolute":
-  the leader's jaw mapped into [-1, 1] (the inverse of the mapper's). The follower thus converges on the leader at
-  most one action step per control period and never jumps, however far the leader is.
-* ``policy_action_to_joints``: the stateless re-read/delta form of the mapper.
-
-All joint arrays are (6,) in JOINT_NAMES order, radians. The Kinematics object is the caller's (not thread-safe).
+Action = (dx, dy, dz, gripper) in [-1, 1]: the first three move the TCP (gripper_frame_link) in the base frame by
+``step_m`` metres per unit; where that delta is added and what the gripper command means is the policy's semantics
+(semantics.py). ``PolicyActionMapper`` turns a policy's action into joint targets, ``HumanActionEncoder`` turns the
+leader's pose during an intervention into the same 4-D action (so the stored action is the executed one), and
+``policy_action_to_joints`` is the mapper's stateless re-read/delta form. All joint arrays are (6,) in JOINT_NAMES
+order, radians; the Kinematics object is the caller's (not thread-safe).
 """
 
 from __future__ import annotations
@@ -149,7 +135,13 @@ def _semantic(source, name: str) -> str:
 
 
 class PolicyActionMapper:
-    """A policy's actions -> joint targets under its semantics (see the module docstring).
+    """A policy's actions -> joint targets under its semantics.
+
+    ee_target "reread": target = FK(freshly read q) + action * step_m; "accumulate" (pick-101's simulation):
+    target += action * step_m from the EE position at ``reset``. Either is clipped to the workspace box, then ONE
+    damped-least-squares IK step from the read joints. gripper_action "delta": jaw = read jaw + action *
+    gripper_step_rad; "absolute": [-1, 1] linearly onto ABSOLUTE_GRIPPER_RANGE. For every semantics the jaw is then
+    kept in ``gripper_range``, each joint's change is limited per control step and all are clamped to the joint limits.
 
     ``semantics``: the policy's PolicyConfig (or a dict with gripper_action and ee_target). Call ``reset(joints)``
     at every episode start and on every step the policy does not drive the arm (an intervention): an accumulated
@@ -197,7 +189,13 @@ class PolicyActionMapper:
 
 class HumanActionEncoder:
     """The person's action during an intervention: the leader's pose as a 4-D action in the policy's semantics,
-    clipped to its bounds (see the module docstring). Stateless; the caller executes it with the policy's mapper."""
+    clipped to its bounds. Stateless; the caller executes it with the policy's mapper.
+
+    xyz = clip(FK(leader) - FK(follower), +-step_m) / step_m; gripper "delta": clip((leader jaw - follower jaw) /
+    gripper_step_rad, +-1) (a person closing stores a closing action); "absolute": the leader's jaw mapped into
+    [-1, 1] (the inverse of the mapper's). The follower thus converges on the leader by at most one action step per
+    control period and never jumps, however far the leader is.
+    """
 
     def __init__(self, kinematics: Kinematics, semantics, config: ActionConfig = DEFAULT_ACTION_CONFIG):
         self.kinematics = kinematics

@@ -1,18 +1,11 @@
 """Episode logic of the actor: reward from the classifier, success, timeout, operator marks and the episode counters.
 
-* The classifier's verdict on the image a step led to is matched by the image's exact stamp (``reward/signal``
-  carries it); success is decided once, in the reward node. No matching verdict (late or dropped) is a miss: a
-  negative frame, so success is never granted on frames nobody judged.
-* Success ends the episode and is the only positive reward: ``consecutive_success_frames`` positive frames in a
-  row, ending at a step count of at least ``min_steps_before_success``, terminate with ``success_reward``. Every
-  other step, a positive frame included, earns ``step_penalty``, so keeping a grasp alive without finishing never
-  pays more than finishing.
-* Timeout (truncated, the learner bootstraps): ``max_steps`` steps without success.
-* Operator marks end the episode at the next step: a success mark terminates with the success reward; a failure
-  mark truncates (a V=0 terminal would make giving up better than continuing), or with ``failure_penalty`` > 0
-  terminates with -failure_penalty. ``stop()`` (shutdown, torque off) truncates as "stopped".
-
-Pure logic, no ROS: stamps are integer nanoseconds, or anything with ``sec``/``nanosec`` or ``nanoseconds``.
+A step's reward is the classifier's verdict on the image it led to, matched by that image's exact stamp; no verdict
+(late or dropped) is a negative frame, so success is never granted on frames nobody judged. Success alone ends the
+episode with a positive reward (``consecutive_success_frames`` in a row, after ``min_steps_before_success``); every
+other step pays ``step_penalty``, so keeping a grasp alive never pays more than finishing. ``max_steps`` without
+success truncate (the learner bootstraps), and so does a failure mark unless ``failure_penalty`` > 0 (a V=0 terminal
+would make giving up better than continuing). Pure logic, no ROS: stamps are integer ns or ROS time objects.
 """
 
 from __future__ import annotations
@@ -117,7 +110,7 @@ class EpisodeTracker:
         return self.end_reason in (SUCCESS, SUCCESS_MARK)
 
     def mark_success(self) -> None:
-        """Operator: the task succeeded; the episode ends at the next step."""
+        """Operator: the task succeeded; the episode ends at the next step, terminated with the success reward."""
         self._pending_mark = SUCCESS_MARK
 
     def mark_failure(self) -> None:

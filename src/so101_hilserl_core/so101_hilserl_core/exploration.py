@@ -1,19 +1,10 @@
 """The run's one exploration schedule: the std of DrQ-v2's Gaussian noise as a function of environment steps.
 
-DrQ-v2 has a single schedule, read at the global *environment* step by both acting (the actor's noise) and
-learning (the target policy's and the actor loss's noise). Here the step is the number of committed training
-transitions the learner has received (evaluation episodes excluded), which the learner puts in every
-PolicyWeights message (``environment_steps``) together with the schedule string (``stddev_schedule``), so the actor
-and the learner read the same std at the same step. ``stddev(schedule, step)`` is that one reading.
-
-Schedule strings are RoboBase's/DrQ-v2's: a constant ``"0.2"`` or ``"linear(start,end,duration)"``.
-Defaults per start (the learner's ``stddev_schedule`` parameter overrides both):
-
-* from scratch: ``linear(1.0,0.1,100000)``, the value of RoboBase's RLBench easy-task config and of
-  drqv2's easy-task config (drqv2 steps it by environment steps; its medium/hard tasks use 500000/2000000,
-  pick-101 used 500000 over 8-env loop iterations: far beyond a real-robot run at 10 Hz);
-* from a pretrained checkpoint: ``linear(0.2,0.1,10000)``, the seed's documented fix (at std 1.0
-  exploration noise hid the pretrained behaviour).
+As in DrQ-v2, acting (the actor's noise) and learning (the target policy's and the actor loss's noise) read one
+schedule at the same step: the number of committed training transitions the learner has received (evaluation
+episodes excluded), which it sends with the schedule string in every PolicyWeights message (``environment_steps``,
+``stddev_schedule``). ``stddev(schedule, step)`` is that one reading. Schedule strings are RoboBase's/DrQ-v2's: a
+constant ``"0.2"`` or ``"linear(start,end,duration)"``; the defaults per start are DEFAULT_*_SCHEDULE.
 """
 
 from __future__ import annotations
@@ -28,6 +19,10 @@ import torch
 
 from so101_contract.settings import setting
 
+# The defaults per start (the learner's ``stddev_schedule`` parameter overrides both). From scratch: RoboBase's and
+# drqv2's easy-task value, stepped by environment steps (their harder tasks' 500000+ steps are far beyond a
+# real-robot run at 10 Hz). From a pretrained checkpoint: a low start, since at std 1.0 the noise hides the
+# pretrained behaviour.
 DEFAULT_SCRATCH_SCHEDULE = "linear(1.0,0.1,100000)"
 DEFAULT_PRETRAINED_SCHEDULE = "linear(0.2,0.1,10000)"
 

@@ -1,22 +1,10 @@
 """The one state-vector builder and the one frame stack (docs/architecture.md, "The observation and action contract").
 
 Shared by the actor, the learner tools and the importers, so an observation is assembled exactly one way:
-
-* ``StateBuilder`` turns freshly read joint positions into the 18-value state (``so101_contract.state``): positions,
-  velocities by finite difference at the control period (rad/s; zero on the first call of an episode), the TCP
-  position (m) and its orientation (rad) from the project's kinematics, encoded as the policy's ``orientation``
-  semantics says (``orientation_state``): "home_rotvec", the project's, is the rotation vector of R @ R_home^T in
-  the base frame (0 at the home pose, continuous there; a wrist_flex tilt shows on its y, a pan on its z);
-  "euler_zyx", pick-101's, is the raw ZYX euler of R, whose roll sits at +-pi at the home pose and jumps by 2 pi
-  between neighbouring poses, kept for the checkpoints trained on it.
-* ``FrameStack`` keeps the last k preprocessed frames and states: the one frame stack of acting (the actor's control
-  step, the pixel task, the Gymnasium environment). At episode start every slot holds the first observation
-  (RoboBase's FrameStack and the seed system's deployment did the same; the learner's ReplayBuffer, which rebuilds
-  stacks by index for storage, repeats the earliest frame at a sequence start too, and its tests check it equals
-  this). A pixels-only network (state_dim 0) passes no state. ``pixels()`` and ``state()`` give exactly the layout
-  of the learner's ``Batch`` row: (3k, 84, 84) uint8, frames oldest..newest, each frame's channels R, G, B; and
-  float32[18k] oldest..newest.
-* ``preprocess`` applies the one ImagePreprocessing to a camera message or array (rgb8 or bgr8 in, RGB out).
+``StateBuilder`` turns freshly read joints into the 18-value state (so101_contract.state: positions, velocities in
+rad/s, TCP position in m and orientation under the policy's semantics, semantics.ORIENTATIONS), ``FrameStack`` keeps
+the last k preprocessed frames and states in the layout of the learner's ``Batch`` row, and ``preprocess`` applies
+the one ImagePreprocessing to a camera message or array (rgb8 or bgr8 in, RGB out).
 """
 
 from __future__ import annotations
@@ -57,9 +45,10 @@ def orientation_state(rotation: np.ndarray, orientation: str, home: np.ndarray) 
 class StateBuilder:
     """Joint positions -> the 18-value state; remembers the previous positions for the velocity.
 
-    ``orientation``: the policy's orientation semantics (its PolicyConfig.orientation); the default is the
-    project's. Call ``reset()`` at every episode start (the first state then has zero velocity: the arm was just
-    placed and there is no previous reading of this episode to difference against).
+    Velocities are by finite difference at the control period. ``orientation``: the policy's orientation semantics
+    (its PolicyConfig.orientation, see semantics.ORIENTATIONS); the default is the project's. Call ``reset()`` at
+    every episode start (the first state then has zero velocity: the arm was just placed and there is no previous
+    reading of this episode to difference against).
     """
 
     def __init__(
@@ -97,7 +86,14 @@ class StateBuilder:
 
 
 class FrameStack:
-    """The last k (frame, state) pairs; see the module docstring for the layout."""
+    """The last k (frame, state) pairs: the one frame stack of acting (the actor's control step, the pixel task, the
+    Gymnasium environment).
+
+    At episode start every slot holds the first observation (the learner's ReplayBuffer, which rebuilds stacks by
+    index, repeats the earliest frame at a sequence start too; its tests check it equals this). ``pixels()`` and
+    ``state()`` give exactly the layout of the learner's ``Batch`` row: (3k, 84, 84) uint8, frames oldest..newest,
+    each frame's channels R, G, B; and float32[18k] oldest..newest. A pixels-only network (state_dim 0) passes no state.
+    """
 
     def __init__(self, k: int = 3, frame_shape: tuple[int, int, int] = (84, 84, 3), state_dim: int = STATE_DIM):
         if k <= 0:

@@ -1,9 +1,8 @@
 """The DrQ-v2 networks as RoboBase builds them (the source of the sim-pretrained checkpoints).
 
-One definition of what the actor runs (encoder + actor), used by the actor for inference and imported by the
-learner for training; the critics, which only the learner trains, are so101_hilserl_learner.critic. Module names
-mirror RoboBase's state-dict keys (encoder.convs_per_cam.0.{0,3,6,9}, *.input_preprocess_modules.{fused_view_feats,
-low_dim_obs}, main_mlp, out_mlp), so importing a RoboBase snapshot is a key check, not a rewrite.
+What the actor runs (encoder + actor), used by the actor for inference and by the learner for training (the critics
+are so101_hilserl_learner.critic). Module names mirror RoboBase's state-dict keys (encoder.convs_per_cam.0.*,
+*.input_preprocess_modules.*, main_mlp, out_mlp), so importing a RoboBase snapshot is a key check, not a rewrite.
 
     pixels uint8 (B, 3*frames, 84, 84) --Encoder--> features (B, 39200)       # scale_pixels: x/255 - 0.5, only here
     features, state (B, 18*frames) --Actor--> mean action in [-1, 1]^4        # separate bottlenecks per modality

@@ -1,19 +1,11 @@
 """The one on-disk and on-the-wire format for policy weights (encoder + actor), and its strict validation.
 
-Why one format: the actor loads its initial weights from a file and later replaces them with weights the learner
-publishes; both paths go through policy_from_bytes, so a truncated transfer, a config mix-up (frame stack 2 vs 3)
-or a diverged learner (NaN weights) is refused with a message that names the problem instead of reaching the robot.
-
-    file/message = safetensors bytes: encoder.* + actor.actor_model.* (float32)
-                   metadata {"format": POLICY_FORMAT, "policy_config": PolicyConfig.to_json()}
-
-policy_config holds the network sizes and the policy's semantics (gripper_action, ee_target, orientation; see
-semantics.py). A reader's ``expected`` config is checked on the sizes only: the semantics are the file's, and the
-caller applies them (a pick-101 import next to a project policy is not a mismatch, it is a different policy).
-
-The project's other weight files (FORMAT_FAMILY: the learner's agent files, the same plus critic.* and
-critic_target.*, whose format the learner defines) load here too; only their encoder.*/actor.* subset is taken.
-safetensors only: never torch.load or pickle, so loading runs no code from a file.
+The actor loads its initial weights from a file and later takes weights the learner publishes; both go through
+``policy_from_bytes``, so a truncated transfer, a config mix-up (frame stack 2 vs 3) or a diverged learner (NaN
+weights) is refused with a message that names the problem instead of reaching the robot. A file is safetensors bytes
+(encoder.* + actor.actor_model.*, float32; metadata "format" and "policy_config"); an ``expected`` config is checked on
+the network sizes only, as the semantics are the file's. The project's other weight files (FORMAT_FAMILY) load too,
+their policy part only. safetensors only, never torch.load or pickle: loading runs no code from a file.
 """
 
 from __future__ import annotations

@@ -1,30 +1,23 @@
 """What a policy's 4-D action and the orientation part of its state mean: the semantics a policy carries.
 
 A policy is only right on the robot if its action is applied, and its state built, the way it was trained
-(docs/architecture.md, "The observation and action contract"). So these travel with every policy and agent file and with
-PolicyWeights.network_config, as three fields of PolicyConfig:
-
-    gripper_action  "delta"     the gripper command moves the jaw from its read position by gripper_step_rad per unit
-                                (the project's policies; the seed system's real robot too)
-                    "absolute"  the gripper command is a jaw position: [-1, 1] linearly onto [-0.1745, 1.7453] rad,
-                                the actuator ctrlrange of pick-101's simulation
-    ee_target       "reread"    target = FK(freshly read joints) + delta (the project's policies)
-                    "accumulate" target += delta each step, starting at the EE position of the episode start, clipped
-                                to the workspace box (pick-101's LiftCubeCartesianEnv)
-    orientation     "home_rotvec" state[15:18] = rotation vector (axis * angle, rad, base frame) of R @ R_home^T:
-                                0 at the home pose and continuous for every orientation less than pi from it
-                                (the project's policies)
-                    "euler_zyx" state[15:18] = raw ZYX euler (roll, pitch, yaw) of the TCP: what pick-101 trained
-                                on. Its roll sits at +-pi at the home pose, so it jumps by 2 pi between neighbouring
-                                poses there.
-
-Torch-free, so the action mapping and the state builder can use it without the network code.
+(docs/architecture.md, "The observation and action contract"). So these travel with every policy and agent file and
+with PolicyWeights.network_config, as three fields of PolicyConfig: ``gripper_action``, ``ee_target`` and
+``orientation`` (their choices below, the project's first). Torch-free, so the action mapping and the state builder
+can use it without the network code.
 """
 
 from __future__ import annotations
 
+# "delta": the gripper command moves the jaw from its read position by gripper_step_rad per unit; "absolute": it is a
+# jaw position, [-1, 1] linearly onto ABSOLUTE_GRIPPER_RANGE.
 GRIPPER_ACTIONS = ("delta", "absolute")
+# "reread": target = FK(freshly read joints) + delta; "accumulate": target += delta each step, starting at the EE
+# position of the episode start, clipped to the workspace box (pick-101's LiftCubeCartesianEnv).
 EE_TARGETS = ("reread", "accumulate")
+# "home_rotvec": state[15:18] = rotation vector (axis * angle, rad, base frame) of R @ R_home^T, 0 at the home pose
+# and continuous for every orientation less than pi from it; "euler_zyx": the TCP's raw ZYX euler (roll, pitch, yaw),
+# what pick-101 trained on, whose roll sits at +-pi at the home pose and so jumps by 2 pi between neighbouring poses.
 ORIENTATIONS = ("home_rotvec", "euler_zyx")
 SEMANTIC_FIELDS = ("gripper_action", "ee_target", "orientation")
 _CHOICES = dict(zip(SEMANTIC_FIELDS, (GRIPPER_ACTIONS, EE_TARGETS, ORIENTATIONS), strict=True))

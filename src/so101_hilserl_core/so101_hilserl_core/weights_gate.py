@@ -1,19 +1,17 @@
 """Which PolicyWeights a running actor takes: versions never go backwards within a learner epoch, and a new learner
 (restarted, or on a fresh run dir) is recognised by its epoch and taken even though its versions restart.
 
-A learner epoch is ``"<run id>:<start time ns>"`` (``make_epoch``): the run id is created once per run dir, the
-start time (wall clock, ns since the Unix epoch) once per learner process. Weights of an *older* learner process (a
-smaller start time, e.g. a late latched message of a learner that has since been restarted) are refused, so two
-epochs never alternate. An epoch that starts more than ``MAX_EPOCH_SKEW_S`` ahead of the receiver's wall clock is
-refused too: taken, it would make every real learner older, hence refused, until the actor restarts. The actor
-applies what it accepts at its next episode boundary (its own rule), and checks format, checksum and shapes
-separately.
+A learner epoch is ``"<run id>:<start time ns>"`` (``make_epoch``): the run id once per run dir, the wall-clock start
+time once per learner process. Weights of an older learner process (e.g. a late latched message) are refused, so two
+epochs never alternate, and so is an epoch too far in the future (``refusal`` says exactly when). The actor applies
+what it accepts at its next episode boundary, and checks format, checksum and shapes separately.
 """
 
 from __future__ import annotations
 
 # How far (s) a learner's start time may lie ahead of the receiver's wall clock: room for clocks of two machines
 # that disagree a little; beyond it the stamp is forged or a clock is wrong (synchronise them, e.g. with chrony).
+# Such an epoch is refused: taken, it would make every real learner older, hence refused, until the actor restarts.
 MAX_EPOCH_SKEW_S = 60.0
 
 

@@ -1,30 +1,10 @@
 """DrQ-v2 training as RoboBase does it (the source of the sim checkpoints), written out step by step.
 
-One update, given a replay batch (uint8 stacked pixels, n-step reward, discount = gamma^k or 0 at a terminal)::
-
-    obs, next_obs   = random_shift(pixels), random_shift(next_pixels)       # independent shifts, pad 4, replicate
-    h               = encoder(obs);  h' = encoder(next_obs) without grad
-    a'              = clip_noise(actor(h'), std(step), clip) ; y = r + discount * min_i Q_target_i(h', a')
-    critic_loss     = mean over critics and batch of (Q_i(h, a) - y)^2       # RoboBase: averaged, not summed
-                      -> AdamW step of critic AND encoder (the only loss that trains the encoder)
-    actor_loss      = -mean(min_i Q_i(h.detach(), a~pi(h.detach())))         # encoder never sees actor gradients
-    Q_target       <- Q_target + tau (Q - Q_target)
-
-Speed (same math as the reference formulation, measured with ``so101_bench.learner``):
-
-* The random shift is an integer gather of uint8 pixels with clamped row/column indices (= replicate padding),
-  equal to DrQ-v2's bilinear ``grid_sample`` on float (whose sample points fall exactly on pixel centres) up to
-  float rounding; ``test_agent`` checks it. 4x fewer bytes are moved and the result comes out channels-last.
-* Convolutions run channels-last (oneDNN's fast layout on CPU: forward+backward about 2.5x faster here).
-* uint8 -> float conversion happens once, in place; the next observation is encoded without autograd.
-* During the actor step the critic's parameters do not require grad, so no critic weight gradients are computed
-  that the reference throws away.
-* Metrics are gathered in one device->host copy at the end of the update, the per-group Q and Monte-Carlo return
-  sums of ``q_diagnostics`` (from the Q the critic loss computed anyway) with them: ``q_groups`` after each update.
-* ``so101_contract.cpu_allocator.configure_cpu_allocator()`` (the caller's choice, like torch.set_num_threads):
-  glibc hands every tensor above its mmap threshold fresh pages from the OS and takes them back on free, so each
-  update page-faults through ~1 GB of activations. Keeping freed memory in the heap made one CPU update about
-  1.4x faster here.
+``DrQV2Agent.update`` is one DrQ-v2 update on a replay batch: random shifts, the critic loss (the only loss that
+trains the encoder) against clipped-noise n-step targets from the target critics, the actor loss on detached
+features, and a soft target update. The math is the reference's; how it is made fast on a CPU (integer uint8
+shifts, channels-last convolutions, one device->host copy of the metrics), measured with ``so101_bench.learner``,
+is written on ``DrQV2Agent``.
 """
 
 from __future__ import annotations
@@ -114,7 +94,34 @@ def truncated_normal_sample(mean: torch.Tensor, std: float, clip: float | None, 
 
 
 class DrQV2Agent:
-    """Encoder, actor, critic and target critic with their AdamW optimisers; see the module docstring."""
+    """Encoder, actor, critic and target critic with their AdamW optimisers.
+
+    One update, given a replay batch (uint8 stacked pixels, n-step reward, discount = gamma^k or 0 at a terminal)::
+
+        obs, next_obs   = random_shift(pixels), random_shift(next_pixels)       # independent shifts, pad 4, replicate
+        h               = encoder(obs);  h' = encoder(next_obs) without grad
+        a'              = clip_noise(actor(h'), std(step), clip) ; y = r + discount * min_i Q_target_i(h', a')
+        critic_loss     = mean over critics and batch of (Q_i(h, a) - y)^2       # RoboBase: averaged, not summed
+                          -> AdamW step of critic AND encoder (the only loss that trains the encoder)
+        actor_loss      = -mean(min_i Q_i(h.detach(), a~pi(h.detach())))         # encoder never sees actor gradients
+        Q_target       <- Q_target + tau (Q - Q_target)
+
+    Speed (same math as the reference formulation, measured with ``so101_bench.learner``):
+
+    * The random shift is an integer gather of uint8 pixels with clamped row/column indices (= replicate padding),
+      equal to DrQ-v2's bilinear ``grid_sample`` on float (whose sample points fall exactly on pixel centres) up to
+      float rounding; ``test_agent`` checks it. 4x fewer bytes are moved and the result comes out channels-last.
+    * Convolutions run channels-last (oneDNN's fast layout on CPU: forward+backward about 2.5x faster here).
+    * uint8 -> float conversion happens once, in place; the next observation is encoded without autograd.
+    * During the actor step the critic's parameters do not require grad, so no critic weight gradients are computed
+      that the reference throws away.
+    * Metrics are gathered in one device->host copy at the end of the update, the per-group Q and Monte-Carlo return
+      sums of ``q_diagnostics`` (from the Q the critic loss computed anyway) with them: ``q_groups`` after each update.
+    * ``so101_contract.cpu_allocator.configure_cpu_allocator()`` (the caller's choice, like torch.set_num_threads):
+      glibc hands every tensor above its mmap threshold fresh pages from the OS and takes them back on free, so each
+      update page-faults through ~1 GB of activations. Keeping freed memory in the heap made one CPU update about
+      1.4x faster here.
+    """
 
     def __init__(self, policy_config: PolicyConfig, agent_config: AgentConfig | None = None, device: Any = "cpu"):
         self.policy_config = policy_config

@@ -1,28 +1,10 @@
 """From the transition stream to the replay buffers: validation, ordering, episodes, intervention segments.
 
 Pure logic (no ROS graph): the learner node calls ``ingest`` for each received message, and replays its journal
-through the same function after a restart, which rebuilds the buffers exactly.
-
-- Bytes are deserialized and checked (size, fields, image size, finite values) before anything else (``receive``):
-  a message that fails is counted and changes nothing else, so it is never journaled and a journal replay without
-  it rebuilds the same buffers; the hole it leaves is cut by the sequencer at that actor's next message.
-- A copy of what was handled already (the sequencer's DUPLICATE or STALE, e.g. a transient-local backlog
-  re-delivered to a restarted learner) is counted and not recorded again (``receive``'s ``record`` is not called).
-- Order is checked per actor (TransitionSequencer): a lost, duplicated or reordered message never yields a wrong
-  stack or next observation. A gap cuts the segment before it (counted) and the episode goes on in a new segment
-  whose first ``frame_stack - 1`` steps are stack context only: what is lost is exactly the transitions that need
-  a missing step (the one before the gap, the missing ones, and those whose stack holds a missing frame).
-- Steps are staged per actor and committed when the episode closes (or breaks), so several actors can interleave.
-  An actor that goes silent mid-episode (stopped, or restarted under a new id) has its staged episode committed as
-  broken once ``stale_after`` new messages of other actors (not refused, not copies: what the journal holds)
-  arrived without one of its own: a count, not a clock, so replaying the journal rebuilds the same buffers.
-- ``counters.training_transitions`` counts the transitions committed to the online buffer (evaluation episodes
-  excluded unless trained on): the exploration schedule's step and the UTD budget's data.
-- Online buffer: every step of an episode. Demo buffer: every intervention segment, started with the frames that
-  preceded it (so its first stacks are what the actor saw), bootstrapping from the observation where the person let
-  go. Evaluation episodes are not trained on unless asked.
-- Monte-Carlo returns-to-go (replay.py) are the episode's: a segment's continue with what the episode earned after
-  the person let go. The buffers compute them, so a journal replay recomputes them.
+through the same function after a restart, which rebuilds the buffers exactly; so every decision here depends on the
+messages alone, never on a clock. Several actors may interleave: steps are staged per actor and committed when the
+episode closes. Every step goes to the online buffer, every intervention segment to the demonstration buffer
+(``TransitionIngest`` has the rules).
 """
 
 from __future__ import annotations
@@ -123,6 +105,30 @@ class IngestConfig:
 
 
 class TransitionIngest:
+    """One actor-interleaved transition stream into the online and the demonstration buffer.
+
+    - Bytes are deserialized and checked (size, fields, image size, finite values) before anything else (``receive``):
+      a message that fails is counted and changes nothing else, so it is never journaled and a journal replay without
+      it rebuilds the same buffers; the hole it leaves is cut by the sequencer at that actor's next message.
+    - A copy of what was handled already (the sequencer's DUPLICATE or STALE, e.g. a transient-local backlog
+      re-delivered to a restarted learner) is counted and not recorded again (``receive``'s ``record`` is not called).
+    - Order is checked per actor (TransitionSequencer): a lost, duplicated or reordered message never yields a wrong
+      stack or next observation. A gap cuts the segment before it (counted) and the episode goes on in a new segment
+      whose first ``frame_stack - 1`` steps are stack context only: what is lost is exactly the transitions that need
+      a missing step (the one before the gap, the missing ones, and those whose stack holds a missing frame).
+    - Steps are staged per actor and committed when the episode closes (or breaks), so several actors can interleave.
+      An actor that goes silent mid-episode (stopped, or restarted under a new id) has its staged episode committed as
+      broken once ``stale_after`` new messages of other actors (not refused, not copies: what the journal holds)
+      arrived without one of its own: a count, not a clock, so replaying the journal rebuilds the same buffers.
+    - ``counters.training_transitions`` counts the transitions committed to the online buffer (evaluation episodes
+      excluded unless trained on): the exploration schedule's step and the UTD budget's data.
+    - Online buffer: every step of an episode. Demo buffer: every intervention segment, started with the frames that
+      preceded it (so its first stacks are what the actor saw), bootstrapping from the observation where the person let
+      go. Evaluation episodes are not trained on unless asked.
+    - Monte-Carlo returns-to-go (replay.py) are the episode's: a segment's continue with what the episode earned after
+      the person let go. The buffers compute them, so a journal replay recomputes them.
+    """
+
     def __init__(
         self,
         online: ReplayBuffer,

@@ -1,14 +1,11 @@
-"""The learner as plain Python, behind the ROS shell learner_node: it is handed transitions and episode outcomes, its
-caller's training thread runs ``update()`` while updates are owed, and it gives back what is published (weights,
-statistics, progress). ``LearnerConfig`` is the one source of the learner's settings (the node's parameters).
+"""The learner as plain Python behind the ROS shell learner_node; ``LearnerConfig`` is the one source of its settings.
 
-It owns its run directory (docs/architecture.md): the run's lock, the journal (every valid new transition on disk
-before it is handled; refused bytes quarantined), checkpoints, TensorBoard. A start restores the newest good
-checkpoint or ``initial_weights``, replays the journal through the live ingest path, and refuses a journal shorter
-than its checkpoint. Updates are owed under the UTD contract (utd.py) for training transitions committed after
-warm-up; the exploration schedule is read at environment steps; weight versions go on from the checkpoint's within a
-new epoch per Learner. ``receive``/``add_episode``/``statistics`` run on one thread and ``update``/``weights``/
-``checkpoint`` on another; the UTD budget is shared under one lock, under which ``on_progress`` is called.
+It is handed transitions and episode outcomes and gives back what is published; its caller's training thread runs
+``update()`` while updates are owed (utd.py). It owns its run directory (docs/architecture.md): lock, journal (refused
+bytes quarantined), checkpoints, TensorBoard. A start restores the newest good checkpoint or ``initial_weights`` and
+replays the journal through the live ingest path (refusing one shorter than the checkpoint); weight versions go on
+from the checkpoint's in a new epoch. ``receive``, ``add_episode`` and ``statistics`` run on one thread, ``update``,
+``weights`` and ``checkpoint`` on another, sharing the UTD budget under one lock (``on_progress`` is called under it).
 """
 
 from __future__ import annotations

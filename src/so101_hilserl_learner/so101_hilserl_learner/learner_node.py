@@ -1,16 +1,10 @@
 """learner: the ROS shell of the Learner (so101_hilserl_learner.learner), which journals, trains and checkpoints.
 
-Its parameters are LearnerConfig's settings, read-only. It subscribes to hilserl/transitions (raw bytes, handed to
-the Learner) and hilserl/episodes, runs the updates in its own training thread, and publishes PolicyWeights (once
-at start, then every ``publish_every_updates`` updates or ``publish_period_s``), LearnerStats and TensorBoard
-scalars every ``stats_period_s``, and LearnerProgress (so101_contract.sim_time.PROGRESS_TOPIC) after every commit
-that owes updates, every update, and every HEARTBEAT_S of simulated time, so a lockstep simulation holds simulated
-time while the learner owes more than it allows, and also when it stops reporting. ``learner/checkpoint`` writes
-a checkpoint now; a clean shutdown writes one too.
-
-Clocks: message stamps use the node clock (simulated time in simulation). What is about the machine uses the
-steady clock, so it keeps running while simulated time stands still (a lockstep sim waits for this learner): the
-stats timer, the update rate, the weights publish period and the checkpoint period.
+Its parameters are LearnerConfig's settings, read-only. It hands hilserl/transitions (raw bytes) and
+hilserl/episodes to the Learner, runs the updates in its own training thread, and publishes PolicyWeights,
+LearnerStats, TensorBoard scalars and LearnerProgress (so101_contract.sim_time.PROGRESS_TOPIC: after every commit that
+owes updates, every update and every HEARTBEAT_S, so a lockstep simulation holds while the learner owes more than
+it allows or stops reporting). ``learner/checkpoint`` writes a checkpoint now; a clean shutdown writes one too.
 """
 
 from __future__ import annotations
@@ -51,6 +45,9 @@ class LearnerNode(Node):
         self.create_service(Trigger, "learner/checkpoint", self._on_checkpoint_request)
         # Steady, not the node clock: under use_sim_time a node-clock timer stops while simulated time stands
         # still, and a lockstep sim stands still exactly while it waits for this learner.
+        # Message stamps use the node clock (simulated time in simulation); what is about the machine (the stats
+        # timer, the update rate, the weights publish period, the checkpoint period) uses the steady clock, which
+        # keeps running while simulated time stands still (a lockstep simulation waits for this learner).
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(self.config.stats_period_s, self._publish_stats, clock=self._steady)
         if self.get_parameter("use_sim_time").value:  # simulated time: a lockstep sim holds when this stops

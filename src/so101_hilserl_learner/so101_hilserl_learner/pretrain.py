@@ -1,25 +1,9 @@
 """Sim pretraining: DrQ-v2 (the project's agent, replay buffer and exploration schedule) on so101/Pick-v0, no ROS.
 
-The seed system's step 1 (pick-101's sim checkpoint) inside the project. An explicit loop, nothing hidden::
-
-    env step with agent.act (uniform random before --num-explore-steps, then mean + scheduled noise)
-      -> ReplayBuffer.for_policy (one sequence per episode; frames stored once, stacks rebuilt as FrameStack does)
-      -> --utd-ratio agent.update per env step once the buffer holds --warmup-transitions transitions
-      -> every --eval-every env steps (and before the first update): --eval-episodes deterministic episodes (the
-         policy's mean, fixed seeds) -> success rate; TensorBoard, eval.csv, a checkpoint and the agent file
-
-Output directory (--out):
-    agent.safetensors   the agent file (weight_files.agent_file) the launch's ``initial_checkpoint`` (the
-                        actor's and the learner's ``initial_weights``) takes: the project's action semantics in its
-                        PolicyConfig, exploration metadata = the pretrained schedule linear(0.2,0.1,10000) from step 0
-    eval.csv            env_steps, episodes, updates, success_rate, mean_return, wall_s of every evaluation
-    checkpoints/        the run's own checkpoints (agent, optimisers, RNGs, counters; checkpoint.py), for --resume
-    tensorboard/        training and evaluation curves (tensorboard --logdir OUT/tensorboard)
-
---resume continues from the newest good checkpoint in --out with the same network sizes. The replay buffer is not
-checkpointed (100k frames are GBs): after a resume, updates start again once it holds --warmup-transitions new
-transitions. Only --camera 640x480 with --image-size 84 (the defaults) is the robot's preprocessing; smaller
-cameras and images make fast runs and tests whose policies do not fit the robot.
+An explicit loop: act (uniform random before --num-explore-steps, then mean + scheduled noise), store the step, run
+--utd-ratio updates per env step once the buffer holds --warmup-transitions transitions, and every --eval-every env
+steps (and before the first update) measure the success rate of --eval-episodes deterministic episodes. --out gets
+the agent file that the actor's and the learner's ``initial_weights`` take (layout below).
 
     python -m so101_hilserl_learner.pretrain --stage 1 --steps 20000 --out runs/pretrain-s1
 """
@@ -88,7 +72,7 @@ class PretrainConfig:
                               (0, 10**9))  # fmt: skip
     eval_episodes: int = setting(50, "deterministic episodes per evaluation (>= 50 for a claim)", (1, 10**6))
     checkpoint_every: int = setting(5000, "environment steps between checkpoints", (1, 10**9))
-    image_size: int = setting(PolicyConfig.image_size, "policy image side (px); --resume needs the same", (8, 512))
+    image_size: int = setting(PolicyConfig.image_size, "policy image side (px)", (8, 512))
     camera: tuple[int, int] = setting((SimConfig.camera_width, SimConfig.camera_height),
                                       "wrist render WIDTHxHEIGHT (px)")  # fmt: skip
     hidden: tuple[int, ...] = setting(PolicyConfig.hidden, "MLP widths, e.g. 256,256")
@@ -287,18 +271,37 @@ class Pretrainer:
 # ------------------------------------------------------------------------------------------------------------ CLI
 
 
+OUTPUT_LAYOUT = """output directory (--out):
+    agent.safetensors   the agent file (weight_files.agent_file) the launch's initial_checkpoint (the
+                        actor's and the learner's initial_weights) takes: the project's action semantics in its
+                        PolicyConfig, exploration metadata = the pretrained schedule linear(0.2,0.1,10000) from step 0
+    eval.csv            env_steps, episodes, updates, success_rate, mean_return, wall_s of every evaluation
+    checkpoints/        the run's own checkpoints (agent, optimisers, RNGs, counters; checkpoint.py), for --resume
+    tensorboard/        training and evaluation curves (tensorboard --logdir OUT/tensorboard)
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m so101_hilserl_learner.pretrain",
         description=__doc__,
+        epilog=OUTPUT_LAYOUT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run = parser.add_argument_group("run")
     run.add_argument("--out", required=True, type=Path, help="output directory (agent file, eval.csv, checkpoints)")
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    run.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    run.add_argument("--resume", action="store_true",
+                     help="continue from the newest good checkpoint in --out; the replay buffer is not checkpointed "
+                          "(100k frames are GBs), so updates start again once it holds --warmup-transitions new "
+                          "transitions")  # fmt: skip
     run.add_argument("--no-progress", action="store_true", help="no tqdm bar")
-    add_config_arguments(parser.add_argument_group("pretraining (PretrainConfig)"), PretrainConfig)
+    group = parser.add_argument_group(
+        "pretraining (PretrainConfig; --resume needs the same network and image sizes)",
+        "Only --camera 640x480 with --image-size 84 (the defaults) is the robot's preprocessing;\n"
+        "smaller cameras and images make fast runs and tests whose policies do not fit the robot.",
+    )
+    add_config_arguments(group, PretrainConfig)
     return parser
 
 

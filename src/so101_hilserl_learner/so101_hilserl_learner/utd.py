@@ -1,14 +1,10 @@
 """The update-to-data contract: updates per committed training transition, with a capped backlog.
 
-Data counts once its episode is committed (the learner cannot sample it before), and only if it is trained on
-(evaluation episodes are not, unless asked): the caller passes exactly those counts to ``commit``. Each committed
-transition owes ``ratio`` updates. What is owed but not yet done is the backlog; it is capped at ``max_backlog``
-updates. A learner slower than its data therefore sheds the excess instead of owing it (and then running hundreds
-of updates back to back on stale data, or owing without bound on a CPU); it is reported as ``behind`` and the
-achieved ratio falls below the requested one, which is what the learner publishes.
-
-``UtdConfig`` holds the contract's settings (the learner node's parameters of the same names). Plain Python, no
-locking: the learner calls it under its own lock from its two threads.
+Data counts once its episode is committed (the learner cannot sample it before) and only if it is trained on
+(evaluation episodes are not, unless asked): the caller passes exactly those counts to ``commit``. Each owes ``ratio``
+updates; the backlog of owed updates is capped at ``max_backlog``, so a learner slower than its data sheds the excess
+(reported as ``behind``, with an achieved ratio below the requested one) instead of running hundreds of updates back
+to back on stale data or owing without bound. Plain Python, no locking: the learner calls it under its own lock.
 """
 
 from __future__ import annotations

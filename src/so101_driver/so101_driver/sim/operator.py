@@ -1,18 +1,10 @@
 """A simulated person on a simulated leader arm: the stand-in for the human of HIL-SERL in simulation.
 
-- ``LeaderArm``: the leader's six joints as a powered, low-gain STS3215 leader behaves. Torque on and no hand: it
-  tracks the last ``leader/joint_commands`` with a first-order lag and a little servo jitter; torque off and no
-  hand: limp; a hand on it: the joints follow the hand quickly, with tremor.
-- ``SimulatedOperator``: the person, correcting the way HIL-SERL's authors tell people to. In "correct" mode it lets
-  the policy act first (``min_policy_time_s``), takes over when the policy makes no progress toward the grasp or
-  moves away from it, then drives through to success without undoing the policy's progress (the scripted grasp
-  resumes from where the arm is) and holds until the episode ends. Early on it helps in every episode where the
-  policy stalls; its help tapers as the policy's own success over the last episodes rises. In "demo" mode it drives
-  the whole episode (demonstrations).
-
-The person watches the follower and puts the leader where the follower should go next; the actor turns the
-leader's pose into an action of the policy (one step per control period). Its only outputs are where its hand
-pushes the leader and, with a pedal, that it is driving.
+The person watches the follower and puts the leader where the follower should go next; the actor turns the leader's
+pose into an action of the policy. Its only outputs are where its hand pushes the leader and, with a pedal, that it
+is driving. ``LeaderArm`` is the leader's six joints as a powered, low-gain STS3215 leader behaves (tracking its
+commands, limp without torque, following a hand with tremor); ``SimulatedOperator`` is the person, correcting the way
+HIL-SERL's authors tell people to, or driving whole episodes as demonstrations.
 """
 
 from __future__ import annotations
@@ -73,6 +65,9 @@ class LeaderArmConfig:
 
 class LeaderArm:
     """The simulated leader's six joints (rad, JOINT_NAMES order), within the URDF limits of ``kinematics``.
+
+    Torque on and no hand: it tracks the last ``leader/joint_commands`` with a first-order lag and a little servo
+    jitter; torque off and no hand: limp; a hand on it: the joints follow the hand quickly, with tremor.
 
     Exact exponential discretisation, so the behaviour does not depend on how often ``step`` is called.
     """
@@ -228,7 +223,13 @@ Event = tuple[float, float | None, str]  # (start_time, end_time or None while h
 
 
 class SimulatedOperator:
-    """A person who watches the follower and helps through the leader; see the module docstring.
+    """A person who watches the follower and helps through the leader.
+
+    In "correct" mode it lets the policy act first (``min_policy_time_s``), takes over when the policy makes no
+    progress toward the grasp or moves away from it, then drives through to success without undoing the policy's
+    progress (the scripted grasp resumes from where the arm is) and holds until the episode ends. Early on it helps
+    in every episode where the policy stalls; its help tapers as the policy's own success over the last episodes
+    rises. In "demo" mode it drives the whole episode (demonstrations).
 
     ``update`` is called once per tick with the follower's joints and the cube, and returns the hand target for
     ``LeaderArm.step`` (None = hands off). ``end_episode(success)`` tells it how the episode ended (what a person

@@ -1,17 +1,10 @@
 """Simulated time for the sim node, as plain Python (no ROS): the tick grid, real-time pacing and the lockstep gate.
 
-The protocol is written at so101_contract.sim_time's constants. The three decisions the loop takes per tick:
-
-- ``TickGrid``: which simulated instant tick ``k`` is (``k * tick_ns``, integer nanoseconds, so no float drifts
-  off the grid after hours) and whether the camera renders there (tick 0, then the first tick at or after each
-  multiple of the camera period: with the default 100 Hz and 10 Hz every tenth tick, stamped exactly n * 0.1 s).
-- ``Pacer`` (clock_mode "sim"): how long to wait before the next tick so that simulated time runs at the wall
-  clock times the real-time factor.
-- ``LockstepGate`` (clock_mode "lockstep"): whether the simulation may advance to an instant, given the actor's
-  newest grant and the learner's newest update backlog, and what it waits for when it may not.
-- ``HoldLog``: which holds are worth a log line (a silent learner each time; routine holds once).
-
-``SimClockConfig`` holds the sim node's time settings (clock mode, pace, lockstep limits, start time).
+The protocol is written at so101_contract.sim_time's constants. Per tick the loop asks ``TickGrid`` which simulated
+instant it is and whether the camera renders there, ``Pacer`` (clock_mode "sim") how long to wait so that simulated
+time runs at the wall clock times the real-time factor, and ``LockstepGate`` (clock_mode "lockstep") whether it may
+advance, given the actor's newest grant and the learner's newest backlog. ``HoldLog`` picks the holds worth a log
+line; ``SimClockConfig`` holds the sim node's time settings.
 """
 
 from __future__ import annotations
@@ -48,7 +41,11 @@ class SimClockConfig:
 
 @dataclass(frozen=True)
 class TickGrid:
-    """Simulated instants of a sim node: tick ``k`` is at ``k * tick_ns`` ns; the physics steps between them."""
+    """Simulated instants of a sim node: tick ``k`` is at ``k * tick_ns`` ns; the physics steps between them.
+
+    Integer nanoseconds, so no float drifts off the grid after hours. The camera renders at tick 0, then at the first
+    tick at or after each multiple of the camera period (with the default 100 Hz and 10 Hz: every tenth tick,
+    stamped exactly n * 0.1 s)."""
 
     tick_ns: int  # one tick of simulated time (ns)
     camera_period_ns: int  # the camera's period (ns)

@@ -1,19 +1,11 @@
 """The simulated follower, leader (moved by the simulated operator) and wrist camera, run in simulated time: the sim
-node's logic as plain Python, so it can be tested without ROS. The node only turns ``SimOutputs`` into messages
-and its subscriptions and services into calls here.
+node's logic as plain Python, so it can be tested without ROS. The node only turns ``SimOutputs`` into messages and
+its subscriptions and services into calls here.
 
-Time (``clock_mode``, so101_contract.sim_time; docs/architecture.md):
-
-- ``wall``: two threads, so that neither waits for the other: the physics thread steps the world in real time at
-  the joint-state rate and sends both arms' joint states; the camera thread renders a snapshot of the newest state
-  at the camera rate (MuJoCo releases the GIL while it renders). Stamps are the caller's wall clock.
-- ``sim`` and ``lockstep``: one loop thread owns simulated time. Tick by tick (sim_clock.TickGrid) it steps the
-  physics, sends both arms' joint states, on camera instants renders inline and sends the image and the ground
-  truth, then the instant itself (``/clock``). "sim" paces the ticks to the wall clock times ``real_time_factor``;
-  "lockstep" advances only as the LockstepGate allows (``grant`` and ``progress``).
-
-The follower's command watchdog counts simulated time in every mode (a lockstep simulation waiting for the learner
-must not time the commands out). ``stop`` ends the threads; none sends anything once it is called.
+With clock_mode "wall" a physics and a camera thread run in real time; with "sim" and "lockstep" one loop thread owns
+simulated time, tick by tick (``Simulation`` says how). The follower's command watchdog counts simulated time in every
+mode (a lockstep simulation waiting for the learner must not time the commands out). ``stop`` ends the threads; none
+sends anything once it is called.
 """
 
 from __future__ import annotations
@@ -95,8 +87,19 @@ class _Silent:
 
 
 class Simulation:
-    """One simulated robot (see the module docstring). ``wall_clock_ns`` stamps clock_mode wall's messages;
-    ``logger`` is the node's (info and warning, with rclpy's ``throttle_duration_sec``)."""
+    """One simulated robot. ``wall_clock_ns`` stamps clock_mode wall's messages; ``logger`` is the node's (info and
+    warning, with rclpy's ``throttle_duration_sec``).
+
+    Time (``clock_mode``, so101_contract.sim_time; docs/architecture.md):
+
+    - ``wall``: two threads, so that neither waits for the other: the physics thread steps the world in real time at
+      the joint-state rate and sends both arms' joint states; the camera thread renders a snapshot of the newest state
+      at the camera rate (MuJoCo releases the GIL while it renders). Stamps are the caller's wall clock.
+    - ``sim`` and ``lockstep``: one loop thread owns simulated time. Tick by tick (sim_clock.TickGrid) it steps the
+      physics, sends both arms' joint states, on camera instants renders inline and sends the image and the ground
+      truth, then the instant itself (``/clock``). "sim" paces the ticks to the wall clock times ``real_time_factor``;
+      "lockstep" advances only as the LockstepGate allows (``grant`` and ``progress``).
+    """
 
     def __init__(
         self, config: SimulationConfig, outputs: SimOutputs | None = None, logger=None, wall_clock_ns=time.time_ns

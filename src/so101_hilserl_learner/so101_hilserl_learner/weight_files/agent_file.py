@@ -1,16 +1,9 @@
 """The learner's agent file: the policy (encoder.*, actor.*) plus the critics, in one validated safetensors file.
 
-    AGENT_FORMAT file: encoder.*, actor.actor_model.*, critic.qs.*, critic_target.qs.*  (float32)
-        metadata {"format", "policy_config" (PolicyConfig JSON: sizes and the policy's semantics),
-                  "source" (JSON: where it came from),
-                  "training" (JSON, optional: stddev_schedule, stddev_clip, discount, nstep, critic_target_tau, lr...:
-                  how the source was trained, a record, not settings), and optional entries such as
-                  "exploration" (so101_hilserl_core.exploration: a schedule to continue with)}
-
-The format belongs to the learner (it holds the critics, which only the learner trains); it is one of the project's
-weight-file family (so101_hilserl_core.policy_io.FORMAT_FAMILY), so the actor reads its policy part as it reads a
-policy file. safetensors only: loading runs no code from the file. ``import_learner_checkpoint`` turns one of the
-project's own learner checkpoints into agent-file content (``checkpoint_tool export``).
+The format belongs to the learner, which alone trains the critics; it is one of the project's weight-file family
+(so101_hilserl_core.policy_io.FORMAT_FAMILY), so the actor reads its policy part as it reads a policy file.
+safetensors only: loading runs no code from the file. ``import_learner_checkpoint`` turns one of the project's own
+learner checkpoints into agent-file content (``checkpoint_tool export``).
 """
 
 from __future__ import annotations
@@ -40,6 +33,10 @@ from so101_hilserl_core.policy_io import (
 from so101_hilserl_learner import checkpoint
 from so101_hilserl_learner.critic import CRITIC_PREFIXES, Critic, expected_critic_shapes
 
+# An AGENT_FORMAT file: encoder.*, actor.actor_model.*, critic.qs.*, critic_target.qs.* (float32), with metadata
+# "format", "policy_config" (PolicyConfig JSON: sizes and the policy's semantics), "source" (JSON: where it came
+# from), optionally "training" (JSON: stddev_schedule, stddev_clip, discount, nstep, critic_target_tau, lr...: how
+# the source was trained, a record, not settings) and entries such as "exploration" (a schedule to continue with).
 AGENT_FORMAT = f"{FORMAT_FAMILY}agent/1"
 
 

@@ -1,14 +1,10 @@
 """Importers into the learner's agent file (agent_file.py): RoboBase snapshots, LeRobot drqv2 directories, and the
 project's own learner checkpoints.
 
-Why: sim-pretrained DrQ-v2 weights exist as RoboBase snapshots (torch.save pickles that also hold
-an OmegaConf config, read by safe_unpickle.py without running code from them) and as LeRobot conversions. Both are
-turned into one safetensors agent file.
-
-Imported sim checkpoints are marked with pick-101's semantics (absolute gripper, accumulated EE target, raw euler
-state; so101_hilserl_core.semantics) because that is how they were trained; the importers take other semantics
-only when told. ``import_learner_checkpoint`` turns one of the project's own learner checkpoints into an agent file
-with its semantics and exploration schedule (``checkpoint_tool export``).
+Sim-pretrained DrQ-v2 weights exist as RoboBase snapshots (torch.save pickles holding an OmegaConf config, read by
+safe_unpickle.py without running code from them) and as LeRobot conversions; both become one safetensors agent file.
+Imports are marked with pick-101's semantics (so101_hilserl_core.semantics), how they were trained, unless told
+otherwise; ``import_learner_checkpoint`` keeps a project checkpoint's semantics and exploration schedule.
 """
 
 from __future__ import annotations

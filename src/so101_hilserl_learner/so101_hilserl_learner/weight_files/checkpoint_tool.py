@@ -1,20 +1,11 @@
 """Command line for checkpoints: import RoboBase snapshots and LeRobot drqv2 directories, export the project's own
-learner checkpoints, inspect any of them. Every output is an agent file that ``initial_weights`` of the learner
-and the actor take.
+learner checkpoints, inspect or repair any of them. Every output is an agent file that ``initial_weights`` of the
+learner and the actor take; imports carry pick-101's semantics unless --gripper-action/--ee-target/--orientation say
+otherwise. Nothing here executes code from an input file. Exit status: 0 on success, 2 on bad input (one line on
+stderr saying why).
 
     python -m so101_hilserl_learner.weight_files.checkpoint_tool import-robobase SNAPSHOT.pt -o agent.safetensors
-    python -m so101_hilserl_learner.weight_files.checkpoint_tool import-lerobot PRETRAINED_DIR -o agent.safetensors
-    python -m so101_hilserl_learner.weight_files.checkpoint_tool export RUN_DIR -o agent.safetensors
-    python -m so101_hilserl_learner.weight_files.checkpoint_tool inspect agent.safetensors
-    python -m so101_hilserl_learner.weight_files.checkpoint_tool inspect RUN_DIR
-    python -m so101_hilserl_learner.weight_files.checkpoint_tool repair RUN_DIR
-
-Imports are marked with pick-101's semantics (absolute gripper, accumulated EE target, raw euler state) unless
---gripper-action/--ee-target/--orientation say otherwise; an export keeps the checkpoint's semantics and its
-exploration schedule and step.
-
-Nothing here executes code from an input file: .pt files are read by the weights-only unpickler with inert stubs.
-Exit status: 0 on success, 2 on bad input (one line on stderr saying why).
+    python -m so101_hilserl_learner.weight_files.checkpoint_tool inspect RUN_DIR   # also import-lerobot, export, repair
 """
 
 from __future__ import annotations
