@@ -204,19 +204,20 @@ class LockstepGate:
 
 class HoldLog:
     """The log lines of a lockstep simulation's holds, said when what it waits for changes: a silent learner every
-    time it falls silent and when it reports again (never routine), the routine holds (the actor's step, the learner's
-    backlog) once a run, and only when one lasts ``report_after_s`` of wall time."""
+    time it stays silent ``silent_after_s`` of wall time and when it reports again (never routine; a report a few
+    milliseconds late on a busy machine is not news), the routine holds (the actor's step, the learner's backlog) once
+    a run, and only when one lasts ``report_after_s`` of wall time."""
 
-    def __init__(self, report_after_s: float):
+    def __init__(self, report_after_s: float, silent_after_s: float = 1.0):
         self.report_after_s = float(report_after_s)
+        self.silent_after_s = float(silent_after_s)
         self.holding_for: frozenset[str] = frozenset()  # the kinds of the hold last logged (LockstepGate.holds)
         self.told: frozenset[str] = frozenset()  # every kind logged so far
 
     def held(self, kinds: frozenset[str], reason: str, held_for_s: float) -> str | None:
         routine_told = kinds - {"silent"} <= self.told
-        if kinds == self.holding_for or not (
-            "silent" in kinds or (held_for_s >= self.report_after_s and not routine_told)
-        ):
+        silent_long = "silent" in kinds and held_for_s >= self.silent_after_s
+        if kinds == self.holding_for or not (silent_long or (held_for_s >= self.report_after_s and not routine_told)):
             return None
         self.holding_for, self.told = kinds, self.told | kinds
         return f"waiting for {reason}" + ("" if "silent" in kinds else " (routine in lockstep; said once)")
