@@ -28,6 +28,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import get_default_context
 
+from so101_contract import quiet_interrupt
 from so101_contract.parameters import ParameterError, check_given
 from so101_contract.parent_death import die_with_parent
 
@@ -110,6 +111,8 @@ class Shutdown:
             return  # Python delivers signals to the main thread only; rclpy's defaults stay in charge
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
+        if quiet_interrupt.INTERRUPTED.is_set():  # a Ctrl-C during the imports that a library swallowed: honour it now
+            self.request("SIGINT")
 
     def _on_signal(self, signum: int, _frame) -> None:
         if signum == signal.SIGHUP:  # the starter died (parent_death): a short stop, whatever the node declared
