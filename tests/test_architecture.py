@@ -124,3 +124,24 @@ def test_the_graph_diagram_names_every_topic_and_node():
 @pytest.mark.parametrize("title", ["Packages", "The graph"])
 def test_diagrams_are_mermaid_flowcharts(title):
     assert diagram(title).lstrip().startswith(("flowchart", "graph"))
+
+
+# The plain cores behind the nodes: tests build them without a node or a graph.
+CORES = (
+    "so101_hilserl_learner.learner",  # Learner behind learner_node
+    "so101_driver.sim.simulation",  # Simulation behind sim_node
+    "so101_hilserl_actor.control_step",  # ControlStep behind actor_node
+    "so101_hilserl_actor.intervention_control",  # InterventionControl behind intervention_node
+    "so101_driver.hardware.arm",  # Arm behind arm_node
+)
+
+
+@pytest.mark.parametrize("module", CORES)
+def test_the_cores_behind_the_nodes_import_no_node_code(module):
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; print(sorted(m for m in sys.modules if m in ('rclpy.node', 'rclpy.executors')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"{module} imports rclpy's node machinery: {result.stdout}"

@@ -40,6 +40,7 @@ from rclpy.node import Node
 
 from so101_contract import settings
 from so101_contract.cli import did_you_mean
+from so101_contract.settings import ParameterError
 
 _TYPES = {
     bool: ParameterType.PARAMETER_BOOL,
@@ -48,10 +49,6 @@ _TYPES = {
     str: ParameterType.PARAMETER_STRING,
 }
 _KINDS = {bool: "boolean", int: "integer", float: "float", str: "string"}
-
-
-class ParameterError(ValueError):
-    """A parameter value the node cannot run with; the message names the parameter, the value and what is allowed."""
 
 
 def descriptor(default, description: str, bounds=None, read_only: bool = True) -> ParameterDescriptor:

@@ -22,6 +22,11 @@ from typing import Any
 _META = "so101_setting"
 
 
+class ParameterError(ValueError):
+    """A parameter value the node cannot run with; the message names the parameter, the value and what is allowed.
+    Defined here, without ROS, so plain-Python cores (the learner's, the sim's) raise it too."""
+
+
 def setting(default: Any, description: str, bounds: tuple | None = None) -> Any:
     """A parameter field: its default, its one-line description and its bounds, written once."""
     return dataclasses.field(default=default, metadata={_META: (description, bounds)})

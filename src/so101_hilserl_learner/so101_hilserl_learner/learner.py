@@ -28,8 +28,7 @@ from so101_contract.cpu_allocator import configure_cpu_allocator
 from so101_contract.devices import DEFAULT_DEVICE, DEVICES, device_name
 from so101_contract.files import atomic_write_text
 from so101_contract.outcomes import Outcome
-from so101_contract.parameters import ParameterError
-from so101_contract.settings import setting
+from so101_contract.settings import ParameterError, setting
 from so101_contract.state import STATE_DIM
 from so101_hilserl_core import exploration
 from so101_hilserl_core.policy import PolicyConfig

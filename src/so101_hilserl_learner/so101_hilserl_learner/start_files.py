@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from so101_contract.parameters import ParameterError
+from so101_contract.settings import ParameterError
 from so101_hilserl_core import exploration
 from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_core.policy_io import config_differences
