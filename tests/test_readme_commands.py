@@ -37,7 +37,7 @@ def is_node(origin: str) -> bool:
 
 
 def test_the_readme_names_modules_and_make_lines():
-    assert len(MODULES) >= 15 and "so101_bringup.report" in MODULES and "so101_bringup.runner" in MODULES
+    assert len(MODULES) >= 15 and "so101_bringup.records.report" in MODULES and "so101_bringup.runner" in MODULES
     assert any(line.startswith("make sim") for line in MAKE_LINES) and "make test" in MAKE_LINES
 
 

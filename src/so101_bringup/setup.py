@@ -26,9 +26,9 @@ setup(
     entry_points={
         "console_scripts": [
             "runner = so101_bringup.runner:main",
-            "recorder = so101_bringup.recorder:main",
-            "import_bag = so101_bringup.importer:main",
-            "report = so101_bringup.report:main",
+            "recorder = so101_bringup.records.recorder:main",
+            "import_bag = so101_bringup.records.importer:main",
+            "report = so101_bringup.records.report:main",
         ]
     },
 )

@@ -20,7 +20,7 @@ setup(
     entry_points={
         "console_scripts": [
             "learner_node = so101_hilserl_learner.learner_node:main",
-            "checkpoint_tool = so101_hilserl_learner.checkpoint_tool:main",
+            "checkpoint_tool = so101_hilserl_learner.weight_files.checkpoint_tool:main",
         ],
         # so101/Pick-v0 (gymnasium's plugin group; see so101_hilserl_learner/envs/__init__.py)
         "gymnasium.envs": ["so101 = so101_hilserl_learner.envs:register_envs"],

@@ -1,16 +1,9 @@
 """Compute time of one actor control step on this CPU, stage by stage.
 
-The 10 Hz loop has 100 ms per step; the compute must stay a small, predictable part of it (goal: p99 <= 10 ms) so
-the command leaves on time and the observation is fresh. One step here is exactly what the actor does between
-reading the joints and sending the command:
-
-    640x480 rgb8 Image message -> preprocess (crop + INTER_AREA 84x84) -> StateBuilder.build (FK)
-    -> FrameStack.push -> policy inference (full-size default PolicyConfig(), batch 1, uint8 pixels)
-    -> exploration noise -> policy_action_to_joints (FK + one IK step)
-
-measured with torch's intra-op thread count set as the actor sets it (1 and 2 by default). The verdict is taken on
-``ControlStep.step`` itself (the actor's step, control_step.py: the same stages plus the transition bookkeeping),
-fed 640x480 camera arrays as the node feeds it; the stage breakdown shows where the time goes.
+The 10 Hz loop has 100 ms per step; the compute must stay a small, predictable part of it (goal: p99 <= 10 ms) so the
+command leaves on time and the observation is fresh. The verdict is taken on the actor's own ``ControlStep.step``, fed
+640x480 camera arrays as the node feeds it, at torch's intra-op thread counts given (1 and 2 by default); the stages
+(preprocess, state, frame stack, policy, exploration noise, FK + IK) show where the time goes.
 
     python -m so101_bench.actor --steps 500 --threads 1 2
 """
@@ -24,12 +17,13 @@ import time
 import numpy as np
 import torch
 
+from so101_contract.control import CONTROL_PERIOD_S
 from so101_driver.model.kinematics import HOME_SEED, Kinematics
 from so101_driver.vision.image_messages import array_to_image_msg
-from so101_hilserl_actor.action_mapping import ActionConfig, policy_action_to_joints
-from so101_hilserl_actor.exploration import sample_exploration
-from so101_hilserl_actor.observation import FrameStack, StateBuilder, preprocess
-from so101_hilserl_actor.policy import Policy, PolicyConfig
+from so101_hilserl_core.action_mapping import ActionConfig, policy_action_to_joints
+from so101_hilserl_core.exploration import sample_exploration
+from so101_hilserl_core.observation import FrameStack, StateBuilder, preprocess
+from so101_hilserl_core.policy import Policy, PolicyConfig
 
 STAGES = ("preprocess", "state", "stack", "inference", "action_to_joints", "total")
 # CPU time of the calling thread over the whole step: the compute without the time other processes took the core
@@ -66,7 +60,7 @@ def bench_actor_step(
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     kinematics = Kinematics()
-    builder = StateBuilder(kinematics, control_period_s=0.1)
+    builder = StateBuilder(kinematics, control_period_s=CONTROL_PERIOD_S)
     stack = FrameStack(k=3)
     policy = Policy(PolicyConfig()).eval()
     action_config = ActionConfig()
@@ -109,7 +103,7 @@ def bench_control_step(steps: int = 500, threads: int = 1, warmup: int = 20, see
     """p50/p99 (ms) of ControlStep.step (full-size policy, training mode: inference + noise every step)."""
     from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING
     from so101_hilserl_actor.control_step import ControlConfig, ControlStep, StepInputs
-    from so101_hilserl_actor.episode import EpisodeConfig
+    from so101_hilserl_core.episode import EpisodeConfig
 
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from so101_hilserl_learner.replay import ReplayBuffer
+from so101_hilserl_learner.replay import ReplayBuffer, ReplayConfig
 
 # LeRobot's buffer (float32 images, src/lerobot/rl/buffer.py), measured on this project's CPU machine for the same
 # setting (84x84x3, stack 3, batch 256): bytes per stored transition and batches sampled per second.
@@ -29,8 +29,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--episode-length", type=int, default=100, help="steps per episode")
     parser.add_argument("--frame-size", type=int, default=84, help="square frame side in pixels (3 channels)")
     parser.add_argument("--frame-stack", type=int, default=3)
-    parser.add_argument("--nstep", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--nstep", type=int, default=ReplayConfig.nstep)
+    parser.add_argument("--batch-size", type=int, default=ReplayConfig.batch_size)
     parser.add_argument("--batches", type=int, default=200, help="batches timed per sampling mode")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)

@@ -1,14 +1,11 @@
 """Benchmark of the follower driver against the servo bus emulator at 1 Mbps wire timing.
 
-    python -m so101_bench.drivers                # 10 s per figure
-    python -m so101_bench.drivers --seconds 3
+(a) State rate: follower/joint_states received from the follower node (a real process) at the default 100 Hz and at
+    the highest rate the bus allows, also with 5 % of the replies corrupted. Goal: >= 100 Hz.
+(b) Command-to-bus latency: a joint command published here -> its goal-position packet at the emulated servos
+    (in-process, behind a real pseudo-terminal; both times on this process's monotonic clock). p50/p99.
 
-(a) State rate: the follower node (a real process) publishes follower/joint_states; the rate a subscriber receives
-    at the default 100 Hz, and the highest the bus allows (state_rate_hz 1000: the loop runs back to back).
-    Goal: >= 100 Hz. Also with 5 % of the replies corrupted.
-(b) Command-to-bus latency: a joint command published here -> the goal-position packet arriving at the emulated
-    servos (matched by value; both times from this process's monotonic clock). p50/p99.
-The emulator is in this process and the bus traffic goes through a real pseudo-terminal.
+    python -m so101_bench.drivers --seconds 3       # 10 s per figure by default
 """
 
 from __future__ import annotations

@@ -1,27 +1,11 @@
 """The HIL learning benchmark: does the policy learn, in the product graph, with the simulated operator correcting?
 
-One run of ``make bench-hil`` is three steps, each a real program of the project:
+From a weak pretrained policy (``so101_hilserl_learner.pretrain`` stopped early, cached in OUT/pretrain) the runner
+trains in the whole sim graph, in lockstep, once per arm of ``ARMS`` and per seed, with evaluation episodes
+(deterministic policy, hands off) between training episodes. Each run's episodes.csv gives the summary, the curves and
+OUT/summary.json; the benchmark exits 1 when a goal (``goal_misses``, ``verdict``) is missed.
 
-1. Pretraining, deliberately stopped early: ``python -m so101_hilserl_learner.pretrain`` on the Gymnasium pick
-   task (the configuration's curriculum stage) for a few thousand environment steps, so the policy starts weak.
-   Cached in OUT/pretrain (reused when its agent file exists).
-2. The HIL run: the runner starts the whole sim graph (simulation with the simulated operator correcting through the
-   leader arm, intervention node, actor, learner, ground-truth reward) from that checkpoint, in lockstep (simulated
-   time advances only while the learner keeps the requested update-to-data ratio, so the curve measures the method,
-   not this machine), with an evaluation episode (deterministic policy, the operator's hands off) after every few
-   training episodes. It stops after the configuration's wall-clock budget.
-3. The control run: the same graph, checkpoint and environment-step budget with the operator off (no corrections,
-   so no demonstrations): what the human in the loop adds.
-
-Every episode of both runs is a row of RUN_DIR/episodes.csv (written by the runner as it happens). The benchmark
-prints the summary (evaluation success of the first and last 20 evaluation episodes, intervention fraction of the
-first and last 20 training episodes, environment steps, achieved UTD, wall time), writes OUT/summary.json and the
-curves (OUT/bench_hil.png, and the report's PNGs of each run), and exits 1 when the goal is missed:
-
-    evaluation success, last 20 >= first 20 + 30 points; intervention fraction, last 20 <= half of the first 20
-
-    python -m so101_bench.hil --config cpu            # the CPU-size configuration (2 cores, within 60 min)
-    python -m so101_bench.hil --config gpu            # full size on a GPU (device cuda), the seed's timeline
+    python -m so101_bench.hil --config cpu --seeds 0,1,2      # or --config gpu: full size on a GPU
 """
 
 from __future__ import annotations
@@ -36,16 +20,16 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from so101_bringup import profiles
-from so101_bringup.episode_log import EPISODE_LOG, EpisodeRow, read_episode_log
 from so101_bringup.profiles import PROFILES, SimProfile
-from so101_bringup.report import (
+from so101_bringup.records.episode_log import EpisodeRow, read_episode_log
+from so101_bringup.records.report import (
     RunSummary,
     load_run,
     read_scalars,
@@ -55,7 +39,11 @@ from so101_bringup.report import (
     write_report,
 )
 from so101_contract.cli import nonnegative_int, positive_float
+from so101_contract.run_dir import EPISODE_LOG, RunDir
+from so101_driver.sim.sim_clock import SimClockConfig
 from so101_driver.vision.preprocessing import ImagePreprocessing
+from so101_hilserl_core.episode import EpisodeConfig
+from so101_hilserl_learner.utd import UtdConfig
 
 GOAL_EVAL_GAIN = 0.30  # evaluation success: last 20 at least this much above the first 20
 GOAL_INTERVENTION_RATIO = 0.5  # intervention fraction: last 20 at most this share of the first 20
@@ -65,70 +53,57 @@ MARKER = ".so101_bench_hil"  # a run directory this benchmark made (and may repl
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """One configuration of the benchmark. Sizes for the CPU one were chosen by measurement (README)."""
+    """One configuration of the benchmark: the graph's sizes are a SimProfile (make sim's, for the CPU one), the
+    rest is the benchmark's own. Sizes for the CPU one were chosen by measurement (README)."""
 
     name: str
-    stage: int  # curriculum stage of both the pretraining and the graph's episodes (so101_driver.sim.curriculum)
-    pretrain_steps: int  # environment steps of pretraining (0 = start the graph from a random policy)
-    network: dict = field(default_factory=dict)  # PolicyConfig size overrides (actor, learner and pretraining)
-    camera: tuple[int, int] = (640, 480)  # wrist render (px); the policy sees its centre square at image_size
-    batch_size: int = 256
-    utd_ratio: float = 1.0
-    warmup_transitions: int = 200
-    max_backlog_updates: int = 100  # lockstep: the sim holds while the learner owes more (about one episode)
-    evaluation_every_episodes: int = 3  # every 3rd episode: evaluation takes at most about a third of the steps
+    profile: SimProfile  # stage, network, camera, batch, the pretrained start, evaluation cadence, warm-up
+    utd_ratio: float = UtdConfig.utd_ratio
+    # lockstep: the sim holds while the learner owes more (about one episode)
+    max_backlog_updates: int = SimClockConfig.lockstep_max_backlog_updates
     demo_episodes: int = 10  # full demonstrations the operator drives before the policy acts (HIL and demos arms)
-    max_steps: int = 100  # control steps per episode (10 s)
+    max_steps: int = EpisodeConfig.max_steps  # control steps per episode
     minutes: float = 25.0  # wall-clock budget of the HIL run; the control run gets its environment steps
     device: str = "cpu"
     control: bool = True
 
-    def profile(self) -> SimProfile:
-        """The graph's sizes of this configuration (so101_bringup.profiles)."""
-        return SimProfile(
-            name=self.name,
-            description=self.name,
-            stage=self.stage,
-            network=self.network,
-            camera=self.camera,
-            batch_size=self.batch_size,
-            pretrain_steps=self.pretrain_steps,
-            evaluation_every_episodes=self.evaluation_every_episodes,
-            warmup_transitions=self.warmup_transitions,
-        )
 
-
-CPU = PROFILES["cpu"]  # make sim's CPU size: the benchmark measures exactly what make sim runs without a GPU
 CONFIGS = {
-    # 2 CPU cores, at most 60 minutes for the three steps together.
-    # Measured here (1 thread, batch 64): 16 encoder channels on 64 px images update ~9x/s, the reference sizes at
-    # batch 128 ~1.3x/s; a 320x240 render halves the simulation's and the transport's share.
-    "cpu": BenchConfig(
-        name="cpu",
-        stage=CPU.stage,
-        pretrain_steps=CPU.pretrain_steps,
-        network=CPU.network,
-        camera=CPU.camera,
-        batch_size=CPU.batch_size,
-        evaluation_every_episodes=CPU.evaluation_every_episodes,
-        warmup_transitions=CPU.warmup_transitions,
-        minutes=25.0,
-    ),
+    # 2 CPU cores, at most 60 minutes for the three steps together: make sim's CPU size, so the benchmark measures
+    # exactly what make sim runs without a GPU. Measured here (1 thread, batch 64): 16 encoder channels on 64 px
+    # images update ~9x/s, the reference sizes at batch 128 ~1.3x/s; a 320x240 render halves the simulation's and
+    # the transport's share.
+    "cpu": BenchConfig(name="cpu", profile=PROFILES["cpu"], minutes=25.0),
     # Full size on a GPU: RoboBase's network and batch, the seed's timeline (1k-5k steps decreasing intervention).
-    "gpu": BenchConfig(name="gpu", stage=3, pretrain_steps=2000, batch_size=256, minutes=60.0, device="cuda"),
+    "gpu": BenchConfig(
+        name="gpu",
+        profile=SimProfile(
+            name="gpu",
+            description="full size",
+            stage=3,
+            pretrain_steps=2000,
+            evaluation_every_episodes=3,
+            warmup_transitions=200,
+        ),
+        minutes=60.0,
+        device="cuda",
+    ),
     # CI: a few minutes; proves the lockstep graph trains at the requested UTD and logs every episode. No claim.
     # The learner is deliberately slower than the 10 Hz data here (batch 128: a few updates/s), so only lockstep
     # keeps the requested ratio.
     "ci": BenchConfig(
         name="ci",
-        stage=3,
-        pretrain_steps=0,
-        network={"encoder_channels": 16, "image_size": 64},
-        camera=(320, 240),
-        batch_size=128,
-        warmup_transitions=50,
+        profile=SimProfile(
+            name="ci",
+            description="CI",
+            stage=3,
+            network={"encoder_channels": 16, "image_size": 64},
+            camera=(320, 240),
+            batch_size=128,
+            warmup_transitions=50,
+            evaluation_every_episodes=2,
+        ),
         max_backlog_updates=5,
-        evaluation_every_episodes=2,
         demo_episodes=2,
         max_steps=30,
         minutes=2.5,
@@ -136,7 +111,9 @@ CONFIGS = {
     ),
 }
 # The robot's own reset (the seed's real-robot task), where RL alone should struggle: the one that matters.
-CONFIGS["cpu-stage0"] = replace(CONFIGS["cpu"], name="cpu-stage0", stage=0)
+CONFIGS["cpu-stage0"] = replace(
+    CONFIGS["cpu"], name="cpu-stage0", profile=replace(PROFILES["cpu"], name="cpu-stage0", stage=0)
+)
 
 
 # ---- the runs ------------------------------------------------------------------------------------------------------
@@ -144,20 +121,19 @@ def write_params(path: Path, config: BenchConfig, operator_mode: str, demo_episo
     """config/sim.yaml with the configuration's sizes and the benchmark's choices for the graph's nodes."""
     return profiles.write_params(
         path,
-        config.profile(),
+        config.profile,
         {
             "so101_sim": dict(operator_mode=operator_mode, operator_demo_episodes=demo_episodes,
                               lockstep_max_backlog_updates=config.max_backlog_updates),
-            "actor": dict(evaluation_every_episodes=config.evaluation_every_episodes, max_steps=config.max_steps),
-            "learner": dict(utd_ratio=float(config.utd_ratio), warmup_transitions=config.warmup_transitions,
-                            device=config.device, checkpoint_period_s=300.0),
+            "actor": dict(max_steps=config.max_steps),
+            "learner": dict(utd_ratio=float(config.utd_ratio), device=config.device, checkpoint_period_s=300.0),
         },
     )  # fmt: skip
 
 
 def preprocessing(config: BenchConfig) -> ImagePreprocessing:
     """The pretraining's crop and resize at this camera and image size: the graph's actor must see the same."""
-    return config.profile().preprocessing()
+    return config.profile.preprocessing()
 
 
 def fresh_dir(path: Path, overwrite: bool) -> Path:
@@ -178,8 +154,11 @@ def pretrain(config: BenchConfig, out: Path, seed: int) -> Path:
     if agent.is_file():
         print(f"pretraining: reusing {agent}", flush=True)
         return agent
-    cmd = [sys.executable, *config.profile().pretrain_command(out, seed, config.device)]
-    print(f"pretraining ({config.pretrain_steps} env steps, stage {config.stage}): {' '.join(cmd[1:])}", flush=True)
+    cmd = [sys.executable, *config.profile.pretrain_command(out, seed, config.device)]
+    print(
+        f"pretraining ({config.profile.pretrain_steps} env steps, stage {config.profile.stage}): {' '.join(cmd[1:])}",
+        flush=True,
+    )
     started = time.monotonic()
     with open(out.parent / "pretrain.log", "ab") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
@@ -189,7 +168,7 @@ def pretrain(config: BenchConfig, out: Path, seed: int) -> Path:
 
 def read_episodes(run_dir: Path) -> list[EpisodeRow]:
     """The rows the runner wrote so far (none before the first episode)."""
-    path = run_dir / EPISODE_LOG
+    path = RunDir(run_dir).episodes
     return read_episode_log(path) if path.is_file() else []
 
 
@@ -486,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     curves: dict[str, list[EpisodeRow]] = {}
     for seed in args.seeds:
         checkpoint = args.initial_checkpoint
-        if not checkpoint and config.pretrain_steps and not args.summarize:
+        if not checkpoint and config.profile.pretrain_steps and not args.summarize:
             checkpoint = str(pretrain(config, out / f"seed_{seed}" / "pretrain", seed))
         per_seed[seed], summaries[seed] = {}, {}
         for name, operator, demos in arms:

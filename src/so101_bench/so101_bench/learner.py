@@ -1,14 +1,9 @@
 """Learner update speed: this package's DrQ-v2 agent next to a plain re-implementation of facebookresearch/drqv2.
 
-Batch 256 of 9x84x84 uint8 pixels (3 stacked RGB frames), updates per second for:
-
-  (a) the default network (PolicyConfig(): RoboBase sizes, hidden (256, 256), stacked state 54)
-  (b) the reference DrQ-v2 sizes with this agent (hidden (1024, 1024), no state, feature 50)
-  (c) facebookresearch/drqv2's update as its algorithm is published, at the sizes of (b), written here from the
-      algorithm description: Adam, RandomShiftsAug by bilinear grid_sample on float, separate encoder passes,
-      critic loss summed over the two Qs, NCHW float32, one shared critic trunk.
-
-(b)/(c) is the speed-up from the implementation alone (same sizes, same machine, same process and allocator).
+Updates per second, batch 256 of 9x84x84 uint8 pixels, for (a) the default network (PolicyConfig()), (b) the reference
+DrQ-v2 sizes (hidden (1024, 1024), no state, feature 50) with this agent and (c) ``ReferenceDrQV2``: drqv2's update
+as its algorithm is published, at the sizes of (b). (b)/(c) is the speed-up from the implementation alone (same
+sizes, same machine, same process and allocator).
 
     python -m so101_bench.learner --updates 5
 """
@@ -24,9 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from so101_contract.cpu_allocator import configure_cpu_allocator
-from so101_hilserl_actor.policy import PolicyConfig
+from so101_contract.devices import DEFAULT_DEVICE, DEVICES, device_name
+from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
-from so101_hilserl_learner.replay import Batch, random_batch
+from so101_hilserl_learner.replay import Batch, ReplayConfig, random_batch
 
 # facebookresearch/drqv2 itself (hidden 1024, batch 256, 9x84x84) on this project's 2-core CPU (ENVIRONMENT.md).
 DRQV2_MEASURED_UPDATES_PER_S = 0.38
@@ -123,8 +119,15 @@ def _schedule(spec: str, step: int) -> float:
     return (1.0 - mix) * start + mix * end
 
 
+REFERENCE_LR = 1e-4  # drqv2's published learning rate (the reference's own, not the project's setting)
+
+
 class ReferenceDrQV2:
-    """facebookresearch/drqv2's agent update (pixels only), as published; only used to time it."""
+    """facebookresearch/drqv2's agent update (pixels only), as published; only used to time it.
+
+    Written here from the algorithm description: Adam, RandomShiftsAug by bilinear grid_sample on float, separate
+    encoder passes, critic loss summed over the two Qs, NCHW float32, one shared critic trunk.
+    """
 
     def __init__(self, channels=9, action_dim=4, feature_dim=50, hidden=1024, image_size=84, device="cpu"):
         self.device = torch.device(device)
@@ -134,9 +137,9 @@ class ReferenceDrQV2:
         self.critic = _RefCritic(repr_dim, action_dim, feature_dim, hidden).to(self.device)
         self.critic_target = _RefCritic(repr_dim, action_dim, feature_dim, hidden).to(self.device)
         self.critic_target.load_state_dict(self.critic.state_dict())
-        self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=1e-4)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=1e-4)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=1e-4)
+        self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=REFERENCE_LR)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=REFERENCE_LR)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=REFERENCE_LR)
         self.stddev_schedule, self.stddev_clip, self.tau = "linear(1.0,0.1,500000)", 0.3, 0.01
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
@@ -204,8 +207,8 @@ def updates_per_second(update, batch: Batch, updates: int, warmup: int, device: 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE)
+    parser.add_argument("--batch", type=int, default=ReplayConfig.batch_size)
     parser.add_argument("--updates", type=int, default=None, help="timed updates per case (default 5 CPU, 50 GPU)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed updates first")
     parser.add_argument("--amp", action="store_true", help="bfloat16 mixed precision for (a) and (b)")
@@ -219,7 +222,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    device = torch.device(device_name(args.device))
     updates = args.updates or (50 if device.type == "cuda" else 5)
     print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, 9x84x84, {updates} timed updates "
           f"after {args.warmup} warm-up; amp {args.amp}")  # fmt: skip

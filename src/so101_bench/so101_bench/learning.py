@@ -1,13 +1,10 @@
 """The longer learning benchmark: DrQ-v2 (this package's agent and replay buffer) on the dot-to-target pixel task.
 
-An explicit CleanRL-style loop, nothing hidden::
-
-    env step with agent.act -> ReplayBuffer (begin_sequence / add / end_sequence) -> `utd` agent.update per env step
-    -> every `eval_every` episodes: greedy evaluation episodes
+An explicit CleanRL-style loop: env step with agent.act -> ReplayBuffer -> ``utd_ratio`` agent.update per env step, and
+greedy evaluation episodes every ``eval_every`` episodes. It prints the training success rate over the last
+``--window`` episodes as it goes and a summary at the end.
 
     python -m so101_bench.learning --episodes 250
-
-Prints the training success rate over the last ``--window`` episodes as it goes and a summary at the end.
 """
 
 from __future__ import annotations
@@ -22,25 +19,28 @@ import torch
 
 from so101_bench.pixel_task import PixelReachEnv, PixelTaskConfig, random_policy_success
 from so101_contract.cpu_allocator import configure_cpu_allocator
-from so101_hilserl_actor.observation import FrameStack
-from so101_hilserl_actor.policy import PolicyConfig
+from so101_contract.devices import DEFAULT_DEVICE, DEVICES, device_name
+from so101_hilserl_core.observation import FrameStack
+from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
-from so101_hilserl_learner.replay import ReplayBuffer
+from so101_hilserl_learner.replay import ReplayBuffer, ReplayConfig
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     episodes: int = 250
     batch_size: int = 64
-    utd: int = 1  # agent updates per environment step
-    learning_starts: int = 300  # environment steps before the first update
-    num_explore_steps: int = 300  # uniform random actions before this step
+    utd_ratio: int = 1  # agent updates per environment step
+    warmup_transitions: int = 300  # environment steps before the first update
+    # Uniform random actions before this step. Not the actor's default: this small pixel task (30-step episodes)
+    # learns within a few thousand steps, so its random phase is as short as its warmup_transitions.
+    num_explore_steps: int = 300
     stddev_schedule: str = "linear(1.0,0.1,2000)"
     lr: float = 3e-4
-    hidden: tuple[int, ...] = (256, 256)
-    nstep: int = 3
-    discount: float = 0.99
-    capacity: int = 100_000
+    hidden: tuple[int, ...] = PolicyConfig.hidden
+    nstep: int = ReplayConfig.nstep
+    discount: float = ReplayConfig.discount
+    capacity: int = ReplayConfig.online_capacity
     window: int = 25  # success rate over this many last training episodes
     eval_every: int = 50  # episodes; 0 = no evaluation
     eval_episodes: int = 10
@@ -109,9 +109,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     start = time.perf_counter()
 
     def learn(step: int) -> None:
-        if step < cfg.learning_starts or len(buffer) < cfg.batch_size:
+        if step < cfg.warmup_transitions or len(buffer) < cfg.batch_size:
             return
-        for _ in range(cfg.utd):
+        for _ in range(cfg.utd_ratio):
             agent.update(buffer.sample(cfg.batch_size, out=batch), step)
             result.updates += 1
 
@@ -147,13 +147,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     defaults = TrainConfig()
     parser.add_argument("--episodes", type=int, default=defaults.episodes)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--utd", type=int, default=defaults.utd, help="updates per environment step")
+    parser.add_argument("--utd-ratio", type=int, default=defaults.utd_ratio, help="updates per environment step")
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--stddev-schedule", default=defaults.stddev_schedule)
     parser.add_argument("--window", type=int, default=defaults.window, help="episodes in the success-rate window")
     parser.add_argument("--image-size", type=int, default=defaults.task.image_size)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     return parser.parse_args(argv)
 
@@ -163,11 +163,11 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     configure_cpu_allocator()
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    device = device_name(args.device)
     cfg = TrainConfig(
         episodes=args.episodes,
         batch_size=args.batch_size,
-        utd=args.utd,
+        utd_ratio=args.utd_ratio,
         lr=args.lr,
         stddev_schedule=args.stddev_schedule,
         window=args.window,

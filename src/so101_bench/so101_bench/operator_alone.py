@@ -2,13 +2,10 @@
 each curriculum stage's reset and from the states a random policy leaves), and how often a uniform random policy
 succeeds from each stage's reset (the floor every learning curve is read against).
 
-The loop is the graph's, without the transport: the Gymnasium pick task (the actor's mapping, episode rules and
-ground-truth reward), the operator's hand on the simulated leader, and the leader's pose turned into the policy's
-action by the actor's HumanActionEncoder, so the follower moves exactly as during an intervention. A takeover after
-``random_steps`` uniform random actions is the state a weak policy hands over.
+The loop is the graph's without the transport: the Gymnasium pick task, the operator's hand on the simulated leader,
+and the leader's pose turned into the policy's action by the actor's HumanActionEncoder, as during an intervention.
 
-    python -m so101_bench.operator_alone                       # 20 episodes per start, prints the success rates
-    python -m so101_bench.operator_alone --episodes 50 --min-rate 0.9
+    python -m so101_bench.operator_alone --episodes 50 --min-rate 0.9     # 20 episodes per start by default
 """
 
 from __future__ import annotations
@@ -23,13 +20,14 @@ from so101_driver.sim.curriculum import STAGES
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 from so101_driver.sim.operator import LeaderArm, OperatorConfig, SimulatedOperator
 from so101_driver.vision.preprocessing import ImagePreprocessing
-from so101_hilserl_actor.action_mapping import HumanActionEncoder
+from so101_hilserl_core.action_mapping import HumanActionEncoder
 from so101_hilserl_learner.envs.pick import PickEnv
 
 # Small renders: the operator does not look at the image.
 FAST = ImagePreprocessing(crop_x=20, crop_y=0, crop_width=120, crop_height=120, output_size=32,
                           source_width=160, source_height=120)  # fmt: skip
-RANDOM_STEPS = 20  # steps of a uniform random policy before the takeover (start "random")
+# Steps of a uniform random policy before the takeover (start "random"): the state a weak policy hands over.
+RANDOM_STEPS = 20
 
 
 def operator_episode(env: PickEnv, seed: int, random_steps: int = 0) -> dict:

@@ -1,13 +1,10 @@
 """A small pixel task on which DrQ-v2 learns within minutes on a CPU: move a dot onto a target.
 
-Why: the learner's update must be shown to *learn*, not only to run, and the real task needs a robot or a slow
-simulator. Here a red dot and a green target are drawn on a black image; a 2-D action in [-1, 1]^2 moves the dot by
-up to ``max_step`` of the arena per step. The agent only sees pixels (3 stacked frames), like facebookresearch/drqv2.
-
-* Success (terminal, reward +1): the dot within ``success_radius`` of the target.
-* Shaping: reward ``shaping * (d_before - d_after)`` every step (potential-based: it leaves the best policy alone).
-* Episodes end after ``episode_length`` steps (a time limit: the learner bootstraps there).
-* Deterministic for a seed: ``reset(seed)`` draws start and target from that seed only.
+The learner's update must be shown to *learn*, not only to run, and the real task needs a robot or a slow simulator.
+Here a 2-D action in [-1, 1]^2 moves a red dot (by up to ``max_step``) on a black image with a green target; pixels
+are all the agent sees (3 stacked frames), like facebookresearch/drqv2. Success (the dot within ``success_radius``)
+ends the episode with reward +1; potential-based ``shaping`` rewards progress; ``episode_length`` is a time limit;
+``reset(seed)`` draws start and target from that seed only.
 """
 
 from __future__ import annotations
@@ -20,12 +17,12 @@ import numpy as np
 @dataclass(frozen=True)
 class PixelTaskConfig:
     image_size: int = 32
-    episode_length: int = 30
+    episode_length: int = 30  # a time limit, not a terminal state: the learner bootstraps there
     max_step: float = 0.1  # arena fraction moved per step at |action| = 1 (per axis)
     success_radius: float = 0.1
     min_start_distance: float = 0.3
     dot_radius_px: int = 1  # drawn as a (2r+1)^2 square
-    shaping: float = 1.0
+    shaping: float = 1.0  # reward shaping * (d_before - d_after) per step: potential-based, the best policy stays best
     success_reward: float = 1.0
 
     def __post_init__(self) -> None:

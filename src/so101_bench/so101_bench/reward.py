@@ -1,15 +1,11 @@
 """Benchmark of the reward classifier: held-out F1 on simulated episodes, and the node's per-frame latency.
 
-    python -m so101_bench.reward                        # ~2,400 training frames, 600 test frames, then latency
-    python -m so101_bench.reward --train-episodes 12 --test-episodes 6 --latency-frames 100   # quick look
-
-(a) Accuracy: records a training set and a separate test set from the simulation (different seeds: no test episode
-    was seen in training or validation), trains the default small CNN with the default settings, and prints the
-    test set's metrics. Goal: F1 >= 0.95 on the held-out episodes (issue 6).
-(b) Latency: the reward node as its own process, 640x480 images published over DDS at the camera rate; latency is
-    receive time minus image stamp on the same clock, so it covers transport, preprocessing, inference and the
-    signal's way back. Goal: p99 <= 15 ms.
+(a) Accuracy: the default small CNN trained on simulated episodes, tested on episodes of other seeds. Goal: F1 >= 0.95.
+(b) Latency: the reward node as its own process, 640x480 images over DDS at the camera rate, receive time minus image
+    stamp (transport, preprocessing, inference and the way back; see ``reward_latency``). Goal: p99 <= 15 ms.
 Datasets are cached in --data-dir (recording takes about a minute); --fresh records them again.
+
+    python -m so101_bench.reward --train-episodes 12 --test-episodes 6 --latency-frames 100   # a quick look
 """
 
 from __future__ import annotations

@@ -1,19 +1,11 @@
 """Latency of the reward node on this machine: camera image stamped -> reward/signal received.
 
-    python -m so101_bench.reward_latency                           # an untrained default model (same compute)
+The node runs as its own process, as in the graph; 640x480 rgb8 images are published at the camera rate and latency
+is receive time - image stamp on this process's clock: what the actor waits for. The node's own processing times and
+the back-to-back in-process compute are reported beside it, to tell transport from compute. The run is isolated
+(localhost discovery, a private ROS domain); without --model an untrained default model (same compute) is used.
+
     python -m so101_bench.reward_latency --model runs/reward/model --frames 300 --rate 10
-
-The node runs as its own process, exactly as in the graph. This process publishes 640x480 rgb8 images over DDS at
-the camera rate, each stamped the moment it is published, and receives reward/signal; latency = receive time - the
-image stamp, both read from the same clock (ROS system time of this process), so it covers image transport,
-preprocessing, the network and the signal's transport: what the actor waits for. The node's own per-frame
-processing times (its shutdown log line) and the in-process compute (classifier.probability_of_image on the same
-frames, one torch thread, back to back) are reported beside it, to tell transport from compute. Expect the node's
-figure above the back-to-back one: at 10 Hz each frame meets cold caches and a CPU that has idled for 100 ms.
-
-The run is isolated: discovery on localhost only, and a private ROS domain unless one is given or already set, so
-benchmark images never reach a real robot's graph. Network weights do not change the compute, so without --model an
-untrained default RewardClassifier is saved in a temporary directory and used.
 """
 
 from __future__ import annotations
@@ -60,6 +52,8 @@ def percentiles_ms(samples_s) -> dict[str, float]:
     }
 
 
+# Expect the node's figure above the back-to-back compute of measure_compute: at 10 Hz each frame meets cold caches
+# and a CPU that has idled for 100 ms.
 def measure_compute(model_dir: Path | str, frames: int = 300, warmup: int = 10) -> dict[str, float]:
     """probability_of_image (preprocess + network) per raw frame in this process with one torch thread."""
     classifier = RewardClassifier.load(model_dir)
@@ -128,13 +122,13 @@ def _run_node_and_measure(model_dir: Path, frames: int, rate_hz: float, log_dir:
     from sensor_msgs.msg import Image
 
     from so101_contract import qos
-    from so101_driver.vision.image_messages import array_to_image_msg
+    from so101_driver.vision.image_messages import WRIST_CAMERA_FRAME, array_to_image_msg
     from so101_hilserl_interfaces.msg import RewardSignal
     from so101_testing.graph import GraphProbe, wait_until
     from so101_testing.processes import ProcessGroup
 
     images = camera_frames()
-    messages = [array_to_image_msg(image, "rgb8", frame_id="wrist_camera_optical_frame") for image in images]
+    messages = [array_to_image_msg(image, "rgb8", frame_id=WRIST_CAMERA_FRAME) for image in images]
     received: dict[int, int] = {}  # image stamp (ns) -> receive time (ns), both ROS system time of this process
 
     with ProcessGroup(log_dir) as group, GraphProbe("so101_reward_bench") as probe:

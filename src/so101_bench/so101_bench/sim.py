@@ -1,14 +1,10 @@
 """Benchmarks of the simulation: scripted-demo grasp rate and real-time factor with the wrist camera.
 
-    python -m so101_bench.sim                    # 50 episodes + 20 s of sim time
-    python -m so101_bench.sim --episodes 10 --seconds 5 --min-rate 0.9
+(a) Demo grasp rate: randomised stage-0 episodes driven by the simulated operator in demo mode on the simulated leader,
+    its pose turned into the policy's action as during an intervention. Demonstrations are only as good as this.
+(b) Real-time factor: physics in 0.1 s chunks with one 640x480 wrist render each; >= 1 keeps up with the real robot.
 
-(a) Demo grasp rate: randomised episodes from the robot's reset (stage 0) in which the simulated operator in demo
-    mode drives the whole episode on the simulated leader, and the leader's pose becomes the policy's action
-    through the actor's HumanActionEncoder, exactly as during an intervention (so101_bench.operator_alone). An
-    episode succeeds when the task's success rule ends it. Demonstrations are only as good as this.
-(b) Real-time factor: physics in 0.1 s chunks with one 640x480 wrist render per chunk (the camera at 10 Hz);
-    RTF = sim seconds / wall seconds, >= 1 means the simulation keeps up with the real robot's clock.
+    python -m so101_bench.sim --episodes 10 --seconds 5 --min-rate 0.9     # 50 episodes + 20 s of sim time by default
 """
 
 from __future__ import annotations
@@ -23,7 +19,7 @@ import numpy as np
 from so101_bench.operator_alone import FAST, operator_episode
 from so101_contract.control import CONTROL_PERIOD_S
 from so101_driver.sim.world import SimConfig, SimWorld
-from so101_hilserl_actor.episode import EpisodeConfig
+from so101_hilserl_core.episode import EpisodeConfig
 from so101_hilserl_learner.envs.pick import PickEnv
 
 
@@ -82,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Simulation benchmarks: scripted-demo grasp rate and real-time factor with the wrist camera.",
     )
     parser.add_argument("--episodes", type=int, default=50, help="scripted grasp episodes (default 50; 0 skips)")
-    parser.add_argument("--max-steps", type=int, default=100, help="control steps per episode at 10 Hz (default 100)")
+    parser.add_argument(
+        "--max-steps", type=int, default=EpisodeConfig.max_steps, help="control steps per episode at 10 Hz"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
     parser.add_argument(
         "--min-rate", type=float, default=0.9, help="exit with status 1 if the grasp rate is below this (default 0.9)"

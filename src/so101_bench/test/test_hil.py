@@ -5,6 +5,7 @@ import math
 
 import pytest
 import yaml
+
 from so101_bench.hil import (
     CONFIGS,
     figures,
@@ -14,9 +15,8 @@ from so101_bench.hil import (
     verdict,
     write_params,
 )
-
-from so101_bringup.episode_log import EpisodeRow
-from so101_bringup.report import summarize
+from so101_bringup.records.episode_log import EpisodeRow
+from so101_bringup.records.report import summarize
 from so101_driver.vision.preprocessing import ImagePreprocessing
 
 
@@ -74,19 +74,19 @@ def test_the_graph_parameters_carry_the_configuration(tmp_path):
     config = CONFIGS["ci"]
     data = yaml.safe_load(write_params(tmp_path / "p.yaml", config, "none").read_text())
     assert data["/**/so101_sim"]["ros__parameters"]["operator_mode"] == "none"
-    assert data["/**/so101_sim"]["ros__parameters"]["curriculum_stage"] == config.stage
+    assert data["/**/so101_sim"]["ros__parameters"]["curriculum_stage"] == config.profile.stage
     learner = data["/**/learner"]["ros__parameters"]
     assert (
-        learner["batch_size"] == config.batch_size
+        learner["batch_size"] == config.profile.batch_size
         and learner["network"] == data["/**/actor"]["ros__parameters"]["network"]
     )
     actor = data["/**/actor"]["ros__parameters"]
-    assert actor["evaluation_every_episodes"] == config.evaluation_every_episodes
+    assert actor["evaluation_every_episodes"] == config.profile.evaluation_every_episodes
     # the actor crops and resizes the sim's frames as the pretraining did
     seen = ImagePreprocessing.from_parameter(actor["preprocessing"])
     assert (
         (seen.source_width, seen.source_height)
-        == config.camera
+        == config.profile.camera
         == (
             data["/**/so101_sim"]["ros__parameters"]["camera_width"],
             data["/**/so101_sim"]["ros__parameters"]["camera_height"],

@@ -1,9 +1,9 @@
 """bench-learner: the reference drqv2 formulation agrees with the agent's augmentation; the rate measurement."""
 
 import torch
-from so101_bench.learner import ReferenceDrQV2, reference_random_shift, updates_per_second
 
-from so101_hilserl_actor.policy import PolicyConfig
+from so101_bench.learner import ReferenceDrQV2, reference_random_shift, updates_per_second
+from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_learner.agent import random_shifts, shift_pixels
 from so101_hilserl_learner.replay import random_batch
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+
 from so101_bench.learning import TrainConfig, train
 from so101_bench.pixel_task import PixelReachEnv, PixelTaskConfig, random_policy_success
-
 from so101_contract.cpu_allocator import configure_cpu_allocator
-from so101_hilserl_actor.observation import FrameStack
+from so101_hilserl_core.observation import FrameStack
 
 
 def test_task_is_deterministic_and_rewards_success():

@@ -2,8 +2,8 @@
 every curriculum stage and from the states a random policy leaves."""
 
 import pytest
-from so101_bench.operator_alone import FAST, RANDOM_STEPS, operator_episode, success_rates
 
+from so101_bench.operator_alone import FAST, RANDOM_STEPS, operator_episode, success_rates
 from so101_hilserl_learner.envs.pick import PickEnv
 
 

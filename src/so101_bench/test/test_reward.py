@@ -1,6 +1,7 @@
 """bench-reward: the simulated dataset is recorded once, then read from the cache; a changed size records again."""
 
 import numpy as np
+
 from so101_bench.reward import cached_sim_dataset
 
 

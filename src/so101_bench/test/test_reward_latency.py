@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 
 from so101_bench.reward_latency import format_latency, measure_node_latency
-
 from so101_reward.classifier import RewardClassifier
 from so101_reward.model_config import RewardModelConfig
 

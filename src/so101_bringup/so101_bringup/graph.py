@@ -12,11 +12,12 @@ camera drivers instead of the simulation, the reward classifier required, and th
 
 from __future__ import annotations
 
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from so101_contract.run_dir import RunDir
+from so101_contract.settings import setting
 from so101_contract.sim_time import CLOCK_MODES, uses_sim_time
 
 MODES = ("sim", "real")
@@ -98,29 +99,42 @@ class NodeSpec:
 
 @dataclass(frozen=True)
 class GraphOptions:
-    """What the user chooses at launch: the launch arguments and the runner's flags map onto these fields."""
+    """What the user chooses at launch: hilserl.launch.py's arguments and the runner's flags are derived from these
+    settings (so101_bringup.launch_checks, so101_bringup.runner)."""
 
-    mode: str = "sim"
-    namespace: str = ""
-    params_file: str | None = None  # replaces config/<mode>.yaml (start from a copy of it)
-    initial_checkpoint: str = ""  # .safetensors the actor and the learner start from ('' = random init)
-    reward_model: str = ""  # reward classifier directory; '' in sim mode = the simulation's ground truth
-    record: bool = False
-    run_dir: str = "runs/sim"
-    follower_port: str = ""
-    leader_port: str = ""
+    mode: str = setting("sim", "sim (MuJoCo simulation and simulated operator) or real (follower, leader, wrist "
+                        "camera)", MODES)  # fmt: skip
+    namespace: str = setting("", "namespace of every node and topic (one per robot)")
+    params_file: str = setting("", "parameter YAML replacing config/<mode>.yaml (start from a copy of it); '' = that "
+                               "file")  # fmt: skip
+    initial_checkpoint: str = setting("", "policy/agent .safetensors the actor and learner start from; '' = random "
+                                      "init")  # fmt: skip
+    reward_model: str = setting("", "reward classifier directory (required in real mode; sim: '' = ground-truth "
+                                "reward)")  # fmt: skip
+    record: bool = setting(False, "record the project's topics (rosbag2, MCAP) into run_dir/bags/")
+    run_dir: str = setting("runs/sim", "run directory: logs/, episodes.csv, learner/ (journal, checkpoints, "
+                           "TensorBoard) and bags/; the same one again resumes the run")  # fmt: skip
+    follower_port: str = setting("", "real mode: follower bus serial port (/dev/serial/by-id/...)")
+    leader_port: str = setting("", "real mode: leader bus serial port (/dev/serial/by-id/...)")
     # Each arm's calibration: its LeRobot id (the file is found where LeRobot keeps it) or the file itself; '' = the
     # parameter file's robot_id/calibration_file, and real mode refuses to start when all are empty.
-    follower_id: str = ""
-    leader_id: str = ""
-    follower_calibration_file: str = ""
-    leader_calibration_file: str = ""
-    camera_source: str = ""
-    use_ros2_control: bool = False  # controllers (MoveIt, ...) command the follower: no actor, no learner
-    max_episodes: int = 0
-    # Simulated time (so101_contract.sim_time): '' = lockstep in simulation (sim with use_ros2_control, which has no
-    # actor to grant time), the wall clock on the robot.
-    clock: str = ""
+    follower_id: str = setting("", "real mode: the follower's LeRobot robot id (finds its calibration file)")
+    leader_id: str = setting("", "real mode: the leader's LeRobot teleoperator id (finds its calibration file)")
+    follower_calibration_file: str = setting("", "real mode: the follower's calibration JSON (instead of "
+                                             "follower_id)")  # fmt: skip
+    leader_calibration_file: str = setting("", "real mode: the leader's calibration JSON (instead of leader_id)")
+    camera_source: str = setting("", "real mode: wrist camera (/dev/v4l/by-id/...-video-index0, an index, a file or "
+                                 "a folder)")  # fmt: skip
+    use_ros2_control: bool = setting(False, "start the controller manager (joint_state_topic_hardware_interface over "
+                                     "follower/joint_states and follower/joint_commands, joint_state_broadcaster, "
+                                     "forward_position_controller) instead of the actor and learner: for driving the "
+                                     "arm with controllers (MoveIt, ...)")  # fmt: skip
+    max_episodes: int = setting(0, "the actor stops after this many episodes, and the launch with it (0 = until "
+                                "stopped)", (0, 10**9))  # fmt: skip
+    clock: str = setting("", "sim mode's clock: lockstep (simulated time advances only while the actor and the "
+                         "learner keep up: results do not depend on the machine), sim (simulated time at real-time "
+                         "pace) or wall; '' = lockstep (sim with use_ros2_control); the real robot always runs on "
+                         "the wall clock", ("", *CLOCK_MODES))  # fmt: skip
 
 
 def _spec(name: str, package: str, module: str, executable: str, parameters: dict, parameter_file: str) -> NodeSpec:
@@ -194,7 +208,10 @@ def build_graph(options: GraphOptions) -> list[NodeSpec]:
             "lockstep": clock == "lockstep",  # the actor grants the simulation its time, step by step
         }
         nodes.append(spec("actor", "so101_hilserl_actor", "actor_node", actor))
-        learner = {"run_dir": str(Path(options.run_dir) / "learner"), "initial_weights": options.initial_checkpoint}
+        learner = {
+            "run_dir": str(RunDir(Path(options.run_dir)).learner.root),
+            "initial_weights": options.initial_checkpoint,
+        }
         nodes.append(spec("learner", "so101_hilserl_learner", "learner_node", learner))
     nodes.append(spec("fk_node", "so101_driver", "model.fk_node"))
     return nodes
@@ -261,7 +278,7 @@ def file_parameters(path: Path, node: str) -> dict:
 
 def session_bag_path(run_dir: str | Path) -> Path:
     """Where a recording of this session goes (a new rosbag2 directory): RUN_DIR/bags/session_<date>_<time>."""
-    return Path(run_dir) / "bags" / time.strftime("session_%Y%m%d_%H%M%S")
+    return RunDir(Path(run_dir)).session_bag()
 
 
 def robot_description(urdf: str, with_ros2_control: bool) -> str:
@@ -307,8 +324,8 @@ def config_path(name: str) -> Path:
 
 
 def continued(specs: list[NodeSpec], history) -> list[NodeSpec]:
-    """The nodes of a session that continues the run ``history`` (so101_bringup.episode_log.RunHistory) holds: the
-    actor keeps its id and continues its episode ids and evaluation schedule; simulated time goes on from the
+    """The nodes of a session that continues the run ``history`` (records.episode_log.RunHistory) holds: the actor
+    keeps its id and continues its episode ids and evaluation schedule; simulated time goes on from the
     run's newest stamp; the demonstrations the simulated operator already drove are not driven again. A new run's
     nodes are returned as they are. (Every actor waits for the learner's weights before its first episode: in a
     resumed run they are the newest checkpoint's, never an untrained network.)"""

@@ -1,13 +1,8 @@
-"""What the launch files check before they start anything: their arguments, and the ROS packages outside this
-workspace that they would start.
+"""What the launch files check before they start anything: their arguments (a misspelled one refused with the closest
+name) and the ROS packages outside this workspace they would start (named with their apt package).
 
-`ros2 launch` starts the actions it is given one by one; a Node whose package is missing fails only when its turn
-comes, after the project's nodes are already running (and then orphaned). So hilserl.launch.py and view.launch.py
-parse every argument and check every external package here, inside their OpaqueFunction, before they build a single
-action: an error is then one launch line naming the argument (a misspelled one with the closest declared name, or
-the apt package and the argument that does without it), and nothing has started. Plain Python (ament_index_python
-only, imported when asked), so tests call it without launch.
-"""
+`ros2 launch` starts actions one by one, so a missing package would fail after the project's nodes run; checking
+first makes a bad launch one error line with nothing started. Plain Python, so tests call it without launch."""
 
 from __future__ import annotations
 
@@ -15,21 +10,31 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from so101_bringup.graph import GraphOptions
+from so101_contract import settings
 from so101_contract.cli import did_you_mean
 
 TRUE = ("true", "1", "yes", "on")
 FALSE = ("false", "0", "no", "off")
 
-# (name, default, kind, description) of hilserl.launch.py's arguments. kind: "str", "bool" (true/false), "count" (a
-# whole number >= 0). Every GraphOptions field is one of them (test_graph checks it); the rest choose what runs
-# alongside the graph.
-HILSERL_ARGUMENTS: tuple[tuple[str, str, str, str], ...] = (
-    ("mode", "sim", "str", "sim (MuJoCo simulation and simulated operator) or real (follower, leader, wrist camera)"),
-    ("namespace", "", "str", "namespace of every node and topic (one per robot)"),
-    ("params_file", "", "str", "parameter YAML replacing config/<mode>.yaml (start from a copy of it); '' = that file"),
-    ("initial_checkpoint", "", "str", "policy/agent .safetensors the actor and learner start from; '' = random init"),
-    ("reward_model", "", "str", "reward classifier directory (required in real mode; sim: '' = ground-truth reward)"),
-    ("record", "false", "bool", "record the project's topics with `ros2 bag record -s mcap` into run_dir/bags/"),
+# (name, default, kind, description) of a launch file's arguments. kind: "str", "bool" (true/false), "count" (a
+# whole number >= 0). hilserl.launch.py's are GraphOptions' settings and what runs alongside the graph.
+LaunchArgument = tuple[str, str, str, str]
+
+
+def config_arguments(config: type) -> tuple[LaunchArgument, ...]:
+    """Launch arguments derived from a config dataclass's settings (so101_contract.settings)."""
+    arguments = []
+    for name, (default, description, _bounds) in settings.table(config).items():
+        if isinstance(default, bool):
+            arguments.append((name, str(default).lower(), "bool", description))
+        elif isinstance(default, int):
+            arguments.append((name, str(default), "count", description))
+        else:
+            arguments.append((name, str(default), "str", description))
+    return tuple(arguments)
+
+
+ALONGSIDE_ARGUMENTS: tuple[LaunchArgument, ...] = (
     ("rviz", "false", "bool", "start rviz2 with config/so101.rviz"),
     (
         "robot_state_publisher",
@@ -38,42 +43,8 @@ HILSERL_ARGUMENTS: tuple[tuple[str, str, str, str], ...] = (
         "start robot_state_publisher (TF and robot_description for rviz2 and ros2_control); false where "
         "ros-jazzy-robot-state-publisher is not installed",
     ),
-    ("run_dir", "runs/sim", "str", "run directory: learner/ (journal, checkpoints, TensorBoard) and bags/"),
-    ("follower_port", "", "str", "real mode: follower bus serial port (/dev/serial/by-id/...)"),
-    ("leader_port", "", "str", "real mode: leader bus serial port (/dev/serial/by-id/...)"),
-    ("follower_id", "", "str", "real mode: the follower's LeRobot robot id (finds its calibration file)"),
-    ("leader_id", "", "str", "real mode: the leader's LeRobot teleoperator id (finds its calibration file)"),
-    ("follower_calibration_file", "", "str", "real mode: the follower's calibration JSON (instead of follower_id)"),
-    ("leader_calibration_file", "", "str", "real mode: the leader's calibration JSON (instead of leader_id)"),
-    (
-        "camera_source",
-        "",
-        "str",
-        "real mode: wrist camera (/dev/v4l/by-id/...-video-index0, an index, a file or a folder)",
-    ),
-    (
-        "max_episodes",
-        "0",
-        "count",
-        "the actor stops after this many episodes, and the launch with it (0 = until stopped)",
-    ),
-    (
-        "clock",
-        "",
-        "str",
-        "sim mode's clock: lockstep (simulated time advances only while the actor and the learner keep up: results "
-        "do not depend on the machine), sim (simulated time at real-time pace) or wall; '' = lockstep (sim with "
-        "use_ros2_control); the real robot always runs on the wall clock",
-    ),
-    (
-        "use_ros2_control",
-        "false",
-        "bool",
-        "start the controller manager (joint_state_topic_hardware_interface over follower/joint_states and "
-        "follower/joint_commands, joint_state_broadcaster, forward_position_controller) instead of the actor and "
-        "learner: for driving the arm with controllers (MoveIt, ...)",
-    ),
 )
+HILSERL_ARGUMENTS: tuple[LaunchArgument, ...] = config_arguments(GraphOptions) + ALONGSIDE_ARGUMENTS
 
 VIEW_ARGUMENTS: tuple[tuple[str, str, str, str], ...] = (
     ("namespace", "", "str", "namespace of the robot to watch"),
@@ -137,8 +108,7 @@ class HilserlLaunch:
 def hilserl_launch(values: Mapping[str, str]) -> HilserlLaunch:
     """hilserl.launch.py's argument strings -> what it starts; ValueError naming the argument to fix."""
     arg = parse_arguments(HILSERL_ARGUMENTS, values)
-    fields = {name: arg[name] for name in GraphOptions.__dataclass_fields__}  # every field is an argument
-    options = GraphOptions(**{**fields, "params_file": arg["params_file"] or None})
+    options = settings.build(GraphOptions, {name: arg[name] for name in settings.table(GraphOptions)})
     if options.use_ros2_control and not arg["robot_state_publisher"]:
         raise ValueError(
             "use_ros2_control:=true needs robot_state_publisher (the controller manager reads the URDF from its "

@@ -12,7 +12,9 @@ from pathlib import Path
 import yaml
 
 from so101_bringup.graph import config_path
+from so101_driver.sim.world import SimConfig
 from so101_hilserl_learner.pretrain import PretrainConfig
+from so101_hilserl_learner.replay import ReplayConfig
 
 PROFILE_CHOICES = ("auto", "cpu", "full")
 
@@ -25,8 +27,9 @@ class SimProfile:
     description: str
     stage: int | None = None  # curriculum stage of the episodes (None: sim.yaml's)
     network: dict = field(default_factory=dict)  # PolicyConfig size overrides (actor, learner, pretraining)
-    camera: tuple[int, int] = (640, 480)  # wrist render (px); the policy sees its centre square at image_size
-    batch_size: int = 256
+    # wrist render (px); the policy sees its centre square at image_size
+    camera: tuple[int, int] = (SimConfig.camera_width, SimConfig.camera_height)
+    batch_size: int = ReplayConfig.batch_size
     pretrain_steps: int = 0  # a weak start pretrained in the Gymnasium task first (0: none)
     evaluation_every_episodes: int | None = None  # None: sim.yaml's
     warmup_transitions: int | None = None  # None: sim.yaml's
@@ -36,8 +39,15 @@ class SimProfile:
         starts = max(100, min(1000, self.pretrain_steps // 2))
         cmd = ["-m", "so101_hilserl_learner.pretrain", "--out", str(out), "--seed", str(seed), "--device", device]
         cmd += ["--stage", str(self.stage if self.stage is not None else 0), "--steps", str(self.pretrain_steps)]
-        cmd += ["--camera", f"{self.camera[0]}x{self.camera[1]}", "--batch-size", str(self.batch_size), "--utd", "1"]
-        cmd += ["--learning-starts", str(starts), "--num-explore-steps", str(starts)]
+        cmd += [
+            "--camera",
+            f"{self.camera[0]}x{self.camera[1]}",
+            "--batch-size",
+            str(self.batch_size),
+            "--utd-ratio",
+            "1",
+        ]
+        cmd += ["--warmup-transitions", str(starts), "--num-explore-steps", str(starts)]
         names = {"hidden": "--hidden", "encoder_channels": "--encoder-channels", "bottleneck": "--bottleneck",
                  "image_size": "--image-size"}  # fmt: skip
         for key, value in self.network.items():

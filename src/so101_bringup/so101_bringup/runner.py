@@ -1,29 +1,11 @@
 """Run the HIL-SERL graph as processes, for machines without the ROS command-line tools (`make sim` uses it).
 
-    python -m so101_bringup.runner                               # simulation, until Ctrl-C, run dir runs/sim
-    python -m so101_bringup.runner --episodes 20 --record        # stop after 20 episodes, record a bag
-    python -m so101_bringup.runner --mode real --reward-model runs/reward/model \\
-        --follower-port so101_follower --leader-port so101_leader --camera-source /dev/v4l/by-id/... \\
-        --follower-id my_follower --leader-id my_leader
+    python -m so101_bringup.runner --episodes 20 --record        # simulation: stop after 20 episodes, record
+    python -m so101_bringup.runner --mode real --reward-model runs/reward/model --follower-port ... --leader-port ...
 
-It starts the same nodes, with the same parameters and remappings, as `ros2 launch so101_bringup
-hilserl.launch.py` (both read so101_bringup.graph), each as `python -m <module> --ros-args ...` with its log in
-RUN_DIR/logs/. A status line shows the episode, the training success split autonomous/assisted, the intervention
-share, the evaluation success, the learner's achieved/requested UTD and, in simulation, the simulated time (redrawn
-in place on a terminal; one line per finished episode when the output is a file or a pipe). Every finished episode
-is a row of RUN_DIR/episodes.csv (so101_bringup.episode_log), written as it arrives. A node that exits stops the
-run, with its exit code and the end of its log.
-Ctrl-C (or the last episode) stops the actor first, then the learner, which writes its checkpoint, then the rest;
-every process group is reaped, so nothing is left running, and the nodes also die with the runner however it dies
-(the kernel signals them when their parent goes). One runner per run directory: a second is refused before it
-starts anything. Running again with the same run directory resumes the run: the learner replays its journal and
-loads its last checkpoint, the actor keeps its id, continues the episode ids and the evaluation schedule and starts
-no episode before it holds the learner's weights, simulated time continues, and ``--episodes`` counts the run's
-episodes, all sessions together.
-
-One run directory holds everything: logs/, episodes.csv, learner/ (journal, checkpoints, TensorBoard), bags/ (with
---record).
-"""
+The same nodes and parameters as `ros2 launch so101_bringup hilserl.launch.py` (both read so101_bringup.graph), a
+live status line, one episodes.csv row per episode; Ctrl-C stops the actor, then the learner (checkpoint), then the
+rest. The same run directory again resumes the run (docs/architecture.md, "A run directory")."""
 
 from __future__ import annotations
 
@@ -44,15 +26,15 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from so101_bringup.episode_log import EPISODE_LOG, EpisodeLog, EpisodeRow, RunHistory
 from so101_bringup.graph import GraphOptions, NodeSpec, build_graph, config_path, continued, session_bag_path
 from so101_bringup.profiles import PROFILE_CHOICES, choose, write_params
+from so101_bringup.records.episode_log import EpisodeLog, EpisodeRow, RunHistory
 from so101_bringup.ros_env import RosEnvironmentError, node_environment
-from so101_contract.cli import did_you_mean, nonnegative_int
+from so101_contract.cli import add_config_arguments, config_from_arguments, did_you_mean, nonnegative_int
 from so101_contract.outcomes import Outcome, rates
 from so101_contract.parent_death import PARENT_PID_ENV
 from so101_contract.ros_domain import claim_domain
-from so101_contract.sim_time import CLOCK_MODES
+from so101_contract.run_dir import RunDir
 from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
 
 STOP_ORDER = ("actor", "recorder", "learner")  # the actor stops producing first; the learner checkpoints last-but-rest
@@ -203,7 +185,7 @@ class Runner:
     def __init__(self, specs: list[NodeSpec], run_dir: Path, env: dict[str, str], namespace: str = "", record=False):
         self.specs, self.run_dir, self.env, self.namespace, self.record = specs, run_dir, env, namespace, record
         self.processes: dict[str, subprocess.Popen] = {}
-        self.logs = run_dir / "logs"
+        self.logs = RunDir(run_dir).logs
 
     def start(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -211,7 +193,7 @@ class Runner:
         if self.record:  # the rosbags recorder: `ros2 bag record` needs a ROS install, this does not
             bag = session_bag_path(self.run_dir)
             bag.parent.mkdir(parents=True, exist_ok=True)
-            commands["recorder"] = [sys.executable, "-m", "so101_bringup.recorder", "--out", str(bag)]
+            commands["recorder"] = [sys.executable, "-m", "so101_bringup.records.recorder", "--out", str(bag)]
             if self.namespace:
                 commands["recorder"] += ["--ros-args", "-r", f"__ns:=/{self.namespace.strip('/')}"]
         for name, cmd in commands.items():
@@ -295,12 +277,12 @@ def prepare_run_dir(run_dir: Path) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"--run-dir {run_dir}: is a file, not a directory; give the run's directory (made if missing)")
     try:
-        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        RunDir(run_dir).logs.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         cause = f"{err.strerror}: {err.filename}" if err.strerror and err.filename else str(err)
         raise ValueError(f"--run-dir {run_dir}: cannot create it ({cause}); give a writable directory") from None
-    if not os.access(run_dir / "logs", os.W_OK | os.X_OK):
-        raise ValueError(f"--run-dir {run_dir}: {run_dir / 'logs'} is not writable; give a writable directory")
+    if not os.access(RunDir(run_dir).logs, os.W_OK | os.X_OK):
+        raise ValueError(f"--run-dir {run_dir}: {RunDir(run_dir).logs} is not writable; give a writable directory")
 
 
 def sim_profile(name: str, run_dir: Path, checkpoint: str) -> tuple[str, str]:
@@ -324,7 +306,7 @@ def sim_profile(name: str, run_dir: Path, checkpoint: str) -> tuple[str, str]:
     return str(params), checkpoint
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m so101_bringup.runner",
         description=__doc__.split("\n\n")[0],
@@ -332,33 +314,16 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         allow_abbrev=False,
     )
-    parser.add_argument("--mode", choices=("sim", "real"), default="sim")
-    parser.add_argument("--run-dir", type=Path, default=Path("runs/sim"))
+    # The graph's options are GraphOptions' settings (the launch file's arguments too); the runner adds its own.
+    # Not flags here: max_episodes (--episodes counts the run's episodes, all sessions together) and
+    # use_ros2_control (the controller manager needs a ROS install: ros2 launch).
+    add_config_arguments(parser, GraphOptions, skip=("max_episodes", "use_ros2_control"))
     parser.add_argument(
         "--episodes",
         type=nonnegative_int,
         default=0,
         help="stop once the run holds this many episodes, all its sessions together (0 = until Ctrl-C)",
     )
-    parser.add_argument("--record", action="store_true", help="record the project's topics into RUN_DIR/bags")
-    parser.add_argument("--reward-model", default="", help="reward model directory (sim default: ground truth)")
-    parser.add_argument("--initial-checkpoint", default="", help="policy/agent .safetensors the actor starts from")
-    parser.add_argument("--params-file", default=None, help="a parameter YAML that overrides the defaults")
-    parser.add_argument("--namespace", default="")
-    parser.add_argument(
-        "--clock",
-        choices=("", *CLOCK_MODES),
-        default="",
-        help="simulation time: wall, sim (paced /clock) or lockstep (simulated time waits for the actor and the "
-        "learner's UTD); '' = the mode's own (lockstep in sim, wall on the robot)",
-    )
-    parser.add_argument("--follower-port", default="", help="real mode: follower bus port")
-    parser.add_argument("--leader-port", default="", help="real mode: leader bus port")
-    parser.add_argument("--follower-id", default="", help="real mode: the follower's LeRobot id (its calibration)")
-    parser.add_argument("--leader-id", default="", help="real mode: the leader's LeRobot id (its calibration)")
-    parser.add_argument("--follower-calibration-file", default="", help="real mode: instead of --follower-id")
-    parser.add_argument("--leader-calibration-file", default="", help="real mode: instead of --leader-id")
-    parser.add_argument("--camera-source", default="", help="real mode: camera device, video file or folder")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: the environment's)")
     parser.add_argument("--no-status", action="store_true", help="no live status line")
     parser.add_argument(
@@ -368,9 +333,14 @@ def main(argv: list[str] | None = None) -> int:
         help="sim mode without --params-file: the graph's size; auto = full with a CUDA GPU, else cpu (the size "
         "make bench-hil measures on 2 cores, from a start pretrained first in RUN_DIR/pretrain)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parse_args(parser, argv)
 
-    run_dir = args.run_dir.resolve()
+    run_dir = Path(args.run_dir).resolve()
     lock = None
     try:
         env = node_environment(domain_id=args.domain_id)
@@ -380,28 +350,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} is in use by another run or test on this machine; give "
                 "another with --domain-id (make sim: ROS_DOMAIN_ID=N)"
             )
-        options = GraphOptions(
-            mode=args.mode,
-            namespace=args.namespace,
-            params_file=args.params_file,
-            initial_checkpoint=args.initial_checkpoint,
-            reward_model=args.reward_model,
-            record=args.record,
-            run_dir=str(run_dir),
-            follower_port=args.follower_port,
-            leader_port=args.leader_port,
-            follower_id=args.follower_id,
-            leader_id=args.leader_id,
-            follower_calibration_file=args.follower_calibration_file,
-            leader_calibration_file=args.leader_calibration_file,
-            camera_source=args.camera_source,
-            max_episodes=args.episodes,
-            clock=args.clock,
-        )
+        options = config_from_arguments(GraphOptions, args, run_dir=str(run_dir), max_episodes=args.episodes)
         build_graph(options)  # the options' own checks, before anything is made
         prepare_run_dir(run_dir)  # after the graph's checks: a refused run leaves no directory behind
         lock = RunDirLock(run_dir, "the runner")  # one run per directory: refused before anything starts
-        episode_log = EpisodeLog(run_dir / EPISODE_LOG)  # a resumed run appends; a foreign header is refused here
+        episode_log = EpisodeLog(RunDir(run_dir).episodes)  # a resumed run appends; a foreign header is refused here
         for repair in episode_log.repairs:
             print(f"warning: {repair}", file=sys.stderr, flush=True)
         history = episode_log.history

@@ -4,8 +4,8 @@ report --window, recorder --poll-period) are refused by argparse naming the flag
 
 import pytest
 
-from so101_bringup.recorder import parse_args as recorder_args
-from so101_bringup.report import main as report_main
+from so101_bringup.records.recorder import parse_args as recorder_args
+from so101_bringup.records.report import main as report_main
 from so101_bringup.runner import main as runner_main
 from so101_testing.cli import refusal_line
 

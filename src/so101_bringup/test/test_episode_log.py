@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from so101_bringup.episode_log import COLUMNS, EpisodeLog, EpisodeRow, find_episode_log, read_episode_log
+from so101_bringup.records.episode_log import COLUMNS, EpisodeLog, EpisodeRow, find_episode_log, read_episode_log
 from so101_bringup.runner import EpisodeRecorder, Progress
 from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerStats
 
@@ -122,7 +122,7 @@ def test_find_episode_log_searches_the_run_dir_and_refuses_to_mix_runs(tmp_path)
 
 
 def test_the_runner_and_the_report_refuse_a_foreign_episode_log_in_one_line(tmp_path, capsys):
-    from so101_bringup.report import main as report_main
+    from so101_bringup.records.report import main as report_main
     from so101_bringup.runner import main as runner_main
 
     run_dir = tmp_path / "run"

@@ -2,12 +2,14 @@
 parameter (name and type) and topic it names exists; the parameter files, the ros2_control block and the
 controllers file agree with the nodes, the URDF and the graph; the launch files are built from the declaration.
 
-Declared parameters are read from the node sources with ast (so101_contract.parameters' `declare(node, name, default,
-...)` and `PARAMETERS` tables, and a plain declare_parameter), so a renamed parameter fails here instead of silently
-keeping its default at launch.
+Declared parameters are the settings of a node module's `CONFIG` (so101_contract.settings, its one config dataclass),
+or else read from the node sources with ast (so101_contract.parameters' `declare(node, name, default, ...)` and
+`PARAMETERS` tables, and a plain declare_parameter), so a renamed parameter fails here instead of silently keeping its
+default at launch.
 """
 
 import ast
+import importlib
 import importlib.util
 import re
 import xml.etree.ElementTree as ET
@@ -26,6 +28,7 @@ from so101_bringup.graph import (
     config_path,
     robot_description,
 )
+from so101_contract import settings
 from so101_driver.model.robot_model import ros2_control_path
 
 SRC = Path(__file__).resolve().parents[2]
@@ -65,7 +68,7 @@ def python_module(name: str) -> Path | None:
 
 def node_sources(module: str) -> list[Path]:
     """The node's module and the project modules it imports from or imports (follower_node -> arm_node, actor_node
-    -> actor_parameters)."""
+    -> actor_config)."""
     path = module_file(module)
     files = [path]
     for node in ast.walk(ast.parse(path.read_text())):
@@ -85,9 +88,21 @@ def literal_type(node: ast.expr) -> type | None:
         return None
 
 
+def config_parameters(module: str) -> dict[str, type]:
+    """name -> type of the default of every setting of the node module's ``CONFIG`` (so101_contract.settings; a
+    tuple default is a ROS array, given as a YAML list)."""
+    config = getattr(importlib.import_module(module), "CONFIG", None)
+    if config is None:
+        return {}
+    return {
+        name: list if isinstance(spec[0], tuple) else type(spec[0]) for name, spec in settings.table(config).items()
+    }
+
+
 def declared_parameters(module: str) -> dict[str, type | None]:
-    """name -> type of the literal default (None where the default is an expression)."""
-    found: dict[str, type | None] = {}
+    """name -> type of the literal default (None where the default is an expression): the module's CONFIG, its
+    parameter tables and its declare calls."""
+    found: dict[str, type | None] = dict(config_parameters(module))
     for path in node_sources(module):
         for table in ast.walk(ast.parse(path.read_text())):
             # A parameter table: PARAMETERS = {"name": (default, description, ...), ...}
@@ -249,8 +264,8 @@ def test_real_mode_needs_each_arms_id_or_calibration_file(tmp_path):
 
     # A parameter file of the user's that names the arms is enough; its values are then not overridden.
     params = yaml.safe_load(config_path("real.yaml").read_text())
-    params["/**/follower"]["ros__parameters"]["robot_id"] = "arm_f"
-    params["/**/leader"]["ros__parameters"]["calibration_file"] = str(calibration)
+    params["/**/follower"] = {"ros__parameters": {"robot_id": "arm_f"}}
+    params["/**/leader"] = {"ros__parameters": {"calibration_file": str(calibration)}}
     own = tmp_path / "mine.yaml"
     own.write_text(yaml.safe_dump(params))
     nodes = {s.name: s for s in build_graph(GraphOptions(mode="real", params_file=str(own), **ports))}
@@ -281,17 +296,17 @@ def test_parameter_files_name_real_parameters_of_the_modes_nodes(mode):
 
 
 def test_parameter_file_keys_reach_a_namespaced_node():
-    """The /**/ keys are what makes one file serve every namespace: rcl must apply them to /robot1/fk_node."""
+    """The /**/ keys are what makes one file serve every namespace: rcl must apply them to /robot1/actor."""
     import rclpy
     from rclpy.node import Node
 
-    expected = parameter_file("sim.yaml")["fk_node"]["frame_id"]
+    expected = parameter_file("sim.yaml")["actor"]["evaluation_every_episodes"]
     context = rclpy.Context()
     rclpy.init(args=["--ros-args", "--params-file", str(config_path("sim.yaml"))], context=context)
     try:
-        node = Node("fk_node", namespace="robot1", context=context)
+        node = Node("actor", namespace="robot1", context=context)
         try:
-            assert node.declare_parameter("frame_id", "unset").value == expected
+            assert node.declare_parameter("evaluation_every_episodes", -1).value == expected
         finally:
             node.destroy_node()
     finally:

@@ -13,10 +13,10 @@ from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 from sensor_msgs.msg import JointState
 
-from so101_bringup.importer import BagImportError, import_bag
-from so101_bringup.recorder import project_typestore
+from so101_bringup.records.bag_types import project_typestore
+from so101_bringup.records.importer import BagImportError, import_bag
 from so101_contract import qos
-from so101_hilserl_actor.messages import observation_to_msg
+from so101_hilserl_core.messages import observation_to_msg
 from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerStats, Transition
 from so101_hilserl_learner.ingest import TransitionIngest
 from so101_hilserl_learner.journal import read_journal
@@ -69,7 +69,7 @@ def write_bag(path, extra_joint_state=False, truncate_message=None, content=EPIS
 
 
 def run_importer(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "so101_bringup.importer", *args]
+    cmd = [sys.executable, "-m", "so101_bringup.records.importer", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
 
 
@@ -131,7 +131,7 @@ def test_a_truncated_transition_in_a_bag_stays_out_of_the_journal(tmp_path):
     result = import_bag([bag], run_dir)
     assert result.bag_transitions == TRANSITIONS and result.invalid == 1 and result.appended == TRANSITIONS - 1
     replay = subprocess.run(
-        [sys.executable, "-m", "so101_hilserl_learner.checkpoint_tool", "inspect", str(run_dir)],
+        [sys.executable, "-m", "so101_hilserl_learner.weight_files.checkpoint_tool", "inspect", str(run_dir)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert replay.returncode == 0, replay.stderr
@@ -162,7 +162,7 @@ def test_a_broken_message_costs_only_what_needs_it_and_a_clean_import_refills_it
     """Message 6 (episode 0, step 6) truncated: reported with one line naming the bag, the topic and the index; lost
     are steps 5 (its next observation), 6, and 7-8 (their stacks hold frame 6), not the rest of the episode. A clean
     copy of the recording then inserts step 6 where it belongs; no step is stored twice."""
-    from so101_bringup.importer import main
+    from so101_bringup.records.importer import main
 
     broken, clean, again, run_dir = tmp_path / "broken", tmp_path / "clean", tmp_path / "again", tmp_path / "run"
     write_bag(broken, truncate_message=6, content=LONG)
@@ -341,7 +341,7 @@ def _service_events(tmp_path):
     ],
 )
 def test_unreadable_bags_end_with_one_line_and_exit_2(tmp_path, capsys, make, expected):
-    from so101_bringup.importer import main
+    from so101_bringup.records.importer import main
 
     bag = make(tmp_path)
     status = main([str(bag), "--run-dir", str(tmp_path / "run")])

@@ -67,7 +67,7 @@ def test_arguments_are_parsed_as_their_kinds():
     )  # fmt: skip
     options = chosen.options
     assert options.max_episodes == 20 and options.record is True and chosen.rviz is True
-    assert chosen.robot_state_publisher is False and options.params_file is None and options.use_ros2_control is False
+    assert chosen.robot_state_publisher is False and options.params_file == "" and options.use_ros2_control is False
     assert (options.mode, options.follower_id, options.leader_calibration_file) == ("real", "f", "/c.json")
     assert hilserl_launch({"params_file": "mine.yaml"}).options.params_file == "mine.yaml"
 
@@ -212,3 +212,19 @@ def test_launch_descriptions_refuse_before_any_action_with_the_real_launch_api(a
     assert started_packages(expand("view.launch.py")) == {"robot_state_publisher", "rviz2"}
     everything = expand("hilserl.launch.py", record="true", rviz="true", use_ros2_control="true")
     assert {"robot_state_publisher", "controller_manager", "rviz2"} <= started_packages(everything)
+
+
+def test_the_launch_and_the_runner_offer_the_same_graph_options():
+    """hilserl.launch.py's arguments and the runner's flags are both derived from GraphOptions: same names, same
+    defaults, same descriptions (the runner leaves out only the two it documents)."""
+    from so101_bringup.runner import build_parser
+    from so101_contract import settings
+
+    launch = {name: (default, description) for name, default, _kind, description in HILSERL_ARGUMENTS}
+    flags = {a.dest: a for a in build_parser()._actions}
+    for name, (default, description, _bounds) in settings.table(GraphOptions).items():
+        shown = str(default).lower() if isinstance(default, bool) else str(default)
+        assert launch[name] == (shown, description)
+        if name not in ("max_episodes", "use_ros2_control"):
+            assert (flags[name].default, flags[name].help) == (default, description)
+    assert "max_episodes" not in flags and "use_ros2_control" not in flags

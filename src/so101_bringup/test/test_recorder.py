@@ -15,7 +15,7 @@ from rosbags.highlevel import AnyReader
 from sensor_msgs.msg import Image, JointState
 
 from so101_contract import qos
-from so101_hilserl_actor.messages import observation_to_msg
+from so101_hilserl_core.messages import observation_to_msg
 from so101_hilserl_interfaces.msg import EpisodeSummary, Transition
 
 STARTUP_S = 40.0  # first discovery on a loaded 2-core machine
@@ -65,7 +65,14 @@ def test_recorded_bag_reads_back_complete(processes, probe, tmp_path, stop_signa
     bag = tmp_path / "bag"
     publishers = {topic: probe.publisher(kind, topic, profile) for topic, (kind, _, profile) in MAKERS.items()}
     recorder = processes.start_module(
-        "so101_bringup.recorder", "--out", str(bag), "--topics", *COUNTS, "--poll-period", "0.2", name="recorder"
+        "so101_bringup.records.recorder",
+        "--out",
+        str(bag),
+        "--topics",
+        *COUNTS,
+        "--poll-period",
+        "0.2",
+        name="recorder",
     )
     for publisher in publishers.values():
         probe.wait_for_subscribers(publisher, timeout_s=STARTUP_S)
@@ -118,6 +125,6 @@ def test_recorded_bag_reads_back_complete(processes, probe, tmp_path, stop_signa
 
 def test_refuses_an_existing_bag_directory(processes, tmp_path):
     (tmp_path / "bag").mkdir()
-    proc = processes.start_module("so101_bringup.recorder", "--out", str(tmp_path / "bag"), name="recorder")
+    proc = processes.start_module("so101_bringup.records.recorder", "--out", str(tmp_path / "bag"), name="recorder")
     assert proc.popen.wait(timeout=20.0) != 0
     assert "already exists" in proc.output()

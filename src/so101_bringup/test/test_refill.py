@@ -1,6 +1,6 @@
 """Where the importer puts steps a journal lacks: before the first later record of the same actor."""
 
-from so101_bringup.refill import refilled
+from so101_bringup.records.refill import refilled
 
 
 def test_each_fill_goes_before_the_first_later_record_of_its_actor():

@@ -11,8 +11,8 @@ from matplotlib.image import imread
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from so101_bringup.recorder import project_typestore
-from so101_bringup.report import load_run, rolling_mean
+from so101_bringup.records.recorder import project_typestore
+from so101_bringup.records.report import load_run, rolling_mean
 from so101_hilserl_interfaces.msg import EpisodeSummary
 
 EPISODES = 30
@@ -49,7 +49,7 @@ def write_episode_bag(path):
 
 
 def run_report(*args) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "so101_bringup.report", *map(str, args)]
+    cmd = [sys.executable, "-m", "so101_bringup.records.report", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
 
 

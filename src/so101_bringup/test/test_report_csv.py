@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from test_report import assert_png, write_episode_bag
 
-from so101_bringup.episode_log import EpisodeLog, EpisodeRow
-from so101_bringup.report import ReportError, load_run, rolling_ratio, summarize, summarize_run
+from so101_bringup.records.episode_log import EpisodeLog, EpisodeRow
+from so101_bringup.records.report import ReportError, load_run, rolling_ratio, summarize, summarize_run
 from so101_hilserl_interfaces.msg import EpisodeSummary, LearnerStats
 
 TRAINING = 60
@@ -74,7 +74,7 @@ def test_curves_and_summary_come_from_the_episode_log(tmp_path):
     assert summarize_run(run) == s
 
     done = subprocess.run(
-        [sys.executable, "-m", "so101_bringup.report", str(run), "--window", "10"],
+        [sys.executable, "-m", "so101_bringup.records.report", str(run), "--window", "10"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

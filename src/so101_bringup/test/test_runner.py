@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from so101_bringup.episode_log import read_episode_log
 from so101_bringup.graph import GraphOptions, build_graph
+from so101_bringup.records.episode_log import read_episode_log
 from so101_bringup.runner import Progress, StatusLine, _yaml, exit_report, main, node_command
 
 SHORT = """
@@ -56,7 +56,7 @@ def check_recorded_session(run_dir: Path, tmp_path: Path) -> None:
     from rosbags.highlevel import AnyReader
 
     from so101_bringup.graph import RECORDED_TOPICS
-    from so101_bringup.importer import import_bag
+    from so101_bringup.records.importer import import_bag
 
     (bag,) = (run_dir / "bags").iterdir()
     with AnyReader([bag]) as reader:
@@ -132,7 +132,7 @@ def test_status_line_fits_80_columns_keeps_evaluation_apart_and_shows_the_learne
 
 
 def test_a_resumed_status_line_goes_on_from_the_runs_rows():
-    from so101_bringup.episode_log import EpisodeRow, RunHistory
+    from so101_bringup.records.episode_log import EpisodeRow, RunHistory
 
     def row(episode_id, evaluation, success):
         return EpisodeRow(
@@ -243,10 +243,10 @@ def test_a_run_stops_after_its_episodes_and_a_resumed_run_continues_it(tmp_path)
     assert third.returncode == 0 and "already holds 4 episodes" in out and "processes:" not in out, out
 
     # The report: the whole run (both sessions), the learner's updates as its checkpoint holds them, the curves.
-    from so101_bringup.report import main as report
+    from so101_bringup.records.report import main as report
 
     assert report([str(run_dir), "--out", str(tmp_path / "report")]) == 0
-    from so101_bringup.report import summarize_run
+    from so101_bringup.records.report import summarize_run
 
     summary = summarize_run(run_dir)
     assert summary.training_episodes == 4 and summary.sessions == 2 and summary.learner_updates == final.step

@@ -1,7 +1,8 @@
 """Every import of a project package is declared in package.xml, and dependencies point one way (docs/architecture.md):
-the contract (so101_contract) imports nothing from the project and every package imports it; driver <- reward,
-driver <- actor <- learner, everything <- bringup; the benchmarks (so101_bench) sit beside bringup
-and may import every package and the test helpers, which no runtime package imports outside its tests."""
+the contract (so101_contract) imports nothing from the project and every package imports it; driver <- core <-
+actor, learner, reward; everything <- bringup; the benchmarks (so101_bench) sit beside bringup and may import the
+test helpers, which no runtime package imports outside its tests. The actor package is imported by bringup and by
+the benchmark that measures it, by nothing else (not the learner, the reward tools, the env or the other benches)."""
 
 import ast
 import xml.etree.ElementTree as ET
@@ -12,6 +13,7 @@ PYTHON_PACKAGES = [
     "so101_contract",
     "so101_driver",
     "so101_reward",
+    "so101_hilserl_core",
     "so101_hilserl_actor",
     "so101_hilserl_learner",
     "so101_bringup",
@@ -23,9 +25,10 @@ PROJECT = {*PYTHON_PACKAGES, "so101_hilserl_interfaces", "so101_testing"}
 ALLOWED = {
     "so101_contract": set(),
     "so101_driver": {"so101_contract", "so101_hilserl_interfaces"},
-    "so101_reward": {"so101_contract", "so101_driver", "so101_hilserl_interfaces"},
-    "so101_hilserl_actor": {"so101_contract", "so101_driver", "so101_hilserl_interfaces"},
-    "so101_hilserl_learner": {"so101_contract", "so101_hilserl_actor", "so101_driver", "so101_hilserl_interfaces"},
+    "so101_reward": {"so101_contract", "so101_driver", "so101_hilserl_core", "so101_hilserl_interfaces"},
+    "so101_hilserl_core": {"so101_contract", "so101_driver", "so101_hilserl_interfaces"},
+    "so101_hilserl_actor": {"so101_contract", "so101_driver", "so101_hilserl_core", "so101_hilserl_interfaces"},
+    "so101_hilserl_learner": {"so101_contract", "so101_driver", "so101_hilserl_core", "so101_hilserl_interfaces"},
     "so101_bringup": PROJECT - {"so101_bringup", "so101_testing", "so101_bench"},
     "so101_bench": PROJECT - {"so101_bench"},
 }
@@ -92,3 +95,20 @@ def test_only_the_benchmarks_ship_the_test_helpers():
         if "so101_testing" in runtime:
             shipped.append(package)
     assert shipped == ["so101_bench"], f"only so101_bench may exec_depend on so101_testing, not {shipped}"
+
+
+# The one module outside bringup that may import the actor package, and why.
+ACTOR_IMPORT_ALLOWED = {"so101_bench/so101_bench/actor.py": "make bench-actor measures the actor's step and node"}
+
+
+def test_only_bringup_and_the_actor_benchmark_import_the_actor():
+    """The learner, the reward tools, the Gymnasium env, the other benches and every test outside the actor take
+    what they share with the actor from so101_hilserl_core; only bringup (which launches it) imports the actor."""
+    offenders = []
+    for package in {*PYTHON_PACKAGES, "so101_testing"} - {"so101_hilserl_actor", "so101_bringup"}:
+        for kind in (package, "test"):
+            for path in imported_project_packages(SRC / package / kind).get("so101_hilserl_actor", ()):
+                where = str(path.relative_to(SRC))
+                if where not in ACTOR_IMPORT_ALLOWED:
+                    offenders.append(where)
+    assert not offenders, "import so101_hilserl_core instead of the actor package in: " + ", ".join(sorted(offenders))

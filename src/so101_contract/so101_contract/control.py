@@ -8,3 +8,4 @@ dataset's simulated episodes all run at the one control rate.
 ACTION_DIM = 4
 CONTROL_RATE_HZ = 10.0
 CONTROL_PERIOD_S = 1.0 / CONTROL_RATE_HZ
+JOINT_STATE_RATE_HZ = 100.0  # how often the arms' drivers (and the simulation) publish joint states

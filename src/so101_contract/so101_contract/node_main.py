@@ -1,45 +1,10 @@
 """The one ``main`` of every project node: init, spin, then an ordered shutdown that always ends the process in time.
 
-What a node implements for it (a node without threads or final work needs none of it):
-- ``destroy_node()``: stop the node's own threads first (set their stop event, join them with a timeout), write any
-  final state, then call ``super().destroy_node()``. It runs once, on the main thread, on every exit path, with the
-  ROS context still valid, so a worker's last publish cannot fail.
-- ``finished``: an rclpy Future; when it completes, spinning ends and the process exits 0 (the actor after
-  ``max_episodes``), without shutting the context down from another thread.
-- ``parameters_declared_later``: prefixes of parameters it declares after its constructor (so101_contract.parameters
-  .check_given refuses any other given parameter it has not declared by then).
-- ``shutdown_timeout_s``: the seconds the whole shutdown may take from the stop request (default
-  ``DEFAULT_SHUTDOWN_TIMEOUT_S``). Only a node with slow final work (moving an arm to rest, a final checkpoint,
-  closing a bag) sets more, and stays under launch's SIGKILL (``LAUNCH_SIGKILL_AFTER_SIGINT_S``).
-
-The order on SIGINT or SIGTERM (or the ``finished`` Future, or an exception): spinning stops; ``destroy_node()``;
-the executor, the context (rclpy shutdown) and the middleware (the DDS participant) are torn down; the process
-exits (0 after a signal). rclpy's own signal handlers are not installed: they shut the context down the instant the
-signal arrives, while the node's threads still publish (the sim node then printed "publisher's context is invalid"
-tracebacks on every Ctrl-C). Here a signal only asks for the stop; a second one (the terminal and launch both send
-SIGINT; launch sends SIGTERM after 5 s) does not interrupt the teardown under way.
-
-Bounded exit: a teardown that hangs (a thread that does not join, a Fast DDS participant teardown that spun
-forever after a long run) must not outlive launch's grace period. From the stop request on, a guard thread gives
-the process ``shutdown_timeout_s``; then it flushes the output and leaves with ``os._exit``: with the run's own
-exit code if the node was already destroyed (only the middleware hung), 1 if the node's own stop did not finish.
-A hang in C that holds the GIL starves that thread; faulthandler's watchdog (a C thread) then dumps every thread's
-stack and exits 1 one second later.
-
-A parameter the node refuses (so101_contract.parameters.ParameterError, raised while the node is built) ends the
-process with exit code 2 and one line naming the parameter, what it got and what is allowed; so does a parameter
-given to the node (-p, its own params-file section) that it does not declare, checked once the node is built
-(so101_contract.parameters.check_given: the rule for params-file sections of every node is there).
-
-Ctrl-C before run_node takes the signals over (while the node module imports torch or MuJoCo): the node modules
-import so101_contract.quiet_interrupt first, and the process ends without a traceback.
-
-The node also stops when the process that started it exits, however it exits (so101_contract.parent_death sends
-SIGHUP): the same teardown, bounded to PARENT_GONE_TIMEOUT_S, so nothing trains on after a killed runner or launch.
-
-Worker threads: an exception that escapes a thread stops the node and the process exits 1 (a dead control loop
-must not leave a node that looks alive). A publish that races the teardown (a thread that outlived its join
-timeout) ends its thread quietly once the stop was requested.
+``run_node`` lists what a node may implement for it (``destroy_node``, ``finished``, ``parameters_declared_later``,
+``shutdown_timeout_s``) and the order of the teardown. rclpy's own signal handlers are not installed (they shut the
+context down while the node's threads still publish): a signal only asks for the stop, and ``Shutdown``'s guard ends
+a teardown that hangs before launch's SIGKILL. A refused or undeclared parameter ends the process with exit code 2
+and one line naming it; an exception that escapes a worker thread stops the node and exits 1.
 """
 
 from __future__ import annotations
@@ -63,6 +28,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import get_default_context
 
+from so101_contract import quiet_interrupt
 from so101_contract.parameters import ParameterError, check_given
 from so101_contract.parent_death import die_with_parent
 
@@ -86,6 +52,11 @@ class Shutdown:
 
     The guard thread exists from the start and only waits: a signal handler that started a thread could deadlock on
     threading's own lock if the signal came while the main thread was starting one.
+
+    From the stop request on, the guard gives the process ``timeout_s``; then it flushes the output and leaves with
+    ``os._exit``: with the run's own exit code if the node was already destroyed (only the middleware hung), 1 if the
+    node's own stop did not finish. A hang in C that holds the GIL starves the guard thread; faulthandler's watchdog
+    (a C thread) then dumps every thread's stack and exits 1 ``BACKSTOP_MARGIN_S`` later.
     """
 
     def __init__(self, name: str, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S):
@@ -140,6 +111,8 @@ class Shutdown:
             return  # Python delivers signals to the main thread only; rclpy's defaults stay in charge
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
+        if quiet_interrupt.INTERRUPTED.is_set():  # a Ctrl-C during the imports that a library swallowed: honour it now
+            self.request("SIGINT")
 
     def _on_signal(self, signum: int, _frame) -> None:
         if signum == signal.SIGHUP:  # the starter died (parent_death): a short stop, whatever the node declared
@@ -178,7 +151,31 @@ def run_node(node_class: Callable[[], Node], args: list[str] | None = None) -> N
 
     Nodes with timing-critical work (the actor's control loop, the simulation's physics) run it in their own thread;
     one executor thread for the callbacks keeps the GIL free for it (a multi-threaded executor measurably starved
-    the actor's loop). See the module docstring for the shutdown order and what a node implements.
+    the actor's loop).
+
+    What a node implements for it (a node without threads or final work needs none of it):
+    - ``destroy_node()``: stop the node's own threads first (set their stop event, join them with a timeout), write any
+      final state, then call ``super().destroy_node()``. It runs once, on the main thread, on every exit path, with the
+      ROS context still valid, so a worker's last publish cannot fail.
+    - ``finished``: an rclpy Future; when it completes, spinning ends and the process exits 0 (the actor after
+      ``max_episodes``), without shutting the context down from another thread.
+    - ``parameters_declared_later``: prefixes of parameters it declares after its constructor (so101_contract.parameters
+      .check_given refuses any other given parameter it has not declared by then).
+    - ``shutdown_timeout_s``: the seconds the whole shutdown may take from the stop request (default
+      ``DEFAULT_SHUTDOWN_TIMEOUT_S``). Only a node with slow final work (moving an arm to rest, a final checkpoint,
+      closing a bag) sets more, and stays under launch's SIGKILL (``LAUNCH_SIGKILL_AFTER_SIGINT_S``).
+
+    The order on SIGINT or SIGTERM (or the ``finished`` Future, or an exception): spinning stops; ``destroy_node()``;
+    the executor, the context (rclpy shutdown) and the middleware (the DDS participant) are torn down; the process
+    exits (0 after a signal). A second signal (the terminal and launch both send SIGINT; launch sends SIGTERM after
+    5 s) does not interrupt the teardown under way. When the process that started the node exits
+    (so101_contract.parent_death sends SIGHUP) the same teardown runs, bounded to PARENT_GONE_TIMEOUT_S.
+
+    A parameter the node refuses (ParameterError, raised while the node is built) ends the process with exit code 2
+    and one line naming the parameter, what it got and what is allowed; so does a parameter given to the node (-p, its
+    own params-file section) that it does not declare (check_given). An exception that escapes a worker thread stops
+    the node and the process exits 1 (a dead control loop must not leave a node that looks alive); a publish that
+    races the teardown (a thread that outlived its join timeout) ends its thread quietly once the stop was requested.
     """
     name = getattr(node_class, "__name__", "node")
     shutdown = Shutdown(name)

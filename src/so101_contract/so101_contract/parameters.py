@@ -1,15 +1,16 @@
 """The one way a node declares its parameters: typed, described, ranged, read-only, validated at start.
 
-A node lists its parameters once (name, default, description, bounds) and reads them in its constructor:
+A node's parameters are the settings of its config dataclass (so101_contract.settings, the one source of each
+default, description and bounds); the node declares them all and gets the config back:
 
-    PARAMETERS = {"rate_hz": (10.0, "control rate (Hz)", (1.0, 100.0)), "mode": ("sim", "sim or ik", ("sim", "ik"))}
-    values = declare_all(node, PARAMETERS)
+    config = declare_config(node, ActorConfig)
 
-or one at a time: ``declare(node, "rate_hz", 10.0, "control rate (Hz)", (1.0, 100.0))``. The default's type is
-the parameter's type (``ros2 param describe`` shows it); bounds are a (min, max) pair of the default's type (an
-rcl_interfaces FloatingPointRange or IntegerRange, so ROS itself refuses values outside) or, for a string, a tuple
-of the allowed values. A value ROS refuses, or a string outside its choices, raises ParameterError, whose message
-is one line naming the parameter, the value given and what is allowed; node_main turns it into exit code 2.
+(``declare_all(node, table)`` takes a {name: (default, description, bounds)} table, ``declare`` one parameter.)
+The default's type is the parameter's type (``ros2 param describe`` shows it); bounds are a (min, max) pair of the
+default's type (an rcl_interfaces FloatingPointRange or IntegerRange, so ROS itself refuses values outside) or, for
+a string, a tuple of the allowed values. A value ROS refuses, or a string outside its choices, raises ParameterError,
+whose message is one line naming the parameter, the value given and what is allowed; node_main turns it into exit
+code 2.
 
 A parameter given to a node that it does not declare (a typo, or another node's parameter) would be ignored by ROS;
 ``check_given(node, argv)``, which node_main runs once the node is built, refuses it with ParameterError naming the
@@ -37,7 +38,9 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import InvalidParameterTypeException, ParameterException
 from rclpy.node import Node
 
+from so101_contract import settings
 from so101_contract.cli import did_you_mean
+from so101_contract.settings import ParameterError
 
 _TYPES = {
     bool: ParameterType.PARAMETER_BOOL,
@@ -46,10 +49,6 @@ _TYPES = {
     str: ParameterType.PARAMETER_STRING,
 }
 _KINDS = {bool: "boolean", int: "integer", float: "float", str: "string"}
-
-
-class ParameterError(ValueError):
-    """A parameter value the node cannot run with; the message names the parameter, the value and what is allowed."""
 
 
 def descriptor(default, description: str, bounds=None, read_only: bool = True) -> ParameterDescriptor:
@@ -84,6 +83,14 @@ def declare(node: Node, name: str, default, description: str, bounds=None, *, re
 def declare_all(node: Node, table: Mapping[str, tuple]) -> dict:
     """Declare every parameter of a table {name: (default, description, bounds or None)}; {name: value}."""
     return {name: declare(node, name, *spec) for name, spec in table.items()}
+
+
+def declare_config(node: Node, config: type, **fixed):
+    """Declare every setting of a config dataclass (so101_contract.settings) as a read-only ROS parameter and return
+    the config built from the values given; ``fixed`` settings are not parameters of this node (another parameter
+    or the node decides them). Raises ParameterError naming a bad value."""
+    table = {name: spec for name, spec in settings.table(config).items() if name not in fixed}
+    return settings.build(config, {**declare_all(node, table), **fixed})
 
 
 def expected(default, bounds=None) -> str:

@@ -9,7 +9,13 @@ prints as before.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+
+# A Ctrl-C arrived while the node's modules loaded. Some library code swallows the KeyboardInterrupt (an import that
+# catches BaseException); node_main then stops the node as soon as it takes the signals over, instead of running on.
+INTERRUPTED = threading.Event()
 
 
 def _interrupted(exc: BaseException | None) -> bool:
@@ -29,6 +35,17 @@ def _quiet_keyboard_interrupt(exc_type, exc, tb, _previous=sys.excepthook) -> No
         return
     _previous(exc_type, exc, tb)
 
+
+def _on_sigint(signum, frame) -> None:
+    INTERRUPTED.set()
+    signal.default_int_handler(signum, frame)  # KeyboardInterrupt, as Python's own handler does
+
+
+if (
+    threading.current_thread() is threading.main_thread()
+    and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+):
+    signal.signal(signal.SIGINT, _on_sigint)
 
 if not getattr(sys.excepthook, "so101_quiet", False):
     _quiet_keyboard_interrupt.so101_quiet = True

@@ -1,4 +1,4 @@
-"""The STS3215 control table and packet rules against the facts in the protocol reference (sts3215-protocol.md):
+"""The STS3215 control table and packet rules against the published STS3215 protocol:
 its worked packet examples, its sign-magnitude examples, its error bits. Pure functions, no bus."""
 
 import pytest

@@ -1,8 +1,8 @@
 """The simulated leader arm and the simulated person (so101_driver.sim.operator).
 
-The detection tests run the devlog-022 detector, written out here, on the leader and follower joint traces of a
-closed loop with SimWorld: the operator's corrections must be visible in the leader joints alone, the only channel
-a real person has.
+The detection tests run the seed system's variance detector, written out here, on the leader and follower joint
+traces of a closed loop with SimWorld: the operator's corrections must be visible in the leader joints alone, the
+only channel a real person has.
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def test_a_resumed_simulation_starts_on_the_first_camera_instant_after_the_runs_
 
 
 def test_hold_log_says_a_silent_learner_each_time_and_a_routine_hold_once():
-    log = HoldLog(report_after_s=5.0)
+    log = HoldLog(report_after_s=5.0, silent_after_s=1.0)
     actor = frozenset({"actor"})
     assert log.held(actor, "the actor's grant", held_for_s=1.0) is None  # short: nothing
     assert (
@@ -116,7 +116,9 @@ def test_hold_log_says_a_silent_learner_each_time_and_a_routine_hold_once():
     assert log.released() is None  # a routine hold's end is not news
     assert log.held(actor, "the actor's grant", held_for_s=60.0) is None  # once a run
     silent = frozenset({"silent"})
-    assert log.held(silent, "the learner, silent", held_for_s=0.3) == "waiting for the learner, silent"  # at once
+    assert log.held(silent, "the learner, silent", held_for_s=0.3) is None  # a late report is not a silent learner
+    assert log.released() is None
+    assert log.held(silent, "the learner, silent", held_for_s=1.0) == "waiting for the learner, silent"
     assert log.held(silent, "the learner, silent", held_for_s=3.0) is None
     assert log.released() == "the learner reports again"
-    assert log.held(silent, "the learner, silent", held_for_s=0.3) == "waiting for the learner, silent"  # again
+    assert log.held(silent, "the learner, silent", held_for_s=1.5) == "waiting for the learner, silent"  # again

@@ -203,14 +203,15 @@ def test_sim_clock_runs_at_the_real_time_factor(processes, probe):
 
     wait_until(lambda: clock_ns(-1) >= 1000 * MS, START_TIMEOUT_S, "/clock past 1 s")
     first = len(clocks) - 1
-    wait_until(lambda: clock_ns(-1) >= clock_ns(first) + 15_000 * MS, WAIT_S, "15 s more of /clock")
-    # Simulated seconds per wall second: the slope over every /clock received (~3 s of wall time), so one late
-    # delivery to this probe does not decide it.
+    wait_until(lambda: clock_ns(-1) >= clock_ns(first) + 30_000 * MS, WAIT_S, "30 s more of /clock")
+    # Simulated seconds per wall second: the slope over every /clock received (~6 s of wall time), so one late
+    # delivery to this probe does not decide it. The pacer only ever waits, so above 5 is the probe's delivery
+    # jitter on a loaded machine (a late batch); an unpaced simulation runs far faster than the bound.
     samples = clocks.messages[first:]
     sim_s = np.array([stamp_to_ns(m.clock) for m in samples]) / 1e9
     wall_s = np.array(clocks.times[first : first + len(samples)])
     factor = np.polyfit(wall_s - wall_s[0], sim_s, 1)[0]
-    assert 2.0 < factor < 6.0, f"simulated time ran {factor:.2f} x the wall clock (real_time_factor 5)\n{sim.output()}"
+    assert 2.0 < factor < 7.0, f"simulated time ran {factor:.2f} x the wall clock (real_time_factor 5)\n{sim.output()}"
     stamps = [stamp_to_ns(m.header.stamp) for m in images.messages]
     assert stamps and all(t % (100 * MS) == 0 for t in stamps), stamps[:10]
 

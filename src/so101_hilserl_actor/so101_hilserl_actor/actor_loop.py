@@ -1,17 +1,9 @@
 """The actor loop's timing and the real robot's reset, as plain Python that a fake clock can drive.
 
-* ``Pacer``: absolute-time pacing at the control period. Step k starts at t0 + k * period whatever the step's
-  compute took; a step that overruns makes the next one start at once and re-anchors the schedule there (no burst of
-  catch-up steps). It records every interval between step starts (the loop jitter ``so101_bench.actor`` reports).
-  The actor drives it from its ControlClock (control_clock.py): wall time on the robot, simulated time in
-  simulation, where steps start on the grid of the control period (after a pause or an overrun: its next instant).
-* ``IkReset``: drives the follower to the home pose by small joint steps from freshly read joints. It gives up when
-  it has taken ``max_iterations`` steps, or when the distance to home has not improved by ``min_progress_rad`` over
-  ``stuck_iterations`` steps (gravity sag under P-only servo gains can hold a joint just outside the tolerance
-  forever). Failing raises ``ResetFailed`` naming the joint that is off and by how much; the actor then does not
-  start the episode, logs and counts the failure, and retries after ``reset_retry_pause_s`` (the operator can free
-  the arm meanwhile): a person is at a real robot, and stopping the actor would lose the run's session for a
-  problem a nudge fixes.
+``Pacer`` starts step k at t0 + k * period whatever the step's compute took, and records the loop jitter;
+``IkReset`` drives the follower to the home pose by small joint steps from freshly read joints and raises
+``ResetFailed`` when it cannot. A failed reset does not stop the actor: it logs and counts it and retries after
+``reset_retry_pause_s``, since a person is at a real robot and a nudge fixes what stopping would lose a run for.
 """
 
 from __future__ import annotations
@@ -26,14 +18,18 @@ import numpy as np
 
 from so101_contract.files import atomic_write
 from so101_contract.joints import GRIPPER, JOINT_NAMES
+from so101_contract.settings import setting
 from so101_driver.model.kinematics import HOME_EE_POSITION, TOOL_DOWN, Kinematics
 from so101_hilserl_actor.control_clock import ControlClock
 
 
 class Pacer:
-    """Start a step every ``period_s`` on the ``monotonic`` clock; see the module docstring. With a ``clock``
-    (control_clock.ControlClock) it runs on that clock instead: its time, its waits, and its step instants after a
-    pause (in simulated time on the grid of the control period, see ControlClock.next_step_time)."""
+    """Start a step every ``period_s`` on the ``monotonic`` clock: absolute-time pacing, step k at t0 + k * period
+    whatever the step's compute took. A step that overruns makes the next one start at once and re-anchors the
+    schedule there (no burst of catch-up steps). Every interval between step starts is recorded (the loop jitter
+    ``so101_bench.actor`` reports). With a ``clock`` (control_clock.ControlClock) it runs on that clock instead: its
+    time, its waits, and its step instants after a pause (in simulated time on the grid of the control period, see
+    ControlClock.next_step_time)."""
 
     def __init__(
         self,
@@ -94,26 +90,41 @@ class ResetFailed(RuntimeError):
     """The IK reset did not reach the home pose; the message says which joint is off, by how much, and why."""
 
 
+RESET_MODES = ("sim", "ik")
+
+
 @dataclass(frozen=True)
 class ResetConfig:
-    """step_rad: largest joint change per control step (slow, so the intervention detector does not mistake the
-    reset for a grab). tolerance_rad: every joint within this of home = arrived. max_iterations: at most this many
-    steps (10 s at 10 Hz). stuck_iterations / min_progress_rad: give up when the largest joint error has not fallen
-    by min_progress_rad within stuck_iterations steps."""
+    """How the actor resets the scene before an episode. The IK reset (``reset_mode`` ik): step_rad, the largest
+    joint change per control step (slow, so the intervention detector does not mistake the reset for a grab);
+    tolerance_rad, every joint within this of home = arrived; give up after ``reset_max_iterations`` steps, or when
+    the largest joint error has not fallen by min_progress_rad within ``reset_stuck_iterations`` steps."""
 
+    reset_mode: str = setting("sim", "sim: call sim/reset; ik: drive to the home pose by IK", RESET_MODES)
+    reset_pause_s: float = setting(0.5, "pause after a reset (the operator repositions the cube)", (0.0, 60.0))
+    reset_retry_pause_s: float = setting(
+        2.0, "after a failed reset: pause, then retry (the failure is logged and counted)", (0.0, 600.0)
+    )
+    reset_max_iterations: int = setting(100, "IK reset: give up after this many control steps", (1, 100_000))
+    reset_stuck_iterations: int = setting(
+        15, "IK reset: give up when the error has not fallen for this many steps", (1, 10_000)
+    )
     step_rad: float = 0.05
     tolerance_rad: float = 0.02
-    max_iterations: int = 100
-    stuck_iterations: int = 15
     min_progress_rad: float = 0.002
 
     def __post_init__(self) -> None:
+        if self.reset_mode not in RESET_MODES:
+            raise ValueError(f"reset_mode must be one of {RESET_MODES}, got {self.reset_mode!r}")
         for name in ("step_rad", "tolerance_rad", "min_progress_rad"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ResetConfig.{name} must be positive (rad), got {getattr(self, name)}")
-        for name in ("max_iterations", "stuck_iterations"):
+        for name in ("reset_max_iterations", "reset_stuck_iterations"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"ResetConfig.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("reset_pause_s", "reset_retry_pause_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"ResetConfig.{name} must be >= 0 s, got {getattr(self, name)}")
 
 
 def home_pose(kinematics: Kinematics, q: np.ndarray, noise_m: np.ndarray, gripper_open: float) -> np.ndarray:
@@ -128,13 +139,15 @@ def home_pose(kinematics: Kinematics, q: np.ndarray, noise_m: np.ndarray, grippe
 
 class IkReset:
     """One reset: call ``next(q)`` once per control step with the read joints; it returns the joint target to send,
-    or None once every joint is within tolerance of ``home``. Raises ResetFailed (see ResetConfig)."""
+    or None once every joint is within tolerance of ``home``. Raises ResetFailed (see ResetConfig), naming the joint
+    that is off and by how much. Giving up when stuck matters: gravity sag under P-only servo gains can hold a joint
+    just outside the tolerance forever."""
 
     def __init__(self, home: np.ndarray, config: ResetConfig | None = None):
         self.home = np.asarray(home, dtype=float).copy()
         self.config = config or ResetConfig()
         self.iterations = 0
-        self._errors: deque[float] = deque(maxlen=self.config.stuck_iterations + 1)
+        self._errors: deque[float] = deque(maxlen=self.config.reset_stuck_iterations + 1)
 
     def next(self, q: np.ndarray) -> np.ndarray | None:
         cfg = self.config
@@ -143,16 +156,17 @@ class IkReset:
         if error < cfg.tolerance_rad:
             return None
         worst = JOINT_NAMES[int(np.abs(gap).argmax())]
-        if self.iterations >= cfg.max_iterations:
+        if self.iterations >= cfg.reset_max_iterations:
             raise ResetFailed(
                 f"IK reset gave up after {self.iterations} steps: {worst} is {error:.3f} rad from home "
                 f"(tolerance {cfg.tolerance_rad} rad)"
             )
         self._errors.append(error)
-        if len(self._errors) > cfg.stuck_iterations and self._errors[0] - min(self._errors) < cfg.min_progress_rad:
+        stuck = cfg.reset_stuck_iterations
+        if len(self._errors) > stuck and self._errors[0] - min(self._errors) < cfg.min_progress_rad:
             raise ResetFailed(
-                f"IK reset stuck: {worst} stays {error:.3f} rad from home, no progress over {cfg.stuck_iterations} "
-                "steps (blocked, or sagging under gravity)"
+                f"IK reset stuck: {worst} stays {error:.3f} rad from home, no progress over {stuck} steps (blocked, "
+                "or sagging under gravity)"
             )
         self.iterations += 1
         return np.asarray(q, dtype=float) + np.clip(gap, -cfg.step_rad, cfg.step_rad)
@@ -177,6 +191,20 @@ def run_ik_reset(
         command(target)
         pacer.wait()
     return "stopped during the reset"
+
+
+def call_sim_reset(client, request, stopped: Callable[[], bool], timeout_s: float = 10.0) -> str:
+    """Call the simulation's reset service (an rclpy client of sim/reset) and wait for its answer, each at most
+    ``timeout_s`` of wall time. Returns '' once it answered, else why not."""
+    deadline = time.monotonic() + timeout_s
+    while not client.wait_for_service(timeout_sec=0.1):
+        if stopped() or time.monotonic() > deadline:
+            return "sim/reset is not available; is the simulation running?"
+    future = client.call_async(request)
+    deadline = time.monotonic() + timeout_s
+    while not future.done() and time.monotonic() < deadline and not stopped():
+        time.sleep(0.01)
+    return "" if future.done() else f"sim/reset did not answer within {timeout_s:g} s"
 
 
 def dump_policy_inputs(directory: Path, episode_id: int, step: int, pixels: np.ndarray, state: np.ndarray) -> Path:

@@ -1,23 +1,10 @@
 """The time the actor loop waits on: the wall clock on the robot, simulated time in simulation, and lockstep grants.
 
-Plain Python (a fake clock drives it in tests); the node passes its clock and a publisher.
-
-* Wall (``use_sim_time`` false): time is ``time.monotonic``; a wait is a wait on the stop event.
-* Simulated (``use_sim_time``): time is the node clock, which follows ``/clock``. A wait polls it with short wall
-  waits (``POLL_S``) and returns early when the stop event is set. A step instant is a multiple of the control
-  period in simulated time (``next_step_time``): the simulation renders its images on that grid, so the image of a
-  step's instant exists.
-* Lockstep (simulated, and the actor's ``lockstep`` parameter): before a wait until ``t`` the actor grants ``t``
-  (``grant``, published on so101_contract.sim_time.ADVANCE_TOPIC); a wait for anything else (inputs, an image after
-  the reset) grants one control period ahead of simulated time as it goes. The simulation never runs past the newest
-  grant, so a step that starts at the granted instant starts exactly there; ``next_step_time`` is never earlier
-  than the newest grant for that reason. An unchanged grant is published again every ``REPUBLISH_S`` of wall time
-  while a wait lasts, for a simulation that subscribed late.
-
-Nothing waits silently: while simulated time stands still for ``STALL_WARN_S`` of wall time during a wait, a
-warning says so (at most once per ``STALL_WARN_S``); in lockstep, once ``/clock`` has run, only after
-``LOCKSTEP_STALL_FACTOR`` times that (the simulation logs why it holds). The waits themselves have no wall bound
-unless the caller gives one: in lockstep the simulation also holds, legitimately, while the learner catches up.
+Plain Python (a fake clock drives it in tests); the node passes its clock and a publisher. In simulation a step
+starts on a multiple of the control period, where the simulation renders its images; in lockstep the actor grants
+each instant before it waits for it, and the simulation never runs past the newest grant. Nothing waits silently: a
+wait during which simulated time stands still warns (STALL_WARN_S), but no wait has a wall bound unless the caller
+gives one, since a lockstep simulation also holds, legitimately, while the learner catches up.
 """
 
 from __future__ import annotations
@@ -36,7 +23,24 @@ NO_CLOCK = "no /clock: is the simulation running with clock_mode sim or lockstep
 
 
 class ControlClock:
-    """See the module docstring.
+    """The actor loop's clock and waits, in one of three modes.
+
+    * Wall (``use_sim_time`` false): time is ``time.monotonic``; a wait is a wait on the stop event.
+    * Simulated (``use_sim_time``): time is the node clock, which follows ``/clock``. A wait polls it with short wall
+      waits (``POLL_S``) and returns early when the stop event is set. A step instant is a multiple of the control
+      period in simulated time (``next_step_time``): the simulation renders its images on that grid, so the image of a
+      step's instant exists.
+    * Lockstep (simulated, and the actor's ``lockstep`` parameter): before a wait until ``t`` the actor grants ``t``
+      (``grant``, published on so101_contract.sim_time.ADVANCE_TOPIC); a wait for anything else (inputs, an image after
+      the reset) grants one control period ahead of simulated time as it goes. The simulation never runs past the newest
+      grant, so a step that starts at the granted instant starts exactly there; ``next_step_time`` is never earlier
+      than the newest grant for that reason. An unchanged grant is published again every ``REPUBLISH_S`` of wall time
+      while a wait lasts, for a simulation that subscribed late.
+
+    Nothing waits silently: while simulated time stands still for ``STALL_WARN_S`` of wall time during a wait, a
+    warning says so (at most once per ``STALL_WARN_S``); in lockstep, once ``/clock`` has run, only after
+    ``LOCKSTEP_STALL_FACTOR`` times that (the simulation logs why it holds). The waits themselves have no wall bound
+    unless the caller gives one: in lockstep the simulation also holds, legitimately, while the learner catches up.
 
     ``stop``: the event that ends every wait early. ``period_s``: the control period. ``sim_now_ns``: the node
     clock in nanoseconds (None: wall mode). ``grant``: publishes a grant in nanoseconds of simulated time (None: no
@@ -90,7 +94,7 @@ class ControlClock:
 
     def next_step_time(self) -> float:
         """When a step can start after a pause (seconds): now on the wall clock; in simulated time the next
-        multiple of the control period, not before the newest grant (see the module docstring)."""
+        multiple of the control period, not before the newest grant (see the class docstring)."""
         if not self.simulated:
             return self._wall()
         earliest = max(self.now_ns(), self.granted_ns)

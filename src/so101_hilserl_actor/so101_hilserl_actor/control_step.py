@@ -1,94 +1,73 @@
 """The actor's control step as plain Python: the node feeds it readings and sends what it returns.
 
-One ``step(inputs)`` per control period (inputs: follower joints, leader joints, the wrist image and its stamp, the
-intervention flag, the time; the classifier's reward signals, operator marks and new weights arrive in between
-through ``record_reward`` / ``mark_*`` / ``offer_weights``, from other threads). It returns the joint target to
-send and, once the previous step's outcome is known, that step's transition and, at an episode's end, the episode
-record. Order inside one step:
-
-1. A stale image (older than max_frame_age_s): count it, hold the arm (command the read joints), nothing else.
-2. The one preprocessing, the state, the frame stack (reset at the episode's first step, else pushed). With a
-   previous step pending, its transition is now complete: o_{t+1} is this observation, the reward is the reward
-   node's verdict on this image (episode.py). If that ends the episode, nothing is commanded.
-3. The policy runs on the stack, every step, intervention or not: ``policy_action`` is what it proposed, the noisy
-   sample it would have executed (the exploration noise is part of the behaviour policy, so the proposal is the
-   action it would have taken; in an evaluation episode: the mean). During an intervention ``action`` is the
-   leader's pose as the policy's 4-D action (HumanActionEncoder), otherwise the proposal; either goes through the
-   policy's action mapping (PolicyActionMapper), so the stored action is the executed one. Both, and the state's
-   orientation (StateBuilder), follow the semantics of the policy in force (its PolicyConfig), which can change
-   only at an episode boundary.
-
-Exploration: ONE schedule over environment steps, shared with the learner (exploration.py). The step is the
-``environment_steps`` carried by the weights in force plus the training steps taken since they were taken; before
-any learner weights, the initial checkpoint's (metadata ``exploration``) or 0, with the default schedule for the
-start (pretrained or from scratch). Uniform random actions replace the policy while that step is below
-``num_explore_steps`` for an actor started without weights (DrQ-v2's num_expl_steps).
-
-Weights (weights_gate.py): within one learner epoch only newer versions; a new epoch (a restarted learner, a new
-run dir) is taken although its version restarts, unless it starts in the future (beyond the gate's skew). They are
-validated when offered and swapped only at an episode boundary, or with ``swap_weights_at="step"`` between steps
-when the epoch and the semantics are unchanged.
-
-Evaluation is chosen per episode (``begin_episode(now_ns, evaluation=...)``; evaluation.py decides which):
-the policy's mean, no random actions, the episode and its transitions flagged ``evaluation``, its steps not counted
-as exploration steps, and weights not swapped within it (it measures one policy). ``ControlConfig.evaluation``
-makes every episode an evaluation episode.
-
-Shutdown: ``stop(inputs)`` finishes the pending step as truncated ("stopped"), so the episode is committed with
-its next observation instead of staying open in the learner.
+One ``step(inputs)`` per control period (follower and leader joints, the wrist image and its stamp, the intervention
+flag, the time) returns the joint target to send and, once known, the previous step's transition and, at an
+episode's end, the episode record; reward signals, operator marks and new weights arrive in between from other
+threads. The policy runs every step, intervention or not, and every action goes through the policy's action mapping,
+so the stored action is the executed one; exploration follows the one schedule shared with the learner, and weights
+are swapped by default only at an episode boundary (``ControlStep`` spells out the order inside a step and the rules).
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from so101_contract.control import CONTROL_PERIOD_S
+from so101_contract.control import CONTROL_RATE_HZ
+from so101_contract.settings import setting
 from so101_driver.model.kinematics import Kinematics
 from so101_driver.vision.preprocessing import ImagePreprocessing
-from so101_hilserl_actor.action_mapping import ActionConfig, HumanActionEncoder, PolicyActionMapper
-from so101_hilserl_actor.episode import EpisodeConfig, EpisodeTracker
-from so101_hilserl_actor.exploration import act, default_schedule, from_metadata, validate_schedule
-from so101_hilserl_actor.observation import FrameStack, StateBuilder
-from so101_hilserl_actor.policy import Policy, PolicyConfig
-from so101_hilserl_actor.policy_io import (
+from so101_hilserl_core.action_mapping import ActionConfig, HumanActionEncoder, PolicyActionMapper
+from so101_hilserl_core.episode import EpisodeConfig, EpisodeTracker
+from so101_hilserl_core.exploration import ExplorationConfig, act, default_schedule, validate_schedule
+from so101_hilserl_core.observation import FrameStack, StateBuilder
+from so101_hilserl_core.policy import Policy, PolicyConfig
+from so101_hilserl_core.policy_io import (
     PolicyFormatError,
     policy_from_bytes,
-    policy_from_tensors,
-    read_safetensors,
     sha256_hex,
 )
-from so101_hilserl_actor.weights_gate import refusal
+from so101_hilserl_core.weights_gate import refusal
 
 SWAP_POINTS = ("episode", "step")
 
 
 @dataclass(frozen=True)
 class ControlConfig:
-    period_s: float = CONTROL_PERIOD_S
-    evaluation: bool = False
-    num_explore_steps: int = 0
-    swap_weights_at: str = "episode"
-    use_reward_signal: bool = True
-    seed: int = 0
-    first_episode_id: int = 1  # a resumed actor continues its run's episode ids
+    """The control step's settings (the actor's parameters of these names) and the task's episode, action mapping
+    and exploration."""
+
+    control_rate_hz: float = setting(CONTROL_RATE_HZ, "control rate (Hz)", (1.0, 100.0))
+    evaluation: bool = setting(False, "deterministic policy, no exploration; episodes flagged evaluation")
+    swap_weights_at: str = setting(
+        "episode", "when to take new weights: episode, or step (same learner epoch only)", SWAP_POINTS
+    )
+    use_reward_signal: bool = setting(True, "act on the newest image the classifier judged (reward/signal)")
+    seed: int = setting(0, "seed of exploration noise, random actions and resets", (0, 2**31 - 1))
+    first_episode_id: int = setting(1, "id of the first episode (a resumed run continues its ids)", (1, 10**12))
+    exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
     action: ActionConfig = field(default_factory=ActionConfig)
 
     def __post_init__(self) -> None:
         if self.first_episode_id < 1:
             raise ValueError(f"first_episode_id must be >= 1, got {self.first_episode_id}")
-        if not self.period_s > 0:
-            raise ValueError(f"ControlConfig.period_s must be positive (seconds), got {self.period_s}")
+        if not self.control_rate_hz > 0:
+            raise ValueError(f"ControlConfig.control_rate_hz must be positive (Hz), got {self.control_rate_hz}")
         if self.swap_weights_at not in SWAP_POINTS:
             raise ValueError(f"swap_weights_at must be one of {SWAP_POINTS}, got {self.swap_weights_at!r}")
-        if self.num_explore_steps < 0:
-            raise ValueError(f"num_explore_steps must be >= 0, got {self.num_explore_steps}")
+
+    @property
+    def period_s(self) -> float:
+        return 1.0 / self.control_rate_hz
+
+    @property
+    def num_explore_steps(self) -> int:
+        return self.exploration.num_explore_steps
 
 
 class Observation(NamedTuple):
@@ -175,9 +154,50 @@ class _Weights:
 
 
 class ControlStep:
-    """See the module docstring. ``policy`` is the initial policy (its config's sizes must match ``policy_config``
-    of later weights); ``schedule``/``environment_steps``: the exploration carried by the initial checkpoint (None:
-    the default for the start)."""
+    """One ``step(inputs)`` per control period; the classifier's reward signals, operator marks and new weights
+    arrive in between through ``record_reward`` / ``mark_*`` / ``offer_weights``, from other threads.
+
+    ``policy`` is the initial policy (its config's sizes must match ``policy_config`` of later weights);
+    ``schedule``/``environment_steps``: the exploration carried by the initial checkpoint (None: the default for the
+    start). Order inside one step:
+
+    One ``step(inputs)`` per control period (inputs: follower joints, leader joints, the wrist image and its stamp, the
+    intervention flag, the time; the classifier's reward signals, operator marks and new weights arrive in between
+    through ``record_reward`` / ``mark_*`` / ``offer_weights``, from other threads). It returns the joint target to
+    send and, once the previous step's outcome is known, that step's transition and, at an episode's end, the episode
+    record. Order inside one step:
+
+    1. A stale image (older than max_frame_age_s): count it, hold the arm (command the read joints), nothing else.
+    2. The one preprocessing, the state, the frame stack (reset at the episode's first step, else pushed). With a
+       previous step pending, its transition is now complete: o_{t+1} is this observation, the reward is the reward
+       node's verdict on this image (episode.py). If that ends the episode, nothing is commanded.
+    3. The policy runs on the stack, every step, intervention or not: ``policy_action`` is what it proposed, the noisy
+       sample it would have executed (the exploration noise is part of the behaviour policy, so the proposal is the
+       action it would have taken; in an evaluation episode: the mean). During an intervention ``action`` is the
+       leader's pose as the policy's 4-D action (HumanActionEncoder), otherwise the proposal; either goes through the
+       policy's action mapping (PolicyActionMapper), so the stored action is the executed one. Both, and the state's
+       orientation (StateBuilder), follow the semantics of the policy in force (its PolicyConfig), which can change
+       only at an episode boundary.
+
+    Exploration: ONE schedule over environment steps, shared with the learner (exploration.py). The step is the
+    ``environment_steps`` carried by the weights in force plus the training steps taken since they were taken; before
+    any learner weights, the initial checkpoint's (metadata ``exploration``) or 0, with the default schedule for the
+    start (pretrained or from scratch). Uniform random actions replace the policy while that step is below
+    ``num_explore_steps`` for an actor started without weights (DrQ-v2's num_expl_steps).
+
+    Weights (weights_gate.py): within one learner epoch only newer versions; a new epoch (a restarted learner, a new
+    run dir) is taken although its version restarts, unless it starts in the future (beyond the gate's skew). They are
+    validated when offered and swapped only at an episode boundary, or with ``swap_weights_at="step"`` between steps
+    when the epoch and the semantics are unchanged.
+
+    Evaluation is chosen per episode (``begin_episode(now_ns, evaluation=...)``; evaluation.py decides which):
+    the policy's mean, no random actions, the episode and its transitions flagged ``evaluation``, its steps not counted
+    as exploration steps, and weights not swapped within it (it measures one policy). ``ControlConfig.evaluation``
+    makes every episode an evaluation episode.
+
+    Shutdown: ``stop(inputs)`` finishes the pending step as truncated ("stopped"), so the episode is committed with
+    its next observation instead of staying open in the learner.
+    """
 
     def __init__(
         self,
@@ -432,26 +452,3 @@ class ControlStep:
         self.policy_version, self.epoch = offered.version, offered.epoch
         self.schedule = offered.schedule
         self.weights_steps, self.steps_since_weights = offered.environment_steps, 0
-
-
-def load_initial_policy(path: str, network: PolicyConfig) -> tuple[Policy, str | None, int]:
-    """(policy, carried schedule or None, carried environment steps) from an initial policy or agent file; '' = a
-    fresh network. Raises PolicyFormatError/ValueError naming the file."""
-    if not path:
-        return Policy(network), None, 0
-    where = f"parameter initial_weights={path!r}"
-    fix = "give a policy or agent .safetensors file, or '' for a fresh network"
-    if not Path(path).is_file():
-        raise PolicyFormatError(f"{where}: {'not a file' if Path(path).exists() else 'no such file'}; {fix}")
-    try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        raise PolicyFormatError(f"{where}: cannot read it ({err.strerror or err})") from None
-    try:
-        tensors, config = policy_from_bytes(data, expected=network)
-        schedule, steps = from_metadata(read_safetensors(data)[1], "the file")
-    except PolicyFormatError as err:
-        raise PolicyFormatError(f"{where}: {err}; {fix}") from None
-    except ValueError as err:  # its exploration metadata entry
-        raise PolicyFormatError(f"{where}: {err}") from None
-    return policy_from_tensors(tensors, config), schedule, steps

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from so101_contract.settings import setting
+
 NUM_ARM = 5  # shoulder_pan .. wrist_roll: the joints that count (a person opens and closes the gripper freely)
 
 
@@ -24,16 +26,27 @@ NUM_ARM = 5  # shoulder_pan .. wrist_roll: the joints that count (a person opens
 class DetectorConfig:
     """Thresholds of the automatic detector. Queue lengths are in control steps (defaults for 10 Hz)."""
 
-    queue_size: int = 4  # tracking-error samples kept; no automatic decision before it is full again
-    start_window: int = 3  # the newest steps whose unexplained leader motion is summed for the start rule
-    start_deviation_deg: float = 3.0  # norm of that sum (5 arm joints) above this: a hand moves the leader
-    # The fastest the powered leader closes the gap to its command (first-order time constant). The simulated
-    # leader's is 0.15 s; motion toward the command faster than this lag allows counts as a hand.
-    leader_time_constant_s: float = 0.1
-    release_variance_deg2: float = 0.01  # var(all queue_size tracking errors) below this: the hand let go
-    min_intervention_s: float = 0.3  # an automatic intervention lasts at least this long
-    min_release_gap_s: float = 0.3  # no automatic start sooner than this after a release (the leader catches up)
-    auto_detect: bool = True  # False: only manual commands (force) change the state
+    # No automatic decision before the queue is full again.
+    queue_size: int = setting(4, "tracking-error samples kept (control steps)", (2, 10_000))
+    start_window: int = setting(
+        3, "newest steps whose leader motion unexplained by its shadowing is summed (<= queue_size)", (1, 10_000)
+    )
+    start_deviation_deg: float = setting(
+        3.0, "start when that sum exceeds this (deg, norm over the 5 arm joints)", (1e-6, 1e6)
+    )
+    # The simulated leader's time constant is 0.15 s; motion toward the command faster than this lag allows counts
+    # as a hand.
+    leader_time_constant_s: float = setting(
+        0.1, "fastest first-order lag of the powered leader toward its command (s)", (1e-3, 10.0)
+    )
+    release_variance_deg2: float = setting(
+        0.01, "release when var(all queue_size tracking errors) is below this (deg^2)", (1e-9, 1e6)
+    )
+    min_intervention_s: float = setting(0.3, "an automatic intervention lasts at least this (s)", (0.0, 60.0))
+    # (the leader catches up meanwhile)
+    min_release_gap_s: float = setting(0.3, "no automatic start sooner than this after a release (s)", (0.0, 60.0))
+    # False: only manual commands (force) change the state.
+    auto_detect: bool = setting(True, "detect interventions from the leader's motion (else manual only)")
 
     def __post_init__(self) -> None:
         if self.queue_size < 2:

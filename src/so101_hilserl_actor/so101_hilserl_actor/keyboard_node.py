@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import select
 import sys
+from dataclasses import dataclass
 
 import rclpy
 from rclpy.node import Node
 from std_msgs.msg import UInt8
 
 from so101_contract import qos
+from so101_contract.parameters import declare_config
 from so101_hilserl_interfaces.srv import OperatorCommand
 
 KEYS = {
@@ -26,6 +28,14 @@ KEYS = {
 }
 QUIT_KEYS = ("q", "\x03", "\x04")  # q, Ctrl-C, Ctrl-D
 HELP = "keyboard: space = toggle intervention, s = mark success, f = mark failure, q = quit"
+
+
+@dataclass(frozen=True)
+class KeyboardConfig:
+    """No parameters: the keys are fixed (KEYS), and the commands go to ``operator/commands``."""
+
+
+CONFIG = KeyboardConfig
 
 
 def command_for_key(key: str) -> int | None:
@@ -57,6 +67,7 @@ def main(args=None) -> None:
     rclpy.init(args=args)
     node = Node("keyboard")
     try:
+        declare_config(node, CONFIG)
         if not sys.stdin.isatty():
             node.get_logger().warning(
                 "stdin is not a terminal: nothing to read keys from, exiting. Run the keyboard node in a terminal "

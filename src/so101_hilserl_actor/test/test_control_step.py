@@ -4,16 +4,19 @@ import numpy as np
 import pytest
 import torch
 
-from so101_contract.joints import GRIPPER
+from so101_contract.joints import GRIPPER, JOINT_NAMES
+from so101_contract.stamps import ns_to_stamp
 from so101_driver.model.kinematics import HOME_SEED, Kinematics
+from so101_driver.vision.image_messages import array_to_image_msg
 from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING
-from so101_hilserl_actor.action_mapping import HumanActionEncoder, policy_action_to_joints
-from so101_hilserl_actor.actor_loop import IkReset, Pacer, ResetConfig, ResetFailed, run_ik_reset
+from so101_hilserl_actor.actor_inputs import Readings
+from so101_hilserl_actor.actor_loop import IkReset, Pacer, ResetConfig, ResetFailed, call_sim_reset, run_ik_reset
 from so101_hilserl_actor.control_step import ControlConfig, ControlStep, StepInputs
-from so101_hilserl_actor.episode import EpisodeConfig
-from so101_hilserl_actor.exploration import stddev
-from so101_hilserl_actor.policy import Policy, PolicyConfig
-from so101_hilserl_actor.policy_io import policy_to_bytes, sha256_hex
+from so101_hilserl_core.action_mapping import HumanActionEncoder, policy_action_to_joints
+from so101_hilserl_core.episode import EpisodeConfig
+from so101_hilserl_core.exploration import ExplorationConfig, stddev
+from so101_hilserl_core.policy import Policy, PolicyConfig
+from so101_hilserl_core.policy_io import policy_to_bytes, sha256_hex
 
 TINY = PolicyConfig(encoder_channels=4, hidden=(16, 16), bottleneck=8)
 PERIOD_NS = 100_000_000
@@ -88,17 +91,107 @@ def test_ik_reset_reaches_home_and_gives_up_on_a_stuck_joint_or_the_cap():
     assert problem == "" and np.abs(state["q"] - home).max() < 0.02
 
     state, command, home = _arm(sag=0.035)  # gravity holds shoulder_lift 0.035 rad short: never within 0.02
-    reset = IkReset(home, ResetConfig(max_iterations=1000, stuck_iterations=10))
+    reset = IkReset(home, ResetConfig(reset_max_iterations=1000, reset_stuck_iterations=10))
     problem = run_ik_reset(reset, lambda: state["q"], command, Pacer(0.1, clock.monotonic, clock.sleep), lambda: False)
     assert "stuck" in problem and "shoulder_lift" in problem and "0.035" in problem
     assert reset.iterations < 30  # well before the cap: the stuck test fired
 
     state, command, home = _arm(speed=0.02)  # progressing, but too slowly: the iteration cap ends it
-    reset = IkReset(home, ResetConfig(max_iterations=25, stuck_iterations=20, min_progress_rad=0.001))
+    reset = IkReset(home, ResetConfig(reset_max_iterations=25, reset_stuck_iterations=20, min_progress_rad=0.001))
     with pytest.raises(ResetFailed, match="gave up after 25 steps"):
         for _ in range(100):
             target = reset.next(state["q"])
             command(target)
+
+
+class FakeResetClient:
+    """The sim/reset client as the actor sees it: available after ``available_after`` polls, answering or not."""
+
+    def __init__(self, available_after: int = 0, answers: bool = True):
+        self.polls, self.available_after, self.answers, self.requests = 0, available_after, answers, []
+
+    def wait_for_service(self, timeout_sec: float) -> bool:
+        self.polls += 1
+        return self.polls > self.available_after
+
+    def call_async(self, request):
+        self.requests.append(request)
+        answers = self.answers
+
+        class Future:
+            def done(self) -> bool:
+                return answers
+
+        return Future()
+
+
+def test_the_sim_reset_waits_for_the_service_and_its_answer_and_says_what_failed():
+    client = FakeResetClient(available_after=3)
+    assert call_sim_reset(client, "request", lambda: False) == "" and client.requests == ["request"]
+    assert client.polls == 4
+    never = FakeResetClient(available_after=10**9)
+    assert "not available" in call_sim_reset(never, "request", lambda: False, timeout_s=0.05)
+    assert never.requests == []
+    assert "did not answer within 0.05 s" in call_sim_reset(FakeResetClient(answers=False), "r", lambda: False, 0.05)
+    stopped = FakeResetClient(available_after=10**9)
+    assert "not available" in call_sim_reset(stopped, "request", lambda: True) and stopped.polls == 1
+
+
+# ---- the actor's readings (actor_inputs) ---------------------------------------------------------------------------
+def _image(stamp_ns: int, value: int = 0):
+    return array_to_image_msg(np.full((480, 640, 3), value, np.uint8), "rgb8", stamp=ns_to_stamp(stamp_ns))
+
+
+def test_readings_say_which_inputs_are_missing_and_ignore_incomplete_joint_states():
+    readings = Readings()
+    assert readings.missing() == ["follower/joint_states", "leader/joint_states", "wrist_camera/image_raw"]
+    assert readings.snapshot() is None and readings.step_inputs(0, len) is None
+    readings.store_follower(["shoulder_pan"], [0.1], 5)  # not every joint: ignored
+    readings.store_leader(list(JOINT_NAMES), [0.2] * 6)
+    assert readings.missing() == ["follower/joint_states", "wrist_camera/image_raw"]
+    readings.store_follower(list(reversed(JOINT_NAMES)), [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], 5)  # by name, any order
+    readings.add_image(7, _image(7))
+    assert readings.missing() == []
+    np.testing.assert_allclose(readings.follower(), [0.5, 0.4, 0.3, 0.2, 0.1, 0.0])
+
+
+def test_readings_give_the_step_the_image_it_chooses_and_forget_images_from_before_a_reset():
+    readings = Readings(images_kept=3)
+    readings.store_follower(list(JOINT_NAMES), [0.0] * 6, 1)
+    readings.store_leader(list(JOINT_NAMES), [0.1] * 6)
+    for stamp in (10, 20, 30, 40):  # only the newest three are kept
+        readings.add_image(stamp, _image(stamp, value=stamp))
+    seen = []
+    readings.intervention = True
+
+    def choose(stamps):
+        seen.append(stamps)
+        return 1
+
+    inputs = readings.step_inputs(99, choose)
+    assert seen == [[20, 30, 40]] and inputs.image_stamp_ns == 30 and int(inputs.image[0, 0, 0]) == 30
+    assert (inputs.now_ns, inputs.intervention, inputs.encoding) == (99, True, "rgb8")
+    np.testing.assert_allclose(inputs.leader, [0.1] * 6)
+    assert readings.image_after(39) and not readings.image_after(40)
+    readings.keep_images_after(30)
+    assert readings.step_inputs(100, lambda stamps: 0).image_stamp_ns == 40
+    readings.keep_images_after(40)
+    assert readings.missing() == ["wrist_camera/image_raw"] and not readings.image_after(0)
+
+
+def test_the_readings_of_a_steps_instant_are_in_once_both_are_stamped_at_it_and_judged_if_asked():
+    readings = Readings()
+    readings.store_leader(list(JOINT_NAMES), [0.0] * 6)
+    assert not readings.instant_in(100)
+    readings.add_image(100, _image(100))
+    readings.store_follower(list(JOINT_NAMES), [0.0] * 6, 90)  # the follower state is older than the instant
+    assert not readings.instant_in(100)
+    readings.store_follower(list(JOINT_NAMES), [0.0] * 6, 100)
+    assert readings.instant_in(100) and not readings.instant_in(101)  # the image is older than 101
+    judged = set()
+    assert not readings.instant_in(100, judged.__contains__)
+    judged.add(100)
+    assert readings.instant_in(100, judged.__contains__)
 
 
 # ---- the control step ----------------------------------------------------------------------------------------------
@@ -342,8 +435,8 @@ def test_exploration_noise_follows_the_weights_schedule_at_the_shared_step():
 
 
 def test_random_actions_only_for_an_actor_started_without_weights_below_num_explore_steps():
-    fresh = ControlStep(ControlConfig(num_explore_steps=3, episode=EpisodeConfig(max_steps=50)), Policy(TINY), KIN,
-                        DEFAULT_PREPROCESSING, pretrained=False)  # fmt: skip
+    config = ControlConfig(exploration=ExplorationConfig(num_explore_steps=3), episode=EpisodeConfig(max_steps=50))
+    fresh = ControlStep(config, Policy(TINY), KIN, DEFAULT_PREPROCESSING, pretrained=False)
     feed = Feed()
     fresh.begin_episode(feed.t)
     actions = [t.action for t in transitions(run_steps(fresh, feed, 6))]
@@ -353,7 +446,8 @@ def test_random_actions_only_for_an_actor_started_without_weights_below_num_expl
     assert not np.array_equal(actions[3], uniform[3])  # from exploration step 3 on: the policy (and its noise)
     assert fresh.exploration_step == 6
     assert fresh.schedule == "linear(1.0,0.1,100000)"  # the from-scratch default until weights carry one
-    pretrained = make_step(num_explore_steps=3)  # started from a checkpoint: never uniform
+    # started from a checkpoint: never uniform
+    pretrained = make_step(exploration=ExplorationConfig(num_explore_steps=3))
     pretrained.begin_episode(feed.t)
     first = transitions(run_steps(pretrained, Feed(), 2))[0]
     assert not np.array_equal(first.action, uniform[0])
@@ -362,8 +456,8 @@ def test_random_actions_only_for_an_actor_started_without_weights_below_num_expl
 def test_new_semantics_are_taken_only_at_an_episode_boundary_and_then_applied():
     from dataclasses import replace
 
-    from so101_hilserl_actor.action_mapping import absolute_gripper_position
-    from so101_hilserl_actor.semantics import PICK101_SEMANTICS
+    from so101_hilserl_core.action_mapping import absolute_gripper_position
+    from so101_hilserl_core.semantics import PICK101_SEMANTICS
 
     control, feed = make_step(swap_weights_at="step", episode=EpisodeConfig(max_steps=50)), Feed()
     control.offer_weights(**_weights(Policy(TINY), 1, "e:1"))

@@ -5,10 +5,14 @@ import pytest
 import torch
 from test_control_step import TINY, Feed, make_step, run_steps, transitions
 
-from so101_hilserl_actor.control_step import ControlConfig, ControlStep
-from so101_hilserl_actor.episode import EpisodeConfig
+from so101_contract import settings
+from so101_hilserl_actor.actor_config import ActorConfig
+from so101_hilserl_actor.actor_run import RunTally, waiting_for
+from so101_hilserl_actor.control_step import ControlConfig, ControlStep, EpisodeRecord
 from so101_hilserl_actor.evaluation import EvaluationSchedule
-from so101_hilserl_actor.policy import Policy
+from so101_hilserl_core.episode import EpisodeConfig
+from so101_hilserl_core.exploration import ExplorationConfig
+from so101_hilserl_core.policy import Policy
 
 
 def _kinds(schedule: EvaluationSchedule, episodes: int) -> str:
@@ -31,6 +35,42 @@ def test_one_evaluation_episode_after_every_n_training_episodes():
     assert (schedule.training_episodes, schedule.evaluation_episodes) == (5, 2)
     with pytest.raises(ValueError, match="evaluation_every_episodes"):
         EvaluationSchedule(-1)
+
+
+def _episode(episode_id: int, evaluation: bool, success: bool, steps: int = 10) -> EpisodeRecord:
+    return EpisodeRecord(episode_id=episode_id, steps=steps, episode_return=1.5, success=success, intervention_steps=2,
+                         interventions=1, stale_frames=0, end_reason="success" if success else "timeout",
+                         policy_version=3, evaluation=evaluation, duration_s=1.0)  # fmt: skip
+
+
+def test_the_run_tally_drives_the_schedule_and_ends_the_run_after_max_episodes():
+    run = RunTally(settings.replace(ActorConfig(), evaluation_every_episodes=2, max_episodes=4,
+                                    training_since_evaluation=1))  # fmt: skip
+    assert run.mode() == "training, an evaluation episode after every 2" and not run.over
+    kinds = ""
+    for i, success in enumerate((True, False, True, False)):
+        evaluation = run.next_is_evaluation()
+        kinds += "E" if evaluation else "T"
+        line = run.record(_episode(i + 1, evaluation, success, steps=10 + i))
+        assert line.startswith(f"{'evaluation episode' if evaluation else 'episode'} {i + 1}: ")
+    assert kinds == "TETT" and run.over  # a resumed run: one training episode since its last evaluation
+    assert "failed" in run.reset_failed("sim/reset is not available", 2.0) and run.reset_failures == 1
+    assert run.summary() == ("run finished: 4 episodes, success rate 50%, mean steps 11.5, 1 failed resets, of which "
+                             "1 evaluation episodes with success rate 0%")  # fmt: skip
+    assert not RunTally(ActorConfig()).over  # max_episodes 0: never over
+    evaluation_run = RunTally(settings.replace(ActorConfig(), evaluation=True))
+    assert evaluation_run.mode() == "evaluation" and evaluation_run.next_is_evaluation()
+
+
+def test_the_actor_waits_for_its_inputs_its_takers_and_when_resumed_the_learners_weights():
+    config = settings.replace(ActorConfig(), wait_for_subscribers=2)
+    assert waiting_for([], 2, config, holds_learner_weights=False) == ""
+    assert waiting_for(["leader/joint_states"], 1, config, False) == (
+        "leader/joint_states, 1 more taker(s) of hilserl/transitions (the learner)"
+    )
+    resumed = settings.replace(config, wait_for_learner_weights=True)
+    assert "the learner's weights" in waiting_for([], 2, resumed, holds_learner_weights=False)
+    assert waiting_for([], 2, resumed, holds_learner_weights=True) == ""
 
 
 def _mean(control, result) -> np.ndarray:
@@ -60,7 +100,8 @@ def test_an_evaluation_episode_acts_with_the_policy_mean_and_is_flagged_the_next
 
 
 def test_an_evaluation_episode_of_an_actor_without_weights_takes_no_random_actions():
-    fresh = ControlStep(ControlConfig(num_explore_steps=100, episode=EpisodeConfig(max_steps=5)), Policy(TINY),
+    config = ControlConfig(exploration=ExplorationConfig(num_explore_steps=100), episode=EpisodeConfig(max_steps=5))
+    fresh = ControlStep(config, Policy(TINY),
                         make_step().kinematics, make_step().preprocessing, pretrained=False)  # fmt: skip
     feed = Feed()
     fresh.begin_episode(feed.t, evaluation=True)

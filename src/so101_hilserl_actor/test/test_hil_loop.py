@@ -91,8 +91,8 @@ def test_hil_loop_in_simulation(processes, probe, tmp_path):
 
 def test_evaluation_runs_n_deterministic_episodes_and_reports(processes, probe):
     """Also: weights whose checksum does not match are refused, and the actor keeps running on its own."""
-    from so101_hilserl_actor.policy import Policy, PolicyConfig
-    from so101_hilserl_actor.policy_io import policy_to_bytes
+    from so101_hilserl_core.policy import Policy, PolicyConfig
+    from so101_hilserl_core.policy_io import policy_to_bytes
     from so101_hilserl_interfaces.msg import PolicyWeights
 
     data = policy_to_bytes(Policy(PolicyConfig(**json.loads(TINY))))

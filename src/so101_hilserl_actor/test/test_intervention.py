@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 
+from so101_contract import settings
 from so101_driver.model.kinematics import Kinematics
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 from so101_driver.sim.operator import LeaderArm, LeaderArmConfig, OperatorConfig, SimulatedOperator
@@ -26,6 +27,7 @@ from so101_hilserl_actor.intervention import (
     tracking_error_deg,
     unexplained_motion_deg,
 )
+from so101_hilserl_actor.intervention_control import InterventionConfig, InterventionControl, Req
 
 DT = 0.1  # control period (10 Hz)
 
@@ -238,6 +240,93 @@ def test_keyboard_keys_map_to_operator_commands():
     assert command_for_key("s") == command_for_key("S") == OperatorCommand.Request.MARK_SUCCESS
     assert command_for_key("f") == OperatorCommand.Request.MARK_FAILURE
     assert command_for_key("x") is None
+
+
+# ---- the intervention node's logic (intervention_control) -----------------------------------------------------
+
+
+def control_with_states(t: float = 10.0, **config) -> InterventionControl:
+    control = InterventionControl(settings.replace(InterventionConfig(), **config))
+    control.follower_state(t, np.zeros(6))
+    control.leader_state(t, np.zeros(6))
+    return control
+
+
+def test_no_step_without_fresh_states_of_both_arms():
+    control = InterventionControl(InterventionConfig())
+    assert control.tick(1.0) is None
+    control.follower_state(1.0, np.zeros(6))
+    assert control.tick(1.0) is None  # the leader not heard yet
+    control.leader_state(1.0, np.zeros(6))
+    assert control.tick(1.0 + InterventionConfig().state_timeout_s) is not None
+    assert control.tick(1.0 + InterventionConfig().state_timeout_s + 0.01) is None  # both too old now
+    control.follower_state(2.0, np.zeros(6))
+    assert control.tick(2.0) is None  # the leader's is still old
+
+
+def test_the_policy_driving_commands_the_leader_with_torque_on_and_the_flag_is_published_on_change():
+    control = control_with_states()
+    q = np.array([0.1, -0.2, 0.3, 0.0, 0.1, 0.5])
+    control.follower_state(10.0, q)
+    step = control.tick(10.0)
+    assert step.flag_changed and step.torque is True
+    np.testing.assert_array_equal(step.leader_target, q)
+    assert control.publish_flag() is False
+    control.leader.torque_done(True, ok=True)
+    step = control.tick(10.1)
+    assert not step.flag_changed and step.torque is None  # published, torque confirmed: only the command
+    np.testing.assert_array_equal(step.leader_target, q)
+
+
+def test_a_manual_intervention_is_pinned_until_the_next_episode():
+    control = control_with_states()
+    control.publish_flag()
+    control.tick(10.0)
+    control.leader.torque_done(True, ok=True)
+    outcome = control.command(Req.TOGGLE_INTERVENTION, 10.05)
+    assert outcome.accepted and outcome.mark is None and "intervention on (manual" in outcome.message
+    assert outcome.step.flag_changed and outcome.step.torque is False and outcome.step.leader_target is None
+    assert control.publish_flag() is True
+    for i in range(10):  # a still leader would release an automatic intervention; a manual one holds
+        assert control.tick(10.1 + 0.1 * i).leader_target is None
+        control.follower_state(10.1 + 0.1 * i, np.zeros(6))
+        control.leader_state(10.1 + 0.1 * i, np.zeros(6))
+    assert control.detector.active
+    control.leader.torque_done(False, ok=True)
+    step = control.episode_ended(11.0)
+    assert not control.detector.active and control.detector.override is None
+    assert step.flag_changed and step.torque is True and step.leader_target is not None
+    assert control.command(Req.END_INTERVENTION, 11.1).step.flag_changed  # published True until now
+    assert control.command(Req.START_INTERVENTION, 11.2).accepted and control.detector.active
+
+
+def test_marks_are_forwarded_and_unknown_commands_refused_without_changing_the_state():
+    control = control_with_states()
+    success = control.command(Req.MARK_SUCCESS, 10.0)
+    assert success == (True, "mark success forwarded on operator/episode_mark", Req.MARK_SUCCESS, None)
+    assert control.command(Req.MARK_FAILURE, 10.0).mark == Req.MARK_FAILURE
+    unknown = control.command(99, 10.0)
+    assert not unknown.accepted and unknown.mark is None and "unknown command 99" in unknown.message
+    assert not control.detector.active and control.detector.override is None
+
+
+def test_joystick_presses_become_commands_once_per_press_and_a_disabled_button_does_nothing():
+    control = control_with_states(joy_toggle_button=3, joy_success_button=-1)
+    assert control.joy([1, 1, 0, 1]) == [(Req.TOGGLE_INTERVENTION, "joy button 3")]  # 1 no longer marks success
+    assert control.joy([1, 1, 1, 1]) == [(Req.MARK_FAILURE, "joy button 2")]  # only the new press
+    assert control.joy([1, 1, 1, 1]) == []  # held
+    assert control.joy([0, 0, 1, 0]) == [] and control.joy([0, 0, 1, 1]) == [(Req.TOGGLE_INTERVENTION, "joy button 3")]
+
+
+def test_the_node_config_nests_the_detectors_and_its_relations_are_checked():
+    table = settings.table(InterventionConfig)
+    assert {"queue_size", "start_window", "auto_detect", "control_rate_hz", "joy_toggle_button"} <= set(table)
+    assert table["queue_size"][0] == DetectorConfig().queue_size and table["publish_period_s"][0] == 1.0
+    config = settings.build(InterventionConfig, {"queue_size": 6, "start_window": 5, "leader_tracking": False})
+    assert config.detector.queue_size == 6 and not config.leader_tracking
+    assert InterventionControl(config).leader.step(False, np.zeros(6)).torque is None  # a passive leader
+    with pytest.raises(ValueError, match="start_window must be in"):
+        settings.build(InterventionConfig, {"start_window": 9})
 
 
 # ---- closed loop with the simulated person ------------------------------------------------------------------------

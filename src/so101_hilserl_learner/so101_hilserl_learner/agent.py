@@ -1,30 +1,10 @@
 """DrQ-v2 training as RoboBase does it (the source of the sim checkpoints), written out step by step.
 
-One update, given a replay batch (uint8 stacked pixels, n-step reward, discount = gamma^k or 0 at a terminal)::
-
-    obs, next_obs   = random_shift(pixels), random_shift(next_pixels)       # independent shifts, pad 4, replicate
-    h               = encoder(obs);  h' = encoder(next_obs) without grad
-    a'              = clip_noise(actor(h'), std(step), clip) ; y = r + discount * min_i Q_target_i(h', a')
-    critic_loss     = mean over critics and batch of (Q_i(h, a) - y)^2       # RoboBase: averaged, not summed
-                      -> AdamW step of critic AND encoder (the only loss that trains the encoder)
-    actor_loss      = -mean(min_i Q_i(h.detach(), a~pi(h.detach())))         # encoder never sees actor gradients
-    Q_target       <- Q_target + tau (Q - Q_target)
-
-Speed (same math as the reference formulation, measured with ``so101_bench.learner``):
-
-* The random shift is an integer gather of uint8 pixels with clamped row/column indices (= replicate padding),
-  equal to DrQ-v2's bilinear ``grid_sample`` on float (whose sample points fall exactly on pixel centres) up to
-  float rounding; ``test_agent`` checks it. 4x fewer bytes are moved and the result comes out channels-last.
-* Convolutions run channels-last (oneDNN's fast layout on CPU: forward+backward about 2.5x faster here).
-* uint8 -> float conversion happens once, in place; the next observation is encoded without autograd.
-* During the actor step the critic's parameters do not require grad, so no critic weight gradients are computed
-  that the reference throws away.
-* Metrics are gathered in one device->host copy at the end of the update, the per-group Q and Monte-Carlo return
-  sums of ``q_diagnostics`` (from the Q the critic loss computed anyway) with them: ``q_groups`` after each update.
-* ``so101_contract.cpu_allocator.configure_cpu_allocator()`` (the caller's choice, like torch.set_num_threads):
-  glibc hands every tensor above its mmap threshold fresh pages from the OS and takes them back on free, so each
-  update page-faults through ~1 GB of activations. Keeping freed memory in the heap made one CPU update about
-  1.4x faster here.
+``DrQV2Agent.update`` is one DrQ-v2 update on a replay batch: random shifts, the critic loss (the only loss that
+trains the encoder) against clipped-noise n-step targets from the target critics, the actor loss on detached
+features, and a soft target update. The math is the reference's; how it is made fast on a CPU (integer uint8
+shifts, channels-last convolutions, one device->host copy of the metrics), measured with ``so101_bench.learner``,
+is written on ``DrQV2Agent``.
 """
 
 from __future__ import annotations
@@ -36,8 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from so101_hilserl_actor import exploration
-from so101_hilserl_actor.policy import Actor, Encoder, Policy, PolicyConfig
+from so101_contract.settings import setting
+from so101_hilserl_core import exploration
+from so101_hilserl_core.policy import Actor, Encoder, Policy, PolicyConfig
 from so101_hilserl_learner.critic import Critic
 from so101_hilserl_learner.q_diagnostics import GROUPS, group_sums
 
@@ -47,20 +28,22 @@ _OPTIMIZERS = ("encoder", "critic", "actor")
 
 @dataclass(frozen=True)
 class AgentConfig:
-    """RoboBase DrQ-v2 training hyperparameters (the seed's checkpoints') as defaults."""
+    """RoboBase DrQ-v2 training hyperparameters (the seed's checkpoints') as defaults. The ``setting`` fields are
+    the learner node's parameters of the same names (so101_contract.settings); the rest are set in code."""
 
-    lr: float = 1e-4  # AdamW for encoder, critic and actor
+    seed: int = setting(0, "seed of the networks and of batch sampling", (0, 2**31 - 1))
+    lr: float = setting(1e-4, "AdamW learning rate of encoder, actor and critic", (1e-12, 1.0))
+    critic_target_tau: float = setting(0.01, "soft target update rate", (1e-6, 1.0))
+    stddev_clip: float = setting(0.3, "clip of the target policy noise", (0.0, 10.0))
     weight_decay: float = 0.0
-    critic_target_tau: float = 0.01
     stddev_schedule: str = exploration.DEFAULT_SCRATCH_SCHEDULE  # read at environment steps, never update counts
-    stddev_clip: float = 0.3
     augmentation_pad: int = 4  # 0 disables the random shift
     num_critics: int = 2
-    num_explore_steps: int = 2000  # act() returns uniform random actions before this step (not in eval mode)
+    # act() returns uniform random actions before this step (not in eval mode); the one default, the actor's
+    num_explore_steps: int = exploration.ExplorationConfig.num_explore_steps
     grad_clip: float | None = None  # max grad norm, applied per optimiser (RoboBase's critic/actor_grad_clip)
     mixed_precision: bool = False  # bfloat16 autocast for convs and MLPs; targets and losses stay float32
     channels_last: bool = True  # convolution memory format (faster on CPU oneDNN and on tensor cores)
-    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.weight_decay < 0:
@@ -111,7 +94,34 @@ def truncated_normal_sample(mean: torch.Tensor, std: float, clip: float | None, 
 
 
 class DrQV2Agent:
-    """Encoder, actor, critic and target critic with their AdamW optimisers; see the module docstring."""
+    """Encoder, actor, critic and target critic with their AdamW optimisers.
+
+    One update, given a replay batch (uint8 stacked pixels, n-step reward, discount = gamma^k or 0 at a terminal)::
+
+        obs, next_obs   = random_shift(pixels), random_shift(next_pixels)       # independent shifts, pad 4, replicate
+        h               = encoder(obs);  h' = encoder(next_obs) without grad
+        a'              = clip_noise(actor(h'), std(step), clip) ; y = r + discount * min_i Q_target_i(h', a')
+        critic_loss     = mean over critics and batch of (Q_i(h, a) - y)^2       # RoboBase: averaged, not summed
+                          -> AdamW step of critic AND encoder (the only loss that trains the encoder)
+        actor_loss      = -mean(min_i Q_i(h.detach(), a~pi(h.detach())))         # encoder never sees actor gradients
+        Q_target       <- Q_target + tau (Q - Q_target)
+
+    Speed (same math as the reference formulation, measured with ``so101_bench.learner``):
+
+    * The random shift is an integer gather of uint8 pixels with clamped row/column indices (= replicate padding),
+      equal to DrQ-v2's bilinear ``grid_sample`` on float (whose sample points fall exactly on pixel centres) up to
+      float rounding; ``test_agent`` checks it. 4x fewer bytes are moved and the result comes out channels-last.
+    * Convolutions run channels-last (oneDNN's fast layout on CPU: forward+backward about 2.5x faster here).
+    * uint8 -> float conversion happens once, in place; the next observation is encoded without autograd.
+    * During the actor step the critic's parameters do not require grad, so no critic weight gradients are computed
+      that the reference throws away.
+    * Metrics are gathered in one device->host copy at the end of the update, the per-group Q and Monte-Carlo return
+      sums of ``q_diagnostics`` (from the Q the critic loss computed anyway) with them: ``q_groups`` after each update.
+    * ``so101_contract.cpu_allocator.configure_cpu_allocator()`` (the caller's choice, like torch.set_num_threads):
+      glibc hands every tensor above its mmap threshold fresh pages from the OS and takes them back on free, so each
+      update page-faults through ~1 GB of activations. Keeping freed memory in the heap made one CPU update about
+      1.4x faster here.
+    """
 
     def __init__(self, policy_config: PolicyConfig, agent_config: AgentConfig | None = None, device: Any = "cpu"):
         self.policy_config = policy_config

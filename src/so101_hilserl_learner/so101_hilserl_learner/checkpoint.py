@@ -1,26 +1,11 @@
-"""Crash-safe, checksummed learner checkpoints: safetensors + JSON, written atomically, never pickled.
-
-Layout under ``<run_dir>/checkpoints``:
-
-    ckpt-000001200/state.safetensors   every tensor (networks, optimiser moments) under a flat key
-    ckpt-000001200/state.json          everything else (counters, config, optimiser hyper-parameters), with
-                                       {"__tensor__": key} where a tensor sat in the nested state
-    ckpt-000001200/manifest.json       the SHA-256 of each of the two files above, written last
-    LATEST                             the name of the newest complete checkpoint
-    refused-ckpt-000001300/            a checkpoint the learner refused at load (kept for inspection, out of rotation)
+"""Crash-safe, checksummed learner checkpoints under ``<run_dir>/checkpoints``: safetensors + JSON, never pickled.
 
 A checkpoint is written into a temporary directory, fsync'ed, renamed into place (atomic on POSIX), and only then
-named in LATEST (itself replaced atomically). A kill at any moment leaves either the previous checkpoint or the new
-one, never a half-written file that loads; leftovers of an interrupted write are removed at the next start.
-
-What is refused, and why:
-- at save, a state with a non-finite value (NaN or inf in any tensor or number): a diverged learner must not
-  replace the last good checkpoint with one it cannot resume from (NonFiniteStateError; nothing is written);
-- at load, a checkpoint whose files do not match their manifest's SHA-256 (one changed byte is caught), one without
-  a manifest, one that does not parse, or one holding a non-finite value. ``load_newest_good`` then takes the next
-  older checkpoint and reports each one it passed over and why;
-- a LATEST that names a checkpoint that is not there (deleted, moved): an error with the fix, never a silent fresh
-  start from 0 updates (DanglingLatestError).
+named in LATEST, so a kill at any moment leaves the previous or the new checkpoint, never a half-written one that
+loads. A diverged learner cannot replace the last good checkpoint (a non-finite state is not written); at load a
+checkpoint that fails its manifest's SHA-256, does not parse or holds a non-finite value is passed over for the next
+older one (``load_newest_good`` says why), and a LATEST naming a missing checkpoint is an error with the fix, never a
+silent fresh start from 0 updates (DanglingLatestError).
 """
 
 from __future__ import annotations
@@ -39,6 +24,14 @@ from safetensors.torch import load_file, save_file
 
 from so101_contract.files import atomic_write_text, fsync_path
 
+# Layout under <run_dir>/checkpoints:
+#   ckpt-000001200/state.safetensors   every tensor (networks, optimiser moments) under a flat key
+#   ckpt-000001200/state.json          everything else (counters, config, optimiser hyper-parameters), with
+#                                      {"__tensor__": key} where a tensor sat in the nested state
+#   ckpt-000001200/manifest.json       the SHA-256 of each of the two files above, written last
+#   LATEST                             the name of the newest complete checkpoint (replaced atomically)
+#   refused-ckpt-000001300/            a checkpoint the learner refused at load (kept for inspection, out of rotation)
+# Leftovers of an interrupted write (TMP_PREFIX) are removed at the next start.
 TENSORS_FILE = "state.safetensors"
 META_FILE = "state.json"
 MANIFEST_FILE = "manifest.json"

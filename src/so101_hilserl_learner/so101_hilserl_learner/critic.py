@@ -1,7 +1,7 @@
 """The critics: trained only by the learner, so they live here (the actor package holds what it runs).
 
 Module names mirror RoboBase's state-dict keys (critic.qs.{0,1}.*), built from the same bottleneck MLP as the
-actor (so101_hilserl_actor.policy.BottleneckMLP), so importing a RoboBase snapshot is a key check, not a rewrite.
+actor (so101_hilserl_core.policy.BottleneckMLP), so importing a RoboBase snapshot is a key check, not a rewrite.
 
     features, state, action --Critic--> (num_critics, B, 1) Q values     # each head with its own bottlenecks
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from so101_hilserl_actor.policy import BottleneckMLP, PolicyConfig, init_weights
-from so101_hilserl_actor.policy_io import module_shapes
+from so101_hilserl_core.policy import BottleneckMLP, PolicyConfig, init_weights
+from so101_hilserl_core.policy_io import module_shapes
 
 # The key prefixes of an agent file's critic tensors (the rest is the policy: encoder.*, actor.*).
 CRITIC_PREFIXES = ("critic.", "critic_target.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 
 from so101_contract.outcomes import Outcome, OutcomeRates, rates
+from so101_hilserl_learner import statistics
 
 TRAINING_WINDOW = 50  # training episodes in the rolling rates
 EVALUATION_WINDOW = 20  # evaluation episodes in the rolling evaluation success
@@ -52,19 +53,13 @@ class EpisodeWindow:
         ``episodes/intervention_rate`` keeps its name: older runs and the report read it."""
         if not self.training:
             return {}
-        train = self.training_rates()
-        return {
-            "episodes/success_rate": train.success,
-            "episodes/autonomous_success_rate": train.autonomous_success,
-            "episodes/assisted_success_rate": train.assisted_success,
-            "episodes/intervention_rate": train.intervention_fraction,
-            "episodes/return": train.mean_return,
-        }
+        fields = statistics.scalars(self.stats_fields(), statistics.TRAINING_WINDOW_FIELDS)
+        return {**fields, statistics.EPISODE_RETURN_TAG: self.training_rates().mean_return}
 
     def evaluation_scalars(self, newest: Outcome) -> dict[str, float]:
         """TensorBoard scalars written when the evaluation episode ``newest`` (already added) arrives."""
         return {
-            "evaluation/success_rate": self.evaluation_rates().success,
+            statistics.TAGS["evaluation_success_rate"]: self.evaluation_rates().success,
             "evaluation/success": float(newest.success),
             "evaluation/return": newest.episode_return,
         }

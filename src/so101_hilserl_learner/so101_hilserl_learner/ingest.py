@@ -1,28 +1,10 @@
 """From the transition stream to the replay buffers: validation, ordering, episodes, intervention segments.
 
 Pure logic (no ROS graph): the learner node calls ``ingest`` for each received message, and replays its journal
-through the same function after a restart, which rebuilds the buffers exactly.
-
-- Bytes are deserialized and checked (size, fields, image size, finite values) before anything else (``receive``):
-  a message that fails is counted and changes nothing else, so it is never journaled and a journal replay without
-  it rebuilds the same buffers; the hole it leaves is cut by the sequencer at that actor's next message.
-- A copy of what was handled already (the sequencer's DUPLICATE or STALE, e.g. a transient-local backlog
-  re-delivered to a restarted learner) is counted and not recorded again (``receive``'s ``record`` is not called).
-- Order is checked per actor (TransitionSequencer): a lost, duplicated or reordered message never yields a wrong
-  stack or next observation. A gap cuts the segment before it (counted) and the episode goes on in a new segment
-  whose first ``frame_stack - 1`` steps are stack context only: what is lost is exactly the transitions that need
-  a missing step (the one before the gap, the missing ones, and those whose stack holds a missing frame).
-- Steps are staged per actor and committed when the episode closes (or breaks), so several actors can interleave.
-  An actor that goes silent mid-episode (stopped, or restarted under a new id) has its staged episode committed as
-  broken once ``stale_after`` new messages of other actors (not refused, not copies: what the journal holds)
-  arrived without one of its own: a count, not a clock, so replaying the journal rebuilds the same buffers.
-- ``counters.training_transitions`` counts the transitions committed to the online buffer (evaluation episodes
-  excluded unless trained on): the exploration schedule's step and the UTD budget's data.
-- Online buffer: every step of an episode. Demo buffer: every intervention segment, started with the frames that
-  preceded it (so its first stacks are what the actor saw), bootstrapping from the observation where the person let
-  go. Evaluation episodes are not trained on unless asked.
-- Monte-Carlo returns-to-go (replay.py) are the episode's: a segment's continue with what the episode earned after
-  the person let go. The buffers compute them, so a journal replay recomputes them.
+through the same function after a restart, which rebuilds the buffers exactly; so every decision here depends on the
+messages alone, never on a clock. Several actors may interleave: steps are staged per actor and committed when the
+episode closes. Every step goes to the online buffer, every intervention segment to the demonstration buffer
+(``TransitionIngest`` has the rules).
 """
 
 from __future__ import annotations
@@ -33,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from rclpy.serialization import deserialize_message
 
-from so101_hilserl_actor.messages import MessageFormatError, check_transition, observation_from_msg
+from so101_contract.settings import setting
+from so101_hilserl_core.messages import MessageFormatError, check_transition, observation_from_msg
 from so101_hilserl_interfaces.msg import Transition
 from so101_hilserl_learner.replay import ReplayBuffer
 from so101_hilserl_learner.sequencer import TransitionSequencer, Verdict
@@ -111,15 +94,49 @@ class IngestCounters:
     expired_episodes: int = 0  # staged episodes of actors that went silent mid-episode
 
 
+@dataclass(frozen=True)
+class IngestConfig:
+    """What the ingest trains on and when it gives up on a silent actor (the learner node's parameters)."""
+
+    stale_episode_transitions: int = setting(
+        1000, "a staged episode is cut after this many messages of other actors", (1, 10**9)
+    )
+    train_on_evaluation: bool = setting(False, "also train on deterministic evaluation episodes")
+
+
 class TransitionIngest:
+    """One actor-interleaved transition stream into the online and the demonstration buffer.
+
+    - Bytes are deserialized and checked (size, fields, image size, finite values) before anything else (``receive``):
+      a message that fails is counted and changes nothing else, so it is never journaled and a journal replay without
+      it rebuilds the same buffers; the hole it leaves is cut by the sequencer at that actor's next message.
+    - A copy of what was handled already (the sequencer's DUPLICATE or STALE, e.g. a transient-local backlog
+      re-delivered to a restarted learner) is counted and not recorded again (``receive``'s ``record`` is not called).
+    - Order is checked per actor (TransitionSequencer): a lost, duplicated or reordered message never yields a wrong
+      stack or next observation. A gap cuts the segment before it (counted) and the episode goes on in a new segment
+      whose first ``frame_stack - 1`` steps are stack context only: what is lost is exactly the transitions that need
+      a missing step (the one before the gap, the missing ones, and those whose stack holds a missing frame).
+    - Steps are staged per actor and committed when the episode closes (or breaks), so several actors can interleave.
+      An actor that goes silent mid-episode (stopped, or restarted under a new id) has its staged episode committed as
+      broken once ``stale_after`` new messages of other actors (not refused, not copies: what the journal holds)
+      arrived without one of its own: a count, not a clock, so replaying the journal rebuilds the same buffers.
+    - ``counters.training_transitions`` counts the transitions committed to the online buffer (evaluation episodes
+      excluded unless trained on): the exploration schedule's step and the UTD budget's data.
+    - Online buffer: every step of an episode. Demo buffer: every intervention segment, started with the frames that
+      preceded it (so its first stacks are what the actor saw), bootstrapping from the observation where the person let
+      go. Evaluation episodes are not trained on unless asked.
+    - Monte-Carlo returns-to-go (replay.py) are the episode's: a segment's continue with what the episode earned after
+      the person let go. The buffers compute them, so a journal replay recomputes them.
+    """
+
     def __init__(
         self,
         online: ReplayBuffer,
         demo: ReplayBuffer,
         image_size: int = 84,
         frame_stack: int = 3,
-        train_on_evaluation: bool = False,
-        stale_after: int = 1000,
+        train_on_evaluation: bool = IngestConfig.train_on_evaluation,
+        stale_after: int = IngestConfig.stale_episode_transitions,
     ):
         if stale_after < 1:
             raise ValueError(f"TransitionIngest: stale_after must be >= 1, got {stale_after}")

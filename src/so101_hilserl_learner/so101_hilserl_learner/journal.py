@@ -1,23 +1,11 @@
 """Append-only journal of received transitions: what makes the replay buffers survive a crash.
 
 Every accepted transition is appended, as its serialized (CDR) message, to the current segment file before the
-learner handles the next message. On restart the learner replays the journal through the same ingest path, so the
-buffers come back exactly as they were (ingest is deterministic).
-
-Loss window (documented in the package README):
-- the learner process killed (SIGKILL, OOM, a crash): nothing is lost; each record is handed to the OS with one
-  write() as it arrives, and the OS keeps it;
-- the machine losing power: at most ``fsync_period_s`` seconds of transitions (records are fsync'ed that often).
-
-Record layout: 4-byte magic ``SOJ1``, 4-byte little-endian payload length, 4-byte CRC-32 of the payload, payload.
-Damage never costs more than the damaged bytes: a record that fails its check is skipped, and reading resumes at
-the next valid record (magic, a length that fits, a matching CRC). Only a true torn tail (a record whose write a
-kill interrupted: a partial header, or a header claiming more bytes than the newest segment holds, with no valid
-record after it) is cut on the next open. Every skip and cut is reported with its byte counts (``Damage``).
-Segments written before the magic existed (length + CRC only) are still read; damage there ends the segment,
-which is then skipped to its end, never truncated; appends go to a new segment.
-Segment files roll over at ``segment_bytes`` so old data can be archived or removed by whole files.
-``repair_journal`` rewrites a journal from its valid records (a backup of the old one is kept).
+learner handles the next message; on restart the learner replays the journal through the same ingest path, so the
+buffers come back exactly as they were. A killed learner process loses nothing (each record is one write() the OS
+keeps); a power loss costs at most ``fsync_period_s`` seconds of transitions. Damage never costs more than the damaged
+bytes (``TransitionJournal`` has the record layout and the rules), and ``repair_journal`` rewrites a journal from
+its valid records.
 """
 
 from __future__ import annotations
@@ -224,8 +212,23 @@ def rewrite_journal(directory: Path, payloads: Iterable[bytes]) -> Path:
     return backup
 
 
+FSYNC_PERIOD_S = 1.0  # the learner's default: at most this much wall-clock time of records lost on power failure
+
+
 class TransitionJournal:
-    def __init__(self, directory: Path, fsync_period_s: float = 1.0, segment_bytes: int = 256 * 1024 * 1024):
+    """The journal of one run directory, open for appending.
+
+    Record layout: 4-byte magic ``SOJ1``, 4-byte little-endian payload length, 4-byte CRC-32 of the payload, payload.
+    A record that fails its check is skipped, and reading resumes at the next valid record (magic, a length that
+    fits, a matching CRC). Only a true torn tail (a record whose write a kill interrupted: a partial header, or a
+    header claiming more bytes than the newest segment holds, with no valid record after it) is cut on the next
+    open. Every skip and cut is reported with its byte counts (``Damage``). Segments without the magic (length + CRC
+    only) are still read; damage there ends the segment, which is then skipped to its end, never truncated; appends
+    go to a new segment. Segment files roll over at ``segment_bytes`` so old data can be archived or removed by whole
+    files. Records are fsync'ed every ``fsync_period_s``.
+    """
+
+    def __init__(self, directory: Path, fsync_period_s: float = FSYNC_PERIOD_S, segment_bytes: int = 256 * 1024 * 1024):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.fsync_period_s = float(fsync_period_s)

@@ -1,25 +1,9 @@
 """Sim pretraining: DrQ-v2 (the project's agent, replay buffer and exploration schedule) on so101/Pick-v0, no ROS.
 
-The seed system's step 1 (pick-101's sim checkpoint) inside the project. An explicit loop, nothing hidden::
-
-    env step with agent.act (uniform random before --num-explore-steps, then mean + scheduled noise)
-      -> ReplayBuffer.for_policy (one sequence per episode; frames stored once, stacks rebuilt as FrameStack does)
-      -> --utd agent.update per env step once the buffer holds --learning-starts transitions
-      -> every --eval-every env steps (and before the first update): --eval-episodes deterministic episodes (the
-         policy's mean, fixed seeds) -> success rate; TensorBoard, eval.csv, a checkpoint and the agent file
-
-Output directory (--out):
-    agent.safetensors   the agent file (so101_hilserl_learner.agent_file) the launch's ``initial_checkpoint`` (the
-                        actor's and the learner's ``initial_weights``) takes: the project's action semantics in its
-                        PolicyConfig, exploration metadata = the pretrained schedule linear(0.2,0.1,10000) from step 0
-    eval.csv            env_steps, episodes, updates, success_rate, mean_return, wall_s of every evaluation
-    checkpoints/        the run's own checkpoints (agent, optimisers, RNGs, counters; checkpoint.py), for --resume
-    tensorboard/        training and evaluation curves (tensorboard --logdir OUT/tensorboard)
-
---resume continues from the newest good checkpoint in --out with the same network sizes. The replay buffer is not
-checkpointed (100k frames are GBs): after a resume, updates start again once it holds --learning-starts new
-transitions. Only --camera 640x480 with --image-size 84 (the defaults) is the robot's preprocessing; smaller
-cameras and images make fast runs and tests whose policies do not fit the robot.
+An explicit loop: act (uniform random before --num-explore-steps, then mean + scheduled noise), store the step, run
+--utd-ratio updates per env step once the buffer holds --warmup-transitions transitions, and every --eval-every env
+steps (and before the first update) measure the success rate of --eval-episodes deterministic episodes. --out gets
+the agent file that the actor's and the learner's ``initial_weights`` take (layout below).
 
     python -m so101_hilserl_learner.pretrain --stage 1 --steps 20000 --out runs/pretrain-s1
 """
@@ -37,17 +21,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from so101_contract.cli import add_config_arguments, config_from_arguments
+from so101_contract.devices import DEFAULT_DEVICE, DEVICES, device_name
+from so101_contract.settings import setting
 from so101_contract.state import STATE_DIM
 from so101_driver.sim.curriculum import STAGES
+from so101_driver.sim.world import SimConfig
 from so101_driver.vision.preprocessing import ImagePreprocessing
-from so101_hilserl_actor import exploration
-from so101_hilserl_actor.policy import PolicyConfig
-from so101_hilserl_actor.semantics import PROJECT_SEMANTICS
+from so101_hilserl_core import exploration
+from so101_hilserl_core.policy import PolicyConfig
+from so101_hilserl_core.semantics import PROJECT_SEMANTICS
 from so101_hilserl_learner import checkpoint
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
-from so101_hilserl_learner.agent_file import save_agent_weights
 from so101_hilserl_learner.envs.pick import PickEnv
-from so101_hilserl_learner.replay import ReplayBuffer
+from so101_hilserl_learner.replay import ReplayBuffer, ReplayConfig
+from so101_hilserl_learner.utd import UtdConfig
+from so101_hilserl_learner.weight_files.agent_file import save_agent_weights
 
 AGENT_FILE = "agent.safetensors"
 EVAL_CSV = "eval.csv"
@@ -57,27 +46,38 @@ NETWORK_ARGS = ("image_size", "hidden", "encoder_channels", "bottleneck", "camer
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    stage: int = 1
-    steps: int = 100_000  # environment steps
-    seed: int = 0
-    device: str = "cpu"
-    batch_size: int = 256
-    utd: int = 1  # agent updates per environment step
-    learning_starts: int = 2000  # transitions in the buffer before the first update
-    num_explore_steps: int = 2000  # uniform random actions before this environment step
-    stddev_schedule: str = "linear(1.0,0.1,100000)"
-    lr: float = 1e-4
-    nstep: int = 3
-    discount: float = 0.99
-    capacity: int = 100_000
-    eval_every: int = 5000  # environment steps; 0 = only at the end
-    eval_episodes: int = 50
-    checkpoint_every: int = 5000  # environment steps
-    image_size: int = 84
-    camera: tuple[int, int] = (640, 480)
-    hidden: tuple[int, ...] = field(default=(256, 256))
-    encoder_channels: int = 32
-    bottleneck: int = 50
+    """Pretraining's settings: the CLI's flags are derived from them (``--name-with-dashes``)."""
+
+    stage: int = setting(
+        1,
+        "curriculum stage of so101/Pick-v0: 0 the robot's reset, 1 cube between the open "
+        "fingers, 2 1.5 cm above the grasp, 3 pick-101's 3 cm above",
+        (min(STAGES), max(STAGES)),
+    )
+    steps: int = setting(100_000, "environment steps in total", (1, 10**9))
+    seed: int = setting(AgentConfig.seed, "seed of the episodes and the agent", (0, 2**31 - 1))
+    device: str = setting(DEFAULT_DEVICE, "auto = cuda when torch sees a CUDA device, else cpu", DEVICES)
+    batch_size: int = setting(ReplayConfig.batch_size, "transitions per update", (1, 65_536))
+    utd_ratio: int = setting(round(UtdConfig.utd_ratio), "agent updates per environment step", (1, 1000))
+    warmup_transitions: int = setting(2000, "transitions in the replay buffer before the first update", (0, 10**9))
+    # Not the actor's default: DrQ-v2's own setting for a simulated task (num_seed_frames 4000 at action repeat 2),
+    # the buffer filled with them before the first update.
+    num_explore_steps: int = setting(2000, "uniform random actions before this environment step", (0, 10**9))
+    stddev_schedule: str = setting(exploration.DEFAULT_SCRATCH_SCHEDULE, "exploration std over environment steps")
+    lr: float = setting(AgentConfig.lr, "AdamW learning rate", (1e-12, 1.0))
+    nstep: int = setting(ReplayConfig.nstep, "n of the n-step returns", (1, 100))
+    discount: float = setting(ReplayConfig.discount, "discount factor", (0.0, 1.0))
+    capacity: int = setting(ReplayConfig.online_capacity, "replay buffer transitions", (1, 10**9))
+    eval_every: int = setting(5000, "env steps between evaluations (and one before training); 0 = at the end only",
+                              (0, 10**9))  # fmt: skip
+    eval_episodes: int = setting(50, "deterministic episodes per evaluation (>= 50 for a claim)", (1, 10**6))
+    checkpoint_every: int = setting(5000, "environment steps between checkpoints", (1, 10**9))
+    image_size: int = setting(PolicyConfig.image_size, "policy image side (px)", (8, 512))
+    camera: tuple[int, int] = setting((SimConfig.camera_width, SimConfig.camera_height),
+                                      "wrist render WIDTHxHEIGHT (px)")  # fmt: skip
+    hidden: tuple[int, ...] = setting(PolicyConfig.hidden, "MLP widths, e.g. 256,256")
+    encoder_channels: int = setting(PolicyConfig.encoder_channels, "encoder conv channels", (1, 1024))
+    bottleneck: int = setting(PolicyConfig.bottleneck, "per-modality bottleneck width", (1, 4096))
 
     def policy_config(self) -> PolicyConfig:
         return PolicyConfig(
@@ -176,7 +176,7 @@ class Pretrainer:
                   "env_steps": self.progress.env_steps, "updates": self.progress.updates}  # fmt: skip
         training = {"stddev_schedule": self.cfg.stddev_schedule, "stddev_clip": self.agent.config.stddev_clip,
                     "discount": self.cfg.discount, "nstep": self.cfg.nstep, "lr": self.cfg.lr,
-                    "batch_size": self.cfg.batch_size, "utd": self.cfg.utd}  # fmt: skip
+                    "batch_size": self.cfg.batch_size, "utd_ratio": self.cfg.utd_ratio}  # fmt: skip
         # Fine-tuning starts at environment step 0 with the pretrained schedule (exploration.py: std 1.0 hides a
         # pretrained behaviour), not where this run's own schedule stopped.
         extra = exploration.to_metadata(exploration.DEFAULT_PRETRAINED_SCHEDULE, 0)
@@ -238,8 +238,8 @@ class Pretrainer:
             total += reward
             done = terminated or truncated
             obs = next_obs
-            if len(buffer) >= max(cfg.learning_starts, cfg.batch_size):
-                for _ in range(cfg.utd):
+            if len(buffer) >= max(cfg.warmup_transitions, cfg.batch_size):
+                for _ in range(cfg.utd_ratio):
                     metrics = agent.update(buffer.sample(cfg.batch_size, out=self.batch), p.env_steps)
                     p.updates += 1
                 if p.updates % 100 == 0:
@@ -271,93 +271,51 @@ class Pretrainer:
 # ------------------------------------------------------------------------------------------------------------ CLI
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 256,256, got {text!r}") from None
-    if not values or min(values) <= 0:
-        raise argparse.ArgumentTypeError(f"layer widths must be positive, got {text!r}")
-    return values
-
-
-def _camera(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x480, got {text!r}") from None
-    if width <= 0 or height <= 0:
-        raise argparse.ArgumentTypeError(f"camera size must be positive, got {text!r}")
-    return width, height
+OUTPUT_LAYOUT = """output directory (--out):
+    agent.safetensors   the agent file (weight_files.agent_file) the launch's initial_checkpoint (the
+                        actor's and the learner's initial_weights) takes: the project's action semantics in its
+                        PolicyConfig, exploration metadata = the pretrained schedule linear(0.2,0.1,10000) from step 0
+    eval.csv            env_steps, episodes, updates, success_rate, mean_return, wall_s of every evaluation
+    checkpoints/        the run's own checkpoints (agent, optimisers, RNGs, counters; checkpoint.py), for --resume
+    tensorboard/        training and evaluation curves (tensorboard --logdir OUT/tensorboard)
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = PretrainConfig()
     parser = argparse.ArgumentParser(
         prog="python -m so101_hilserl_learner.pretrain",
         description=__doc__,
+        epilog=OUTPUT_LAYOUT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run = parser.add_argument_group("run")
     run.add_argument("--out", required=True, type=Path, help="output directory (agent file, eval.csv, checkpoints)")
-    run.add_argument("--stage", type=int, choices=STAGES, default=d.stage,
-                     help="curriculum stage of so101/Pick-v0: 0 the robot's reset, 1 cube between the open fingers, "
-                          "2 1.5 cm above the grasp, 3 pick-101's 3 cm above (default %(default)s)")  # fmt: skip
-    run.add_argument("--steps", type=int, default=d.steps, help="environment steps in total (default %(default)s)")
-    run.add_argument("--seed", type=int, default=d.seed, help="seed of the episodes and the agent")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                     help="auto = cuda when torch sees a CUDA device, else cpu")  # fmt: skip
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    run.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    run.add_argument("--eval-every", type=int, default=d.eval_every,
-                     help="env steps between evaluations (and one before training); 0 = at the end only")  # fmt: skip
-    run.add_argument("--eval-episodes", type=int, default=d.eval_episodes,
-                     help="deterministic episodes per evaluation (>= 50 for a claim; default %(default)s)")  # fmt: skip
-    run.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="environment steps")
+    run.add_argument("--resume", action="store_true",
+                     help="continue from the newest good checkpoint in --out; the replay buffer is not checkpointed "
+                          "(100k frames are GBs), so updates start again once it holds --warmup-transitions new "
+                          "transitions")  # fmt: skip
     run.add_argument("--no-progress", action="store_true", help="no tqdm bar")
-    algo = parser.add_argument_group("DrQ-v2")
-    algo.add_argument("--batch-size", type=int, default=d.batch_size)
-    algo.add_argument("--utd", type=int, default=d.utd, help="updates per environment step")
-    algo.add_argument("--learning-starts", type=int, default=d.learning_starts,
-                      help="transitions in the replay buffer before the first update")  # fmt: skip
-    algo.add_argument("--num-explore-steps", type=int, default=d.num_explore_steps,
-                      help="uniform random actions before this environment step")  # fmt: skip
-    algo.add_argument("--stddev-schedule", default=d.stddev_schedule, help="exploration std over environment steps")
-    algo.add_argument("--lr", type=float, default=d.lr)
-    algo.add_argument("--nstep", type=int, default=d.nstep)
-    algo.add_argument("--discount", type=float, default=d.discount)
-    algo.add_argument("--capacity", type=int, default=d.capacity, help="replay buffer transitions")
-    net = parser.add_argument_group("network and images (--resume needs the same)")
-    net.add_argument("--image-size", type=int, default=d.image_size, help="policy image side (px)")
-    net.add_argument("--camera", type=_camera, default=d.camera, help="wrist render WIDTHxHEIGHT (default 640x480)")
-    net.add_argument("--hidden", type=_sizes, default=d.hidden, help="MLP widths, e.g. 256,256")
-    net.add_argument("--encoder-channels", type=int, default=d.encoder_channels)
-    net.add_argument("--bottleneck", type=int, default=d.bottleneck)
+    group = parser.add_argument_group(
+        "pretraining (PretrainConfig; --resume needs the same network and image sizes)",
+        "Only --camera 640x480 with --image-size 84 (the defaults) is the robot's preprocessing;\n"
+        "smaller cameras and images make fast runs and tests whose policies do not fit the robot.",
+    )
+    add_config_arguments(group, PretrainConfig)
     return parser
-
-
-def config_from_args(args: argparse.Namespace, device: str) -> PretrainConfig:
-    names = set(PretrainConfig.__dataclass_fields__) - {"device"}
-    return PretrainConfig(device=device, **{name: getattr(args, name) for name in names})
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("steps", "batch_size", "utd", "eval_episodes", "checkpoint_every", "nstep", "capacity"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ("eval_every", "learning_starts", "num_explore_steps"):
-        if getattr(args, name) < 0:
-            parser.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     if args.device == "cuda" and not torch.cuda.is_available():
         print("pretrain: --device cuda, but torch sees no CUDA device: use --device cpu (or auto)", file=sys.stderr)
         return 2
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    device = device_name(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        cfg = config_from_args(args, device)
+        cfg = config_from_arguments(PretrainConfig, args, device=device)
         cfg.preprocessing()
         exploration.validate_schedule(cfg.stddev_schedule, "--stddev-schedule")
         trainer = Pretrainer(cfg, args.out, args.resume, progress_bar=not args.no_progress)

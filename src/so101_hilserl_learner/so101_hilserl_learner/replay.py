@@ -1,30 +1,10 @@
 """Image replay buffer for HIL-SERL: each frame stored once as uint8, stacks and n-step targets rebuilt by index.
 
-Why not LeRobot's buffer: it stores float32 images (4x the bytes), bootstraps a
-time-limit step from the *next episode's* first observation, and glues intervention steps of different segments
-together. Here:
-
-* Every frame (and its state vector) is written once into a frame ring. A transition holds the frame numbers
-  ("serials") of its stacked observation and of its stacked bootstrap observation, computed when its target becomes
-  known. ``sample()`` is then a handful of vectorised gathers into output arrays; no Python loop over the batch.
-* Frames are kept channel-first (C, H, W) inside the store. They arrive HWC (as the camera pipeline makes them) and
-  are transposed once at ``add`` time, so a sampled stack is a plain contiguous copy into the (B, S*C, H, W) output
-  the encoder wants. Same bytes as HWC; the transpose at sample time would cost 4x the gather.
-* Data arrives as *sequences* (an episode; for the demonstration buffer an intervention segment). Stacks never reach
-  across a sequence start: there the earliest frame is repeated, the rule of the actor's one frame stack
-  (so101_hilserl_actor.observation.FrameStack; these index-rebuilt stacks are storage, not acting, and
-  test_replay checks they equal FrameStack's), unless the caller passes the frames that preceded the segment
-  (``context_frames``) so the stacks equal what the actor saw.
-* Buffers persist through the learner's transition journal (journal.py), replayed into fresh buffers on restart.
-* n-step windows stop at the end of the sequence and where the intervention flag changes (the human's and the
-  policy's actions are never mixed in one target). A window that reaches a terminal end gets discount 0; one that
-  reaches a time-limit end bootstraps from the stored final observation with gamma^k.
-* Every transition also carries its discounted Monte-Carlo return-to-go (to its sequence's end, plus the caller's
-  ``return_after``), set when the sequence ends (NaN before) and so rebuilt from the journal: a diagnostic to read Q
-  against, never a target; after a time limit or a broken stream it is the partial sum, a lower bound.
-* Capacity counts transitions. When full, the oldest transition is dropped; the frame ring keeps every frame any
-  stored transition still references and grows (rarely; e.g. for many short demonstration segments) rather than
-  overwrite one, so the frame store never limits the transition count and no sample reads an overwritten frame.
+Not LeRobot's buffer, which stores float32 images (4x the bytes), bootstraps a time-limit step from the *next
+episode's* first observation and glues intervention steps of different segments together. Here data arrives as
+sequences (an episode; for the demonstration buffer an intervention segment), stacks never reach across a sequence
+start, n-step targets never mix the human's and the policy's actions, and ``MixedSampler`` makes HIL-SERL's draw
+from the online and the demonstration buffer. The buffers persist through the learner's journal (journal.py).
 """
 
 from __future__ import annotations
@@ -36,6 +16,21 @@ from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from so101_contract.settings import setting
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """The learner's buffers and its draw from them (the learner node's parameters of the same names)."""
+
+    batch_size: int = setting(256, "transitions per update", (1, 65_536))
+    online_capacity: int = setting(100_000, "transitions kept in the online buffer", (1, 10**9))
+    demo_capacity: int = setting(20_000, "transitions kept in the demonstration buffer", (1, 10**9))
+    demo_fraction: float = setting(0.5, "share of each batch drawn from the demonstration buffer (one row per "
+                                   "transition it holds while it holds fewer)", (0.0, 1.0))  # fmt: skip
+    nstep: int = setting(3, "n of the n-step returns", (1, 100))
+    discount: float = setting(0.99, "discount factor", (0.0, 1.0))
 
 
 @dataclass
@@ -118,7 +113,29 @@ class _Step(NamedTuple):
 
 
 class ReplayBuffer:
-    """Ring buffer of transitions over a ring of uint8 frames; see the module docstring.
+    """Ring buffer of transitions over a ring of uint8 frames.
+
+    * Every frame (and its state vector) is written once into a frame ring. A transition holds the frame numbers
+      ("serials") of its stacked observation and of its stacked bootstrap observation, computed when its target becomes
+      known. ``sample()`` is then a handful of vectorised gathers into output arrays; no Python loop over the batch.
+    * Frames are kept channel-first (C, H, W) inside the store. They arrive HWC (as the camera pipeline makes them) and
+      are transposed once at ``add`` time, so a sampled stack is a plain contiguous copy into the (B, S*C, H, W) output
+      the encoder wants. Same bytes as HWC; the transpose at sample time would cost 4x the gather.
+    * Data arrives as *sequences* (an episode; for the demonstration buffer an intervention segment). Stacks never reach
+      across a sequence start: there the earliest frame is repeated, the rule of the actor's one frame stack
+      (so101_hilserl_core.observation.FrameStack; these index-rebuilt stacks are storage, not acting, and
+      test_replay checks they equal FrameStack's), unless the caller passes the frames that preceded the segment
+      (``context_frames``) so the stacks equal what the actor saw.
+    * Buffers persist through the learner's transition journal (journal.py), replayed into fresh buffers on restart.
+    * n-step windows stop at the end of the sequence and where the intervention flag changes (the human's and the
+      policy's actions are never mixed in one target). A window that reaches a terminal end gets discount 0; one that
+      reaches a time-limit end bootstraps from the stored final observation with gamma^k.
+    * Every transition also carries its discounted Monte-Carlo return-to-go (to its sequence's end, plus the caller's
+      ``return_after``), set when the sequence ends (NaN before) and so rebuilt from the journal: a diagnostic to read Q
+      against, never a target; after a time limit or a broken stream it is the partial sum, a lower bound.
+    * Capacity counts transitions. When full, the oldest transition is dropped; the frame ring keeps every frame any
+      stored transition still references and grows (rarely; e.g. for many short demonstration segments) rather than
+      overwrite one, so the frame store never limits the transition count and no sample reads an overwritten frame.
 
     Streaming use, one call per incoming transition, in order::
 
@@ -137,8 +154,8 @@ class ReplayBuffer:
         state_dim: int = 18,
         action_dim: int = 4,
         frame_stack: int = 3,
-        nstep: int = 3,
-        discount: float = 0.99,
+        nstep: int = ReplayConfig.nstep,
+        discount: float = ReplayConfig.discount,
         seed: int = 0,
         frame_capacity: int | None = None,
     ):
@@ -201,8 +218,8 @@ class ReplayBuffer:
         cls,
         policy_config,
         capacity: int,
-        nstep: int = 3,
-        discount: float = 0.99,
+        nstep: int = ReplayConfig.nstep,
+        discount: float = ReplayConfig.discount,
         seed: int = 0,
         state_dim: int | None = None,
     ) -> ReplayBuffer:
@@ -483,7 +500,7 @@ class MixedSampler:
     empty, the whole batch comes from the other.
     """
 
-    def __init__(self, online: ReplayBuffer, demo: ReplayBuffer, demo_fraction: float = 0.5):
+    def __init__(self, online: ReplayBuffer, demo: ReplayBuffer, demo_fraction: float = ReplayConfig.demo_fraction):
         if not 0.0 <= demo_fraction <= 1.0:
             raise ValueError(f"demo_fraction must be in [0, 1], got {demo_fraction}")
         for name in ("frame_shape", "state_dim", "action_dim", "frame_stack"):

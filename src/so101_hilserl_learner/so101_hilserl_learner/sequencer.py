@@ -1,30 +1,9 @@
 """Order checking of the transition stream: loss, duplication and reordering never produce a wrong sample.
 
 Inside an episode of one actor, steps must arrive 0, 1, 2, ... and the episode must close with a message flagged
-terminated or truncated. The sequencer sees only (actor_id, episode_id, step, is_last) and tells the learner what
-to do with each message; it never looks at payloads.
-
-* ``ACCEPT``: store it; it continues its episode.
-* ``DUPLICATE``: the same step arrived again; ignore it (the first copy was stored).
-* ``STALE``: a message of an episode that is over or was cut, or a missing step that arrives after the gap it
-  left was cut; ignore it.
-* ``GAP``: steps are missing (lost, or reordered): the open episode segment ends at the last good step (the learner
-  closes it without a next observation: its last transition cannot be completed) and this message starts a new
-  segment of the same episode, which the learner stores (its first frames serve as stack context). An episode
-  whose first steps are missing starts the same way. Only what needs a missing step is lost.
-
-A new episode that starts while the previous one of the same actor is still open means the previous episode's last
-message was lost: ``abandoned`` names that episode, which the learner closes the same way. An actor that stops
-mid-episode for good (a restarted actor has a new id) is cut by ``expire``: the learner calls it when that actor
-has been silent too long, and any late message of the cut episode is then STALE.
-
-* ``IMPLAUSIBLE``: an episode id more than ``max_episode_gap`` away from the actor's current one (an actor counts
-  its episodes 1, 2, 3, ...): one garbled or hostile message would otherwise make every later episode of that actor
-  older, hence stale, for good. It is dropped and remembered; a later message within the gap of it confirms a
-  real jump (a long outage), and the actor's stream is re-based there (``Decision.notice`` says so, for a warning).
-
-``known`` tells, without changing anything, whether a message is a copy or a late message (``DUPLICATE`` or
-``STALE``): what the learner does not journal again.
+terminated or truncated. The sequencer sees only (actor_id, episode_id, step, is_last) and tells the learner what to
+do with each message (a ``Verdict``); it never looks at payloads. Only what needs a missing step is lost: a gap ends
+the open segment at the last good step and the episode goes on in a new segment.
 """
 
 from __future__ import annotations
@@ -34,6 +13,22 @@ from dataclasses import dataclass, field
 
 
 class Verdict(enum.Enum):
+    """What the learner does with one message.
+
+    * ``ACCEPT``: store it; it continues its episode.
+    * ``DUPLICATE``: the same step arrived again; ignore it (the first copy was stored).
+    * ``STALE``: a message of an episode that is over or was cut, or a missing step that arrives after the gap it
+      left was cut; ignore it.
+    * ``GAP``: steps are missing (lost, or reordered): the open episode segment ends at the last good step (the
+      learner closes it without a next observation: its last transition cannot be completed) and this message starts
+      a new segment of the same episode, which the learner stores (its first frames serve as stack context). An
+      episode whose first steps are missing starts the same way.
+    * ``IMPLAUSIBLE``: an episode id more than ``max_episode_gap`` away from the actor's current one (an actor counts
+      its episodes 1, 2, 3, ...): one garbled or hostile message would otherwise make every later episode of that
+      actor older, hence stale, for good. It is dropped and remembered; a later message within the gap of it confirms
+      a real jump (a long outage), and the actor's stream is re-based there (``Decision.notice`` says so).
+    """
+
     ACCEPT = "accept"
     DUPLICATE = "duplicate"
     STALE = "stale"
@@ -64,6 +59,16 @@ class _ActorState:
 
 @dataclass
 class TransitionSequencer:
+    """The per-actor order check (see Verdict).
+
+    A new episode that starts while the previous one of the same actor is still open means the previous episode's
+    last message was lost: ``Decision.abandoned_episode`` names that episode, which the learner closes like a
+    gap. An actor that stops mid-episode for good (a restarted actor has a new id) is cut by ``expire``: the learner
+    calls it when that actor has been silent too long, and any late message of the cut episode is then STALE.
+    ``known`` tells, without changing anything, whether a message is a copy or a late message (DUPLICATE or STALE):
+    what the learner does not journal again.
+    """
+
     actors: dict[str, _ActorState] = field(default_factory=dict)
     accepted: int = 0
     duplicates: int = 0

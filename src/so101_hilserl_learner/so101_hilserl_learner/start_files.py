@@ -13,13 +13,15 @@ from pathlib import Path
 
 import torch
 
-from so101_contract.parameters import ParameterError
-from so101_hilserl_actor import exploration
-from so101_hilserl_actor.policy import PolicyConfig
-from so101_hilserl_actor.policy_io import config_differences
-from so101_hilserl_learner.agent_file import CheckpointImportError, load_agent_weights
+from so101_contract.settings import ParameterError
+from so101_hilserl_core import exploration
+from so101_hilserl_core.policy import PolicyConfig
+from so101_hilserl_core.policy_io import config_differences
+from so101_hilserl_learner.weight_files.agent_file import CheckpointImportError, load_agent_weights
 
-AGENT_FILE_FIX = "give an agent .safetensors file (python -m so101_hilserl_learner.checkpoint_tool import-robobase)"
+AGENT_FILE_FIX = (
+    "give an agent .safetensors file (python -m so101_hilserl_learner.weight_files.checkpoint_tool import-robobase)"
+)
 
 
 def check_run_dir(run_dir: Path) -> None:

@@ -1,18 +1,31 @@
 """The update-to-data contract: updates per committed training transition, with a capped backlog.
 
-Data counts once its episode is committed (the learner cannot sample it before), and only if it is trained on
-(evaluation episodes are not, unless asked): the caller passes exactly those counts to ``commit``. Each committed
-transition owes ``ratio`` updates. What is owed but not yet done is the backlog; it is capped at ``max_backlog``
-updates. A learner slower than its data therefore sheds the excess instead of owing it (and then running hundreds
-of updates back to back on stale data, or owing without bound on a CPU); it is reported as ``behind`` and the
-achieved ratio falls below the requested one, which is what the learner publishes.
-
-Plain Python, no locking: the learner calls it under its own lock from its two threads.
+Data counts once its episode is committed (the learner cannot sample it before) and only if it is trained on
+(evaluation episodes are not, unless asked): the caller passes exactly those counts to ``commit``. Each owes ``ratio``
+updates; the backlog of owed updates is capped at ``max_backlog``, so a learner slower than its data sheds the excess
+(reported as ``behind``, with an achieved ratio below the requested one) instead of running hundreds of updates back
+to back on stale data or owing without bound. Plain Python, no locking: the learner calls it under its own lock.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+from so101_contract.settings import setting
+
+
+@dataclass(frozen=True)
+class UtdConfig:
+    utd_ratio: float = setting(1.0, "updates per committed training transition (update-to-data ratio)", (0.0, 1000.0))
+    max_backlog_transitions: int = setting(
+        200, "owed updates are capped at utd_ratio x this many transitions' worth", (1, 10**9)
+    )
+    warmup_transitions: int = setting(1000, "online transitions needed before training starts", (1, 10**9))
+
+    def budget(self) -> UtdBudget:
+        """A fresh budget under this contract."""
+        return UtdBudget(self.utd_ratio, UtdBudget.cap_for(self.utd_ratio, self.max_backlog_transitions))
 
 
 class UtdBudget:

@@ -18,8 +18,8 @@ from so101_contract import qos
 from so101_contract.joints import GRIPPER, positions_by_name
 from so101_contract.stamps import stamp_to_ns
 from so101_driver.model.kinematics import Kinematics
-from so101_hilserl_actor.action_mapping import DEFAULT_ACTION_CONFIG, PolicyActionMapper
-from so101_hilserl_actor.policy import PolicyConfig
+from so101_hilserl_core.action_mapping import DEFAULT_ACTION_CONFIG, PolicyActionMapper
+from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_interfaces.msg import EpisodeSummary, Transition
 from so101_hilserl_learner.ingest import TransitionIngest
 from so101_hilserl_learner.journal import read_journal

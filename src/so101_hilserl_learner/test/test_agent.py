@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from so101_hilserl_actor import exploration
-from so101_hilserl_actor.policy import PolicyConfig, scale_pixels
+from so101_hilserl_core import exploration
+from so101_hilserl_core.policy import PolicyConfig, scale_pixels
 from so101_hilserl_learner import agent as agent_module
 from so101_hilserl_learner.agent import (
     AgentConfig,

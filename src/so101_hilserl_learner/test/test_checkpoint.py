@@ -212,7 +212,7 @@ def shutil_rmtree(path):
 
 
 def test_inspect_reports_refused_checkpoints_and_a_dangling_latest(tmp_path, capsys):
-    from so101_hilserl_learner.checkpoint_tool import main
+    from so101_hilserl_learner.weight_files.checkpoint_tool import main
 
     directory = tmp_path / "checkpoints"
     state = {"w": torch.ones(3), "counters": {"updates": 1}, "policy_config": "{}"}

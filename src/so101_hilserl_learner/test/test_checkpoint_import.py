@@ -1,6 +1,6 @@
 """Importing RoboBase snapshots and LeRobot directories, the agent format, and the checkpoint_tool CLI.
 
-The RoboBase snapshots are built here to the documented layout (seed-system-facts section 4): a torch.save dict with
+The RoboBase snapshots are built here to RoboBase's snapshot layout: a torch.save dict with
 counters, the 98-key agent state dict (with the actor_model.* alias and six hidden_state buffers) and a cfg pickled
 as OmegaConf's classes (stand-ins registered under omegaconf.* module names only while saving, laid out like
 OmegaConf 2.3's pickles: NEWOBJ + BUILD of __dict__, ContainerMetadata with typing.Any and a defaultdict)."""
@@ -23,15 +23,16 @@ import pytest
 import safetensors.torch
 import torch
 
-from so101_hilserl_actor import exploration
-from so101_hilserl_actor.action_mapping import PolicyActionMapper, absolute_gripper_position
-from so101_hilserl_actor.observation import StateBuilder
-from so101_hilserl_actor.policy import Policy, PolicyConfig
-from so101_hilserl_actor.policy_io import load_policy
-from so101_hilserl_actor.semantics import PICK101_SEMANTICS, PROJECT_SEMANTICS
+from so101_hilserl_core import exploration
+from so101_hilserl_core.action_mapping import PolicyActionMapper, absolute_gripper_position
+from so101_hilserl_core.observation import StateBuilder
+from so101_hilserl_core.policy import Policy, PolicyConfig
+from so101_hilserl_core.policy_io import load_policy
+from so101_hilserl_core.semantics import PICK101_SEMANTICS, PROJECT_SEMANTICS
 from so101_hilserl_learner.agent import AgentConfig, DrQV2Agent
 from so101_hilserl_learner.checkpoint import save_checkpoint
-from so101_hilserl_learner.checkpoint_import import (
+from so101_hilserl_learner.critic import Critic
+from so101_hilserl_learner.weight_files.checkpoint_import import (
     AGENT_FORMAT,
     CheckpointImportError,
     import_lerobot,
@@ -41,8 +42,7 @@ from so101_hilserl_learner.checkpoint_import import (
     load_agent_weights,
     save_agent_weights,
 )
-from so101_hilserl_learner.checkpoint_tool import main
-from so101_hilserl_learner.critic import Critic
+from so101_hilserl_learner.weight_files.checkpoint_tool import main
 
 SMALL = PolicyConfig(
     frame_stack=2, image_size=32, state_dim=5, action_dim=3, encoder_channels=8, bottleneck=16, hidden=(32, 24)
@@ -478,7 +478,7 @@ def test_agent_file_validation(tmp_path):
 
 def run_tool(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "so101_hilserl_learner.checkpoint_tool", *map(str, args)],
+        [sys.executable, "-m", "so101_hilserl_learner.weight_files.checkpoint_tool", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -16,7 +16,7 @@ from test_checkpoint_import import (
     write_snapshot,
 )
 
-from so101_hilserl_learner.checkpoint_tool import main
+from so101_hilserl_learner.weight_files.checkpoint_tool import main
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from so101_hilserl_actor.messages import observation_to_msg
+from so101_hilserl_core.messages import observation_to_msg
 from so101_hilserl_interfaces.msg import Transition
 from so101_hilserl_learner.ingest import TransitionIngest
 from so101_hilserl_learner.replay import ReplayBuffer

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 from rclpy.serialization import deserialize_message, serialize_message
 
-from so101_hilserl_actor.messages import observation_to_msg
+from so101_hilserl_core.messages import observation_to_msg
 from so101_hilserl_interfaces.msg import Transition
 from so101_hilserl_learner.journal import HEADER, MAGIC, TransitionJournal, read_journal
 from so101_hilserl_learner.run_lock import RunDirLock
@@ -26,7 +26,7 @@ def transitions(n):
 
 def tool(*args):
     return subprocess.run(
-        [sys.executable, "-m", "so101_hilserl_learner.checkpoint_tool", *args],
+        [sys.executable, "-m", "so101_hilserl_learner.weight_files.checkpoint_tool", *args],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 

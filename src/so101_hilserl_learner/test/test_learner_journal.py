@@ -9,7 +9,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from test_learner_node import episode_messages, latest, learner_args, send_episodes
 
 from so101_contract import qos
-from so101_hilserl_actor.messages import observation_to_msg
+from so101_hilserl_core.messages import observation_to_msg
 from so101_hilserl_interfaces.msg import LearnerStats, Transition
 from so101_hilserl_learner.ingest import TransitionIngest
 from so101_hilserl_learner.journal import HEADER, TransitionJournal, read_journal, scan_journal

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from so101_contract import qos
-from so101_hilserl_actor import exploration
-from so101_hilserl_actor.messages import observation_to_msg
-from so101_hilserl_actor.policy import PolicyConfig
-from so101_hilserl_actor.policy_io import policy_from_bytes, sha256_hex
-from so101_hilserl_actor.semantics import PICK101_SEMANTICS, PROJECT_SEMANTICS
-from so101_hilserl_actor.weights_gate import accept
+from so101_hilserl_core import exploration
+from so101_hilserl_core.messages import observation_to_msg
+from so101_hilserl_core.policy import PolicyConfig
+from so101_hilserl_core.policy_io import policy_from_bytes, sha256_hex
+from so101_hilserl_core.semantics import PICK101_SEMANTICS, PROJECT_SEMANTICS
+from so101_hilserl_core.weights_gate import accept
 from so101_hilserl_interfaces.msg import LearnerStats, PolicyWeights, Transition
-from so101_hilserl_learner.agent_file import AGENT_FORMAT
 from so101_hilserl_learner.checkpoint import load_newest_good
+from so101_hilserl_learner.weight_files.agent_file import AGENT_FORMAT
 from so101_testing.graph import wait_until
 
 TINY = '{"encoder_channels": 4, "hidden": [16, 16], "bottleneck": 8}'
@@ -203,7 +203,7 @@ def test_inspect_a_run_directory(processes, probe, tmp_path):
     wait_until(lambda: latest(stats) and latest(stats).transitions_received == 30, 60, "30 transitions")
     learner.stop()  # SIGINT: a clean shutdown writes a checkpoint
     out = subprocess.run(
-        [sys.executable, "-m", "so101_hilserl_learner.checkpoint_tool", "inspect", str(run_dir)],
+        [sys.executable, "-m", "so101_hilserl_learner.weight_files.checkpoint_tool", "inspect", str(run_dir)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr

@@ -3,7 +3,7 @@ one line that says so (only the seed author's `drqv2` directories map onto this 
 
 import json
 
-from so101_hilserl_learner.checkpoint_tool import main
+from so101_hilserl_learner.weight_files.checkpoint_tool import main
 
 
 def test_a_lerobot_sac_policy_directory_is_refused_saying_why(tmp_path, capsys):

@@ -14,10 +14,10 @@ import so101_hilserl_learner.envs  # noqa: F401  (registers so101/Pick-v0)
 from so101_contract.control import CONTROL_PERIOD_S
 from so101_driver.sim.world import SimWorld
 from so101_driver.vision.preprocessing import ImagePreprocessing
-from so101_hilserl_actor.action_mapping import PolicyActionMapper
-from so101_hilserl_actor.episode import EpisodeTracker
-from so101_hilserl_actor.observation import FrameStack, StateBuilder
-from so101_hilserl_actor.semantics import PICK101_SEMANTICS, PROJECT_SEMANTICS
+from so101_hilserl_core.action_mapping import PolicyActionMapper
+from so101_hilserl_core.episode import EpisodeTracker
+from so101_hilserl_core.observation import FrameStack, StateBuilder
+from so101_hilserl_core.semantics import PICK101_SEMANTICS, PROJECT_SEMANTICS
 from so101_hilserl_learner.envs import PICK_ID
 from so101_hilserl_learner.envs.pick import PickEnv
 

@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from so101_hilserl_actor import exploration
-from so101_hilserl_actor.control_step import load_initial_policy
-from so101_hilserl_actor.policy_io import load_policy
-from so101_hilserl_actor.semantics import PROJECT_SEMANTICS
+from so101_hilserl_core import exploration
+from so101_hilserl_core.policy_io import load_initial_policy, load_policy
+from so101_hilserl_core.semantics import PROJECT_SEMANTICS
 from so101_hilserl_learner import checkpoint, pretrain
-from so101_hilserl_learner.agent_file import load_agent_weights
+from so101_hilserl_learner.weight_files.agent_file import load_agent_weights
 
-TINY = ["--stage", "1", "--batch-size", "8", "--learning-starts", "16", "--num-explore-steps", "10",
+TINY = ["--stage", "1", "--batch-size", "8", "--warmup-transitions", "16", "--num-explore-steps", "10",
         "--image-size", "24", "--camera", "160x120", "--hidden", "32", "--encoder-channels", "8",
         "--bottleneck", "16", "--eval-episodes", "2", "--eval-every", "40", "--checkpoint-every", "40",
         "--no-progress", "--threads", "1", "--device", "cpu"]  # fmt: skip

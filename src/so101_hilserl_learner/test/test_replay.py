@@ -10,8 +10,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from so101_hilserl_actor.observation import FrameStack
-from so101_hilserl_actor.policy import PolicyConfig
+from so101_hilserl_core.observation import FrameStack
+from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_learner.replay import MixedSampler, ReplayBuffer
 
 SHAPE = (4, 5, 3)

@@ -13,10 +13,10 @@ import torch
 from test_learner_node import TINY, learner_args
 
 from so101_contract.parameters import ParameterError
-from so101_hilserl_actor.policy import Policy, PolicyConfig
-from so101_hilserl_learner.agent_file import save_agent_weights
+from so101_hilserl_core.policy import Policy, PolicyConfig
 from so101_hilserl_learner.critic import Critic
 from so101_hilserl_learner.start_files import check_journal_covers
+from so101_hilserl_learner.weight_files.agent_file import save_agent_weights
 from so101_testing.graph import wait_until
 
 EXIT_TIMEOUT_S = 120  # torch import and node start on a loaded 2-core machine; the refusal itself is immediate

@@ -1,11 +1,8 @@
 """Training-time augmentation of wrist frames: colour, sharpness and a small shift, batched in torch.
 
-The real system's classifier held up only with lighting augmentation (ColorJitter brightness 0.4-1.6, contrast
-0.7-1.3, saturation 0.5-1.5, hue +-0.1, sharpness 0.5-2.0): room light changes over a
-session and the classifier must not learn it. Those ranges are the defaults here. Each sample draws its own factors
-and the colour operations run in a random order per batch. The shift (DrQ's pad-and-crop, +-4 px) covers the camera
-sitting a little differently on the wrist after a re-mount.
-
+Room light changes over a session and the classifier must not learn it, hence the wide colour ranges of
+``AugmentConfig``; the shift (DrQ's pad-and-crop, +-4 px) covers the camera sitting a little differently on the wrist
+after a re-mount. Each sample draws its own factors and the colour operations run in a random order per batch.
 Input and output: uint8 (B, 3, H, W) on any device; the network does its own scaling.
 """
 

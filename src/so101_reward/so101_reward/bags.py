@@ -1,24 +1,7 @@
-"""Opening rosbag2 bags with ``rosbags``, for every tool that reads them: each way a bag can be unreadable becomes
-one line naming the bag, the cause and the fix, instead of rosbags' exception (a traceback, or a 1 KB dump of a
-message definition it could not parse).
-
-The reward dataset tool (``so101_reward.sources``) and the session importer (``so101_bringup.importer``) both open
-bags here. It lives in so101_reward because that is the lowest package that reads bags: bringup may import it
-(dependencies point driver <- reward <- bringup), the other way round would break the layering.
-
-Causes told apart (each was met with real bags or files a user would pass):
-
-* a path that is no bag: missing, an empty folder, a folder without metadata.yaml (or one holding bags), a text
-  file named .mcap/.db3, a truncated recording;
-* a broken metadata.yaml (fixed by ``ros2 bag reindex``) or one listing storage files that are not there;
-* service events: Jazzy's ``ros2 bag record --all`` (or ``-a``) records every service's ``*/_service_event`` topic,
-  whose stored definitions (an ``SRV:`` section, or encoding ``unknown``) the pinned rosbags cannot parse, so no
-  topic of that bag can be read. The fix is on the recording side: ``--all-topics`` instead of ``--all``, or
-  ``--exclude-services`` with the services' names;
-* a topic recorded without its definition (MCAP schema encoding ``unknown``: the recorder could not find the
-  .msg files, e.g. a workspace that was not sourced);
-* a serialization format other than CDR, an unsupported storage plugin, compression or format version;
-* a bag without any stored definitions (sqlite3 bags from Humble and older): read with the caller's typestore.
+"""Opening rosbag2 bags with ``rosbags``, for every tool that reads them (``so101_reward.sources``,
+``so101_bringup.records.importer``): each way a bag can be unreadable becomes one line naming the bag, the cause and the
+fix (``BagReadError``), instead of rosbags' exception (a traceback, or a dump of a message definition it could not
+parse). It lives in so101_reward because that is the lowest package that reads bags (driver <- reward <- bringup).
 """
 
 from __future__ import annotations
@@ -90,7 +73,21 @@ def _metadata_topics(path: Path) -> list[dict]:
 
 
 def _explain(path: Path, err: BaseException) -> str:
-    """One line for the bag ``path`` that rosbags failed to open with ``err``."""
+    """One line for the bag ``path`` that rosbags failed to open with ``err``.
+
+    Causes told apart, here and in ``_check_path``:
+
+    * a path that is no bag: missing, an empty folder, a folder without metadata.yaml (or one holding bags), a text
+      file named .mcap/.db3, a truncated recording;
+    * a broken metadata.yaml (fixed by ``ros2 bag reindex``) or one listing storage files that are not there;
+    * service events: Jazzy's ``ros2 bag record --all`` (or ``-a``) records every service's ``*/_service_event``
+      topic, whose stored definitions (an ``SRV:`` section, or encoding ``unknown``) the pinned rosbags cannot parse,
+      so no topic of that bag can be read. The fix is on the recording side: ``--all-topics`` instead of ``--all``,
+      or ``--exclude-services`` with the services' names;
+    * a topic recorded without its definition (MCAP schema encoding ``unknown``: the recorder could not find the
+      .msg files, e.g. a workspace that was not sourced);
+    * a serialization format other than CDR, an unsupported storage plugin, compression or format version.
+    """
     text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
     cause = _first_line(text).replace("; please report issue.", ".")
     topics = _metadata_topics(path) if path.is_dir() else []

@@ -1,12 +1,10 @@
 """A labelled set of preprocessed wrist frames, grouped by episode, and its one file format.
 
-Every source (image folders, labelled rosbag2 bags, the simulation; see ``sources`` and ``sim_dataset``) ends up
-here: frames already through the project's one ImagePreprocessing (uint8 RGB, S x S), a 0/1 success label per frame,
-and the episode each frame came from, so validation can hold out whole episodes (neighbouring frames of one
-episode are near copies: a frame-level split measures memory, not generalisation).
-
-On disk: one ``.npz`` (numpy arrays only, read with allow_pickle=False) with the preprocessing as JSON inside, so a
-dataset cannot be trained with another preprocessing than it was made with.
+Every source (``sources``, ``sim_dataset``) ends up here: frames already through the project's one ImagePreprocessing
+(uint8 RGB, S x S), a 0/1 success label per frame and the episode each frame came from, so validation can hold out
+whole episodes (neighbouring frames of one episode are near copies). On disk: one ``.npz`` (numpy arrays only, read
+with allow_pickle=False) with the preprocessing as JSON inside, so a dataset is trained with the preprocessing it
+was made with.
 """
 
 from __future__ import annotations

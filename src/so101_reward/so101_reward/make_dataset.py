@@ -4,9 +4,8 @@
     python -m so101_reward.make_dataset bags ~/bags/labels.json --out data/reward.npz --append
     python -m so101_reward.make_dataset sim --episodes 60 --steps 60 --out data/sim_reward.npz
 
-Every source goes through the project's one ImagePreprocessing (the default unless --preprocessing names a JSON
-file of its fields); --append adds to an existing dataset, which must have been made with the same preprocessing.
-Bad input ends with exit status 2 and a one-line error.
+--append adds to an existing dataset made with the same preprocessing; bad input ends with exit status 2 and a
+one-line error. ``SOURCE --help`` shows each source's format, from the docstrings of the functions that read it.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import textwrap
 from pathlib import Path
 
 from so101_contract.cli import positive_int
@@ -24,29 +22,31 @@ from so101_reward.dataset import DatasetError, RewardDataset, concatenate
 EXIT_BAD_INPUT = 2
 
 
-def _doc_section(title: str) -> str:
-    """One titled section of so101_reward.sources' docstring: the formats are described once and shown by --help."""
+def _doc_section(reader: str) -> str:
+    """The format part (after the summary line) of a so101_reward.sources reader's docstring: the formats are
+    described once, next to the code that reads them, and shown by --help."""
+    import inspect
+
     from so101_reward import sources
 
-    lines = textwrap.dedent(sources.__doc__ or "").splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(title)) + 2  # past the title and underline
-    end = next(
-        (i - 1 for i in range(start + 1, len(lines)) if lines[i] and set(lines[i]) == {"-"}),
-        len(lines),
-    )  # up to the next section's title
-    text = "\n".join(line for line in lines[start:end] if line.strip() != "::")
-    return text.replace("::\n", ":\n").strip("\n")
+    text = inspect.getdoc(getattr(sources, reader)) or ""
+    body = text.split("\n\n", 1)[1]
+    body = "\n".join(line for line in body.splitlines() if line.strip() != "::")
+    return body.replace("::\n", ":\n").strip("\n")
 
 
 def _sim_help() -> str:
-    """The scenario part of so101_reward.sim_dataset's docstring, read without importing MuJoCo for --help."""
+    """The recording paragraph of so101_reward.sim_dataset's docstring and the scenarios of its ``Scenario`` class,
+    read without importing MuJoCo for --help."""
     import ast
     import importlib.util
 
     origin = importlib.util.find_spec("so101_reward.sim_dataset").origin
-    text = ast.get_docstring(ast.parse(Path(origin).read_text())) or ""
-    body = text.split("\n\n", 1)[1]
-    return body.split("\n\n    from ", 1)[0].strip()
+    tree = ast.parse(Path(origin).read_text())
+    recording = (ast.get_docstring(tree) or "").split("\n\n")[1]
+    scenario = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Scenario")
+    scenarios = (ast.get_docstring(scenario) or "").split("\n\n", 1)[1]
+    return f"{recording}\n\n{scenarios}".strip()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         formatter_class=fmt,
         help="labelled image folders root/success/** and root/failure/**",
-        description=_doc_section("Image folders"),
+        description=_doc_section("from_image_folders"),
     )
     folders.add_argument("root", type=Path, help="the folder holding success/ and failure/ (or positive/, negative/)")
 
@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         formatter_class=fmt,
         help="rosbag2 bags (MCAP or sqlite3) labelled by a JSON file",
-        description=_doc_section("Labelled bags"),
+        description=_doc_section("from_labelled_bags"),
     )
     bags.add_argument("label_file", type=Path, help="the JSON label file; bag paths in it are relative to it")
     bags.add_argument(

@@ -3,15 +3,9 @@
     frame uint8 (B, 3, 84, 84) --backbone--> feature map (B, C, h, w) --SpatialEmbeddings--> (B, C*F)
         --head: Linear -> LayerNorm -> ReLU -> Dropout -> Linear--> logit (B,)
 
-* ``small_cnn`` (default): a few stride-2 3x3 conv stages trained from scratch. It runs in about a millisecond per
-  frame on one CPU thread, so the node keeps up with the camera with room to spare.
-* ``resnet10`` / ``resnet18``: a ResNet with torchvision's module names, frozen, loaded from a local weights file
-  (no download at run time). The seed system's classifier used a frozen ResNet-10 the same way.
-
-Where the cube sits in the wrist image is what tells success from a near miss, so the features keep their layout:
-``SpatialEmbeddings`` (LeRobot's SpatialLearnedEmbeddings) learns F weightings over the h x w grid per channel
-instead of averaging the position away. Pixels are scaled here and only here (x/255 - 0.5, or ImageNet statistics
-for a pretrained backbone), as the DrQ-v2 encoder does: the dataset, the node and the preview all feed uint8.
+The backbone is ``small_cnn`` (default, trained from scratch, about a millisecond per frame on one CPU thread) or a
+frozen ``resnet10``/``resnet18`` loaded from a local weights file. Pixels are scaled here and only here (x/255 - 0.5,
+or ImageNet statistics for a pretrained backbone), as the DrQ-v2 encoder does: dataset, node and preview feed uint8.
 """
 
 from __future__ import annotations
@@ -92,7 +86,11 @@ class ResNetBackbone(nn.Module):
 
 
 class SpatialEmbeddings(nn.Module):
-    """F learned weightings of each channel's h x w map: (B, C, h, w) -> (B, C * F)."""
+    """F learned weightings of each channel's h x w map: (B, C, h, w) -> (B, C * F).
+
+    Where the cube sits in the wrist image is what tells success from a near miss, so the features keep their layout
+    (LeRobot's SpatialLearnedEmbeddings) instead of averaging the position away.
+    """
 
     def __init__(self, channels: int, height: int, width: int, features: int):
         super().__init__()

@@ -1,7 +1,7 @@
 """The JSON that travels with every reward model: architecture, preprocessing and decision threshold.
 
-A model is only valid with the preprocessing it was trained with. The reward node refuses a model whose
-preprocessing differs from the actor's (the seed system's classifier silently failed on exactly this).
+A model is only valid with the preprocessing it was trained with: the reward node refuses a model whose
+preprocessing differs from the actor's, instead of classifying frames it was never trained on.
 """
 
 from __future__ import annotations
@@ -67,10 +67,10 @@ class RewardModelConfig:
                 architecture=str(data["architecture"]),
                 preprocessing=preprocessing,
                 threshold=float(data["threshold"]),
-                channels=tuple(int(c) for c in data.get("channels", (16, 32, 64))),
-                spatial_features=int(data.get("spatial_features", 8)),
-                hidden=int(data.get("hidden", 128)),
-                dropout=float(data.get("dropout", 0.3)),
+                channels=tuple(int(c) for c in data.get("channels", cls.channels)),
+                spatial_features=int(data.get("spatial_features", cls.spatial_features)),
+                hidden=int(data.get("hidden", cls.hidden)),
+                dropout=float(data.get("dropout", cls.dropout)),
             )
         except KeyError as err:
             raise RewardModelConfigError(f"{source}: missing field {err.args[0]!r}") from err

@@ -3,14 +3,9 @@
     python -m so101_reward.preview runs/reward/model data/reward/val.npz --out preview.mp4
     python -m so101_reward.preview runs/reward/model episode.mp4 --out preview/ --max-frames 200
 
-SOURCE is a reward dataset (.npz, frames already preprocessed, with labels), a video file (anything OpenCV reads),
-or a folder of images (.png, .jpg, .jpeg, .bmp; sorted by name). Raw camera frames go through the model's own
-preprocessing; frames already at the model's output size are taken as preprocessed. Each output frame shows the
-preprocessed view the network sees (upscaled), the raw frame beside it when the source has one, P(success) as text
-and as a bar (green at or over the threshold, red under it) and the dataset label when it is known.
-
-OUT ending in .mp4 or .avi is written as a video, anything else as a folder of PNGs. A one-line summary follows:
-frames, share at or over the threshold and, with labels, the accuracy at that threshold.
+Each output frame shows the preprocessed view the network sees (upscaled), the raw frame beside it when the source has
+one, P(success) as text and as a bar (green at or over the threshold, red under it) and the label when it is known.
+A one-line summary follows: frames, share at or over the threshold and, with labels, the accuracy at that threshold.
 """
 
 from __future__ import annotations
@@ -243,7 +238,13 @@ def main(argv=None) -> int:
         prog="python -m so101_reward.preview", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("model", type=Path, help="reward model directory (model.safetensors + model.json)")
-    parser.add_argument("source", type=Path, help="dataset .npz, video file, or folder of images")
+    parser.add_argument(
+        "source",
+        type=Path,
+        help="dataset .npz (preprocessed frames with labels), video file (anything OpenCV reads), or folder of images "
+        "(.png, .jpg, .jpeg, .bmp; sorted by name); raw camera frames go through the model's own preprocessing, "
+        "frames already at its output size are taken as preprocessed",
+    )
     parser.add_argument("--out", type=Path, required=True, help="OUT.mp4 / OUT.avi for a video, else a PNG folder")
     parser.add_argument(
         "--threshold", type=open_fraction, default=None, help="decision threshold (default: the model's)"

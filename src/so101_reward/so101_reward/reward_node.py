@@ -24,6 +24,7 @@ import so101_contract.quiet_interrupt  # noqa: F401  (first: Ctrl-C during the h
 # isort: split
 import time
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -33,7 +34,8 @@ from std_msgs.msg import Header
 
 from so101_contract import qos
 from so101_contract.node_main import EXIT_REFUSED, run_node
-from so101_contract.parameters import declare
+from so101_contract.parameters import declare_config
+from so101_contract.settings import setting
 from so101_contract.stamps import stamp_to_ns
 from so101_driver.vision.image_messages import ImageConversionError, image_msg_to_array
 from so101_driver.vision.preprocessing import ImagePreprocessing, PreprocessingError
@@ -94,55 +96,63 @@ class ProcessingStats:
         )
 
 
+OWN_THRESHOLD = -1.0  # the threshold parameter's value that means the model's own (model.json)
+
+
+@dataclass(frozen=True)
+class RewardNodeConfig:
+    model_path: str = setting("", "reward model directory (model.safetensors + model.json); required")
+    preprocessing: str = setting(
+        "",
+        "the ACTOR's image preprocessing as JSON of ImagePreprocessing fields ('' = project default); the node "
+        "refuses a model trained with a different one",
+    )
+    threshold: float = setting(
+        OWN_THRESHOLD, "success threshold on P(success) in (0, 1); -1 = the model's own", (-1.0, 1.0)
+    )
+    torch_threads: int = setting(1, "torch CPU threads for inference (1 keeps latency predictable)", (1, 256))
+    stats_period_s: float = setting(30.0, "log a timing summary this often (s); 0 = only at shutdown", (0.0, 86400.0))
+
+
+CONFIG = RewardNodeConfig
+
+
+def refusal(config: RewardNodeConfig) -> str:
+    """Why the node cannot start with these parameters, before any model is loaded ('' when it can)."""
+    if config.threshold != OWN_THRESHOLD and not 0.0 < config.threshold < 1.0:
+        return f"parameter threshold={config.threshold} must be in (0, 1), or -1 for the model's own"
+    if not config.model_path:
+        return (
+            "parameter model_path is empty: pass the trained model directory, e.g. "
+            "--ros-args -p model_path:=runs/reward/model (written by python -m so101_reward.train)"
+        )
+    return ""
+
+
 class RewardNode(Node):
     def __init__(self):
         super().__init__("reward_classifier")
-        model_path = declare(
-            self, "model_path", "", "reward model directory (model.safetensors + model.json); required"
-        )
-        preprocessing = declare(
-            self,
-            "preprocessing",
-            "",
-            "the ACTOR's image preprocessing as JSON of ImagePreprocessing fields ('' = project default); the node "
-            "refuses a model trained with a different one",
-        )
-        threshold = declare(
-            self, "threshold", -1.0, "success threshold on P(success) in (0, 1); -1 = the model's own", (-1.0, 1.0)
-        )
-        torch_threads = declare(
-            self, "torch_threads", 1, "torch CPU threads for inference (1 keeps latency predictable)", (1, 256)
-        )
-        self.stats_period_s = declare(
-            self, "stats_period_s", 30.0, "log a timing summary this often (s); 0 = only at shutdown", (0.0, 86400.0)
-        )
-
-        if threshold != -1.0 and not 0.0 < threshold < 1.0:  # checked before the model is loaded
-            self._refuse(f"parameter threshold={threshold} must be in (0, 1), or -1 for the model's own")
-        if not model_path:
-            self._refuse(
-                "parameter model_path is empty: pass the trained model directory, e.g. "
-                "--ros-args -p model_path:=runs/reward/model (written by python -m so101_reward.train)"
-            )
+        self.config = c = declare_config(self, CONFIG)
+        self.stats_period_s = c.stats_period_s
+        if problem := refusal(c):  # checked before the model is loaded
+            self._refuse(problem)
         try:
-            actor_preprocessing = ImagePreprocessing.from_parameter(preprocessing)
+            actor_preprocessing = ImagePreprocessing.from_parameter(c.preprocessing)
         except PreprocessingError as err:
             self._refuse(
                 f"{err}. Pass the actor's preprocessing as a JSON object of the ImagePreprocessing fields it changes, "
                 "or '' for the project default"
             )
-        torch.set_num_threads(max(1, int(torch_threads)))
+        torch.set_num_threads(max(1, int(c.torch_threads)))
         try:
-            self.classifier = RewardClassifier.load(model_path)
+            self.classifier = RewardClassifier.load(c.model_path)
         except RewardModelConfigError as err:  # RewardModelError included
             self._refuse(f"cannot load the reward model: {err}")
         try:
             check_same_preprocessing(self.classifier.config.preprocessing, actor_preprocessing)
         except RewardModelConfigError as err:
             self._refuse(f"refusing model {self.classifier.model_id}: {err}")
-        if threshold == -1.0:
-            threshold = self.classifier.threshold
-        self.threshold = float(threshold)
+        self.threshold = float(self.classifier.threshold if c.threshold == OWN_THRESHOLD else c.threshold)
 
         self._warm_up()
         self.stats = ProcessingStats()

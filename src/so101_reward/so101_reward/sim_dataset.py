@@ -1,32 +1,11 @@
 """An auto-labelled reward dataset from the simulation: wrist frames labelled by the physics' own grasp test.
 
 The simulation knows the truth (``SimWorld.grasp_success``: the cube pinched between the fingers with the servo
-squeezing), so every frame gets an exact label, taken at the same physics instant the frame is rendered. No ROS
-graph: the follower is driven directly at the 10 Hz control rate as the actor drives it (one Kinematics.ik_step
-per control step from freshly read joints, the gripper target as the jaw angle), and the wrist image goes through
-the project's one ImagePreprocessing.
+squeezing), so every frame gets an exact label, taken at the physics instant it is rendered. No ROS graph: the follower
+is driven at the 10 Hz control rate as the actor drives it (one Kinematics.ik_step per control step), and the wrist
+image goes through the project's one ImagePreprocessing. ``Scenario`` says which hands the episodes cycle through.
 
-A classifier learns the difference between the classes it is shown. If the only negatives were "arm still far
-away", it would learn "cube big in the image = success" and fire when the gripper merely hovers over the cube (the
-classic false positive of reward classifiers). So the episodes cycle through
-scenarios whose negatives look like a grasp in all but the one thing that matters:
-
-- ``grasp``: the scripted top grasp (ScriptedGrasp); it keeps holding after the grasp, so most of the episode is
-  positive, and the frames just before the grasp (cube between open fingers) are negatives.
-- ``near_miss``: the same grasp aimed 2.8-4 cm to the left or right of the cube centre (1.3-2.5 cm clear of its
-  side): the jaw closes on air next to the cube, stays closed a moment, then opens and tries again.
-  Closer than that the wide fingers still pinch the cube's edge (at 2 cm in 11 of 12 tries).
-- ``air_close``: goes above the cube at the approach height and closes the gripper there.
-- ``touch``: descends onto the cube with the gripper open and stays there: the cube between open fingers.
-- ``no_cube``: the cube is moved far out of the camera's view; the arm wanders over the empty table, opening and
-  closing the gripper.
-
-The label is always the physics' verdict: if a near miss does pinch the cube after all, its frames are positive.
-The default cycle repeats ``grasp`` (DEFAULT_CYCLE) so that about a quarter of all frames are positive.
-
-    from so101_reward.sim_dataset import record_sim_dataset
-    dataset = record_sim_dataset(episodes=60, steps_per_episode=60, seed=0)
-    dataset.save("sim_reward.npz")
+    record_sim_dataset(episodes=60, steps_per_episode=60, seed=0).save("sim_reward.npz")
 """
 
 from __future__ import annotations
@@ -63,7 +42,26 @@ WANDER_TOGGLE_PROBABILITY = 0.15  # per control step: chance that the wandering 
 
 
 class Scenario:
-    """One episode's hand: ``command(world)`` -> the joint targets (6,) for the next control step."""
+    """One episode's hand: ``command(world)`` -> the joint targets (6,) for the next control step.
+
+    A classifier learns the difference between the classes it is shown. If the only negatives were "arm still far
+    away", it would learn "cube big in the image = success" and fire when the gripper merely hovers over the cube (the
+    classic false positive of reward classifiers). So the episodes cycle through
+    scenarios whose negatives look like a grasp in all but the one thing that matters:
+
+    - ``grasp``: the scripted top grasp (ScriptedGrasp); it keeps holding after the grasp, so most of the episode is
+      positive, and the frames just before the grasp (cube between open fingers) are negatives.
+    - ``near_miss``: the same grasp aimed 2.8-4 cm to the left or right of the cube centre (1.3-2.5 cm clear of its
+      side): the jaw closes on air next to the cube, stays closed a moment, then opens and tries again.
+      Closer than that the wide fingers still pinch the cube's edge (at 2 cm in 11 of 12 tries).
+    - ``air_close``: goes above the cube at the approach height and closes the gripper there.
+    - ``touch``: descends onto the cube with the gripper open and stays there: the cube between open fingers.
+    - ``no_cube``: the cube is moved far out of the camera's view; the arm wanders over the empty table, opening and
+      closing the gripper.
+
+    The label is always the physics' verdict: if a near miss does pinch the cube after all, its frames are positive.
+    The default cycle repeats ``grasp`` (DEFAULT_CYCLE) so that about a quarter of all frames are positive.
+    """
 
     def command(self, world: SimWorld) -> np.ndarray:
         raise NotImplementedError

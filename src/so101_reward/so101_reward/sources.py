@@ -1,58 +1,10 @@
 """Where reward datasets come from: folders of labelled camera images, and rosbag2 bags with a label file.
 
-Both sources read RAW wrist-camera frames (the camera's full resolution, the preprocessing's source size,
-640x480 by default) and put every frame through the project's one ImagePreprocessing, so the classifier is
-trained on exactly what the reward node will see. A frame of another size is an error, never silently resized:
-a different crop would teach the classifier a different view. The simulation's auto-labelled source is
-``so101_reward.sim_dataset``. ``python -m so101_reward.make_dataset`` is the command line for all three.
-
-Image folders (``from_image_folders``)
---------------------------------------
-::
-
-    root/
-      success/            # or positive/: frames that show a successful grasp (label 1)
-        ep003/frame_0001.png
-        ep003/frame_0002.png
-        img_0042.jpg
-      failure/            # or negative/: everything else (label 0)
-        ep003/frame_0000.png
-        ep007/cam/0001.png
-        img_0043.jpg
-
-Images: .png, .jpg, .jpeg, .bmp (any case), read with OpenCV, raw camera frames of the preprocessing's source size.
-A label folder may be missing (a dataset of one class), but not both. Episodes (so validation can hold out whole
-episodes, see dataset.RewardDataset.split): the first subfolder under the label folder names the episode, so
-``success/ep003/...`` and ``failure/ep003/...`` are one episode whose frames carry both labels; an image directly
-in the label folder is its own episode, named by its file stem. Other files are ignored.
-
-Labelled bags (``from_labelled_bags``)
---------------------------------------
-rosbag2 bags (MCAP or sqlite3, read with the ``rosbags`` library; no ROS install needed), e.g. recorded by the
-bringup recorder or ``ros2 bag record``, and one JSON label file beside them::
-
-    {"topic": "/wrist_camera/image_raw",
-     "episodes": [
-       {"bag": "episode_000", "success": [[40, 80]]},
-       {"bag": "episode_001", "success_start": 52},
-       {"bag": "session_2", "frames": [0, 99], "success": []},
-       {"bag": "session_2", "frames": [100, 180], "success": [[150, 180]]}
-     ]}
-
-- ``topic`` (optional): the image topic, default ``/wrist_camera/image_raw``; an episode may give its own
-  ``topic``, and the ``topic`` argument (``--topic``) overrides the file's.
-- ``bag``: the bag directory (the one holding metadata.yaml), relative to the label file's directory.
-- Frame index: the position of a message among the bag's messages on the image topic, 0-based, in recording
-  order. ``frames: [first, last]`` (optional, inclusive) takes only those frames into the episode; default all.
-  Episodes of one bag take disjoint frames: overlapping ranges are refused (a frame would count twice, or be
-  labelled 0 and 1 at once).
-- Labels, exactly one of: ``success``: a list of inclusive ``[first, last]`` frame ranges labelled 1 (``[]`` for a
-  failed episode); ``success_start``: frames from this index to the end of the episode are 1. All other frames of
-  the episode are 0.
-- Episode name: the ``bag`` string; ``bag#k`` (k = 0, 1, ... in file order) when one bag holds several episodes.
-- Messages: sensor_msgs/msg/Image (rgb8, bgr8) or sensor_msgs/msg/CompressedImage (jpeg, png).
-- Recording: ``ros2 bag record --all-topics`` or a topic list. In Jazzy ``--all`` (``-a``) also records every
-  service's events, whose definitions the rosbags reader cannot parse, so such a bag cannot be read at all.
+Both read RAW wrist-camera frames (the preprocessing's source size, 640x480 by default) and put every frame through the
+project's one ImagePreprocessing, so the classifier is trained on exactly what the reward node will see. A frame of
+another size is an error, never silently resized: a different crop would teach the classifier a different view.
+``from_image_folders`` and ``from_labelled_bags`` describe their formats; ``python -m so101_reward.make_dataset`` is
+the command line for both and for the simulation's auto-labelled source, ``so101_reward.sim_dataset``.
 """
 
 from __future__ import annotations
@@ -128,7 +80,26 @@ def _images_under(folder: Path) -> list[Path]:
 def from_image_folders(
     root: Path | str, preprocessing: ImagePreprocessing = DEFAULT_PREPROCESSING, progress: bool = False
 ) -> RewardDataset:
-    """Labelled camera images in root/success/** and root/failure/** (see the module docstring)."""
+    """Labelled camera images in root/success/** and root/failure/**.
+
+    ::
+
+        root/
+          success/            # or positive/: frames that show a successful grasp (label 1)
+            ep003/frame_0001.png
+            ep003/frame_0002.png
+            img_0042.jpg
+          failure/            # or negative/: everything else (label 0)
+            ep003/frame_0000.png
+            ep007/cam/0001.png
+            img_0043.jpg
+
+    Images: .png, .jpg, .jpeg, .bmp (any case), read with OpenCV, raw camera frames of the preprocessing's source size.
+    A label folder may be missing (a dataset of one class), but not both. Episodes (so validation can hold out whole
+    episodes, see dataset.RewardDataset.split): the first subfolder under the label folder names the episode, so
+    ``success/ep003/...`` and ``failure/ep003/...`` are one episode whose frames carry both labels; an image directly
+    in the label folder is its own episode, named by its file stem. Other files are ignored.
+    """
     from tqdm import tqdm
 
     root = Path(root)
@@ -380,7 +351,34 @@ def from_labelled_bags(
     topic: str | None = None,
     progress: bool = False,
 ) -> RewardDataset:
-    """Frames of rosbag2 bags labelled by a JSON label file (see the module docstring for the format)."""
+    """Frames of rosbag2 bags labelled by a JSON label file beside them.
+
+    rosbag2 bags (MCAP or sqlite3, read with the ``rosbags`` library; no ROS install needed), e.g. recorded by the
+    bringup recorder or ``ros2 bag record``, and one JSON label file beside them::
+
+        {"topic": "/wrist_camera/image_raw",
+         "episodes": [
+           {"bag": "episode_000", "success": [[40, 80]]},
+           {"bag": "episode_001", "success_start": 52},
+           {"bag": "session_2", "frames": [0, 99], "success": []},
+           {"bag": "session_2", "frames": [100, 180], "success": [[150, 180]]}
+         ]}
+
+    - ``topic`` (optional): the image topic, default ``/wrist_camera/image_raw``; an episode may give its own
+      ``topic``, and the ``topic`` argument (``--topic``) overrides the file's.
+    - ``bag``: the bag directory (the one holding metadata.yaml), relative to the label file's directory.
+    - Frame index: the position of a message among the bag's messages on the image topic, 0-based, in recording
+      order. ``frames: [first, last]`` (optional, inclusive) takes only those frames into the episode; default all.
+      Episodes of one bag take disjoint frames: overlapping ranges are refused (a frame would count twice, or be
+      labelled 0 and 1 at once).
+    - Labels, exactly one of: ``success``: a list of inclusive ``[first, last]`` frame ranges labelled 1 (``[]`` for a
+      failed episode); ``success_start``: frames from this index to the end of the episode are 1. All other frames of
+      the episode are 0.
+    - Episode name: the ``bag`` string; ``bag#k`` (k = 0, 1, ... in file order) when one bag holds several episodes.
+    - Messages: sensor_msgs/msg/Image (rgb8, bgr8) or sensor_msgs/msg/CompressedImage (jpeg, png).
+    - Recording: ``ros2 bag record --all-topics`` or a topic list. In Jazzy ``--all`` (``-a``) also records every
+      service's events, whose definitions the rosbags reader cannot parse, so such a bag cannot be read at all.
+    """
     from tqdm import tqdm
 
     label_file = Path(label_file)

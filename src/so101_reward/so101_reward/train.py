@@ -4,19 +4,8 @@
     python -m so101_reward.train data/bags.npz data/sim.npz --out models/reward --test data/heldout.npz
     python -m so101_reward.train data.npz --out m --architecture resnet18 --backbone-weights resnet18.safetensors
 
-What it does, in order:
-1. Split by episode (default; ``--split frame`` for a random frame split): neighbouring frames of one episode are
-   near copies, so only held-out episodes measure generalisation. Both classes are represented in validation.
-2. Train with AdamW (lr 3e-4, weight decay 0.02, gradient clip 1.0: the seed system's values), colour/sharpness/
-   shift augmentation, and BCE weighted by negatives/positives so the ~20 % success frames count as much as the
-   failures.
-3. After every epoch: validation loss and F1; keep the best-loss weights; stop after ``patience`` epochs without
-   an improvement of ``min_delta``.
-4. Sweep thresholds on validation and keep the best-F1 one (the highest among equals: a false success rewards a
-   failure). Report accuracy, precision, recall, F1, ROC-AUC, the confusion matrix and the sweep for train,
-   validation and an optional separate test set.
-5. Write ``model.safetensors`` + ``model.json`` (architecture, preprocessing, threshold) + ``metrics.json`` and
-   TensorBoard scalars into ``--out``.
+``train`` lists its steps; ``--out`` receives ``model.safetensors`` + ``model.json`` (architecture, preprocessing,
+threshold), ``metrics.json`` and TensorBoard scalars.
 """
 
 from __future__ import annotations
@@ -36,6 +25,7 @@ import torch.nn.functional as F
 
 from so101_contract.cli import open_fraction, positive_float, positive_int
 from so101_contract.cpu_allocator import configure_cpu_allocator
+from so101_contract.devices import DEFAULT_DEVICE
 from so101_contract.files import atomic_write
 from so101_reward.augment import AugmentConfig, augment
 from so101_reward.classifier import RewardClassifier
@@ -135,6 +125,17 @@ def train(
     progress: bool = True,
     log=print,
 ) -> TrainResult:
+    """Train on ``dataset`` and report on train, validation and ``test``, in this order:
+
+    1. Split by episode (default; ``split_by="frame"`` for a random frame split): neighbouring frames of one episode
+       are near copies, so only held-out episodes measure generalisation. Both classes are represented in validation.
+    2. Train with AdamW (``TrainConfig``'s lr, weight decay and gradient clip), colour/sharpness/shift augmentation,
+       and BCE weighted by negatives/positives so the ~20 % success frames count as much as the failures.
+    3. After every epoch: validation loss and F1; keep the best-loss weights; stop after ``patience`` epochs without
+       an improvement of ``min_delta``.
+    4. Sweep thresholds on validation and keep the best-F1 one (the highest among equals: a false success rewards a
+       failure). Report accuracy, precision, recall, F1, ROC-AUC, the confusion matrix and the sweep.
+    """
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-augment", action="store_true", help="train without colour/sharpness/shift augmentation")
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
-    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    parser.add_argument("--device", default=DEFAULT_DEVICE, help="auto (cuda when available), cpu or cuda")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 

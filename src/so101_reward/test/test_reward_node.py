@@ -15,13 +15,13 @@ import torch
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 
-from so101_contract import qos
+from so101_contract import qos, settings
 from so101_driver.vision.image_messages import ImageConversionError, array_to_image_msg
 from so101_driver.vision.preprocessing import PreprocessingError
 from so101_hilserl_interfaces.msg import RewardSignal
 from so101_reward.classifier import RewardClassifier
 from so101_reward.model_config import RewardModelConfig
-from so101_reward.reward_node import classify_image
+from so101_reward.reward_node import RewardNodeConfig, classify_image, refusal
 from so101_testing.graph import wait_until
 
 STARTUP_S = 60.0  # torch + rclpy import and first discovery on a loaded 2-core machine
@@ -79,6 +79,15 @@ def image_message(frame: np.ndarray, index: int, encoding: str) -> Image:
 
 
 # ---- the per-frame logic, no graph ----------------------------------------------------------------------------------
+def test_parameters_that_cannot_work_are_refused_before_any_model_is_loaded():
+    assert settings.table(RewardNodeConfig)["threshold"][2] == (-1.0, 1.0)  # ROS refuses values outside
+    config = RewardNodeConfig(model_path="runs/reward/model")
+    assert refusal(config) == "" and refusal(replace(config, threshold=0.5)) == ""
+    assert "threshold=0.0 must be in (0, 1)" in refusal(replace(config, threshold=0.0))  # in ROS's range, not usable
+    assert "threshold=-0.5 must be in (0, 1), or -1" in refusal(replace(config, threshold=-0.5))
+    assert "model_path is empty" in refusal(RewardNodeConfig())
+
+
 def test_classify_image_copies_header_and_applies_threshold(model):
     directory, frames, expected, _ = model
     classifier = RewardClassifier.load(directory)

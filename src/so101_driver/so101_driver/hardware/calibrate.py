@@ -1,23 +1,11 @@
 """Guided calibration of an SO-101 arm, writing LeRobot's calibration format, on the project's Feetech bus.
 
-It follows LeRobot's own procedure (``SOFollower.calibrate`` / ``SOLeader.calibrate``) so the file and the servos'
-EEPROM end up exactly as ``lerobot-calibrate`` would leave them, and either tool can use the other's calibration:
+It follows LeRobot's own procedure (``ArmCalibrator`` lists its steps) so the file and the servos' EEPROM end up
+exactly as ``lerobot-calibrate`` would leave them. ``--write-only FILE`` writes an existing file to the motors. A
+joint that spans less than ``calibration.MIN_RANGE_TICKS`` (not moved during the recording) is refused, naming it,
+unless ``--force``. Every prompt goes through an injectable ``input_fn`` so tests can play the human.
 
-1. torque off (Lock 0, so EEPROM writes persist) and position mode on every motor;
-2. "move the arm to the middle of its range, press ENTER": Homing_Offset = 0 and limits 0..4095, read
-   Present_Position, write Homing_Offset = present - 2047 (half-turn homing: this pose now reads 2047);
-3. "move every joint through its full range, press ENTER when done": Present_Position polled at ~50 Hz, min/max
-   kept per joint, shown in a live table. wrist_roll is not recorded but set to 0..4095 like LeRobot >= v0.4.3
-   (``--record-wrist-roll`` records it like the so101_* classes up to v0.4.2 did);
-4. Homing_Offset, Min_Position_Limit and Max_Position_Limit written to each servo's EEPROM (torque off, Lock 0) and
-   read back, then the JSON saved (indent 4) where LeRobot looks for it (or ``--out``).
-
-``--write-only FILE`` writes an existing file to the motors (LeRobot's "press ENTER to use the existing
-calibration" path). Every prompt goes through an injectable ``input_fn`` so tests can play the human.
-
-A recorded range, or a file, in which a joint spans less than ``calibration.MIN_RANGE_TICKS`` (the joint was not
-moved during the recording) is refused, naming the joint and its range: written to the servos, its limits would
-lock the joint, and its mid-of-range zero is wrong. ``--force`` accepts it (a joint that really cannot move further).
+    python -m so101_driver.hardware.calibrate --port PORT --kind follower|leader --id NAME
 """
 
 from __future__ import annotations
@@ -47,6 +35,7 @@ from so101_driver.hardware.calibration import (
     save_calibration,
     validate_calibration,
 )
+from so101_driver.hardware.feetech import control_table as ct
 
 DEFAULT_MOTOR_IDS: dict[str, int] = {name: i + 1 for i, name in enumerate(JOINT_NAMES)}
 STS3215_MODEL_NUMBER = 777
@@ -120,7 +109,22 @@ class _EnterWaiter:
 
 
 class ArmCalibrator:
-    """LeRobot's calibration procedure for one arm on an open FeetechBus (see module docstring)."""
+    """LeRobot's calibration procedure (``SOFollower.calibrate`` / ``SOLeader.calibrate``) for one arm on an open
+    FeetechBus:
+
+    1. torque off (Lock 0, so EEPROM writes persist) and position mode on every motor;
+    2. "move the arm to the middle of its range, press ENTER": Homing_Offset = 0 and limits 0..4095, read
+       Present_Position, write Homing_Offset = present - 2047 (half-turn homing: this pose now reads 2047);
+    3. "move every joint through its full range, press ENTER when done": Present_Position polled at ~50 Hz, min/max
+       kept per joint, shown in a live table. wrist_roll is not recorded but set to 0..4095 like LeRobot >= v0.4.3
+       (``record_wrist_roll`` records it like the so101_* classes up to v0.4.2 did);
+    4. Homing_Offset, Min_Position_Limit and Max_Position_Limit written to each servo's EEPROM (torque off, Lock 0) and
+       read back, then the JSON saved (indent 4) where LeRobot looks for it (or ``--out``).
+
+    A recorded range in which a joint spans less than ``MIN_RANGE_TICKS`` is refused, naming the joint and its range:
+    written to the servos, its limits would lock the joint, and its mid-of-range zero is wrong. ``force`` accepts it
+    (a joint that really cannot move further).
+    """
 
     def __init__(
         self,
@@ -335,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--baudrate",
         type=one_of_ints(SUPPORTED_BAUDRATES),
-        default=1_000_000,
+        default=ct.FACTORY_BAUDRATE,
         help=f"bus baud rate, one the servos take: {', '.join(map(str, SUPPORTED_BAUDRATES))} (default 1000000)",
     )
     return parser

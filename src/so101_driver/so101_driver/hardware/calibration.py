@@ -1,53 +1,10 @@
 """LeRobot calibration files and the project's ONE conversion between servo ticks, LeRobot values and URDF radians.
 
-Three frames describe a joint position:
-
-* **ticks**: what an STS3215 reports in Present_Position and accepts in Goal_Position, 0..4095 per turn, already
-  shifted by the servo firmware by the Homing_Offset in its EEPROM (Present = Actual - Homing_Offset). LeRobot's
-  calibration writes Homing_Offset so that the pose held during "move to the middle of the range" reads 2047.
-* **LeRobot values** (``"<name>.pos"``): ``MotorsBus._normalize`` applied to ticks with the calibration's
-  ``range_min``/``range_max``. Body joints are DEGREES (LeRobot >= 0.4.4 default) or RANGE_M100_100 (older default);
-  the gripper is always RANGE_0_100. With mid = (range_min + range_max) / 2 (LeRobot's MotorsBus):
-
-  - DEGREES: deg = (ticks - mid) * 360 / 4095, no clamping, drive_mode ignored; inverse int(deg * 4095 / 360 + mid).
-  - RANGE_M100_100: ((clamp(ticks) - min) / (max - min)) * 200 - 100, negated when drive_mode = 1;
-    inverse int(((clamp(v, -100, 100) + 100) / 200) * (max - min) + min) after negating v when drive_mode = 1.
-  - RANGE_0_100: ((clamp(ticks) - min) / (max - min)) * 100, 100 - that when drive_mode = 1;
-    inverse int((clamp(v, 0, 100) / 100) * (max - min) + min) after v -> 100 - v when drive_mode = 1.
-
-  ``int()`` truncates; this module reproduces it exactly in :meth:`JointConversion.lerobot_to_ticks`, so a value
-  sent through LeRobot and through this module lands on the same tick. LeRobot uses 4095 (not 4096) ticks per turn
-  in its angle maths, and so does this module, so degrees here equal LeRobot's degrees to the last bit.
-* **URDF radians** (REP-103, the project's topics):
-
-  - body joints: rad = deg2rad(LeRobot DEGREES value) = (ticks - mid) * 2*pi / 4095. **The zero is the middle of
-    the recorded range, not the homing pose** (the homing pose reads 2047, which is generally not mid). That is
-    the zero the SO-101 "new calib" URDF is authored around and the one LeRobot's own kinematics use; tools that
-    take tick 2048 as zero (feetech_ros2_driver) disagree with it by (mid - 2048) ticks.
-  - gripper: rad = deg2rad(LeRobot RANGE_0_100 value), i.e. 0 (range_min; with drive_mode 1, range_max) .. 100
-    (the other end of the recorded travel) maps to 0 .. 1.745 rad, matching the URDF gripper upper limit of
-    100 deg. Which physical end is 0 follows from the servo's mounting, exactly as in LeRobot, whose kinematics
-    examples pass the gripper value through deg2rad the same way. The URDF's lower limit (-10 deg) is never
-    produced: the value is clamped to the recorded range like LeRobot clamps it.
-
-  Radians -> ticks rounds to the nearest tick (LeRobot's truncation would bias every command by half a tick
-  towards lower ticks) and clamps to [range_min, range_max], which the servo enforces itself from its EEPROM
-  limits anyway. ticks -> radians -> ticks therefore returns the same tick for every tick in range.
-  Velocities (Present_Velocity, ticks/s) convert with the same per-joint scale: 2*pi/4095 rad per tick for body
-  joints, deg2rad(100 / (max - min)) rad per tick for the gripper (negated when its drive_mode is 1).
-
-Calibration files: LeRobot's current format (draccus JSON, indent 4, ``{motor: {id, drive_mode, homing_offset,
-range_min, range_max}}``) under ``$HF_LEROBOT_CALIBRATION/{robots|teleoperators}/<name>/<id>.json`` where <name> is
-``so101_follower``/``so101_leader`` up to LeRobot v0.4.2 and ``so_follower``/``so_leader`` from v0.4.3. The older
-array schema (homing_offset, drive_mode, start_pos, end_pos, calib_mode, motor_names; LeRobot before its mid-2025
-motors-bus rewrite) is refused with a message: its DEGREE joints store only a software offset to a "zero pose" and
-no range, so there is no faithful way to obtain the mid-of-range zero above from it; recalibrating takes two minutes.
-
-A joint that was not moved through its range during calibration records a range of a few ticks (a published
-follower file has shoulder_pan 1996..2047): its zero (the middle of that range) is wrong and its servo limits lock it
-in place. ``narrow_ranges`` names such joints (``MIN_RANGE_TICKS``); ``load_calibration`` warns about them
-(``NarrowRangeWarning``, so a driver starting on such a file says so) and
-``python -m so101_driver.hardware.calibrate`` refuses to record or write one unless ``--force`` is given.
+Calibration files are LeRobot's current format (JSON ``{motor: {id, drive_mode, homing_offset, range_min,
+range_max}}``) where LeRobot keeps them (``find_lerobot_calibration``), so LeRobot and this project share one
+calibration. ``JointConversion`` converts between the three frames of a joint position exactly as LeRobot does. A body
+joint's zero is the middle of its recorded range, so a joint not moved through its range during calibration is
+flagged (``narrow_ranges``, ``NarrowRangeWarning``) and refused by ``python -m so101_driver.hardware.calibrate``.
 """
 
 from __future__ import annotations
@@ -77,16 +34,18 @@ MAX_HOMING_OFFSET = 2047
 BODY_MASK = np.arange(NUM_JOINTS) != GRIPPER  # every joint but the jaw
 
 Kind = Literal["follower", "leader"]
+# Calibration files live under $HF_LEROBOT_CALIBRATION/{robots|teleoperators}/<name>/<id>.json (draccus JSON, indent 4).
 # (category folder, device folder names newest generation first): so_* from LeRobot v0.4.3, so101_* up to v0.4.2.
 LEROBOT_DIRECTORIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "follower": ("robots", ("so_follower", "so101_follower")),
     "leader": ("teleoperators", ("so_leader", "so101_leader")),
 }
 # The shortest range a calibrated joint may span. A joint left still during calibration records noise and the knocks
-# of moving its neighbours: a few ticks up to ~50 (the published file above: 51 ticks, 4.5 deg). A real calibration,
-# even a hasty one, sweeps most of the travel: 1494..3857 ticks per joint in the reference follower file, ~600..700
-# in a hasty published leader file. A tenth of each joint's URDF travel (so101_new_calib limits) lies between the two
-# with a wide margin both ways; with less, the mid-of-range zero is off by up to half the joint's travel.
+# of moving its neighbours: a few ticks up to ~50 (a published follower file: shoulder_pan 1996..2047, 51 ticks,
+# 4.5 deg). A real calibration, even a hasty one, sweeps most of the travel: 1494..3857 ticks per joint in the
+# reference follower file, ~600..700 in a hasty published leader file. A tenth of each joint's URDF travel
+# (so101_new_calib limits) lies between the two with a wide margin both ways; with less, the mid-of-range zero is off
+# by up to half the joint's travel.
 MIN_RANGE_DEGREES: dict[str, float] = {
     "shoulder_pan": 22.0,  # URDF travel 220 deg (+-110)
     "shoulder_lift": 20.0,  # 200 deg (+-100)
@@ -98,6 +57,9 @@ MIN_RANGE_DEGREES: dict[str, float] = {
 MIN_RANGE_TICKS: dict[str, int] = {
     name: math.ceil(degrees * LEROBOT_MAX_RES / 360) for name, degrees in MIN_RANGE_DEGREES.items()
 }
+# LeRobot's older array schema (before its motors-bus rewrite) is refused with a message: its DEGREE joints store only
+# a software offset to a "zero pose" and no range, so there is no faithful way to obtain the mid-of-range zero from it;
+# recalibrating takes two minutes.
 OLD_FORMAT_KEYS = frozenset({"homing_offset", "drive_mode", "start_pos", "end_pos", "calib_mode", "motor_names"})
 RECALIBRATE_HINT = "python -m so101_driver.hardware.calibrate --port PORT --kind follower|leader --id NAME"
 
@@ -331,7 +293,44 @@ def find_lerobot_calibration(
 
 
 class JointConversion:
-    """Ticks <-> LeRobot values <-> URDF radians for the six SO-101 joints (JOINT_NAMES order); see module doc."""
+    """Ticks <-> LeRobot values <-> URDF radians for the six SO-101 joints (JOINT_NAMES order).
+
+    Three frames describe a joint position:
+
+    * **ticks**: what an STS3215 reports in Present_Position and accepts in Goal_Position, 0..4095 per turn, already
+      shifted by the servo firmware by the Homing_Offset in its EEPROM (Present = Actual - Homing_Offset). LeRobot's
+      calibration writes Homing_Offset so that the pose held during "move to the middle of the range" reads 2047.
+    * **LeRobot values** (``"<name>.pos"``): ``MotorsBus._normalize`` applied to ticks with the calibration's
+      ``range_min``/``range_max``. Body joints are DEGREES (LeRobot >= 0.4.4 default) or RANGE_M100_100 (older default);
+      the gripper is always RANGE_0_100. With mid = (range_min + range_max) / 2 (LeRobot's MotorsBus):
+
+      - DEGREES: deg = (ticks - mid) * 360 / 4095, no clamping, drive_mode ignored; inverse int(deg * 4095 / 360 + mid).
+      - RANGE_M100_100: ((clamp(ticks) - min) / (max - min)) * 200 - 100, negated when drive_mode = 1;
+        inverse int(((clamp(v, -100, 100) + 100) / 200) * (max - min) + min) after negating v when drive_mode = 1.
+      - RANGE_0_100: ((clamp(ticks) - min) / (max - min)) * 100, 100 - that when drive_mode = 1;
+        inverse int((clamp(v, 0, 100) / 100) * (max - min) + min) after v -> 100 - v when drive_mode = 1.
+
+      ``int()`` truncates; this module reproduces it exactly in :meth:`JointConversion.lerobot_to_ticks`, so a value
+      sent through LeRobot and through this module lands on the same tick. LeRobot uses 4095 (not 4096) ticks per turn
+      in its angle maths, and so does this module, so degrees here equal LeRobot's degrees to the last bit.
+    * **URDF radians** (REP-103, the project's topics):
+
+      - body joints: rad = deg2rad(LeRobot DEGREES value) = (ticks - mid) * 2*pi / 4095. **The zero is the middle of
+        the recorded range, not the homing pose** (the homing pose reads 2047, which is generally not mid). That is
+        the zero the SO-101 "new calib" URDF is authored around and the one LeRobot's own kinematics use; tools that
+        take tick 2048 as zero (feetech_ros2_driver) disagree with it by (mid - 2048) ticks.
+      - gripper: rad = deg2rad(LeRobot RANGE_0_100 value), i.e. 0 (range_min; with drive_mode 1, range_max) .. 100
+        (the other end of the recorded travel) maps to 0 .. 1.745 rad, matching the URDF gripper upper limit of
+        100 deg. Which physical end is 0 follows from the servo's mounting, exactly as in LeRobot, whose kinematics
+        examples pass the gripper value through deg2rad the same way. The URDF's lower limit (-10 deg) is never
+        produced: the value is clamped to the recorded range like LeRobot clamps it.
+
+      Radians -> ticks rounds to the nearest tick (LeRobot's truncation would bias every command by half a tick
+      towards lower ticks) and clamps to [range_min, range_max], which the servo enforces itself from its EEPROM
+      limits anyway. ticks -> radians -> ticks therefore returns the same tick for every tick in range.
+      Velocities (Present_Velocity, ticks/s) convert with the same per-joint scale: 2*pi/4095 rad per tick for body
+      joints, deg2rad(100 / (max - min)) rad per tick for the gripper (negated when its drive_mode is 1).
+    """
 
     def __init__(self, calibration: Mapping[str, MotorCalibration]):
         validate_calibration(calibration)

@@ -5,9 +5,9 @@ and ``wrist_camera/camera_info`` with the same stamp, plus a camera status on ``
 (capture and publish fps, dropped frames, watchdog timeouts and reconnects).
 
 The capture logic lives in so101_driver.hardware.camera (sources, the reader thread with its one-frame buffer and
-watchdog, camera-info files); this node only declares parameters, turns frames into messages in its publishing
-thread and reports. Each image is published as soon as it is captured, stamped with the capture time; a frame the
-publisher could not keep up with is dropped, never sent late.
+watchdog, camera-info files); this node only declares its settings (CameraConfig), turns frames into messages in
+its publishing thread and reports. Each image is published as soon as it is captured, stamped with the capture
+time; a frame the publisher could not keep up with is dropped, never sent late.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import so101_contract.quiet_interrupt  # noqa: F401  (first: Ctrl-C during the h
 
 # isort: split
 import threading
+from dataclasses import dataclass, field
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
@@ -24,7 +25,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from so101_contract import diagnostics, qos
 from so101_contract.diagnostics import diagnostic_array
 from so101_contract.node_main import EXIT_REFUSED, run_node
-from so101_contract.parameters import declare
+from so101_contract.parameters import ParameterError, declare_config
+from so101_contract.settings import setting
 from so101_driver.hardware.camera.camera_info import (
     DEFAULT_HORIZONTAL_FOV_DEG,
     CalibrationFileError,
@@ -32,55 +34,53 @@ from so101_driver.hardware.camera.camera_info import (
     load_camera_calibration,
     pinhole_from_fov,
 )
-from so101_driver.hardware.camera.reader import CameraReader, RateMeter
+from so101_driver.hardware.camera.reader import RECONNECT_TIMEOUT_S, CameraReader, RateMeter
 from so101_driver.hardware.camera.sources import CaptureSettings, make_source_factory
-from so101_driver.vision.image_messages import array_to_image_msg, pinhole_camera_info
+from so101_driver.vision.image_messages import WRIST_CAMERA_FRAME, array_to_image_msg, pinhole_camera_info
 
 DIAGNOSTICS_PERIOD_S = 1.0
 LOW_FPS_FRACTION = 0.8  # diagnostics warn below this fraction of the asked frame rate
 THREAD_JOIN_TIMEOUT_S = 1.0  # per thread at shutdown; node_main ends the process 4 s after the stop anyway
 
 
+@dataclass(frozen=True)
+class CameraConfig:
+    """The wrist camera node's settings (its parameters); ``capture`` is what the camera is asked for."""
+
+    source: str = setting(
+        "0", "camera device index (0 = /dev/video0), a device path (better: /dev/v4l/by-id/usb-...-video-index0, "
+        "stable across USB ports), a video file or an image folder (played at fps, looping)"
+    )  # fmt: skip
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
+    camera_info_file: str = setting(
+        "", "ROS camera calibration YAML; '' = uncalibrated pinhole from horizontal_fov_deg"
+    )
+    horizontal_fov_deg: float = setting(
+        DEFAULT_HORIZONTAL_FOV_DEG, "horizontal field of view of the uncalibrated pinhole (degrees)", (1.0, 179.0)
+    )
+    frame_id: str = setting(WRIST_CAMERA_FRAME, "header.frame_id of images and info")
+    reconnect_timeout_s: float = setting(
+        RECONNECT_TIMEOUT_S, "reopen the camera when no frame came for this long (s)", (0.1, 60.0)
+    )
+
+
+CONFIG = CameraConfig
+
+
 class CameraNode(Node):
     def __init__(self):
         super().__init__("wrist_camera")
-        source = declare(
-            self,
-            "source",
-            "0",
-            "camera device index (0 = /dev/video0), a device path (better: /dev/v4l/by-id/usb-...-video-index0, "
-            "stable across USB ports), a video file or an image folder (played at fps, looping)",
-        )
-        width = declare(self, "width", 640, "image width asked of the camera (px)", (16, 8192))
-        height = declare(self, "height", 480, "image height asked of the camera (px)", (16, 8192))
-        fps = declare(
-            self, "fps", 30.0, "frame rate asked of the camera, and the playback rate of files (Hz)", (0.1, 1000.0)
-        )
-        fourcc = declare(self, "fourcc", "MJPG", "pixel format asked of the camera; MJPG fits 640x480@30 in USB 2")
-        info_file = declare(
-            self,
-            "camera_info_file",
-            "",
-            "ROS camera calibration YAML; '' = uncalibrated pinhole from horizontal_fov_deg",
-        )
-        self.fov_deg = declare(
-            self,
-            "horizontal_fov_deg",
-            DEFAULT_HORIZONTAL_FOV_DEG,
-            "horizontal field of view of the uncalibrated pinhole (degrees)",
-            (1.0, 179.0),
-        )
-        self.frame_id = declare(self, "frame_id", "wrist_camera_optical_frame", "header.frame_id of images and info")
-        timeout = declare(
-            self, "reconnect_timeout_s", 2.0, "reopen the camera when no frame came for this long (s)", (0.1, 60.0)
-        )
-        loop = declare(self, "loop", True, "play video files and image folders again from the start at their end")
-
         try:
-            self.settings = CaptureSettings(width=width, height=height, fps=fps, fourcc=fourcc, loop=loop)
+            self.config = config = declare_config(self, CONFIG)  # CaptureSettings refuses a bad fourcc (ValueError)
+            source, self.settings = config.source, config.capture
+            width, height, fps, fourcc = (getattr(self.settings, k) for k in ("width", "height", "fps", "fourcc"))
+            self.fov_deg, self.frame_id = config.horizontal_fov_deg, config.frame_id
             factory = make_source_factory(source, self.settings)
             pinhole_from_fov(width, height, self.fov_deg)  # validates the field of view at start-up
+            info_file = config.camera_info_file
             self.calibration: CameraCalibration | None = load_camera_calibration(info_file) if info_file else None
+        except ParameterError:
+            raise  # node_main's one line and exit code 2
         except (ValueError, CalibrationFileError) as err:
             self.get_logger().fatal(str(err))
             raise SystemExit(EXIT_REFUSED) from None  # a refused configuration: exit 2, as for a bad parameter
@@ -94,7 +94,7 @@ class CameraNode(Node):
         self.reader = CameraReader(
             factory,
             clock=self.get_clock().now,
-            timeout_s=timeout,
+            timeout_s=config.reconnect_timeout_s,
             logger=self.get_logger(),
             description="wrist camera",
         )

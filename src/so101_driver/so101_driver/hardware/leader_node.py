@@ -7,7 +7,10 @@ import so101_contract.quiet_interrupt  # noqa: F401  (first: Ctrl-C during the h
 
 # isort: split
 from so101_contract.node_main import run_node
+from so101_driver.hardware.arm import LeaderConfig
 from so101_driver.hardware.arm_node import LeaderNode
+
+CONFIG = LeaderConfig
 
 
 def main(args=None) -> None:

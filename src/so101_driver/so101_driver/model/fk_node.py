@@ -9,30 +9,40 @@ from __future__ import annotations
 import so101_contract.quiet_interrupt  # noqa: F401  (first: Ctrl-C during the heavy imports below is quiet)
 
 # isort: split
+from dataclasses import dataclass
+
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from so101_contract.joints import positions_by_name
 from so101_contract.node_main import run_node
-from so101_contract.parameters import ParameterError, declare
+from so101_contract.parameters import ParameterError, declare_config
 from so101_contract.qos import SENSOR_DATA
+from so101_contract.settings import setting
 from so101_driver.model.kinematics import Kinematics, quaternion_xyzw_from_matrix
 
 WARN_THROTTLE_S = 5.0
 
 
+@dataclass(frozen=True)
+class FkConfig:
+    """fk_node's settings (its parameters)."""
+
+    urdf_path: str = setting("", "SO-101 URDF file; empty = the so101.urdf installed with so101_driver")
+    frame_id: str = setting("base_link", "header.frame_id of the published pose (the URDF root it is expressed in)")
+
+
+CONFIG = FkConfig
+
+
 class FkNode(Node):
     def __init__(self):
         super().__init__("fk_node")
-        urdf_path = declare(
-            self, "urdf_path", "", "SO-101 URDF file; empty = the so101.urdf installed with so101_driver"
-        )
-        self._frame_id = declare(
-            self, "frame_id", "base_link", "header.frame_id of the published pose (the URDF root it is expressed in)"
-        )
+        self.config = config = declare_config(self, CONFIG)
+        self._frame_id = config.frame_id
         try:
-            self._kinematics = Kinematics(urdf_path)
+            self._kinematics = Kinematics(config.urdf_path)
         except FileNotFoundError as err:  # a urdf_path that names no file: exit 2 with one line, not a traceback
             raise ParameterError(f"parameter {err}") from None
         self._publisher = self.create_publisher(PoseStamped, "follower/ee_pose", 10)

@@ -6,6 +6,8 @@ A command names joints and positions (sensor_msgs/JointState semantics). Before 
   so a bad policy output, a unit mix-up (degrees sent as radians) or a stale command cannot fling the arm;
 - joints the command does not name keep their previous target;
 - a watchdog holds the arm where it is when commands stop for ``timeout_s``.
+
+``CommandLimits`` holds the two settings (the nodes' ``max_joint_step`` and ``command_timeout_s`` parameters).
 """
 
 from __future__ import annotations
@@ -14,6 +16,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from so101_contract.settings import setting
+
+
+@dataclass(frozen=True)
+class CommandLimits:
+    """How far one command may move a joint and how long commands may pause before the arm is held."""
+
+    max_joint_step: float = setting(
+        0.3, "largest target change per command from the measured position (rad)", (0.001, 3.2)
+    )
+    command_timeout_s: float = setting(0.5, "hold the arm when commands stop this long (s)", (0.01, 60.0))
 
 
 @dataclass(frozen=True)
@@ -29,8 +43,8 @@ class JointCommandGuard:
         joint_names: Sequence[str],
         lower: np.ndarray,
         upper: np.ndarray,
-        max_step: float = 0.3,
-        timeout_s: float = 0.5,
+        max_step: float = CommandLimits.max_joint_step,
+        timeout_s: float = CommandLimits.command_timeout_s,
     ):
         if max_step <= 0 or timeout_s <= 0:
             raise ValueError(f"max_step ({max_step}) and timeout_s ({timeout_s}) must be positive")

@@ -1,12 +1,10 @@
 """Forward and inverse kinematics of the SO-101 (pinocchio on the project URDF).
 
 One model serves three jobs: the end-effector part of the observation (TCP position + euler ZYX), the one
-damped-least-squares IK step per 10 Hz control step (docs/architecture.md, "The observation and action
-contract"), and the iterative IK of the episode reset. Arrays are in JOINT_NAMES order, radians; positions in
-metres in base_link. The TCP is ``gripper_frame_link`` (its z axis points along the fingers).
-
-ik_step is on the control path, so one pinocchio Data and the work buffers are allocated once and reused: a
-Kinematics object is not thread-safe; give each thread its own.
+damped-least-squares IK step per 10 Hz control step (docs/architecture.md, "The observation and action contract"), and
+the iterative IK of the episode reset. Arrays are in JOINT_NAMES order, radians; positions in metres in base_link; the
+TCP is ``gripper_frame_link`` (its z axis points along the fingers). ik_step is on the control path, so one pinocchio
+Data and the work buffers are allocated once and reused: a Kinematics object is not thread-safe (one per thread).
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """Curriculum stages of the pick task: where an episode starts, defined once for the Gymnasium environment
 (pretraining) and the sim node (the ROS graph, and so the HIL benchmark).
 
-Numbered as pick-101's LiftCubeCartesianEnv where the meaning carries over. Its stages 1 and 2 start with the cube
-already in the closed gripper, which in this grasp-only task is the goal itself, so here they are the easy end of
-the same ladder:
-
-    0  the project's reset (SimWorld.reset, as the robot): TCP at (0.25, 0, 0.07) m +- 1 cm, fingers down, gripper
-       open; cube +- 4 cm around (0.25, 0), yaw +- 0.4 rad
-    1  the cube between the open fingers: TCP at the grasp point (ScriptedGrasp.grasp_tcp_position), closing the
-       gripper is all that is left; cube +- 2 cm, yaw 0
-    2  TCP 1.5 cm above the grasp point, gripper open; cube +- 2 cm, yaw 0
-    3  pick-101's stage 3 (the seed's pretraining): the gripper open 3 cm above the grasp point; cube +- 2 cm
-       around (0.25, 0), yaw 0
+Numbered as pick-101's LiftCubeCartesianEnv where the meaning carries over; its stages 1 and 2 start with the cube
+already in the closed gripper, which in this grasp-only task is the goal itself, so here they are the easy end of the
+same ladder (STAGES).
 """
 
 from __future__ import annotations
@@ -21,6 +13,12 @@ import numpy as np
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 from so101_driver.sim.world import SimWorld
 
+# 0  the project's reset (SimWorld.reset, as the robot): TCP at (0.25, 0, 0.07) m +- 1 cm, fingers down, gripper
+#    open; cube +- 4 cm around (0.25, 0), yaw +- 0.4 rad
+# 1  the cube between the open fingers: TCP at the grasp point (ScriptedGrasp.grasp_tcp_position), closing the
+#    gripper is all that is left; cube +- 2 cm, yaw 0
+# 2  TCP 1.5 cm above the grasp point, gripper open; cube +- 2 cm, yaw 0
+# 3  pick-101's stage 3: the gripper open 3 cm above the grasp point; cube +- 2 cm around (0.25, 0), yaw 0
 STAGES = (0, 1, 2, 3)
 STAGE_HEIGHT_ABOVE_GRASP = {1: 0.0, 2: 0.015, 3: 0.03}  # m, TCP above the grasp point at the start
 STAGE_CUBE_RANGE = 0.02  # m, uniform +- in x and y around SimConfig.cube_center for stages 1-3 (pick-101 stage 3)

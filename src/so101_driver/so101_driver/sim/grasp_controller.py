@@ -1,15 +1,10 @@
 """ScriptedGrasp: the scripted "hand" of a simulated operator (demonstrations, interventions, benchmarks).
 
 Top grasp in four phases: approach a point above the cube with the gripper open, descend, close, hold. It works in
-Cartesian space like the policy's action (end-effector delta per step, 0.02 m per unit), so its output
-is a TCP target at most ``max_step`` per axis from the current TCP; the caller turns it into joints with one
-Kinematics.ik_step and sends the gripper target as the jaw angle.
-
-The TCP (gripper_frame_link) sits on the inner face of the fixed finger at its tip, so the cube must not go to the
-TCP: the grasp point is offset towards the jaw by half a cube plus clearance and up the fingers, so the cube centre
-ends up between the fixed finger and the jaw and the jaw tip stays clear of the table. Geometry (URDF, gripper_link
-frame): fixed finger inner face x = -0.008, fingers along -z, jaw opens towards +x; the TCP is at
-(-0.0079, -0.0002, -0.0981) rotated pi about y, so in the TCP frame the jaw side is -x and the wrist side is -z.
+Cartesian space like the policy's action, so its output is a TCP target at most ``max_step`` per axis from the current
+TCP; the caller turns it into joints with one Kinematics.ik_step and sends the gripper target as the jaw angle. The
+TCP sits on the inner face of the fixed finger, so the grasp point is offset from the cube (GraspConfig.grasp_offset)
+to put the cube between the fingers.
 """
 
 from __future__ import annotations
@@ -32,6 +27,9 @@ class GraspConfig:
     # Cube centre in the TCP frame at the grasp. x: towards the jaw by half the 3 cm cube + 3 mm clearance from the
     # fixed finger's inner face, plus the TCP's own 0.1 mm behind that face. z: 7 mm up the fingers, so the TCP is
     # 8 mm above the table under a cube centre 15 mm high and the jaw tip (it swings ~5 mm past the TCP) misses it.
+    # Geometry (URDF, gripper_link frame): fixed finger inner face x = -0.008, fingers along -z, jaw opens towards +x;
+    # the TCP is at (-0.0079, -0.0002, -0.0981) rotated pi about y, so in the TCP frame the jaw side is -x and the
+    # wrist side is -z.
     grasp_offset: tuple[float, float, float] = (-0.0189, 0.0, -0.007)
     approach_height: float = 0.04  # m above the grasp point before descending
     approach_tolerance: float = 0.008  # m: close enough to the approach point to start descending

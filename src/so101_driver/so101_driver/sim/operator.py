@@ -1,18 +1,10 @@
 """A simulated person on a simulated leader arm: the stand-in for the human of HIL-SERL in simulation.
 
-- ``LeaderArm``: the leader's six joints as a powered, low-gain STS3215 leader behaves. Torque on and no hand: it
-  tracks the last ``leader/joint_commands`` with a first-order lag and a little servo jitter; torque off and no
-  hand: limp; a hand on it: the joints follow the hand quickly, with tremor.
-- ``SimulatedOperator``: the person, correcting the way HIL-SERL's authors tell people to. In "correct" mode it lets
-  the policy act first (``min_policy_time_s``), takes over when the policy makes no progress toward the grasp or
-  moves away from it, then drives through to success without undoing the policy's progress (the scripted grasp
-  resumes from where the arm is) and holds until the episode ends. Early on it helps in every episode where the
-  policy stalls; its help tapers as the policy's own success over the last episodes rises. In "demo" mode it drives
-  the whole episode (demonstrations).
-
-The person watches the follower and puts the leader where the follower should go next; the actor turns the
-leader's pose into an action of the policy (one step per control period). Its only outputs are where its hand
-pushes the leader and, with a pedal, that it is driving.
+The person watches the follower and puts the leader where the follower should go next; the actor turns the leader's
+pose into an action of the policy. Its only outputs are where its hand pushes the leader and, with a pedal, that it
+is driving. ``LeaderArm`` is the leader's six joints as a powered, low-gain STS3215 leader behaves (tracking its
+commands, limp without torque, following a hand with tremor); ``SimulatedOperator`` is the person, correcting the way
+HIL-SERL's authors tell people to, or driving whole episodes as demonstrations.
 """
 
 from __future__ import annotations
@@ -25,6 +17,7 @@ import numpy as np
 
 from so101_contract.control import CONTROL_PERIOD_S
 from so101_contract.joints import GRIPPER, NUM_ARM_JOINTS, NUM_JOINTS
+from so101_contract.settings import setting
 from so101_driver.model.kinematics import Kinematics
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 
@@ -72,6 +65,9 @@ class LeaderArmConfig:
 
 class LeaderArm:
     """The simulated leader's six joints (rad, JOINT_NAMES order), within the URDF limits of ``kinematics``.
+
+    Torque on and no hand: it tracks the last ``leader/joint_commands`` with a first-order lag and a little servo
+    jitter; torque off and no hand: limp; a hand on it: the joints follow the hand quickly, with tremor.
 
     Exact exponential discretisation, so the behaviour does not depend on how often ``step`` is called.
     """
@@ -195,11 +191,45 @@ class OperatorConfig:
             raise ValueError("OperatorConfig.taper_episodes and ik_iterations must be >= 1")
 
 
+@dataclass(frozen=True)
+class OperatorSettings:
+    """The simulated operator as the sim node runs it (its ``operator_*`` parameters); ``config()`` is the
+    OperatorConfig. The node's reaction delay is one fixed delay (a ROS parameter is one number), the middle of
+    OperatorConfig's default range."""
+
+    operator_mode: str = setting(OperatorConfig.mode, "simulated operator: correct, demo or none", MODES)
+    operator_reaction_delay_s: float = setting(0.4, "operator's reaction delay (s)", (0.0, 10.0))
+    operator_intervene_probability: float = setting(
+        OperatorConfig.intervene_probability, "chance the operator corrects when due", (0.0, 1.0)
+    )
+    operator_pedal: bool = setting(
+        False,
+        "the simulated operator presses the intervention pedal (operator/commands) while its hand is on the leader",
+    )
+    operator_demo_episodes: int = setting(
+        0, "the simulated operator drives the first N episodes whole (preloaded demonstrations, before the policy "
+        "acts)", (0, 10**6)
+    )  # fmt: skip
+
+    def config(self) -> OperatorConfig:
+        return OperatorConfig(
+            mode=self.operator_mode,
+            reaction_delay_s=self.operator_reaction_delay_s,
+            intervene_probability=self.operator_intervene_probability,
+        )
+
+
 Event = tuple[float, float | None, str]  # (start_time, end_time or None while holding, reason)
 
 
 class SimulatedOperator:
-    """A person who watches the follower and helps through the leader; see the module docstring.
+    """A person who watches the follower and helps through the leader.
+
+    In "correct" mode it lets the policy act first (``min_policy_time_s``), takes over when the policy makes no
+    progress toward the grasp or moves away from it, then drives through to success without undoing the policy's
+    progress (the scripted grasp resumes from where the arm is) and holds until the episode ends. Early on it helps
+    in every episode where the policy stalls; its help tapers as the policy's own success over the last episodes
+    rises. In "demo" mode it drives the whole episode (demonstrations).
 
     ``update`` is called once per tick with the follower's joints and the cube, and returns the hand target for
     ``LeaderArm.step`` (None = hands off). ``end_episode(success)`` tells it how the episode ended (what a person

@@ -2,11 +2,8 @@
 
 The arm comes from the project URDF (one robot model for kinematics, rviz2 and simulation); this module adds what a
 URDF cannot say: servo-like position actuators, joint friction, the table, the cube, a light and the wrist camera.
-The camera pose is read from the URDF's fixed camera joints, because MuJoCo drops massless fixed links on import.
-
-Collision filtering: arm geoms do not collide with each other (the simple boxes overlap near the joints), except the
-jaw finger with the fixed finger (an explicit pair: the jaw stops there when it closes on air); arm geoms collide
-with the cube and the table, and so does the cube.
+The camera pose is read from the URDF's fixed camera joints, because MuJoCo drops massless fixed links on import. Arm
+geoms collide with the cube and the table but not with each other, except the jaw stopping on the fixed finger.
 """
 
 from __future__ import annotations

@@ -1,27 +1,51 @@
 """Simulated time for the sim node, as plain Python (no ROS): the tick grid, real-time pacing and the lockstep gate.
 
-The protocol is so101_contract.sim_time's docstring. Here are the three decisions the node's loop takes per tick:
-
-- ``TickGrid``: which simulated instant tick ``k`` is (``k * tick_ns``, integer nanoseconds, so no float drifts
-  off the grid after hours) and whether the camera renders there (tick 0, then the first tick at or after each
-  multiple of the camera period: with the default 100 Hz and 10 Hz every tenth tick, stamped exactly n * 0.1 s).
-- ``Pacer`` (clock_mode "sim"): how long to wait before the next tick so that simulated time runs at the wall
-  clock times the real-time factor.
-- ``LockstepGate`` (clock_mode "lockstep"): whether the simulation may advance to an instant, given the actor's
-  newest grant and the learner's newest update backlog, and what it waits for when it may not.
-- ``HoldLog``: which holds are worth a log line (a silent learner each time; routine holds once).
+The protocol is written at so101_contract.sim_time's constants. Per tick the loop asks ``TickGrid`` which simulated
+instant it is and whether the camera renders there, ``Pacer`` (clock_mode "sim") how long to wait so that simulated
+time runs at the wall clock times the real-time factor, and ``LockstepGate`` (clock_mode "lockstep") whether it may
+advance, given the actor's newest grant and the learner's newest backlog. ``HoldLog`` picks the holds worth a log
+line; ``SimClockConfig`` holds the sim node's time settings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from so101_contract.control import CONTROL_PERIOD_S
+from so101_contract.settings import setting
+from so101_contract.sim_time import CLOCK_MODES
 from so101_contract.stamps import NS_PER_S
 
 
 @dataclass(frozen=True)
+class SimClockConfig:
+    """How the sim node's simulated time runs (so101_contract.sim_time)."""
+
+    clock_mode: str = setting(
+        "wall", "wall: follow the wall clock; sim: publish /clock paced to the wall clock times real_time_factor; "
+        "lockstep: advance only as the actor grants and the learner keeps up", CLOCK_MODES
+    )  # fmt: skip
+    real_time_factor: float = setting(1.0, "clock_mode sim: simulated seconds per wall second", (0.01, 100.0))
+    lockstep_max_backlog_updates: int = setting(
+        100, "clock_mode lockstep: hold while the learner owes more updates than this", (0, 10**9)
+    )
+    lockstep_learner_lead_s: float = setting(
+        CONTROL_PERIOD_S, "clock_mode lockstep: hold when the learner's newest report is older than this in simulated "
+        "time (a stopped or killed learner holds the run)", (0.01, 60.0)
+    )  # fmt: skip
+    start_time_s: float = setting(
+        0.0, "clock_mode sim/lockstep: simulated time starts at the first camera instant after this (a resumed run "
+        "continues its time)", (0.0, 1e9)
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class TickGrid:
-    """Simulated instants of a sim node: tick ``k`` is at ``k * tick_ns`` ns; the physics steps between them."""
+    """Simulated instants of a sim node: tick ``k`` is at ``k * tick_ns`` ns; the physics steps between them.
+
+    Integer nanoseconds, so no float drifts off the grid after hours. The camera renders at tick 0, then at the first
+    tick at or after each multiple of the camera period (with the default 100 Hz and 10 Hz: every tenth tick,
+    stamped exactly n * 0.1 s)."""
 
     tick_ns: int  # one tick of simulated time (ns)
     camera_period_ns: int  # the camera's period (ns)
@@ -180,19 +204,20 @@ class LockstepGate:
 
 class HoldLog:
     """The log lines of a lockstep simulation's holds, said when what it waits for changes: a silent learner every
-    time it falls silent and when it reports again (never routine), the routine holds (the actor's step, the learner's
-    backlog) once a run, and only when one lasts ``report_after_s`` of wall time."""
+    time it stays silent ``silent_after_s`` of wall time and when it reports again (never routine; a report a few
+    milliseconds late on a busy machine is not news), the routine holds (the actor's step, the learner's backlog) once
+    a run, and only when one lasts ``report_after_s`` of wall time."""
 
-    def __init__(self, report_after_s: float):
+    def __init__(self, report_after_s: float, silent_after_s: float = 1.0):
         self.report_after_s = float(report_after_s)
+        self.silent_after_s = float(silent_after_s)
         self.holding_for: frozenset[str] = frozenset()  # the kinds of the hold last logged (LockstepGate.holds)
         self.told: frozenset[str] = frozenset()  # every kind logged so far
 
     def held(self, kinds: frozenset[str], reason: str, held_for_s: float) -> str | None:
         routine_told = kinds - {"silent"} <= self.told
-        if kinds == self.holding_for or not (
-            "silent" in kinds or (held_for_s >= self.report_after_s and not routine_told)
-        ):
+        silent_long = "silent" in kinds and held_for_s >= self.silent_after_s
+        if kinds == self.holding_for or not (silent_long or (held_for_s >= self.report_after_s and not routine_told)):
             return None
         self.holding_for, self.told = kinds, self.told | kinds
         return f"waiting for {reason}" + ("" if "silent" in kinds else " (routine in lockstep; said once)")

@@ -1,9 +1,9 @@
 """SimWorld: the simulated follower arm, cube and wrist camera as plain Python (no ROS), deterministic per seed.
 
 The sim node wraps it for the ROS graph; the bench and the tests drive it directly. One episode: ``reset`` puts the
-arm at the home pose by IK (the seed system's reset: EE target (0.25, 0, 0.07) m + U(+-1 cm) per axis, fingers
-down, gripper open) and drops the cube somewhere on the table where the wrist camera sees it; then the caller sets
-joint targets and steps physics. Rendering is explicit (``render_wrist``), never a side effect of ``step``.
+arm at the home pose by IK (EE target (0.25, 0, 0.07) m + U(+-1 cm) per axis, fingers down, gripper open) and drops
+the cube somewhere on the table where the wrist camera sees it; then the caller sets joint targets and steps physics.
+Rendering is explicit (``render_wrist``), never a side effect of ``step``.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ try:  # a ROS install
 except ImportError:  # PyPI wheels: no cv_bridge
     _BRIDGE = None
 
+WRIST_CAMERA_FRAME = "wrist_camera_optical_frame"  # the URDF's optical frame of the wrist camera: the images' frame
 _CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1}
 
 

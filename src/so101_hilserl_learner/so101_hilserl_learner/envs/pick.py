@@ -1,29 +1,10 @@
 """``so101/Pick-v0``: the simulated SO-101 grasp task as a Gymnasium environment, built from the actor's own modules.
 
-One ``step`` is one actor control step, done the way the actor's control step does it (control_step.py), so a
-policy trained here sees and sends exactly what the actor does (test_pick_env checks it bit for bit):
-
-    joints q   = the simulated follower's joints, freshly read
-    target     = PolicyActionMapper(policy semantics).to_joints(action, q)   # the one action mapping
-                 -> JointCommandGuard (as the sim node applies it) -> SimWorld.set_joint_targets
-    physics    : CONTROL_PERIOD_S of MuJoCo
-    frame      = ImagePreprocessing.apply(wrist render)                       # the one preprocessing
-    state      = StateBuilder(orientation semantics).build(q')                # the one state vector
-    obs        = FrameStack.push(frame, state) -> {"pixels": (3k, H, W) uint8, "state": float32[18k]}
-    reward/end = EpisodeTracker (episode.py: success = N consecutive success frames after the minimum step
-                 count, which ends the episode and alone pays +10; -0.05 every other step; timeout = truncated)
-
-Success frames come from the physics' ground truth (SimWorld.grasp_success: the cube pinched between the fingers
-with the servo squeezing), or, with ``classifier``, from a trained reward classifier's probability of the
-preprocessed frame at ``classifier_threshold`` (the reward node's one decision). ``info["grasp"]`` always carries
-the ground truth and ``info["is_success"]`` whether the episode ended in success.
-
-Curriculum stages (``stage``, 0-3): so101_driver.sim.curriculum, which the sim node's ``curriculum_stage`` uses too.
-
-Seeds: ``reset(seed=s)`` gives bit-identical episodes for the same ``s`` (Gymnasium's np_random drives every
-draw). ``render_mode="rgb_array"``: ``render()`` returns the last raw wrist camera frame (H x W x 3 uint8 RGB).
-Small images for fast tests: pass an ``ImagePreprocessing`` with a smaller source and output size; the camera
-renders at its source size.
+One ``step`` is one actor control step, done the way the actor's control step does it (control_step.py), with the
+one action mapping, preprocessing, state vector, frame stack and episode logic, so a policy trained here sees and
+sends exactly what the actor does (test_pick_env checks it bit for bit). Success frames come from the physics'
+ground truth or from a trained reward classifier. Curriculum stages (``stage``, 0-3): so101_driver.sim.curriculum,
+which the sim node's ``curriculum_stage`` uses too.
 """
 
 from __future__ import annotations
@@ -45,10 +26,10 @@ from so101_driver.sim.curriculum import check_stage, reset_stage
 from so101_driver.sim.grasp_controller import ScriptedGrasp
 from so101_driver.sim.world import SimConfig, SimWorld
 from so101_driver.vision.preprocessing import DEFAULT_PREPROCESSING, ImagePreprocessing
-from so101_hilserl_actor.action_mapping import DEFAULT_ACTION_CONFIG, ActionConfig, PolicyActionMapper
-from so101_hilserl_actor.episode import EpisodeConfig, EpisodeTracker
-from so101_hilserl_actor.observation import FrameStack, StateBuilder
-from so101_hilserl_actor.semantics import PROJECT_SEMANTICS, SEMANTIC_FIELDS, check_semantic
+from so101_hilserl_core.action_mapping import DEFAULT_ACTION_CONFIG, ActionConfig, PolicyActionMapper
+from so101_hilserl_core.episode import EpisodeConfig, EpisodeTracker
+from so101_hilserl_core.observation import FrameStack, StateBuilder
+from so101_hilserl_core.semantics import PROJECT_SEMANTICS, SEMANTIC_FIELDS, check_semantic
 
 MAX_SEED = 2**31 - 1
 
@@ -62,9 +43,30 @@ def semantics_of(source: Any) -> dict[str, str]:
 
 
 class PickEnv(gym.Env):
-    """The SO-101 grasp task; see the module docstring.
+    """The SO-101 grasp task.
 
     Observation: Dict(pixels uint8 (3*frame_stack, S, S), state float32 (18*frame_stack,)); action: Box(-1, 1, (4,)).
+    One step:
+
+        joints q   = the simulated follower's joints, freshly read
+        target     = PolicyActionMapper(policy semantics).to_joints(action, q)   # the one action mapping
+                     -> JointCommandGuard (as the sim node applies it) -> SimWorld.set_joint_targets
+        physics    : CONTROL_PERIOD_S of MuJoCo
+        frame      = ImagePreprocessing.apply(wrist render)                       # the one preprocessing
+        state      = StateBuilder(orientation semantics).build(q')                # the one state vector
+        obs        = FrameStack.push(frame, state) -> {"pixels": (3k, H, W) uint8, "state": float32[18k]}
+        reward/end = EpisodeTracker (episode.py: success = N consecutive success frames after the minimum step
+                     count, which ends the episode and alone pays +10; -0.05 every other step; timeout = truncated)
+
+    Success frames come from the physics' ground truth (SimWorld.grasp_success: the cube pinched between the fingers
+    with the servo squeezing), or, with ``classifier``, from a trained reward classifier's probability of the
+    preprocessed frame at ``classifier_threshold`` (the reward node's one decision). ``info["grasp"]`` always carries
+    the ground truth and ``info["is_success"]`` whether the episode ended in success.
+
+    Seeds: ``reset(seed=s)`` gives bit-identical episodes for the same ``s`` (Gymnasium's np_random drives every
+    draw). ``render_mode="rgb_array"``: ``render()`` returns the last raw wrist camera frame (H x W x 3 uint8 RGB).
+    Small images for fast tests: pass an ``ImagePreprocessing`` with a smaller source and output size; the camera
+    renders at its source size.
     """
 
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": round(1.0 / CONTROL_PERIOD_S)}
@@ -109,7 +111,7 @@ class PickEnv(gym.Env):
         size = preprocessing.output_size
         self.stack = FrameStack(frame_stack, (size, size, 3), STATE_DIM)
         self.tracker = EpisodeTracker(self.episode_config)
-        self._guard = JointCommandGuard(JOINT_NAMES, kinematics.lower, kinematics.upper, action.max_joint_step_rad)
+        self._guard = JointCommandGuard(JOINT_NAMES, kinematics.lower, kinematics.upper, action.max_joint_step)
         self._grasp = ScriptedGrasp()
         self._episodes = 0
         self._raw: np.ndarray | None = None

@@ -1,18 +1,10 @@
 """The camera reader thread, its one-frame buffer and its watchdog (no ROS).
 
-Why a reader thread and a one-frame buffer: a USB camera delivers frames at its own rate whether anyone reads them
-or not, and the driver queues a few; a consumer that reads on demand gets frames hundreds of milliseconds old (the
-seed system's actor saw stale images and 1-3 s stalls from a blocking camera read). Here one thread grabs
-continuously and keeps only the newest frame; the consumer takes that one or waits for the next. A frame nobody
-took before the next one arrived is counted as dropped, never queued.
-
-Why a watchdog: real cameras stall (firmware hangs, USB drop-outs, a pulled cable), and the seed system needed a
-force-reconnect. When no frame arrives for ``timeout_s`` the source is closed and reopened, with exponential
-backoff while it stays away. A grab that hangs inside the driver cannot be interrupted from Python, so the watchdog
-abandons that worker thread (it closes its capture once the grab returns) and starts a fresh one.
-
-Stamps: each frame carries ``clock()`` read right after the grab returned, i.e. the capture time, not the time the
-frame was decoded or published.
+A USB camera delivers frames at its own rate whether anyone reads them or not, and the driver queues a few, so a
+consumer that reads on demand gets stale frames. Here one thread grabs continuously and keeps only the newest frame
+(``LatestFrame``); a frame nobody took before the next one is counted as dropped, never queued. Real cameras stall
+(firmware hangs, USB drop-outs, a pulled cable), so a watchdog reopens a source that sends nothing for ``timeout_s``
+(``CameraReader``). Each frame is stamped with ``clock()`` read right after the grab returned: the capture time.
 """
 
 from __future__ import annotations
@@ -116,6 +108,7 @@ class ReaderStats:
     warnings: list[str] = field(default_factory=list)
 
 
+RECONNECT_TIMEOUT_S = 2.0  # reopen the source when no frame came for this long
 REPEAT_LOG_PERIOD_S = 60.0  # the same open failure is logged once, then once a minute while it lasts
 
 
@@ -134,7 +127,11 @@ class _Worker:
 
 
 class CameraReader:
-    """Reads a source in a thread into a one-frame buffer, reopening it when frames stop (see the module doc).
+    """Reads a source in a thread into a one-frame buffer, reopening it when frames stop.
+
+    When no frame arrives for ``timeout_s`` the source is closed and reopened, with exponential backoff while it stays
+    away. A grab that hangs inside the driver cannot be interrupted from Python, so the watchdog abandons that worker
+    thread (it closes its capture once the grab returns) and starts a fresh one.
 
     ``source_factory`` builds a fresh unopened FrameSource (called on every (re)open, in the worker thread);
     ``clock`` gives the stamp of a frame (the node passes its ROS clock's ``now``); ``logger`` is anything with
@@ -145,7 +142,7 @@ class CameraReader:
         self,
         source_factory: Callable[[], FrameSource],
         clock: Callable[[], Any] = time.time,
-        timeout_s: float = 2.0,
+        timeout_s: float = RECONNECT_TIMEOUT_S,
         backoff_initial_s: float = 0.25,
         backoff_max_s: float = 1.0,
         logger: Any = None,

@@ -1,12 +1,9 @@
-"""Wrist camera frame sources without ROS: a UVC/V4L2 device (resolution, fps and MJPG applied and verified), a
-video file and an image folder, and the factory that picks one from the node's ``source`` parameter.
+"""Wrist camera frame sources without ROS: a UVC/V4L2 device (resolution, fps and MJPG applied and verified), a video
+file and an image folder, and the factory that picks one from the node's ``source`` parameter.
 
-A source is used by one thread only (open, then grab/retrieve in a loop, then close); the reader thread that drives
-it, keeps the newest frame and reopens a stalled source lives in ``reader``.
-
-Video files and image folders play at the configured rate, looping by default like a camera that never ends, so
-the node runs (and is tested) without hardware; a file renamed away and back behaves like a camera unplugged and
-plugged in again.
+A source is used by one thread only (open, then grab/retrieve in a loop, then close): the ``reader`` thread. Video
+files and image folders play at the configured rate, looping by default like a camera that never ends, so the node
+runs (and is tested) without hardware; a file renamed away and back behaves like a camera unplugged and plugged in.
 """
 
 from __future__ import annotations
@@ -22,6 +19,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from so101_contract.settings import setting
 
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
 
@@ -43,11 +42,11 @@ class CaptureSettings:
     """What the camera is asked for. ``fps`` also paces files and folders; 0 means the camera's or file's own rate.
     ``fourcc`` '' leaves the camera's pixel format alone; MJPG is what makes 640x480 at 30 fps fit USB 2.0."""
 
-    width: int = 640
-    height: int = 480
-    fps: float = 30.0
-    fourcc: str = "MJPG"
-    loop: bool = True
+    width: int = setting(640, "image width asked of the camera (px)", (16, 8192))
+    height: int = setting(480, "image height asked of the camera (px)", (16, 8192))
+    fps: float = setting(30.0, "frame rate asked of the camera, and the playback rate of files (Hz)", (0.1, 1000.0))
+    fourcc: str = setting("MJPG", "pixel format asked of the camera; MJPG fits 640x480@30 in USB 2")
+    loop: bool = setting(True, "play video files and image folders again from the start at their end")
 
     def __post_init__(self):
         if self.width <= 0 or self.height <= 0:

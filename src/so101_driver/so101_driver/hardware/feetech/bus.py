@@ -1,37 +1,10 @@
 """FeetechBus: the SO-101's STS3215 servo bus on the Feetech SDK (PyPI ``feetech-servo-sdk``, ``scservo_sdk``).
 
 Raw servo units only (ticks, ticks/s, 0.1 % load, volts, °C); conversions to radians live in
-``so101_driver.hardware.calibration``. Every transaction goes through the SDK's own packet code (PacketHandler(0),
-GroupSyncRead, GroupSyncWrite, read/write TxRx); the SDK's known faults are fixed in subclasses, never by editing it:
-
-* **Packet timeout.** The SDK waits ``bytes*tx_time + 2*16 + 2`` ms for a reply (a 16 ms USB latency timer
-  assumed twice), so a single lost reply stalls a 100 Hz loop for 34 ms; LeRobot patches it to ``+50 ms``, worse.
-  :class:`TightPortHandler` waits the reply's wire time (10 bits per byte at the baud rate, plus 3 bytes) plus
-  ``timeout_margin_s`` (default 5 ms). That margin must cover the USB adapter's latency and the servos'
-  Return_Delay_Time: a CH340/CH343 adapter (the usual SO-101 board) answers within ~1-2 ms; FTDI adapters need
-  ``echo 1 > /sys/bus/usb-serial/devices/ttyUSB*/latency_timer`` (or a larger margin); factory servos add
-  Return_Delay_Time 250 (500 µs) each, which LeRobot sets to 0. A *corrupted* reply costs nothing extra: the SDK
-  detects it by checksum as soon as it arrives. A *dropped* one costs the timeout, so with the default margin
-  a 6-servo read that loses a reply and retries still fits in a 10 ms period.
-* **Busy polling.** The SDK reads the port non-blocking in a tight loop until the timeout; ``readPort`` here
-  blocks in select() until bytes arrive or the packet deadline passes (the control PC has few cores).
-* **Stale replies.** The SDK's ``clearPort`` only flushes output, so a reply that arrived after its timeout is
-  taken as the answer to the next request. ``clearPort`` here also discards pending input before each request.
-* **Wall clock.** Timeouts are measured on time.monotonic(), not time.time().
-* **Lost status bytes.** ``GroupSyncRead.rxPacket`` throws each servo's error byte away and leaves stale data of
-  earlier reads available; :class:`_SyncRead` keeps the error bytes and clears all data of a failed read.
-* **Shared ports.** The port is opened with an exclusive lock, so a second process on the same bus fails clearly
-  instead of interleaving packets with the first.
-
-Retries: each transaction is tried ``1 + retries`` times. Before retry k+1 the bus sleeps ``backoff_s * 2**k`` and
-then discards input until the line has been quiet for 1 ms: the servos after a damaged packet of a SYNC_READ keep
-answering, and one of those stale packets, damaged itself, would otherwise fail the retry too. BusError after the
-last, BusDisconnected as soon as the
-port itself fails (OSError/SerialException, or a timeout while the device path has vanished). Status error bits
-(voltage, angle sensor, overheat, overcurrent, overload) do not fail a transaction — an overloaded servo still
-reports where it is, and refusing to talk to it would stop the torque-off that clears the fault — they are
-returned (ArmReading.status), counted by name in BusStats.error_bits_seen, and named in every BusError about that
-servo.
+``so101_driver.hardware.calibration``. Every transaction goes through the SDK's own packet code; the SDK's known faults
+(a long packet timeout, busy polling, stale replies, lost status bytes, shared ports) are fixed in subclasses
+(``TightPortHandler``, ``_SyncRead``), never by editing it. ``FeetechBus`` retries each transaction; status error bits
+do not fail one, they are returned, counted and named in every BusError about that servo.
 """
 
 from __future__ import annotations
@@ -53,7 +26,7 @@ from so101_driver.hardware.feetech import control_table as ct
 from so101_driver.hardware.feetech.ports import PortNotFoundError, resolve_port
 
 DEFAULT_TIMEOUT_MARGIN_S = 0.005
-DRAIN_QUIET_S = 0.001  # a retry waits for this much silence on the line (see the module docstring)
+DRAIN_QUIET_S = 0.001  # a retry waits for this much silence on the line (see FeetechBus)
 SUPPORTED_BAUDRATES = (4800, 9600, 14400, 19200, 38400, 57600, 115200, 128000, 250000, 500000, 1000000)
 PORT_FAILURES = (OSError, serial.SerialException, termios.error)
 OPEN_FIX = (
@@ -105,7 +78,25 @@ class BusStats:
 
 class TightPortHandler(scs.PortHandler):
     """The SDK's PortHandler with a tight, monotonic packet timeout, blocking reads, a real input clear before each
-    request and an exclusive lock on the device (see the module docstring for why each matters)."""
+    request and an exclusive lock on the device.
+
+    * **Packet timeout.** The SDK waits ``bytes*tx_time + 2*16 + 2`` ms for a reply (a 16 ms USB latency timer
+      assumed twice), so a single lost reply stalls a 100 Hz loop for 34 ms; LeRobot patches it to ``+50 ms``, worse.
+      Here a reply gets its wire time (10 bits per byte at the baud rate, plus 3 bytes) plus ``timeout_margin_s``
+      (default 5 ms). That margin must cover the USB adapter's latency and the servos' Return_Delay_Time: a
+      CH340/CH343 adapter (the usual SO-101 board) answers within ~1-2 ms; FTDI adapters need
+      ``echo 1 > /sys/bus/usb-serial/devices/ttyUSB*/latency_timer`` (or a larger margin); factory servos add
+      Return_Delay_Time 250 (500 µs) each, which LeRobot sets to 0. A *corrupted* reply costs nothing extra: the SDK
+      detects it by checksum as soon as it arrives. A *dropped* one costs the timeout, so with the default margin a
+      6-servo read that loses a reply and retries still fits in a 10 ms period.
+    * **Busy polling.** The SDK reads the port non-blocking in a tight loop until the timeout; ``readPort`` here
+      blocks in select() until bytes arrive or the packet deadline passes (the control PC has few cores).
+    * **Stale replies.** The SDK's ``clearPort`` only flushes output, so a reply that arrived after its timeout is
+      taken as the answer to the next request. ``clearPort`` here also discards pending input before each request.
+    * **Wall clock.** Timeouts are measured on time.monotonic(), not time.time().
+    * **Shared ports.** The port is opened with an exclusive lock, so a second process on the same bus fails clearly
+      instead of interleaving packets with the first.
+    """
 
     def __init__(self, port_name: str, timeout_margin_s: float = DEFAULT_TIMEOUT_MARGIN_S):
         super().__init__(port_name)
@@ -156,7 +147,11 @@ class TightPortHandler(scs.PortHandler):
 
 
 class _SyncRead(scs.GroupSyncRead):
-    """GroupSyncRead that keeps each servo's status byte and, on failure, which servo failed and no stale data."""
+    """GroupSyncRead that keeps each servo's status byte and, on failure, which servo failed and no stale data.
+
+    The SDK's ``GroupSyncRead.rxPacket`` throws each servo's error byte away and leaves stale data of earlier reads
+    available.
+    """
 
     def rxPacket(self):
         self.last_result = False
@@ -194,15 +189,24 @@ class FeetechBus:
 
     ``port``: a path (best a /dev/serial/by-id link) or a unique fragment of a by-id name. ``retries``/``backoff_s``:
     extra tries per transaction and the first pause before one (doubling). ``timeout_margin_s``: how long past a
-    reply's wire time to wait before calling it lost (module docstring: raise it for FTDI adapters left at a 16 ms
-    latency timer or for servos still at the factory Return_Delay_Time with many ids on one bus).
+    reply's wire time to wait before calling it lost (``TightPortHandler``: raise it for FTDI adapters left at a
+    16 ms latency timer or for servos still at the factory Return_Delay_Time with many ids on one bus).
+
+    Retries: each transaction is tried ``1 + retries`` times. Before retry k+1 the bus sleeps ``backoff_s * 2**k`` and
+    then discards input until the line has been quiet for ``DRAIN_QUIET_S``: the servos after a damaged packet of a
+    SYNC_READ keep answering, and one of those stale packets, damaged itself, would otherwise fail the retry too.
+    BusError after the last, BusDisconnected as soon as the port itself fails (OSError/SerialException, or a timeout
+    while the device path has vanished). Status error bits (voltage, angle sensor, overheat, overcurrent, overload)
+    do not fail a transaction (an overloaded servo still reports where it is, and refusing to talk to it would stop
+    the torque-off that clears the fault): they are returned (ArmReading.status), counted by name in
+    BusStats.error_bits_seen, and named in every BusError about that servo.
     """
 
     def __init__(
         self,
         port: str,
         motor_ids: Sequence[int],
-        baudrate: int = 1_000_000,
+        baudrate: int = ct.FACTORY_BAUDRATE,
         retries: int = 2,
         backoff_s: float = 0.001,
         timeout_margin_s: float = DEFAULT_TIMEOUT_MARGIN_S,

@@ -1,7 +1,7 @@
 """The STS3215 control table and protocol constants: ONE definition used by the bus driver and by the emulator.
 
-Facts from LeRobot's ``tables.py``, the Feetech SDK and Feetech memory-table write-ups. Multi-byte registers are
-little-endian (STS/SMS series, SDK ``PacketHandler(0)``). Signed registers use sign-magnitude, not two's
+Facts from LeRobot's Feetech control tables, the Feetech SDK and Feetech memory-table write-ups. Multi-byte
+registers are little-endian (STS/SMS series, SDK ``PacketHandler(0)``). Signed registers use sign-magnitude, not two's
 complement: bit ``sign_bit`` is the sign, the bits below it the magnitude (Feetech's convention). Units are the servo's
 own: ticks (4096 per turn), ticks/s, 0.1 % of max load, 0.1 V, °C.
 """
@@ -9,6 +9,8 @@ own: ticks (4096 per turn), ticks/s, 0.1 % of max load, 0.1 V, °C.
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+FACTORY_BAUDRATE = 1_000_000  # the STS3215's factory bus speed (bit/s): what the arms run at
 
 # ---- instructions and ids -------------------------------------------------------------------------
 PING = 0x01

@@ -1,31 +1,8 @@
 """A bus of emulated STS3215 servos behind a real pseudo-terminal: the hardware replaced at its wire, nothing else.
 
-A driver opens ``emulator.port`` exactly as it would open /dev/serial/by-id/...: the emulator's thread parses the
-byte stream the way a servo does (FF FF header, id, length, instruction, params, checksum; a bad checksum or another
-id is ignored; broadcast writes get no reply; SYNC_READ is answered by one status packet per listed servo, in the
-listed order) and answers from a per-servo control table (``control_table.FACTORY_DEFAULTS``).
-
-Timing: with ``wire_timing`` each status packet is written when it would have finished arriving on a real line —
-after the request's own bytes, the servo's Return_Delay_Time (2 µs units) and the packet's bytes, all at 10 bits
-per byte at ``baudrate`` — so a driver sees the delays of a real 1 Mbps bus. The thread blocks in select() between
-requests and sleeps to deadlines, so an idle bus costs no CPU.
-
-Motion (position mode, torque on): Present_Position moves toward Goal_Position (clamped to the position limits)
-with a trapezoidal speed profile: at most 3072 ticks/s (45 rpm, the STS3215's no-load speed at 12 V) or
-Goal_Velocity when set, accelerating at Acceleration × 100 ticks/s² (0 = no ramp, taken as 50 000 ticks/s²).
-Present_Velocity, Present_Load and Moving follow the motion. Torque off: the position stays unless
-``set_external_position`` moves it (a hand on a leader arm). The goal register keeps its value when torque is
-switched on (a real driver writes goal = present first); at power-up goal = present. Homing_Offset works as in the
-firmware: Present_Position = Actual - Homing_Offset, so writing it shifts the reported position.
-
-Assumption: Return_Delay_Time starts at 0, the value LeRobot writes at every connect (factory 250 = 500 µs; pass
-``return_delay_time=250`` for a factory-fresh servo).
-
-Faults (settable at any time from any thread): ``corrupt_probability`` (the status packet's checksum is damaged),
-``drop_probability`` (the status packet is lost on the wire), ``late_probability`` with ``late_s`` (the packet comes
-``late_s`` later), ``error_bits`` {id: status byte} (reported in every status packet of that servo and in its Status
-register), ``disconnect()`` (the pty is closed and the link removed: a driver's open port fails like an unplugged
-adapter) and ``reconnect()`` (a new pty behind the same link, like a replug). Probabilities apply per status packet.
+A driver opens ``emulator.port`` exactly as it would open /dev/serial/by-id/...; the emulator's thread parses the byte
+stream the way a servo does and answers from a per-servo control table and motion model (``servo_model``), at the
+wire's timing and with the faults a test sets (``ServoBusEmulator``), so drivers are tested without an arm.
 
     python -m so101_driver.hardware.feetech.emulator --link /tmp/so101_follower     # a standalone bus for manual tests
 """
@@ -63,13 +40,32 @@ class _Reply:
 
 
 class ServoBusEmulator:
-    """Six STS3215s (ids 1..6 by default) behind a pseudo-terminal, served by a thread."""
+    """Six STS3215s (ids 1..6 by default) behind a pseudo-terminal, served by a thread.
+
+    Protocol: FF FF header, id, length, instruction, params, checksum; a bad checksum or another id is ignored;
+    broadcast writes get no reply; SYNC_READ is answered by one status packet per listed servo, in the listed order.
+    Each servo answers from its control table (``control_table.FACTORY_DEFAULTS``) and motion model
+    (``servo_model.EmulatedServo``).
+
+    Timing: with ``wire_timing`` each status packet is written when it would have finished arriving on a real line:
+    after the request's own bytes, the servo's Return_Delay_Time (2 µs units) and the packet's bytes, all at 10 bits
+    per byte at ``baudrate``, so a driver sees the delays of a real 1 Mbps bus. The thread blocks in select() between
+    requests and sleeps to deadlines, so an idle bus costs no CPU. Return_Delay_Time starts at 0, the value LeRobot
+    writes at every connect (factory 250 = 500 µs; pass ``return_delay_time=250`` for a factory-fresh servo).
+
+    Faults (settable at any time from any thread): ``corrupt_probability`` (the status packet's checksum is damaged),
+    ``drop_probability`` (the status packet is lost on the wire), ``late_probability`` with ``late_s`` (the packet
+    comes ``late_s`` later), ``error_bits`` {id: status byte} (reported in every status packet of that servo and in
+    its Status register), ``disconnect()`` (the pty is closed and the link removed: a driver's open port fails like an
+    unplugged adapter) and ``reconnect()`` (a new pty behind the same link, like a replug). Probabilities apply per
+    status packet. ``set_external_position`` moves a servo whose torque is off (a hand on a leader arm).
+    """
 
     def __init__(
         self,
         motor_ids: Sequence[int] = (1, 2, 3, 4, 5, 6),
         link_path: str | Path | None = None,
-        baudrate: int = 1_000_000,
+        baudrate: int = ct.FACTORY_BAUDRATE,
         wire_timing: bool = True,
         seed: int = 0,
         return_delay_time: int = 0,
@@ -463,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         "--ids", type=int_in(0, ct.MAX_ID), nargs="+", default=[1, 2, 3, 4, 5, 6], help="servo ids (default 1..6)"
     )
     parser.add_argument(
-        "--baudrate", type=positive_int, default=1_000_000, help="for wire timing (default %(default)s)"
+        "--baudrate", type=positive_int, default=ct.FACTORY_BAUDRATE, help="for wire timing (default %(default)s)"
     )
     parser.add_argument("--no-wire-timing", action="store_true", help="answer at once instead of at line speed")
     parser.add_argument("--corrupt", type=probability, default=0.0, help="probability a status packet is corrupted")

@@ -1,8 +1,8 @@
 """Stable serial device names for the servo bus adapters.
 
-/dev/ttyACM0 and /dev/ttyACM1 swap between boots and replugs (the seed system learned it the hard
-way); udev's /dev/serial/by-id/usb-<vendor>_<product>_<serial>-if00 links do not. A user may
-give the full path, or any unique fragment of a by-id name (for example the adapter's serial number "5A46").
+/dev/ttyACM0 and /dev/ttyACM1 swap between boots and replugs; udev's
+/dev/serial/by-id/usb-<vendor>_<product>_<serial>-if00 links do not. A user may give the full path, or any unique
+fragment of a by-id name (for example the adapter's serial number "5A46").
 
     python -m so101_driver.hardware.feetech.ports           # list what is plugged in
     python -m so101_driver.hardware.feetech.ports 5A46      # which path the fragment resolves to

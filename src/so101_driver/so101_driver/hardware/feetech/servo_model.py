@@ -1,10 +1,7 @@
 """One emulated STS3215: its control-table memory and the motion model behind Present_Position/Velocity.
 
-No wire, no thread: ``emulator.ServoBusEmulator`` owns the pseudo-terminal, parses the packets and calls these
-methods under its lock. The model, as the emulator's docstring states it: in position mode with torque on,
-Present_Position moves toward Goal_Position (clamped to the position limits) with a trapezoidal speed profile, at most
-``MAX_SPEED_TICKS_S`` or Goal_Velocity when set, accelerating at Acceleration x 100 ticks/s^2 (0 = no ramp); torque
-off, the position stays unless something outside moves it; Present = Actual - Homing_Offset.
+No wire, no thread: ``emulator.ServoBusEmulator`` owns the pseudo-terminal, parses the packets and calls these methods
+under its lock. ``EmulatedServo`` states the motion model.
 """
 
 from __future__ import annotations
@@ -24,7 +21,15 @@ _ADDRESS_OWNER = {
 
 @dataclass
 class EmulatedServo:
-    """One servo: its control-table memory and the continuous motion state behind Present_Position/Velocity."""
+    """One servo: its control-table memory and the continuous motion state behind Present_Position/Velocity.
+
+    In position mode with torque on, Present_Position moves toward Goal_Position (clamped to the position limits) with
+    a trapezoidal speed profile: at most ``MAX_SPEED_TICKS_S`` or Goal_Velocity when set, accelerating at
+    Acceleration x 100 ticks/s^2 (0 = no ramp, taken as 50 000 ticks/s^2). Present_Velocity, Present_Load and Moving
+    follow the motion. Torque off, the position stays unless something outside moves it. The goal register keeps its
+    value when torque is switched on (a real driver writes goal = present first); at power-up goal = present.
+    Homing_Offset works as in the firmware: Present_Position = Actual - Homing_Offset.
+    """
 
     motor_id: int
     mem: bytearray
