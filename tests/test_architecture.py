@@ -107,16 +107,16 @@ def test_the_package_diagram_draws_the_dependencies_the_code_has():
 
 
 def test_the_graph_diagram_names_every_topic_and_node():
-    from so101_bringup.graph import PROJECT_TOPICS, GraphOptions, build_graph
+    from so101_bringup.graph import PROJECT_TOPICS
 
     drawn = diagram("The graph")
     topics = set(re.findall(r'"(/?[a-z_]+(?:/[a-z_]+)*)"', drawn))
     assert topics == set(PROJECT_TOPICS), (
         f"topics missing from the diagram: {set(PROJECT_TOPICS) - topics}; not topics: {topics - set(PROJECT_TOPICS)}"
     )
-    real = GraphOptions(mode="real", follower_port="/dev/ttyACM0", leader_port="/dev/ttyACM1", camera_source="0",
-                        reward_model="model", follower_id="f", leader_id="l")  # fmt: skip
-    nodes = {s.name for o in (GraphOptions(mode="sim", reward_model="model"), real) for s in build_graph(o)}
+    from so101_bringup.parameters import MODES, graph_nodes
+
+    nodes = {name for mode in MODES for name in graph_nodes(mode)}
     drawn_nodes = set(re.findall(r"^\s*(\w+)\[\[", drawn, re.M))
     assert drawn_nodes == nodes, f"nodes missing: {nodes - drawn_nodes}; not nodes: {drawn_nodes - nodes}"
 

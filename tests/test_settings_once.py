@@ -4,7 +4,6 @@ setting's default as a literal keyword or CLI default; the parameter files hold 
 defaults; the READMEs point to the configs instead of copying defaults into tables."""
 
 import ast
-import importlib
 import re
 from pathlib import Path
 
@@ -38,22 +37,19 @@ def runtime_modules() -> list[Path]:
 
 
 def graph_nodes():
-    from so101_bringup.graph import GraphOptions, build_graph
+    from so101_bringup.parameters import MODES
+    from so101_bringup.parameters import graph_nodes as nodes_of
 
-    real = GraphOptions(mode="real", follower_port="/dev/ttyACM0", leader_port="/dev/ttyACM1", camera_source="0",
-                        reward_model="model", follower_id="f", leader_id="l")  # fmt: skip
-    specs = {}
-    for options in (GraphOptions(mode="sim", reward_model="model"), real):
-        specs.update({s.name: s for s in build_graph(options)})
-    return specs
+    return {name: spec for mode in MODES for name, spec in nodes_of(mode).items()}
 
 
 def node_config(spec) -> type:
-    module = importlib.import_module(spec.module)
-    configs = getattr(module, "CONFIGS", None)  # one module for several roles: {node name: config}
-    config = configs[spec.name] if configs else getattr(module, "CONFIG", None)
-    assert config is not None, f"{spec.module} names no CONFIG (the config dataclass its node declares)"
-    return config
+    from so101_bringup.parameters import node_config as config_of
+
+    try:
+        return config_of(spec.module, spec.name)
+    except AttributeError:
+        raise AssertionError(f"{spec.module} names no CONFIG (the config dataclass its node declares)") from None
 
 
 def setting_calls() -> list[tuple[str, str, ast.expr, str]]:

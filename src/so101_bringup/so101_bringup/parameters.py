@@ -27,6 +27,11 @@ EVERY_NODE = {
 }  # fmt: skip
 
 
+def graph_nodes(mode: str) -> dict:
+    """Every node of a mode's graph: {name: NodeSpec}."""
+    return {spec.name: spec for spec in build_graph(EVERY_NODE[mode])}
+
+
 def node_config(module: str, node: str) -> type:
     """The config dataclass a node module declares (``CONFIGS[node]`` for a module of several roles, else
     ``CONFIG``)."""
@@ -53,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("nodes", nargs="*", help="node names (default: every node of the mode's graph)")
     parser.add_argument("--mode", choices=MODES, default=GraphOptions.mode, help="whose graph and parameter file")
     args = parser.parse_args(argv)
-    specs = {spec.name: spec for spec in build_graph(EVERY_NODE[args.mode])}
+    specs = graph_nodes(args.mode)
     for name in args.nodes:
         if name not in specs:
             print(f"error: no node {name!r} in the {args.mode} graph{did_you_mean(name, specs)}", file=sys.stderr)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class LearnerDir:
-    """The learner's own directory: the transition journal, the checkpoints, the TensorBoard events."""
+    """The learner's own directory (pretraining's output too): the transition journal, the checkpoints, the
+    TensorBoard events, refused transitions."""
 
     root: Path
 
@@ -25,6 +26,10 @@ class LearnerDir:
     @property
     def tensorboard(self) -> Path:
         return Path(self.root) / "tensorboard"
+
+    @property
+    def quarantine(self) -> Path:
+        return Path(self.root) / "quarantine"  # refused transition bytes, kept for a look, never trained on
 
 
 @dataclass(frozen=True)

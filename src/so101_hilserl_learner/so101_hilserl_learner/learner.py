@@ -28,6 +28,7 @@ from so101_contract.cpu_allocator import configure_cpu_allocator
 from so101_contract.devices import DEFAULT_DEVICE, DEVICES, device_name
 from so101_contract.files import atomic_write_text
 from so101_contract.outcomes import Outcome
+from so101_contract.run_dir import LearnerDir
 from so101_contract.settings import ParameterError, setting
 from so101_contract.state import STATE_DIM
 from so101_hilserl_core import exploration
@@ -165,6 +166,7 @@ class Learner:
         self.log = log if log is not None else logging.getLogger("learner")
         self._on_progress = on_progress or (lambda progress: None)
         self.run_dir = Path(config.run_dir)
+        self.dirs = LearnerDir(self.run_dir)
         try:  # at start, not at the first update of the training thread (or the actor's first step)
             if config.stddev_schedule.strip():
                 exploration.validate_schedule(config.stddev_schedule)
@@ -223,13 +225,13 @@ class Learner:
         self.budget = config.utd.budget()
         self._lock = threading.Lock()
         self._counted = self.ingest.counters.training_transitions
-        self.journal = TransitionJournal(self.run_dir / "journal", fsync_period_s=config.journal_fsync_period_s)
+        self.journal = TransitionJournal(self.dirs.journal, fsync_period_s=config.journal_fsync_period_s)
         if self.journal.cut is not None:
             self.log.warning(f"journal: cut {self.journal.cut}")
-        self.quarantine = Quarantine(self.run_dir / "quarantine")
+        self.quarantine = Quarantine(self.dirs.quarantine)
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        self.writer = SummaryWriter(str(self.dirs.tensorboard))
         self.checkpoint_error: str | None = None  # why the last checkpoint was not written
         self.metrics: dict[str, float] = {}  # the newest update's
         self.episodes = EpisodeWindow()
@@ -274,7 +276,7 @@ class Learner:
         and set aside as refused-ckpt-*. A dangling LATEST, or checkpoints none of which is good, refuse the start
         (exit 2 with the fix): a silent fresh start would throw the run's training away."""
         try:
-            loaded = load_newest_good(self.run_dir / "checkpoints", set_aside=True)
+            loaded = load_newest_good(self.dirs.checkpoints, set_aside=True)
         except CheckpointError as err:
             raise ParameterError(f"parameter run_dir={str(self.run_dir)!r}: {err}") from None
         if loaded is not None:
@@ -302,7 +304,7 @@ class Learner:
             self.agent.load_weights(initial)
             self.log.info(f"started from {self.config.initial_weights}")
         replayed, damage = 0, []
-        for raw in read_journal(self.run_dir / "journal", damage):
+        for raw in read_journal(self.dirs.journal, damage):
             self.ingest.receive(raw)  # the live path: a bad record (a journal of an older learner) is counted
             replayed += 1
         for stretch in damage:  # kept on disk: `checkpoint_tool repair RUN_DIR` rewrites the journal without them
@@ -448,7 +450,7 @@ class Learner:
             "run_id": self.run_id,
         }
         try:
-            save_checkpoint(self.run_dir / "checkpoints", self.updates, state, keep=self.config.checkpoints_kept)
+            save_checkpoint(self.dirs.checkpoints, self.updates, state, keep=self.config.checkpoints_kept)
             self.checkpoint_error = None
         except NonFiniteStateError as err:
             self.checkpoint_error = str(err)

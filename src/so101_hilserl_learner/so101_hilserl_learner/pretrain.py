@@ -23,6 +23,7 @@ import torch
 
 from so101_contract.cli import add_config_arguments, config_from_arguments
 from so101_contract.devices import DEFAULT_DEVICE, DEVICES, device_name
+from so101_contract.run_dir import LearnerDir
 from so101_contract.settings import setting
 from so101_contract.state import STATE_DIM
 from so101_driver.sim.curriculum import STAGES
@@ -143,7 +144,7 @@ class Pretrainer:
         )
         self.batch = self.buffer.empty_batch(cfg.batch_size)
         self.progress = Progress()
-        self.checkpoints = self.out / "checkpoints"
+        self.checkpoints = LearnerDir(self.out).checkpoints
         loaded = checkpoint.load_newest_good(self.checkpoints) if self.checkpoints.is_dir() else None
         if loaded is not None and not resume:
             raise ValueError(f"--out {self.out} already holds a pretraining checkpoint: pass --resume or a new --out")
@@ -190,7 +191,7 @@ class Pretrainer:
 
         cfg, p = self.cfg, self.progress
         self.out.mkdir(parents=True, exist_ok=True)
-        writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=p.env_steps or None)
+        writer = SummaryWriter(str(LearnerDir(self.out).tensorboard), purge_step=p.env_steps or None)
         bar = tqdm(total=cfg.steps, initial=p.env_steps, unit="step", disable=not self.progress_bar, mininterval=1.0)
         start = time.perf_counter() - p.wall_s
         next_eval = p.env_steps if not p.evals else p.evals[-1][0] + cfg.eval_every

@@ -34,7 +34,7 @@ TAGS = {
 MESSAGE_ONLY = ("updates", "utd_behind", "learner_epoch", "segments_dropped", "weights_version", "evaluation_episodes")
 TRAINING_WINDOW_FIELDS = ("success_rate", "autonomous_success_rate", "assisted_success_rate", "intervention_fraction")
 Q_FIELDS = tuple(f"{kind}_{group}" for kind in ("q", "mc_return") for group in GROUPS)
-# Scalars that are not message fields: the training window's mean return, shed updates, expired episodes.
+# A scalar that is no message field: the training window's mean return (EpisodeWindow writes it).
 EPISODE_RETURN_TAG = "episodes/return"
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from so101_bringup.records.episode_log import EpisodeRow, find_episode_log, read_episode_log
 from so101_contract.cli import positive_int
 from so101_contract.outcomes import Outcome, OutcomeRates, rates
+from so101_contract.run_dir import LearnerDir
 from so101_hilserl_learner.statistics import EPISODE_RETURN_TAG, TAGS
 
 EPISODE_TYPE = "so101_hilserl_interfaces/msg/EpisodeSummary"
@@ -198,7 +199,7 @@ def newest_checkpoint_updates(run_dir: Path) -> int | None:
     checkpoint, or several learners' (no one count is the run's)."""
     from so101_hilserl_learner.checkpoint import latest_name, step_of
 
-    found = [p.parent for p in Path(run_dir).rglob("LATEST") if p.parent.name == "checkpoints"]
+    found = [p.parent for p in Path(run_dir).rglob("LATEST") if p.parent == LearnerDir(p.parent.parent).checkpoints]
     names = [latest_name(directory) for directory in found]
     return step_of(names[0]) if len(names) == 1 and names[0] else None
 

@@ -18,6 +18,7 @@ import safetensors.torch
 import torch
 
 from so101_contract.files import atomic_write_bytes
+from so101_contract.run_dir import LearnerDir
 from so101_hilserl_core import exploration
 from so101_hilserl_core.policy import Policy, PolicyConfig
 from so101_hilserl_core.policy_io import (
@@ -157,7 +158,7 @@ def _checkpoint_candidates(path: Path) -> list[Path]:
     others newest first (``path`` is a run dir or its checkpoints directory)."""
     if path.name.startswith(checkpoint.PREFIX) and (path / checkpoint.META_FILE).is_file():
         return [path]
-    directory = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    directory = LearnerDir(path).checkpoints if LearnerDir(path).checkpoints.is_dir() else path
     candidates = sorted((p for p in directory.glob(f"{checkpoint.PREFIX}*") if p.is_dir()), reverse=True)
     latest = directory / checkpoint.LATEST
     if latest.is_file():
@@ -212,7 +213,7 @@ def import_learner_checkpoint(
         except (ValueError, TypeError) as err:
             raise CheckpointImportError(f"{where}: bad exploration record ({err})") from None
     source: dict[str, Any] = {"kind": "learner-checkpoint", "checkpoint": candidate.name, "updates": step}
-    if candidate.parent.name == "checkpoints":
+    if candidate.parent == LearnerDir(candidate.parent.parent).checkpoints:
         source["run_dir"] = candidate.parent.parent.name
     for key in ("run_id", "learner_epoch"):
         if isinstance(state.get(key), str):

@@ -17,6 +17,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+from so101_contract.run_dir import LearnerDir
 from so101_hilserl_core.messages import MessageFormatError
 from so101_hilserl_core.policy_io import (
     POLICY_FORMAT,
@@ -152,7 +153,7 @@ def _inspect_run_dir(path: Path) -> int:
     from so101_hilserl_learner.sequencer import TransitionSequencer
 
     print(f"learner run directory: {path}")
-    scans = scan_journal(path / "journal")
+    scans = scan_journal(LearnerDir(path).journal)
     size = sum(scan.path.stat().st_size for scan in scans)
     damage = [d for scan in scans for d in scan.damage]
     sequencer = TransitionSequencer()
@@ -194,14 +195,14 @@ def _inspect_run_dir(path: Path) -> int:
         f"broken segments {sequencer.broken_segments}, implausible episode ids {sequencer.implausible}"
     )
     try:  # what the learner would load (checksums, finiteness), and each newer one it would refuse
-        loaded = load_newest_good(path / "checkpoints")
+        loaded = load_newest_good(LearnerDir(path).checkpoints)
     except CheckpointError as err:  # a dangling LATEST, or none good: the learner would refuse to start
         print(f"checkpoints: {err}")
         return EXIT_OK
     if loaded is None:
         print("checkpoints: none")
     else:
-        names = sorted(p.name for p in (path / "checkpoints").glob("ckpt-*"))
+        names = sorted(p.name for p in LearnerDir(path).checkpoints.glob("ckpt-*"))
         print(f"checkpoints: {names}; newest: {loaded.step} updates ({loaded.path.name}, what the learner "
               f"loads), counters {loaded.state['counters']}")  # fmt: skip
         for _, why in loaded.refused:
@@ -216,7 +217,7 @@ def _repair(args: argparse.Namespace) -> int:
     from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
 
     run_dir = Path(args.run_dir)
-    if not (run_dir / "journal").is_dir():
+    if not LearnerDir(run_dir).journal.is_dir():
         raise CheckpointImportError(f"{run_dir}: no journal/ directory; give a learner run directory")
     try:
         lock = RunDirLock(run_dir, "checkpoint_tool repair")
@@ -232,7 +233,7 @@ def _repair(args: argparse.Namespace) -> int:
                 return False
             return True
 
-        kept, damage, backup = repair_journal(run_dir / "journal", keep=keep)
+        kept, damage, backup = repair_journal(LearnerDir(run_dir).journal, keep=keep)
     except JournalError as err:
         raise CheckpointImportError(str(err)) from None
     finally:
@@ -256,7 +257,7 @@ def _learner_check(run_dir: Path):
     try:
         from so101_hilserl_learner.checkpoint import load_latest_checkpoint
 
-        latest = load_latest_checkpoint(Path(run_dir) / "checkpoints")
+        latest = load_latest_checkpoint(LearnerDir(run_dir).checkpoints)
         if latest is not None:
             size = PolicyConfig.from_json(latest[1]["policy_config"]).image_size
     except Exception:  # a damaged checkpoint is reported by the checkpoint part: check at the default size
@@ -270,7 +271,7 @@ def _learner_check(run_dir: Path):
 
 def _inspect(args: argparse.Namespace) -> int:
     path = Path(args.file)
-    if path.is_dir() and ((path / "journal").is_dir() or (path / "checkpoints").is_dir()):
+    if path.is_dir() and (LearnerDir(path).journal.is_dir() or LearnerDir(path).checkpoints.is_dir()):
         return _inspect_run_dir(path)
     if path.is_dir():
         config_path = path / "config.json"
