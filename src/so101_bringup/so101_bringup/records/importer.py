@@ -32,7 +32,7 @@ from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
 from so101_reward.bags import BagReadError, open_bags, read_messages
 
 TRANSITION_TYPE = "so101_hilserl_interfaces/msg/Transition"
-IMPORTED_FILE = "imported_bags.json"  # in the run dir: content hash -> what was imported, when
+IMPORTED_FILE = "imported_bags.json"  # in the run dir: content hash -> what was imported (bags, datasets), when
 
 
 class BagImportError(RuntimeError):
@@ -41,7 +41,7 @@ class BagImportError(RuntimeError):
 
 @dataclass
 class ImportResult:
-    bag_transitions: int  # Transition messages read from the bag(s)
+    bag_transitions: int  # Transition messages read from the bag(s) or dataset
     journal_records_before: int  # records already in the run directory's journal
     accepted: int  # transitions the learner accepts from the whole journal
     dropped: int  # rejected (invalid, duplicated, out of order, broken segments)
@@ -57,7 +57,7 @@ class ImportResult:
 
     def summary(self) -> str:
         return (
-            f"{self.bag_transitions} transitions read from the bag; the learner will hold {self.online_size} online "
+            f"{self.bag_transitions} transitions read; the learner will hold {self.online_size} online "
             f"and {self.demo_size} demonstration transitions ({self.intervention_steps} intervention steps) from "
             f"{self.episodes} episodes ({self.evaluation_episodes_skipped} evaluation episodes not trained on); "
             f"{self.dropped} rejected ({self.invalid} invalid); {self.appended} records appended to a journal of "
@@ -119,6 +119,10 @@ class TransitionBags:
         except BagReadError as err:
             raise BagImportError(str(err)) from None
 
+    def digests(self) -> list[tuple[str, str]]:
+        """(name, content hash) of each bag: what the run directory remembers as imported."""
+        return [(str(bag), bag_hash(bag)) for bag in self.bags]
+
     def __enter__(self) -> TransitionBags:
         return self
 
@@ -178,21 +182,24 @@ def import_bag(
             except (RunDirBusy, OSError) as err:
                 raise BagImportError(str(err)) from None
         try:
-            return _import_locked(source, run_dir, config, train_on_evaluation, dry_run)
+            return import_locked(source, run_dir, config, train_on_evaluation, dry_run)
         finally:
             if lock is not None:
                 lock.release()
 
 
-def _import_locked(source: TransitionBags, run_dir: Path, config: PolicyConfig, train_on_evaluation, dry_run):
+def import_locked(source, run_dir: Path, config: PolicyConfig, train_on_evaluation, dry_run):
+    """Append ``source``'s serialized transitions to the locked run directory's journal (see ``import_bag``).
+    ``source``: ``digests()`` -> [(name, content hash)], ``count`` (an upper bound) and iteration over (where, raw),
+    repeatable: a bag (TransitionBags) or a LeRobot dataset (so101_bringup.lerobot_datasets.import_dataset)."""
     imported = _imported(run_dir)
     hashes = {}
-    for bag in source.bags:
-        hashes[str(bag)] = digest = bag_hash(bag)
+    for name, digest in source.digests():
+        hashes[name] = digest
         if digest in imported:
             was = imported[digest]
             raise BagImportError(
-                f"{bag}: already imported into {run_dir} ({was.get('bag')}, {was.get('imported_at')}, sha256 "
+                f"{name}: already imported into {run_dir} ({was.get('source', was.get('bag'))}, {was.get('imported_at')}, sha256 "
                 f"{digest[:12]}); importing it again would add nothing"
             )
     journal_dir = LearnerDir(run_dir).journal
@@ -249,8 +256,8 @@ def _import_locked(source: TransitionBags, run_dir: Path, config: PolicyConfig, 
         ingest.counters.invalid += len(damage)
     if journal is not None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        for bag, digest in hashes.items():
-            imported[digest] = {"bag": bag, "imported_at": stamp, "transitions": read}
+        for name, digest in hashes.items():
+            imported[digest] = {"source": name, "imported_at": stamp, "transitions": read}
         atomic_write_text(run_dir / IMPORTED_FILE, json.dumps(imported, indent=1, sort_keys=True) + "\n")
     counters = ingest.counters
     return ImportResult(

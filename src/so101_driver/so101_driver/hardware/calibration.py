@@ -429,3 +429,43 @@ class JointConversion:
         at_min = self.ticks_to_radians(self.range_min)
         at_max = self.ticks_to_radians(self.range_max)
         return np.minimum(at_min, at_max), np.maximum(at_min, at_max)
+
+
+# --- LeRobot dataset values <-> URDF radians, whole recordings at once ------------------------------------------------
+
+LEROBOT_UNITS = ("degrees", "range_m100")
+"""How a LeRobot recording stores the five body joints: "degrees" (LeRobot >= 0.4.4, MotorNormMode.DEGREES) or
+"range_m100" (<= 0.4.3, RANGE_M100_100 of the calibrated range). The gripper is RANGE_0_100 in both."""
+
+
+def lerobot_values_to_radians(
+    values: np.ndarray, units: str, conversion: JointConversion | None = None
+) -> np.ndarray:
+    """LeRobot ``<joint>.pos`` values, shape (..., 6) in JOINT_NAMES order -> URDF radians, without LeRobot's tick
+    truncation (a recording's values are the exact normalization of whole ticks).
+
+    "degrees": body rad = deg2rad(value), calibration-free (the zero is the middle of the calibrated range either
+    way). "range_m100": needs the follower's calibration: ticks = (v + 100) / 200 * (max - min) + min (v negated for
+    drive_mode 1), then (ticks - mid) * 2 pi / 4095. The gripper (RANGE_0_100) is deg2rad(value) in both, as
+    ``ticks_to_radians`` defines it."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[-1:] != (NUM_JOINTS,):
+        raise ValueError(f"LeRobot joint values must have {NUM_JOINTS} per row, got shape {values.shape}")
+    if units == "degrees":
+        return np.deg2rad(values)
+    if units != "range_m100":
+        raise ValueError(f"units must be one of {LEROBOT_UNITS}, got {units!r}")
+    if conversion is None:
+        raise ValueError("range_m100 values need the follower's calibration to become radians")
+    signed = np.where(conversion.drive_mode.astype(bool), -values, values)
+    span = conversion.range_max - conversion.range_min
+    ticks = (signed + 100.0) / 200.0 * span + conversion.range_min
+    radians = (ticks - conversion.mid) * RADIANS_PER_TICK
+    radians[..., GRIPPER] = np.deg2rad(values[..., GRIPPER])
+    return radians
+
+
+def radians_to_lerobot_degrees(radians: np.ndarray) -> np.ndarray:
+    """URDF radians (..., 6) -> LeRobot >= 0.4.4 values: DEGREES body joints and the RANGE_0_100 gripper (both
+    rad2deg under this module's conventions), the inverse of ``lerobot_values_to_radians(v, "degrees")``."""
+    return np.rad2deg(np.asarray(radians, dtype=np.float64))
