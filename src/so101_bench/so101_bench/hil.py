@@ -27,6 +27,8 @@ import numpy as np
 import yaml
 
 from so101_bringup import profiles
+from so101_bringup.lerobot_datasets.import_dataset import import_dataset
+from so101_bringup.lerobot_datasets.transitions import ImportOptions
 from so101_bringup.profiles import PROFILES, SimProfile
 from so101_bringup.records.episode_log import EpisodeRow, read_episode_log
 from so101_bringup.records.report import (
@@ -43,6 +45,7 @@ from so101_contract.run_dir import EPISODE_LOG, RunDir
 from so101_driver.sim.sim_clock import SimClockConfig
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_core.episode import EpisodeConfig
+from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_learner.utd import UtdConfig
 
 GOAL_EVAL_GAIN = 0.30  # evaluation success: last 20 at least this much above the first 20
@@ -434,6 +437,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="the HIL run's budget in environment steps instead of --minutes (0: minutes)")  # fmt: skip
     parser.add_argument("--summarize", action="store_true",
                         help="run nothing: the figures, curves and goal of the runs already in --out")  # fmt: skip
+    parser.add_argument("--demos", type=Path, default=None,
+                        help="a LeRobotDataset of demonstrations (e.g. export_run --demonstrations-only of an earlier "
+                        "run) preloaded into the learner of the arms with demonstrations, instead of the operator "
+                        "driving them live")  # fmt: skip
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "38")))
     args = parser.parse_args(argv)
     if "hil" not in args.arms and not args.steps and not args.summarize:
@@ -471,9 +478,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, operator, demos in arms:
             run_dir = dirs[seed][name]
             if not args.summarize:
-                params = write_params(out / f"seed_{seed}" / f"{name}_params.yaml", config, operator,
-                                      config.demo_episodes if demos else 0)  # fmt: skip
+                live_demos = config.demo_episodes if demos and args.demos is None else 0
+                params = write_params(out / f"seed_{seed}" / f"{name}_params.yaml", config, operator, live_demos)
                 params_seed(params, seed)
+                if demos and args.demos is not None:
+                    print(preload_demos(args.demos, run_dir, config), flush=True)
             # A step budget is comparable across machines and loads; its wall limit only guards against a hang.
             if args.summarize:
                 wall = read_wall(run_dir)
@@ -513,6 +522,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 WALL_FILE = "bench_wall.json"  # a finished run's wall time, for --summarize
+
+
+def preload_demos(dataset: Path, run_dir: Path, config: BenchConfig) -> str:
+    """Import the dataset's demonstrations into the run's learner directory (its journal, replayed at start)."""
+    options = ImportOptions(policy=replace(PolicyConfig(), **(config.profile.network or {})),
+                            preprocessing=preprocessing(config))  # fmt: skip
+    source, result = import_dataset(dataset, RunDir(run_dir).learner.root, options)
+    return f"preloaded {dataset}: {source.summary()}; {result.summary()}"
 
 
 def read_wall(run_dir: Path) -> float:

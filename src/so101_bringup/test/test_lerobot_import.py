@@ -11,9 +11,11 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from rclpy.serialization import deserialize_message
@@ -75,7 +77,7 @@ def journal_messages(run_dir: Path) -> list[Transition]:
 
 
 def test_a_recording_becomes_demonstrations_whose_actions_make_the_recorded_motion(recording, tmp_path):
-    source, result = import_dataset(recording, tmp_path / "run", ImportOptions(units="degrees"))
+    _, result = import_dataset(recording, tmp_path / "run", ImportOptions(units="degrees"))
     messages = journal_messages(tmp_path / "run")
     steps = [len(range(0, n, 3)) - 1 for n in LENGTHS]  # 10 Hz samples of each episode, less the final observation
     assert len(messages) == result.appended == sum(steps) and result.demo_size == sum(steps)
@@ -85,7 +87,7 @@ def test_a_recording_becomes_demonstrations_whose_actions_make_the_recorded_moti
         mine = [m for m in messages if m.episode_id == episode]
         assert all(m.intervention and not m.evaluation for m in mine)
         for t, msg in enumerate(mine):
-            image, state = observation_from_msg(msg.observation, 84)
+            _, state = observation_from_msg(msg.observation, 84)
             np.testing.assert_allclose(state[:6], q[t], atol=2e-6)  # float32 degrees -> rad
             # executing the stored action commands the recorded next pose (the channel's target, before any clip)
             start, wanted = KINEMATICS.fk(q[t])[0], KINEMATICS.fk(q[t + 1])[0]
@@ -99,11 +101,10 @@ def test_a_recording_becomes_demonstrations_whose_actions_make_the_recorded_moti
 
 def test_only_successful_episodes_by_default_and_failures_on_request(recording, tmp_path):
     options = ImportOptions(units="degrees", success=frozenset({1}))
-    source, result = import_dataset(recording, tmp_path / "a", options)
+    source, _ = import_dataset(recording, tmp_path / "a", options)
     assert {m.episode_id for m in journal_messages(tmp_path / "a")} == {1}
     assert dict(source.skipped) == {"not successful": 1}
-    source, result = import_dataset(recording, tmp_path / "b", ImportOptions(**{**options.__dict__,
-                                                                               "include_failures": True}))  # fmt: skip
+    import_dataset(recording, tmp_path / "b", replace(options, include_failures=True))
     failed = [m for m in journal_messages(tmp_path / "b") if m.episode_id == 0]
     assert failed[-1].truncated and not failed[-1].terminated
 
@@ -132,6 +133,7 @@ def _v21(root: Path) -> None:
 def _no_wrist(root: Path) -> None:
     def rename(info):
         info["features"]["observation.images.front"] = info["features"].pop("observation.images.wrist")
+
     edit_info(root, rename)
 
 
@@ -147,6 +149,7 @@ def _truncate(path_glob: str):
     def cut(root: Path) -> None:
         path = next(root.glob(path_glob))
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
     return cut
 
 
@@ -156,11 +159,18 @@ def _state_values(change):
         table = pq.read_table(path)
         states = np.array(table.column(STATE).to_pylist(), dtype=np.float32)
         change(states)
-        import pyarrow as pa
-
         column = pa.FixedSizeListArray.from_arrays(pa.array(states.reshape(-1), pa.float32()), 6)
         pq.write_table(table.set_column(table.schema.get_field_index(STATE), STATE, column), path)
+
     return edit
+
+
+def _robot(info):
+    info["robot_type"] = "koch_follower"
+
+
+def _joint_names(info):
+    info["features"][STATE]["names"] = [f"motor_{k}" for k in range(6)]
 
 
 def _nan(states):
@@ -176,9 +186,8 @@ BAD_INPUTS = {  # case -> (how the dataset is broken, the units arguments, what 
     "missing info.json": (lambda root: (root / "meta/info.json").unlink(), UNITS, "meta/info.json: missing"),
     "v2.1 layout": (_v21, UNITS, "convert_dataset_v21_to_v30"),
     "no wrist camera": (_no_wrist, UNITS, "observation.images.front"),
-    "wrong robot": (lambda root: edit_info(root, lambda i: i.update(robot_type="koch_follower")), UNITS, "koch_follower"),
-    "wrong joint names": (lambda root: edit_info(root, lambda i: i["features"][STATE].update(
-        names=[f"motor_{k}" for k in range(6)])), UNITS, "shoulder_pan.pos"),  # fmt: skip
+    "wrong robot": (lambda root: edit_info(root, _robot), UNITS, "koch_follower"),
+    "wrong joint names": (lambda root: edit_info(root, _joint_names), UNITS, "shoulder_pan.pos"),
     "unknown units": (lambda root: None, [], "--units degrees"),
     "NaN joint": (_state_values(_nan), UNITS, "elbow_flex is nan at frame 5"),
     "out-of-range joint": (_state_values(_out_of_range), UNITS, "shoulder_lift = 250 at frame 7"),

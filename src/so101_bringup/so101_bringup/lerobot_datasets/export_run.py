@@ -87,18 +87,14 @@ def episode_frames(steps: list[Transition]) -> tuple[dict, list[np.ndarray]]:
     return values, images
 
 
-def export_run(source: Path, out: Path, task: str = DEFAULT_TASK, evaluation: bool = False,
-               overwrite: bool = False) -> Counter:  # fmt: skip
-    """Write ``source``'s complete episodes to ``out``; returns the tally (episodes, frames, what was left out)."""
-    records, count = transition_records(Path(source))
-    tally: Counter[str] = Counter()
+def complete_episodes(records, count: int, tally: Counter, evaluation: bool, demonstrations_only: bool):
+    """(where, the episode's messages) for each complete episode in the stream; what is left out is tallied."""
     open_episodes: dict[tuple[str, int], list[Transition]] = {}
-    writer = None
     with tqdm(records, total=count, desc="transitions", unit="msg") as bar:
         for where, raw in bar:
             try:
                 msg = deserialize_message(raw, Transition)
-            except Exception:  # noqa: BLE001 - a damaged record is counted, never exported
+            except Exception:  # a damaged record is counted, never exported
                 tally["damaged records left out"] += 1
                 continue
             if msg.evaluation and not evaluation:
@@ -114,6 +110,22 @@ def export_run(source: Path, out: Path, task: str = DEFAULT_TASK, evaluation: bo
             if not (msg.terminated or msg.truncated):
                 continue
             del open_episodes[key]
+            if demonstrations_only and not all(m.intervention for m in steps):
+                tally["steps of episodes the policy drove left out"] += len(steps)
+                continue
+            yield where, steps
+    tally["steps of incomplete episodes left out"] += sum(len(s) for s in open_episodes.values())
+
+
+def export_run(source: Path, out: Path, task: str = DEFAULT_TASK, evaluation: bool = False,
+               overwrite: bool = False, demonstrations_only: bool = False) -> Counter:  # fmt: skip
+    """Write ``source``'s complete episodes to ``out`` (``demonstrations_only``: those a person drove at every
+    step); returns the tally (episodes, frames, what was left out)."""
+    records, count = transition_records(Path(source))
+    tally: Counter[str] = Counter()
+    writer = None
+    try:
+        for where, steps in complete_episodes(records, count, tally, evaluation, demonstrations_only):
             try:
                 values, images = episode_frames(steps)
             except MessageFormatError as err:
@@ -123,20 +135,15 @@ def export_run(source: Path, out: Path, task: str = DEFAULT_TASK, evaluation: bo
                 writer = DatasetWriter(out, int(CONTROL_RATE_HZ), ROBOT_TYPES[0], FEATURES, CAMERA, (size, size),
                                        task, overwrite)  # fmt: skip
                 writer.features[CAMERA]["info"][EXPORT_MARK] = {"output_size": size // SCALE, "scale": SCALE}
-            try:
-                writer.add_episode(values, images)
-            except BaseException:
-                writer.abort()
-                raise
+            writer.add_episode(values, images)
             tally["episodes"] += 1
             tally["frames"] += len(steps)
-    tally["steps of incomplete episodes left out"] += sum(len(s) for s in open_episodes.values())
-    if writer is None:
-        raise DatasetError(f"{source}: no complete episode to export ({dict(tally) or 'no transitions'})")
-    try:
+        if writer is None:
+            raise DatasetError(f"{source}: no complete episode to export ({dict(tally) or 'no transitions'})")
         writer.finish()
-    except BaseException:
-        writer.abort()
+    except BaseException:  # a failure (or Ctrl-C) anywhere leaves no dataset, only nothing
+        if writer is not None:
+            writer.abort()
         raise
     return tally
 
@@ -154,9 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", default=DEFAULT_TASK, help="the task text stored with every episode")
     parser.add_argument("--evaluation", action="store_true", help="export evaluation episodes too")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    parser.add_argument(
+        "--demonstrations-only",
+        action="store_true",
+        help="only episodes a person drove from start to end (the run's demonstrations)",
+    )
     args = parser.parse_args(argv)
     try:
-        tally = export_run(args.source, args.out, args.task, args.evaluation, args.overwrite)
+        tally = export_run(args.source, args.out, args.task, args.evaluation, args.overwrite, args.demonstrations_only)
     except (DatasetError, BagImportError) as err:
         print(f"export_run: {err}", file=sys.stderr)
         return 2

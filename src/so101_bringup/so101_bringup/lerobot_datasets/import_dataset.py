@@ -32,7 +32,7 @@ from so101_bringup.lerobot_datasets.transitions import (
     Step,
     control_indices,
 )
-from so101_bringup.records.importer import BagImportError, ImportResult, import_locked
+from so101_bringup.records.importer import BagImportError, import_locked
 from so101_contract.control import ACTION_DIM
 from so101_contract.run_dir import LearnerDir
 from so101_contract.stamps import ns_to_stamp
@@ -48,7 +48,7 @@ _LENGTH = struct.Struct("<I")
 
 def step_message(step: Step, actor_id: str, episode_id: int, index: int) -> Transition:
     """One converted step as the actor would have published it (a demonstration's policy_action is its action)."""
-    stamp = ns_to_stamp(int(round(step.stamp_s * 1e9)))
+    stamp = ns_to_stamp(round(step.stamp_s * 1e9))
     msg = Transition(actor_id=actor_id, episode_id=episode_id, step=index, intervention=step.intervention,
                      action=[float(v) for v in step.action], policy_action=[float(v) for v in step.action],
                      reward=float(step.reward), success_probability=float("nan"), terminated=step.terminated,
@@ -195,9 +195,17 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Impor
         except (OSError, RewardModelError, ValueError) as err:
             parser.error(f"--classifier {args.classifier}: {err}")
         classifier, threshold = model.probabilities, model.threshold
-    return ImportOptions(camera=args.camera, units=args.units, calibration=calibration, success=success,
-                         classifier=classifier, classifier_threshold=threshold,
-                         include_failures=args.include_failures, preprocessing=preprocessing, policy=policy)  # fmt: skip
+    return ImportOptions(
+        camera=args.camera,
+        units=args.units,
+        calibration=calibration,
+        success=success,
+        classifier=classifier,
+        classifier_threshold=threshold,
+        include_failures=args.include_failures,
+        preprocessing=preprocessing,
+        policy=policy,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

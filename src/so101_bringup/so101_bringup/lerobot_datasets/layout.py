@@ -63,8 +63,8 @@ def read_info(root: Path) -> dict:
     path = root / INFO_PATH
     if not path.is_file():
         if (root / "meta" / "episodes.jsonl").is_file():
-            raise DatasetError(f"{root}: a LeRobot v2.x dataset (meta/episodes.jsonl, no meta/info.json); {CONVERTER_HINT}")
-        raise DatasetError(f"{path}: missing; a LeRobotDataset folder holds meta/info.json (is {root} the dataset root?)")
+            raise DatasetError(f"{root}: a LeRobot v2.x dataset (meta/episodes.jsonl, no info.json); {CONVERTER_HINT}")
+        raise DatasetError(f"{path}: missing; a LeRobotDataset folder holds meta/info.json (is {root} its root?)")
     try:
         info = json.loads(path.read_text())
     except (OSError, ValueError) as err:
@@ -114,10 +114,9 @@ def tasks_table(tasks: list[str]) -> pa.Table:
             {"name": None, "field_name": None, "pandas_type": "unicode", "numpy_type": "object", "metadata": None}
         ],
         "columns": [
-            {"name": "task_index", "field_name": "task_index", "pandas_type": "int64", "numpy_type": "int64",
-             "metadata": None},
-            {"name": "task", "field_name": "task", "pandas_type": "unicode", "numpy_type": "object", "metadata": None},
-        ],  # fmt: skip
+            {"name": name, "field_name": name, "pandas_type": kind, "numpy_type": numpy, "metadata": None}
+            for name, kind, numpy in (("task_index", "int64", "int64"), ("task", "unicode", "object"))
+        ],
         "creator": {"library": "pyarrow", "version": pa.__version__},
         "pandas_version": "2.3.3",
     }

@@ -136,7 +136,7 @@ def _units(reader: DatasetReader, options: ImportOptions) -> str:
 def control_indices(length: int, fps: float) -> np.ndarray:
     """The frames nearest the 10 Hz control steps k / 10 s (every frame at 10 fps)."""
     ratio = fps / CONTROL_RATE_HZ
-    count = int(math.floor((length - 1) / ratio + 1e-9)) + 1
+    count = math.floor((length - 1) / ratio + 1e-9) + 1
     return np.minimum(np.rint(np.arange(count) * ratio).astype(int), length - 1)
 
 

@@ -181,7 +181,7 @@ class DatasetWriter:
         if self._video is not None:
             try:
                 self._video.container.close()
-            except Exception:  # noqa: BLE001 - the staging folder goes anyway
+            except Exception:  # the staging folder goes anyway
                 pass
             self._video = None
         shutil.rmtree(self.staging, ignore_errors=True)

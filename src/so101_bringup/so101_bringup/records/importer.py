@@ -198,8 +198,9 @@ def import_locked(source, run_dir: Path, config: PolicyConfig, train_on_evaluati
         hashes[name] = digest
         if digest in imported:
             was = imported[digest]
+            what = was.get("source", was.get("bag"))  # "bag": what imports before datasets wrote
             raise BagImportError(
-                f"{name}: already imported into {run_dir} ({was.get('source', was.get('bag'))}, {was.get('imported_at')}, sha256 "
+                f"{name}: already imported into {run_dir} ({what}, {was.get('imported_at')}, sha256 "
                 f"{digest[:12]}); importing it again would add nothing"
             )
     journal_dir = LearnerDir(run_dir).journal
