@@ -12,7 +12,8 @@ COLCON_BUILD_ARGS ?=
 # The variables a run target reads from the command line (make sim EPISODES=5), each list in one place: any other
 # given with a run target stops make before anything is set up or built, naming the closest known variable (a typo
 # such as EPISODE=5 would otherwise run until Ctrl-C). Variables from the environment are not checked.
-RUN_TARGETS := sim bench-sim bench-buffer bench-learner bench-learning bench-actor bench-reward bench-drivers bench-hil
+RUN_TARGETS := sim bench-sim bench-buffer bench-learner bench-learning bench-actor bench-reward bench-drivers bench-hil \
+	bench-lerobot
 COMMON_VARIABLES := COLCON_BUILD_ARGS ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE MUJOCO_GL \
 	SO101_VENV SO101_ROS_SOURCE TORCH_SPEC PYTHON PIP_EXTRA_INDEX_URL
 VARIABLES_sim := EPISODES RUN_DIR
@@ -27,7 +28,8 @@ ifneq ($(filter $(RUN_TARGETS),$(MAKECMDGOALS)),)
   endif
 endif
 
-.PHONY: help setup build test sim lint format clean distclean bench-sim bench-buffer bench-learner bench-learning bench-actor bench-reward bench-drivers bench-hil
+.PHONY: help setup build test sim lint format clean distclean bench-sim bench-buffer bench-learner bench-learning bench-actor bench-reward bench-drivers bench-hil \
+	bench-lerobot
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -71,6 +73,9 @@ HIL_CONFIG ?= cpu
 HIL_ARGS ?=
 bench-hil: build ## HIL learning in the sim graph (lockstep, operator correcting, weak pretrained start) vs operator off
 	@$(IN_BUILT_ENV) ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-38} python -m so101_bench.hil --config $(HIL_CONFIG) $(HIL_ARGS)
+
+bench-lerobot: build ## LeRobot datasets: import a 10k-frame 30 fps 640x480 AV1 recording, export a 10k-transition session
+	@$(IN_BUILT_ENV) python -m so101_bench.lerobot
 
 bench-drivers: build ## follower driver vs the servo bus emulator at 1 Mbps: state rate and command-to-bus latency
 	@$(IN_BUILT_ENV) python -m so101_bench.drivers

@@ -438,9 +438,7 @@ LEROBOT_UNITS = ("degrees", "range_m100")
 "range_m100" (<= 0.4.3, RANGE_M100_100 of the calibrated range). The gripper is RANGE_0_100 in both."""
 
 
-def lerobot_values_to_radians(
-    values: np.ndarray, units: str, conversion: JointConversion | None = None
-) -> np.ndarray:
+def lerobot_values_to_radians(values: np.ndarray, units: str, conversion: JointConversion | None = None) -> np.ndarray:
     """LeRobot ``<joint>.pos`` values, shape (..., 6) in JOINT_NAMES order -> URDF radians, without LeRobot's tick
     truncation (a recording's values are the exact normalization of whole ticks).
 
