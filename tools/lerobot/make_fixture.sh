@@ -36,5 +36,6 @@ for norm in degrees range_m100_100; do
     cat "$work/write.log" >&2
     exit 1
   }
+  chmod -R a+rX "$OUT/$name"  # LeRobot leaves its mp4 owner-only (a temporary file moved into place)
   tail -n 1 "$work/write.log"
 done
