@@ -71,7 +71,10 @@ fi
 
 rm -f "$STAMP"
 # The machine's pip settings (indexes, find-links, constraints) apply; none of them conflicts with LeRobot's pins.
-"$VENV/bin/python" -m pip install --quiet --progress-bar off -r "$REQUIREMENTS" || {
+# (Less the warnings of a local file:// index that lacks a package: one per package, and they say nothing here.)
+"$VENV/bin/python" -m pip install --quiet --progress-bar off -r "$REQUIREMENTS" 2>&1 |
+  grep -v "^WARNING: Location 'file://.*' is ignored"
+[ "${PIPESTATUS[0]}" -eq 0 ] || {
   echo "lerobot venv: pip install -r $REQUIREMENTS failed (output above); rerun scripts/lerobot_venv.sh" >&2
   exit 1
 }
