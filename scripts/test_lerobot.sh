@@ -18,6 +18,8 @@ FIXTURE="$ROOT/src/so101_bringup/test/fixtures/lerobot"
 TOOLS="$ROOT/tools/lerobot"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# LeRobot's `datasets` caches an Arrow copy of every parquet file it loads: keep this run's copies in its own folder.
+export HF_DATASETS_CACHE="$work/hf-datasets" HF_LEROBOT_HOME="$work/hf-lerobot"
 
 # 1. The LeRobot venv (seconds when it is already built).
 scripts/lerobot_venv.sh | tee "$work/venv.log"
