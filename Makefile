@@ -28,8 +28,8 @@ ifneq ($(filter $(RUN_TARGETS),$(MAKECMDGOALS)),)
   endif
 endif
 
-.PHONY: help setup build test sim lint format clean distclean bench-sim bench-buffer bench-learner bench-learning bench-actor bench-reward bench-drivers bench-hil \
-	bench-lerobot
+.PHONY: help setup build test test-lerobot lerobot-venv sim lint format clean distclean bench-sim bench-buffer \
+	bench-learner bench-learning bench-actor bench-reward bench-drivers bench-hil bench-lerobot
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,14 @@ build: setup ## colcon build of every package (symlinked Python, so edits need n
 
 test: build ## build, colcon test of every package, workspace tests, ruff; ends with `N passed, N failed, N skipped`
 	@scripts/run_tests.sh
+
+# LeRobot itself never enters .venv: it lives in .venv-lerobot (Python >= 3.12, lerobot pinned in
+# requirements/lerobot.txt) and tools/lerobot/ run it as a separate interpreter.
+lerobot-venv: ## create .venv-lerobot with the pinned LeRobot (seconds once built; exit 3 where it cannot be built)
+	@scripts/lerobot_venv.sh
+
+test-lerobot: build ## LeRobotDataset checks with the real LeRobot; without .venv-lerobot: exit 3, "test-lerobot: skipped: <why>" (not a pass)
+	@scripts/test_lerobot.sh
 
 # make sim EPISODES=50 RUN_DIR=runs/sim2: until the run holds 50 episodes (all its sessions together); the same
 # RUN_DIR resumes it. Its own DDS domain (37) unless you set ROS_DOMAIN_ID; a domain in use is refused.
@@ -89,5 +97,5 @@ format: setup ## apply ruff's fixes and formatting
 clean: ## remove build/, install/, log/
 	rm -rf build install log
 
-distclean: clean ## also remove the venv
-	rm -rf .venv
+distclean: clean ## also remove the venvs
+	rm -rf .venv .venv-lerobot

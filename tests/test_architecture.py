@@ -58,7 +58,7 @@ def repository_has(cited: str, files: set[str], names: set[str]) -> bool:
 
 def test_module_docstrings_cite_only_files_in_the_repository():
     files = {str(p.relative_to(ROOT)) for p in ROOT.glob("**/*") if p.is_file() and ".git" not in p.parts}
-    files = {f for f in files if not f.startswith((".venv/", "build/", "install/", "log/"))}
+    files = {f for f in files if not f.startswith((".venv/", ".venv-lerobot/", "build/", "install/", "log/"))}
     names = {Path(f).name for f in files}
     problems = []
     for path in project_modules():
