@@ -5,7 +5,7 @@
 #              the values equal LeRobot's formulas on the ticks and the video matches the renders
 #   fixture:   the committed fixture (src/so101_bringup/test/fixtures/lerobot) still opens with the pinned LeRobot
 #              and still holds what its truth.npz says
-#   export:    the project's exporter writes a dataset that LeRobot opens (check_export, still to be written)
+#   export:    the project's exporter writes a dataset that LeRobot opens and reads back as the run recorded it
 # The last line is `test-lerobot: N passed, N failed, N skipped`. Exit 0 only when nothing failed. Where the LeRobot
 # venv cannot be built the only line of the verdict is `test-lerobot: skipped: <why>` and the exit code is 3: a
 # conformance check that did not run must not pass.
@@ -74,15 +74,20 @@ check_committed_fixture() {
   read_and_check "$FIXTURE/so101_range_m100" "$work/fixture_range.npz" "$FIXTURE/truth.npz" range_m100_100
 }
 
-# ---- PLACEHOLDER: the project's exporter ---------------------------------------------------------------------------
-# To fill in: write a LeRobotDataset v3.0 with the project's exporter (pyarrow + PyAV, in the project venv) into
-# "$work/export", then open it with the real LeRobot and check what it returns, e.g.
-#   "$LEROBOT_PYTHON" "$TOOLS/read_dataset.py" "$work/export" --out "$work/export.npz"   # exit 1: LeRobot refused it
-#   python <a check of export.npz against what was exported>
-# Return 0 (passed), 1 (failed) or 77 (skipped).
+# The project's exporter writes a session (the sim graph's demonstrations, a committed journal); LeRobot must open it
+# and return what the run recorded.
 check_export() {
-  echo "check_export: not written yet (the project's LeRobotDataset exporter)"
-  return 77
+  local run="$ROOT/src/so101_bringup/test/fixtures/sim_demos"
+  python -m so101_bringup.lerobot_datasets.export_run "$run" "$work/export" 2>/dev/null || return 1
+  read_dataset_dump "$work/export" "$work/export.npz" || return 1
+  python "$TOOLS/check_export.py" --journal "$run/journal" --dump "$work/export.npz"
+}
+
+read_dataset_dump() { # DATASET DUMP
+  "$LEROBOT_PYTHON" "$TOOLS/read_dataset.py" "$1" --out "$2" 2>"$work/read.err" || {
+    tail -n 1 "$work/read.err"
+    return 1
+  }
 }
 
 run_check "writer: LeRobot's writer and reader agree with LeRobot's formulas" check_writer
