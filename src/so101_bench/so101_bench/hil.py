@@ -20,14 +20,18 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import yaml
+from rclpy.serialization import serialize_message
 
 from so101_bringup import profiles
+from so101_bringup.lerobot_datasets.export_run import complete_episodes, transition_records
 from so101_bringup.lerobot_datasets.import_dataset import import_dataset
+from so101_bringup.lerobot_datasets.layout import INFO_PATH
 from so101_bringup.lerobot_datasets.transitions import ImportOptions
 from so101_bringup.profiles import PROFILES, SimProfile
 from so101_bringup.records.episode_log import EpisodeRow, read_episode_log
@@ -46,6 +50,7 @@ from so101_driver.sim.sim_clock import SimClockConfig
 from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_core.episode import EpisodeConfig
 from so101_hilserl_core.policy import PolicyConfig
+from so101_hilserl_learner.journal import TransitionJournal
 from so101_hilserl_learner.utd import UtdConfig
 
 GOAL_EVAL_GAIN = 0.30  # evaluation success: last 20 at least this much above the first 20
@@ -438,9 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summarize", action="store_true",
                         help="run nothing: the figures, curves and goal of the runs already in --out")  # fmt: skip
     parser.add_argument("--demos", type=Path, default=None,
-                        help="a LeRobotDataset of demonstrations (e.g. export_run --demonstrations-only of an earlier "
-                        "run) preloaded into the learner of the arms with demonstrations, instead of the operator "
-                        "driving them live")  # fmt: skip
+                        help="demonstrations preloaded into the learner of the arms with demonstrations, instead of "
+                        "the operator driving them live: a LeRobotDataset (export_run --demonstrations-only of an "
+                        "earlier run) or an earlier run's directory (its demonstrations as recorded)")  # fmt: skip
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "38")))
     args = parser.parse_args(argv)
     if "hil" not in args.arms and not args.steps and not args.summarize:
@@ -524,12 +529,23 @@ def main(argv: list[str] | None = None) -> int:
 WALL_FILE = "bench_wall.json"  # a finished run's wall time, for --summarize
 
 
-def preload_demos(dataset: Path, run_dir: Path, config: BenchConfig) -> str:
-    """Import the dataset's demonstrations into the run's learner directory (its journal, replayed at start)."""
-    options = ImportOptions(policy=replace(PolicyConfig(), **(config.profile.network or {})),
-                            preprocessing=preprocessing(config))  # fmt: skip
-    source, result = import_dataset(dataset, RunDir(run_dir).learner.root, options)
-    return f"preloaded {dataset}: {source.summary()}; {result.summary()}"
+def preload_demos(demos: Path, run_dir: Path, config: BenchConfig) -> str:
+    """Put demonstrations into the run's learner journal (replayed at start): a LeRobot dataset through the importer,
+    or an earlier run's own demonstration episodes copied as recorded (the direct path, for comparison)."""
+    learner = RunDir(run_dir).learner
+    if (demos / INFO_PATH).is_file():
+        options = ImportOptions(policy=replace(PolicyConfig(), **(config.profile.network or {})),
+                                preprocessing=preprocessing(config))  # fmt: skip
+        source, result = import_dataset(demos, learner.root, options)
+        return f"preloaded {demos}: {source.summary()}; {result.summary()}"
+    records, count = transition_records(demos)
+    tally: Counter[str] = Counter()
+    journal = TransitionJournal(learner.journal)
+    for _, steps in complete_episodes(records, count, tally, evaluation=False, demonstrations_only=True):
+        for msg in steps:
+            journal.append(serialize_message(msg))
+    journal.close()
+    return f"preloaded {journal.records} transitions of {demos}'s demonstrations as recorded"
 
 
 def read_wall(run_dir: Path) -> float:
