@@ -23,6 +23,7 @@ from rclpy.serialization import deserialize_message
 from so101_bringup.lerobot_datasets.import_dataset import import_dataset
 from so101_bringup.lerobot_datasets.layout import JOINT_FEATURE_NAMES, STATE
 from so101_bringup.lerobot_datasets.transitions import ImportOptions
+from so101_bringup.lerobot_datasets.video import VideoWriter
 from so101_bringup.lerobot_datasets.writer import DatasetWriter
 from so101_contract.joints import GRIPPER
 from so101_contract.run_dir import LearnerDir
@@ -173,6 +174,22 @@ def _joint_names(info):
     info["features"][STATE]["names"] = [f"motor_{k}" for k in range(6)]
 
 
+def _short_video(root: Path) -> None:
+    """The video file replaced by a valid one holding only the first episode's first 20 frames."""
+    path = next(root.glob("videos/*/*/*.mp4"))
+    writer = VideoWriter(path.with_name("short.mp4"), FPS, 640, 480)
+    writer.append(camera_frames(20, 0))
+    writer.close()
+    path.with_name("short.mp4").replace(path)
+
+
+def _garbled_video(root: Path) -> None:
+    path = next(root.glob("videos/*/*/*.mp4"))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 4 :] = bytes(len(data) - len(data) // 4)  # zeros from a quarter of the file on
+    path.write_bytes(bytes(data))
+
+
 def _nan(states):
     states[5, 2] = np.nan
 
@@ -192,7 +209,9 @@ BAD_INPUTS = {  # case -> (how the dataset is broken, the units arguments, what 
     "NaN joint": (_state_values(_nan), UNITS, "elbow_flex is nan at frame 5"),
     "out-of-range joint": (_state_values(_out_of_range), UNITS, "shoulder_lift = 250 at frame 7"),
     "truncated parquet": (_truncate("data/*/*.parquet"), UNITS, "truncated or not parquet"),
-    "corrupt video": (_truncate("videos/*/*/*.mp4"), UNITS, ".mp4"),
+    "cut video": (_truncate("videos/*/*/*.mp4"), UNITS, ".mp4"),
+    "short video": (_short_video, UNITS, "episode 0, observation.images.wrist: 9 of 16 frames missing"),
+    "corrupt video": (_garbled_video, UNITS, ".mp4"),
     "episode index gap": (_episode_gap, UNITS, "episode indices are not 0..1"),
 }
 
