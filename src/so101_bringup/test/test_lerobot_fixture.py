@@ -34,9 +34,9 @@ def lerobot_formula_radians(ticks: np.ndarray) -> np.ndarray:
     low = np.array([calibration[name]["range_min"] for name in JOINT_NAMES], dtype=float)
     high = np.array([calibration[name]["range_max"] for name in JOINT_NAMES], dtype=float)
     degrees = (ticks - (low + high) / 2) * 360 / 4095
-    degrees[:, GRIPPER] = (np.clip(ticks[:, GRIPPER], low[GRIPPER], high[GRIPPER]) - low[GRIPPER]) / (
-        high[GRIPPER] - low[GRIPPER]
-    ) * 100
+    degrees[:, GRIPPER] = (
+        (np.clip(ticks[:, GRIPPER], low[GRIPPER], high[GRIPPER]) - low[GRIPPER]) / (high[GRIPPER] - low[GRIPPER]) * 100
+    )
     return np.deg2rad(degrees)
 
 
