@@ -110,6 +110,21 @@ def test_only_successful_episodes_by_default_and_failures_on_request(recording, 
     assert failed[-1].truncated and not failed[-1].terminated
 
 
+def test_a_classifier_decides_success_and_ends_each_episode_at_its_first_success(recording, tmp_path):
+    def classifier(frames: np.ndarray) -> np.ndarray:  # calls success from the 13th control step of an episode on
+        assert frames.shape[1:] == (84, 84, 3) and frames.dtype == np.uint8  # the policy's frames
+        return (np.arange(len(frames)) >= 12).astype(np.float32)
+
+    options = ImportOptions(units="degrees", classifier=classifier, classifier_threshold=0.5)
+    source, _ = import_dataset(recording, tmp_path / "run", options)
+    episode = journal_messages(tmp_path / "run")
+    # episode 0 (16 control steps): 3 frames in a row from step 12 on, so it ends at step 14; episode 1 (11) never
+    assert {m.episode_id for m in episode} == {0} and dict(source.skipped) == {"not successful": 1}
+    assert len(episode) == 14 and episode[-1].terminated and episode[-1].reward > 0
+    q = trajectory(LENGTHS[0], 0)[::3]
+    np.testing.assert_allclose(observation_from_msg(episode[-1].next_observation[0])[1][:6], q[14], atol=2e-6)
+
+
 def run_import(*args) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "so101_bringup.lerobot_datasets.import_dataset", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
