@@ -208,12 +208,16 @@ class Runner:
         return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
 
     def stop(self, grace_s: float = 30.0) -> None:
-        """SIGINT in order (actor, recorder, learner, then the rest), each waited for; SIGKILL what is left."""
+        """SIGTERM in order (actor, recorder, learner, then the rest), each waited for; SIGKILL what is left.
+
+        node_main stops a running node on SIGTERM exactly as on SIGINT; a node still starting its interpreter (a
+        Ctrl-C a moment after the start) ends silently on SIGTERM, where SIGINT would abort Python's own start-up
+        with a fatal-error traceback."""
         names = [n for n in STOP_ORDER if n in self.processes] + [n for n in self.processes if n not in STOP_ORDER]
         for name in names:
             process = self.processes[name]
             if process.poll() is None:
-                _signal_group(process, signal.SIGINT)
+                _signal_group(process, signal.SIGTERM)
                 try:
                     process.wait(timeout=grace_s if name == "learner" else 10.0)
                 except subprocess.TimeoutExpired:
