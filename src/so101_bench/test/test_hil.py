@@ -117,8 +117,8 @@ def test_steps_to_fifty_percent_counts_training_steps_until_a_full_window_reache
     assert math.isinf(steps_to_evaluation_success(never))
 
 
-def _arm(steps_to_50, q=5.0, mc=5.0):
-    return {"steps_to_50": steps_to_50, "q_online_policy": q, "mc_return_online_policy": mc}
+def _arm(steps_to_50, q=5.0, mc=5.0, rows=100):
+    return {"steps_to_50": steps_to_50, "q_online_policy": q, "mc_return_online_policy": mc, "rows_online_policy": rows}
 
 
 def test_the_goal_compares_the_median_seed_with_the_control_run_and_checks_q():
@@ -130,6 +130,17 @@ def test_the_goal_compares_the_median_seed_with_the_control_run_and_checks_q():
     assert any("<= 0.7x" in m for m in goal_misses(slow, summaries))
     overestimating = {seed: {"hil": _arm(1000, q=9.0, mc=5.0), "control": _arm(2000)} for seed in range(3)}
     assert any("mean Q 9.00 vs Monte-Carlo return 5.00" in m for m in goal_misses(overestimating, summaries))
+    # every run is judged where it has exact returns; a run none of whose episodes succeeded has none to compare
+    control_off = {seed: {"hil": _arm(1000), "control": _arm(2000, q=9.0, mc=5.0)} for seed in range(3)}
+    assert any("control: mean Q 9.00" in m for m in goal_misses(control_off, summaries))
+    never_succeeded = {
+        seed: {"hil": _arm(1000), "control": _arm(2000, math.nan, math.nan, rows=0)} for seed in range(3)
+    }
+    assert goal_misses(never_succeeded, summaries) == []
+    no_checkpoint = {
+        seed: {"hil": _arm(1000, math.nan, math.nan, rows=math.nan), "control": _arm(2000)} for seed in range(3)
+    }
+    assert any("hil: no Q / Monte-Carlo return" in m for m in goal_misses(no_checkpoint, summaries))
     one_seed = {0: fast[0]}
     assert any("a learning claim takes 3" in m for m in goal_misses(one_seed, {0: summaries[0]}))
     no_control = {seed: {"hil": _arm(1000)} for seed in range(3)}

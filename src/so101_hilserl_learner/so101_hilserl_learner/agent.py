@@ -196,6 +196,16 @@ class DrQV2Agent:
         self.q_groups = {g: (sums[3 * i], sums[3 * i + 1], round(sums[3 * i + 2])) for i, g in enumerate(GROUPS)}
         return dict(zip(names, scalars, strict=True)) | {"actor_stddev": self.stddev(step)}
 
+    def q_values(self, batch: Any) -> np.ndarray:
+        """The critics' mean Q(h, a) on a batch's stored actions, without augmentation or gradient: (B,) float32,
+        what the Q diagnostics compare with Monte-Carlo returns."""
+        b = self._batch_to_device(batch)
+        with torch.no_grad():
+            features = self._encode(b["pixels"], augment=False)
+            with self._autocast():
+                q = self.critic(features, self._state(b["state"]), b["action"])
+        return q.float().mean(0)[:, 0].cpu().numpy()
+
     def _batch_to_device(self, batch: Any) -> dict[str, torch.Tensor]:
         names = ("pixels", "state", "action", "reward", "discount", "next_pixels", "next_state")
         names += ("mc_return", "intervention", "from_demo")  # for q_diagnostics only

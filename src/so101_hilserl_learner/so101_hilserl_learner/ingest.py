@@ -301,7 +301,8 @@ class TransitionIngest:
         for step in steps[start:end]:
             self.demo.add(step.frame, step.state, step.action, step.reward, True)
         if end < len(steps):  # the person let go: bootstrap from the observation the policy took over at
-            self.demo.end_sequence(steps[end].frame, steps[end].state, terminated=False, return_after=return_after)
+            exact = final is not None and terminated  # the episode's return is known only if it terminated
+            self.demo.end_sequence(steps[end].frame, steps[end].state, False, return_after, exact_return=exact)
         elif final is not None:  # the episode ended during the intervention
             self.demo.end_sequence(final[0], final[1], terminated)
         else:  # broke during the intervention: the last step cannot be completed

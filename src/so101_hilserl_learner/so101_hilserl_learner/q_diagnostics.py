@@ -3,8 +3,9 @@ not finishing (Q close to high returns) and shows where the two part (the policy
 
 Groups of a batch's rows: ``online_policy`` (online buffer, the policy acted), ``online_intervention`` (online
 buffer, the person acted) and ``demo`` (the demonstration buffer: interventions and demonstrations). A row whose
-return is not known yet (its sequence is still open) counts in no group. Q is the mean of the critics on the stored
-action, as in the critic loss. Returns after a time limit are partial sums (replay.py), so lower bounds.
+return is not known exactly counts in no group: its episode is still open, broke, or hit the time limit (a partial
+sum would be a lower bound that a correct, bootstrapped Q exceeds). Q is the mean of the critics on the stored
+action, as in the critic loss.
 """
 
 from __future__ import annotations

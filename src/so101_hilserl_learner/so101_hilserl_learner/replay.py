@@ -45,7 +45,7 @@ class Batch:
     next_pixels: Any  # (B, S*C, H, W) uint8, the stacked bootstrap observation o_{t+k}
     next_state: Any  # (B, S*state_dim) float32
     intervention: Any  # (B,) bool, the action was the human's
-    mc_return: Any  # (B,) float32, discounted Monte-Carlo return-to-go (NaN while its sequence is open)
+    mc_return: Any  # (B,) float32, exact discounted Monte-Carlo return-to-go; NaN while open or when not exact
     from_demo: Any  # (B,) bool, drawn from the demonstration buffer (MixedSampler)
 
     def __len__(self) -> int:
@@ -296,13 +296,17 @@ class ReplayBuffer:
             self._n_added += 1
             self._finalize(end=None, terminated=False)
 
-    def end_sequence(self, next_frame, next_state, terminated: bool, return_after: float = 0.0) -> None:
+    def end_sequence(
+        self, next_frame, next_state, terminated: bool, return_after: float = 0.0, exact_return: bool | None = None
+    ) -> None:
         """Close the sequence with the observation after its last step.
 
         terminated=True: the task ended (success); no bootstrapping from it. False: time limit, or the end of an
         intervention segment: targets bootstrap from it. ``return_after``: the discounted return the episode
         earned from ``next_frame`` on (an intervention segment's continuation; 0 at an episode's end), added to
-        the Monte-Carlo returns-to-go only.
+        the Monte-Carlo returns-to-go only. ``exact_return`` (default: ``terminated``): whether those returns are
+        the episode's whole return; after a time limit they are a partial sum and stay NaN (unknown), so the Q
+        diagnostics compare the critic with true returns only.
         """
         with self._lock:
             if not self._open:
@@ -314,7 +318,8 @@ class ReplayBuffer:
                 return
             self._write_frame(next_frame, next_state)
             self._finalize(end=self._n_added, terminated=bool(terminated))
-            self._write_returns(float(return_after))
+            if terminated if exact_return is None else exact_return:
+                self._write_returns(float(return_after))
             self._open = False
 
     def abort_sequence(self) -> None:
@@ -331,8 +336,7 @@ class ReplayBuffer:
                 return
             self._pending.pop()
             self._finalize(end=self._n_added - 1, terminated=False)
-            self._write_returns(0.0)  # the discarded step's reward is real: it stays in the sums
-            self._open = False
+            self._open = False  # the episode's return is unknown: its rows' Monte-Carlo returns stay NaN
 
     # ------------------------------------------------------------------ sampling
     def sample(self, batch_size: int, out: Batch | None = None) -> Batch:
@@ -362,36 +366,51 @@ class ReplayBuffer:
                 )
         return out
 
+    def rows(self, first: int, count: int) -> Batch:
+        """The stored transitions ``first`` .. ``first + count - 1`` in the order they were stored (0 = the oldest
+        still held): for evaluating a critic on the buffer's own rows."""
+        with self._lock:
+            if not 0 <= first <= first + count <= len(self):
+                raise IndexError(f"rows {first}..{first + count - 1} of a buffer holding {len(self)}")
+            out = self.empty_batch(count)
+            self._gather_into(out, 0, (self._tail + first + np.arange(count)) % self.capacity)
+            return out
+
     def _sample_into(self, out: Batch, start: int, count: int, from_demo: bool = False) -> None:
         with self._lock:
             if count == 0:
                 return
             if len(self) == 0:
                 raise ValueError("sample: the buffer holds no complete transition yet; check len(buffer) first")
-            height, width, channels = self.frame_shape
-            stop, stack, dim = start + count, self.frame_stack, self.state_dim
             pos = (self._tail + self._rng.integers(0, len(self), size=count)) % self.capacity
-            fcap = len(self._frames)
-            for idx_table, pix, st in (
-                (self._obs_idx, out.pixels, out.state),
-                (self._next_idx, out.next_pixels, out.next_state),
-            ):
-                frame_idx = (idx_table[pos] % fcap).ravel()
-                # mode="wrap" (indices are in range anyway) avoids numpy's buffered copy for out= with mode="raise".
-                np.take(
-                    self._frames,
-                    frame_idx,
-                    axis=0,
-                    out=pix[start:stop].reshape(count * stack, channels, height, width),
-                    mode="wrap",
-                )
-                np.take(self._states, frame_idx, axis=0, out=st[start:stop].reshape(count * stack, dim), mode="wrap")
-            np.take(self._action, pos, axis=0, out=out.action[start:stop], mode="wrap")
-            np.take(self._reward, pos, out=out.reward[start:stop], mode="wrap")
-            np.take(self._disc, pos, out=out.discount[start:stop], mode="wrap")
-            np.take(self._intervention, pos, out=out.intervention[start:stop], mode="wrap")
-            np.take(self._mc_return, pos, out=out.mc_return[start:stop], mode="wrap")
-            out.from_demo[start:stop] = from_demo
+            self._gather_into(out, start, pos, from_demo)
+
+    def _gather_into(self, out: Batch, start: int, pos: np.ndarray, from_demo: bool = False) -> None:
+        """Rows at buffer positions ``pos`` into ``out[start:start + len(pos)]`` (the lock is held)."""
+        height, width, channels = self.frame_shape
+        count = len(pos)
+        stop, stack, dim = start + count, self.frame_stack, self.state_dim
+        fcap = len(self._frames)
+        for idx_table, pix, st in (
+            (self._obs_idx, out.pixels, out.state),
+            (self._next_idx, out.next_pixels, out.next_state),
+        ):
+            frame_idx = (idx_table[pos] % fcap).ravel()
+            # mode="wrap" (indices are in range anyway) avoids numpy's buffered copy for out= with mode="raise".
+            np.take(
+                self._frames,
+                frame_idx,
+                axis=0,
+                out=pix[start:stop].reshape(count * stack, channels, height, width),
+                mode="wrap",
+            )
+            np.take(self._states, frame_idx, axis=0, out=st[start:stop].reshape(count * stack, dim), mode="wrap")
+        np.take(self._action, pos, axis=0, out=out.action[start:stop], mode="wrap")
+        np.take(self._reward, pos, out=out.reward[start:stop], mode="wrap")
+        np.take(self._disc, pos, out=out.discount[start:stop], mode="wrap")
+        np.take(self._intervention, pos, out=out.intervention[start:stop], mode="wrap")
+        np.take(self._mc_return, pos, out=out.mc_return[start:stop], mode="wrap")
+        out.from_demo[start:stop] = from_demo
 
     # ------------------------------------------------------------------ internals
     def _write_frame(self, frame, state) -> int:

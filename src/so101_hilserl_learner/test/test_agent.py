@@ -214,7 +214,7 @@ def test_q_groups_are_the_critics_q_and_the_returns_of_each_kind_of_row():
     demo.begin_sequence(frames[8:10], states[8:10])  # the segment, as ingest stores it
     for t in range(10, 20):
         demo.add(frames[t], states[t], act(t, 0.5), rewards[t], True)
-    demo.end_sequence(frames[20], states[20], terminated=False, return_after=returns[20])
+    demo.end_sequence(frames[20], states[20], terminated=False, return_after=returns[20], exact_return=True)
     online.begin_sequence()  # a second episode still open: its stored rows have no return yet
     for t in range(5):
         online.add(frames[t], states[t], act(t, -0.5), 1.0, False)

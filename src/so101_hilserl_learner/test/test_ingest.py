@@ -329,7 +329,10 @@ def test_replaying_what_receive_recorded_rebuilds_the_same_buffers():
         length = rng.randrange(2, 7)
         for step in range(length):
             helped = 1 <= step <= 2 and episode % 2 == 0  # interventions: demo segments with their context
-            raw = serialized(transition(episode, step, last=step == length - 1, actor=actor, intervention=helped))
+            last, terminated = step == length - 1, episode % 3 != 0  # a third hit the time limit
+            raw = serialized(
+                transition(episode, step, last=last, terminated=terminated, actor=actor, intervention=helped)
+            )
             roll = rng.random()
             if roll < 0.05:
                 continue  # lost
@@ -359,6 +362,6 @@ def test_replaying_what_receive_recorded_rebuilds_the_same_buffers():
     for a, b in zip(live[:2], replayed[:2], strict=True):
         assert len(a) == len(b) > 0
         assert np.array_equal(a._frames, b._frames) and np.array_equal(a._obs_idx, b._obs_idx)
-        assert np.array_equal(a._mc_return, b._mc_return) and np.isfinite(a.sample(64).mc_return).all()
+        assert np.array_equal(a._mc_return, b._mc_return, equal_nan=True) and np.isfinite(a._mc_return).any()
     for name in ("accepted", "training_transitions", "episodes", "intervention_steps", "expired_episodes"):
         assert getattr(live[2].counters, name) == getattr(replayed[2].counters, name), name

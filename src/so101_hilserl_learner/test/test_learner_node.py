@@ -38,7 +38,7 @@ def learner_args(run_dir, **extra):
     return args
 
 
-def episode_messages(episode_id, length=15, interventions=(3, 4, 5), evaluation=False):
+def episode_messages(episode_id, length=15, interventions=(3, 4, 5), evaluation=False, terminated=False):
     rng = np.random.default_rng(episode_id)
     for step in range(length):
         msg = Transition(actor_id="test", episode_id=episode_id, step=step, intervention=step in interventions)
@@ -48,16 +48,16 @@ def episode_messages(episode_id, length=15, interventions=(3, 4, 5), evaluation=
         msg.policy_action = msg.action
         msg.reward = -0.05
         if step == length - 1:
-            msg.truncated = True
+            msg.terminated, msg.truncated = terminated, not terminated
             msg.next_observation = [observation_to_msg(rng.integers(0, 256, (84, 84, 3), np.uint8), np.zeros(18))]
         yield msg
 
 
-def send_episodes(probe, episodes, evaluation=()):
+def send_episodes(probe, episodes, evaluation=(), terminated=False):
     publisher = probe.publisher(Transition, "hilserl/transitions", qos.TRANSITIONS)
     probe.wait_for_subscribers(publisher, timeout_s=60)
     for episode_id in episodes:
-        for msg in episode_messages(episode_id, evaluation=episode_id in evaluation):
+        for msg in episode_messages(episode_id, evaluation=episode_id in evaluation, terminated=terminated):
             publisher.publish(msg)
     return publisher
 

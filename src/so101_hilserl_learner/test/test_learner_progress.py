@@ -58,7 +58,7 @@ def test_progress_stats_and_outcomes_in_simulated_time(processes, probe, tmp_pat
     wait_until(stamped_at_sim_time, 30, "stats stamped with the simulated time", period_s=0.1)
 
     # UTD 2: episode 1 fills the warm-up (20), episodes 2 and 3 owe 2 x 30 = 60 updates, each reported.
-    send_episodes(probe, [1, 2, 3])
+    send_episodes(probe, [1, 2, 3], terminated=True)  # ended in a terminal state: their returns are exact
     wait_until(lambda: latest(progress).updates == 60 and latest(progress).update_backlog == 0, 120, "60 updates")
     msgs = progress.messages
     assert max(m.update_backlog for m in msgs) >= 30  # a commit owed a whole episode's updates before they ran
@@ -69,7 +69,7 @@ def test_progress_stats_and_outcomes_in_simulated_time(processes, probe, tmp_pat
     assert final.header.stamp.sec == 42  # simulated time, which stood still all along
 
     # Q next to the Monte-Carlo returns per kind of row. The returns are known: -0.05 a step, discount 0.99, 15-step
-    # episodes cut by the time limit (partial sums), interventions at steps 3-5 (in both buffers).
+    # episodes that terminate, interventions at steps 3-5 (in both buffers).
     def to_go(t):
         return -0.05 * (1 - 0.99 ** (15 - t)) / 0.01
 
