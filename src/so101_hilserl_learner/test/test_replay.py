@@ -498,3 +498,22 @@ def test_mixed_sampler_marks_the_demonstration_rows():
     np.testing.assert_array_equal(batch.from_demo, batch.action[:, 0] >= 500)
     assert batch.from_demo.sum() == 128 and batch.intervention[:128].any() and not batch.intervention[:128].all()
     assert not online.sample(16).from_demo.any()
+
+
+def test_rows_are_the_stored_transitions_in_order_and_match_what_sampling_draws():
+    buf = make(capacity=10, nstep=1)
+    feed(buf, seq=1, n_steps=8, end="term")
+    feed(buf, seq=2, n_steps=6, end="term")  # 14 steps into 10 slots: the oldest 4 are gone
+    got = buf.rows(0, len(buf))
+    assert [tuple(a) for a in got.action[:, :2].astype(int).tolist()] == [(1, t) for t in range(4, 8)] + [
+        (2, t) for t in range(6)
+    ]
+    assert np.isfinite(got.mc_return).all() and not got.from_demo.any()
+    sampled = buf.sample(512)  # every row sampling can draw is one of these, field for field
+    keys = {tuple(a): i for i, a in enumerate(got.action[:, :2].astype(int).tolist())}
+    for j, a in enumerate(sampled.action[:, :2].astype(int).tolist()):
+        i = keys[tuple(a)]
+        np.testing.assert_array_equal(sampled.pixels[j], got.pixels[i])
+        assert sampled.mc_return[j] == got.mc_return[i] and sampled.discount[j] == got.discount[i]
+    with pytest.raises(IndexError):
+        buf.rows(5, 6)
