@@ -29,10 +29,13 @@ from so101_contract.joints import GRIPPER
 from so101_contract.run_dir import LearnerDir
 from so101_driver.hardware.calibration import radians_to_lerobot_degrees
 from so101_driver.model.kinematics import HOME_SEED, Kinematics
+from so101_driver.vision.preprocessing import ImagePreprocessing
 from so101_hilserl_core.action_mapping import DEFAULT_ACTION_CONFIG as STEP
 from so101_hilserl_core.messages import observation_from_msg
 from so101_hilserl_interfaces.msg import Transition
 from so101_hilserl_learner.journal import read_journal
+from so101_reward.classifier import RewardClassifier
+from so101_reward.model_config import RewardModelConfig
 
 FPS = 30
 PROGRESS = re.compile(r"\| +\d+/\d+ \[")  # a tqdm progress line
@@ -123,6 +126,14 @@ def test_a_classifier_decides_success_and_ends_each_episode_at_its_first_success
     assert len(episode) == 14 and episode[-1].terminated and episode[-1].reward > 0
     q = trajectory(LENGTHS[0], 0)[::3]
     np.testing.assert_allclose(observation_from_msg(episode[-1].next_observation[0])[1][:6], q[14], atol=2e-6)
+
+
+def test_a_classifier_for_other_frames_is_refused_in_one_line(recording, tmp_path):
+    model = tmp_path / "reward"
+    RewardClassifier(RewardModelConfig(preprocessing=ImagePreprocessing(output_size=64))).save(model)
+    result = run_import(recording, "--run-dir", tmp_path / "run", "--units", "degrees", "--classifier", model)
+    assert result.returncode == 2 and "judges 64-pixel frames, the learner's network takes 84" in result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def run_import(*args) -> subprocess.CompletedProcess:

@@ -42,6 +42,7 @@ from so101_hilserl_core.messages import observation_to_msg
 from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_interfaces.msg import Transition
 from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
+from so101_reward.classifier import RewardClassifier, RewardModelError
 
 _LENGTH = struct.Struct("<I")
 
@@ -186,14 +187,17 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Impor
             calibration = JointConversion.from_file(args.calibration)
         except (OSError, CalibrationError, ValueError) as err:
             parser.error(f"--calibration {args.calibration}: {err}")
-    classifier, threshold = None, 0.7
+    classifier, threshold = None, ImportOptions.classifier_threshold
     if args.classifier:
-        from so101_reward.classifier import RewardClassifier, RewardModelError
-
         try:
             model = RewardClassifier.load(args.classifier)
         except (OSError, RewardModelError, ValueError) as err:
             parser.error(f"--classifier {args.classifier}: {err}")
+        if model.config.preprocessing.output_size != policy.image_size:
+            parser.error(
+                f"--classifier {args.classifier}: it judges {model.config.preprocessing.output_size}-pixel frames, "
+                f"the learner's network takes {policy.image_size}: train it on the run's preprocessing"
+            )
         classifier, threshold = model.probabilities, model.threshold
     return ImportOptions(
         camera=args.camera,

@@ -36,6 +36,7 @@ from so101_hilserl_core.action_mapping import HumanActionEncoder
 from so101_hilserl_core.episode import EpisodeConfig
 from so101_hilserl_core.observation import StateBuilder
 from so101_hilserl_core.policy import PolicyConfig
+from so101_reward.model_config import RewardModelConfig
 
 EXPORT_MARK = "so101_hilserl"  # key in a video feature's info: {"output_size": N, "scale": k} of this project's export
 JOINT_MARGIN_RAD = 0.2  # beyond the URDF limits by more than this, a value is a unit mistake, not a real pose
@@ -79,7 +80,7 @@ class ImportOptions:
     calibration: JointConversion | None = None
     success: frozenset[int] | None = None
     classifier: Callable[[np.ndarray], np.ndarray] | None = None
-    classifier_threshold: float = 0.7
+    classifier_threshold: float = RewardModelConfig.threshold
     include_failures: bool = False
     preprocessing: ImagePreprocessing | None = None
     policy: PolicyConfig = field(default_factory=PolicyConfig)
