@@ -9,7 +9,7 @@ rest. The same run directory again resumes the run (docs/architecture.md, "A run
 
 from __future__ import annotations
 
-import so101_contract.quiet_interrupt  # noqa: F401  (first: Ctrl-C during the heavy imports below is quiet)
+import so101_contract.quiet_interrupt  # first: a Ctrl-C during the heavy imports below is noted, not raised
 
 # isort: split
 
@@ -341,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if so101_contract.quiet_interrupt.take_over():  # Ctrl-C while the modules loaded: nothing started, stop quietly
+        return 130
     parser = build_parser()
     args = parse_args(parser, argv)
 

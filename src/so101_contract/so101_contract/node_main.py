@@ -111,7 +111,7 @@ class Shutdown:
             return  # Python delivers signals to the main thread only; rclpy's defaults stay in charge
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
-        if quiet_interrupt.INTERRUPTED.is_set():  # a Ctrl-C during the imports that a library swallowed: honour it now
+        if quiet_interrupt.INTERRUPTED.is_set():  # a Ctrl-C while the modules loaded (noted, not raised): honour it
             self.request("SIGINT")
 
     def _on_signal(self, signum: int, _frame) -> None:
@@ -180,6 +180,8 @@ def run_node(node_class: Callable[[], Node], args: list[str] | None = None) -> N
     name = getattr(node_class, "__name__", "node")
     shutdown = Shutdown(name)
     shutdown.install_signal_handlers()
+    if shutdown.requested:  # Ctrl-C while the modules loaded (quiet_interrupt noted it): nothing to start or stop
+        return
     die_with_parent(signal.SIGHUP)  # the runner's or launch's death: a stop bounded to PARENT_GONE_TIMEOUT_S
     previous_excepthook = threading.excepthook
     threading.excepthook = shutdown.thread_excepthook

@@ -1,10 +1,11 @@
-"""Imported first by every node module, before its heavy imports (torch, MuJoCo, pinocchio): a Ctrl-C while they load
-(the first seconds of a node process, before node_main.run_node takes the signals over) ends the process quietly.
+"""Imported first by every node module and the runner, before their heavy imports (torch, MuJoCo, pinocchio, rclpy):
+a Ctrl-C while they load (the first seconds of the process) is noted, not raised, and honoured once the process can:
+node_main stops the node as it takes the signals over, the runner exits at its start (``take_over``). Raised there,
+the KeyboardInterrupt could land inside a C++ extension's import (rclpy and pinocchio are pybind11 modules) and abort
+the process ("terminate called after throwing an instance of 'pybind11::error_already_set'").
 
-It sets sys.excepthook so that an uncaught KeyboardInterrupt prints nothing (a 25-line traceback from inside
-``import torch`` otherwise); Python then exits as interrupted by SIGINT (status 130 in a shell, -2 to a parent that
-reads it with subprocess); an error raised because of the interrupt is silent too. Every other uncaught exception
-prints as before.
+It also sets sys.excepthook so that an uncaught KeyboardInterrupt prints nothing; an error raised because of one is
+silent too. Every other uncaught exception prints as before.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import signal
 import sys
 import threading
 
-# A Ctrl-C arrived while the node's modules loaded. Some library code swallows the KeyboardInterrupt (an import that
-# catches BaseException); node_main then stops the node as soon as it takes the signals over, instead of running on.
+# A Ctrl-C arrived while the process's modules loaded: node_main (or the runner's take_over) stops it at once.
 INTERRUPTED = threading.Event()
 
 
@@ -36,9 +36,16 @@ def _quiet_keyboard_interrupt(exc_type, exc, tb, _previous=sys.excepthook) -> No
     _previous(exc_type, exc, tb)
 
 
-def _on_sigint(signum, frame) -> None:
-    INTERRUPTED.set()
-    signal.default_int_handler(signum, frame)  # KeyboardInterrupt, as Python's own handler does
+def _on_sigint(_signum, _frame) -> None:
+    INTERRUPTED.set()  # only noted: see the module's docstring
+
+
+def take_over() -> bool:
+    """For a process that is not a node (the runner), once its imports are done: Ctrl-C raises KeyboardInterrupt
+    again from now on. True when one came during the imports: the process should stop at once."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return INTERRUPTED.is_set()
 
 
 if (

@@ -1,6 +1,7 @@
 """A Ctrl-C during a node's imports ends it without a traceback, also when the import turned it into another error
 (rclpy's C-extension import raises ImportError "initialization failed" from the KeyboardInterrupt); any other error
-still prints its traceback."""
+still prints its traceback. A SIGINT while the modules load is noted and honoured once the process can: raised
+inside a pybind11 module's import it would abort the process."""
 
 import subprocess
 import sys
@@ -39,3 +40,23 @@ def test_an_interrupt_a_library_swallowed_during_the_imports_still_stops_the_nod
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_sigint_during_a_pybind11_import_is_noted_not_raised_inside_it():
+    """The signal arrives while rclpy (a pybind11 extension) is being imported: the process must not abort; the
+    interrupt is there for whoever takes the signals over, and a later Ctrl-C raises again after take_over."""
+    code = (
+        "import os, signal, threading\n"
+        "import so101_contract.quiet_interrupt as qi\n"
+        "threading.Timer(0.0, os.kill, (os.getpid(), signal.SIGINT)).start()\n"
+        "import rclpy, rclpy.node, pinocchio\n"
+        "import time; deadline = time.monotonic() + 10\n"
+        "while not qi.INTERRUPTED.is_set() and time.monotonic() < deadline: time.sleep(0.01)\n"
+        "assert qi.take_over(), 'the interrupt was lost'\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('raised after take_over')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "raised after take_over" in result.stdout, result.stderr
