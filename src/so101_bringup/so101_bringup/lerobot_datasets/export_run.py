@@ -33,7 +33,7 @@ from so101_bringup.lerobot_datasets.layout import (
 from so101_bringup.lerobot_datasets.transitions import EXPORT_MARK, LEROBOT_GRIPPER_OFFSET
 from so101_bringup.lerobot_datasets.writer import DatasetWriter
 from so101_bringup.records.importer import BagImportError, TransitionBags
-from so101_contract.control import CONTROL_RATE_HZ
+from so101_contract.control import ACTION_DIM, CONTROL_RATE_HZ
 from so101_contract.run_dir import LearnerDir, RunDir
 from so101_contract.state import JOINT_POSITIONS
 from so101_driver.hardware.calibration import radians_to_lerobot_degrees
@@ -45,9 +45,9 @@ CAMERA = "observation.images.wrist"
 SCALE = 2  # each policy pixel becomes SCALE x SCALE video pixels
 DEFAULT_TASK = "Pick up the cube."
 FEATURES = {
-    STATE: {"dtype": "float32", "shape": [6], "names": list(JOINT_FEATURE_NAMES),
+    STATE: {"dtype": "float32", "shape": [len(JOINT_FEATURE_NAMES)], "names": list(JOINT_FEATURE_NAMES),
             "info": {f"{EXPORT_MARK}.units": "degrees"}},
-    ACTION: {"dtype": "float32", "shape": [4], "names": ["delta_x", "delta_y", "delta_z", "gripper"]},
+    ACTION: {"dtype": "float32", "shape": [ACTION_DIM], "names": ["delta_x", "delta_y", "delta_z", "gripper"]},
     REWARD: {"dtype": "float32", "shape": [1], "names": None},
     DONE: {"dtype": "bool", "shape": [1], "names": None},
     INTERVENTION: {"dtype": "float32", "shape": [1], "names": None},

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import struct
 import sys
 import tempfile
@@ -24,23 +23,22 @@ import yaml
 from rclpy.serialization import serialize_message
 from tqdm import tqdm
 
-from so101_bringup.lerobot_datasets.layout import DATA_PATH, INFO_PATH, DatasetError
+from so101_bringup.lerobot_datasets.layout import INFO_PATH, DatasetError
 from so101_bringup.lerobot_datasets.reader import DatasetReader
 from so101_bringup.lerobot_datasets.transitions import (
     EpisodeConverter,
     ImportOptions,
     Step,
-    control_indices,
+    check_dataset,
 )
 from so101_bringup.records.importer import BagImportError, import_locked
-from so101_contract.control import ACTION_DIM
 from so101_contract.run_dir import LearnerDir
 from so101_contract.stamps import ns_to_stamp
 from so101_driver.hardware.calibration import LEROBOT_UNITS, CalibrationError, JointConversion
 from so101_driver.vision.preprocessing import ImagePreprocessing, PreprocessingError
 from so101_hilserl_core.messages import observation_to_msg
-from so101_hilserl_core.policy import PolicyConfig
 from so101_hilserl_interfaces.msg import Transition
+from so101_hilserl_learner.learner import network_of
 from so101_hilserl_learner.run_lock import RunDirBusy, RunDirLock
 from so101_reward.classifier import RewardClassifier, RewardModelError
 
@@ -48,12 +46,13 @@ _LENGTH = struct.Struct("<I")
 
 
 def step_message(step: Step, actor_id: str, episode_id: int, index: int) -> Transition:
-    """One converted step as the actor would have published it (a demonstration's policy_action is its action)."""
+    """One converted step as the actor would have published it (a demonstration's policy_action is its action; no
+    classifier judged it). The observations go through the one conversion (so101_hilserl_core.messages)."""
     stamp = ns_to_stamp(round(step.stamp_s * 1e9))
+    action = [float(v) for v in step.action]
     msg = Transition(actor_id=actor_id, episode_id=episode_id, step=index, intervention=step.intervention,
-                     action=[float(v) for v in step.action], policy_action=[float(v) for v in step.action],
-                     reward=float(step.reward), success_probability=float("nan"), terminated=step.terminated,
-                     truncated=step.truncated, policy_version=0, evaluation=False)  # fmt: skip
+                     action=action, policy_action=action, reward=float(step.reward), terminated=step.terminated,
+                     truncated=step.truncated, success_probability=float("nan"), policy_version=0)  # fmt: skip
     msg.header.stamp, msg.header.frame_id = stamp, "base_link"
     msg.observation = observation_to_msg(step.image, step.state, stamp)
     if step.next_image is not None:
@@ -65,8 +64,8 @@ def dataset_digest(root: Path, options: ImportOptions) -> str:
     """SHA-256 of what decides the transitions: the metadata, the data files and the import's choices (the videos
     are named by the metadata; hashing gigabytes of them would cost more than the import)."""
     digest = hashlib.sha256()
-    for path in [root / INFO_PATH, *sorted((root / "meta" / "episodes").rglob("*.parquet")),
-                 *sorted(root.glob(DATA_PATH.split("/", 1)[0] + "/**/*.parquet"))]:  # fmt: skip
+    for path in [root / INFO_PATH, *sorted(root.glob("meta/episodes/**/*.parquet")),
+                 *sorted(root.glob("data/**/*.parquet"))]:  # fmt: skip
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
     choices = (options.camera, options.units, sorted(options.success or []), options.include_failures,
@@ -89,7 +88,6 @@ class DatasetSource:
         self.skipped: Counter[str] = Counter()
         self.episodes = self.successes = self.count = 0
         self.frames = sum(e.length for e in reader.episodes)
-        bound = sum(len(control_indices(e.length, reader.fps)) for e in reader.episodes)
         with open(self.spool, "wb") as spool:
             for episode in tqdm(reader.episodes, desc="episodes", unit="episode"):
                 result = self.converter.convert(episode)
@@ -102,7 +100,6 @@ class DatasetSource:
                     raw = serialize_message(step_message(step, self.actor_id, episode.index, index))
                     spool.write(_LENGTH.pack(len(raw)) + raw)
                     self.count += 1
-        self.count = min(self.count, bound)
 
     def digests(self) -> list[tuple[str, str]]:
         return [(f"{self.root} (LeRobot dataset)", self.digest)]
@@ -175,7 +172,7 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Impor
         args.network, args.preprocessing = network, preprocessing_text
     try:
         success = _episodes(args.success) if args.success else None
-        policy = replace(PolicyConfig(), **(json.loads(args.network) if args.network else {}))
+        policy = network_of(args.network)
         preprocessing = ImagePreprocessing.from_parameter(args.preprocessing) if args.preprocessing else None
     except (TypeError, ValueError, PreprocessingError) as err:
         parser.error(str(err))
@@ -242,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     options = _options(args, parser)
     try:
         if args.success is None and options.classifier is None:
-            reader = DatasetReader(args.dataset)
-            if list(reader.features.get("action", {}).get("shape") or []) != [ACTION_DIM]:
+            if check_dataset(DatasetReader(args.dataset), options) == "recording":
                 raise DatasetError(
                     f"{args.dataset}: say which episodes succeeded: --success all, --success 0,2,5-9, or "
                     "--classifier MODEL_DIR (a recording has no reward)"
